@@ -1,0 +1,150 @@
+"""Reading and writing audio and video files with PyAV (and soundfile for .wav)."""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import soundfile as sf
+
+from hgrlib.data.records import DataError
+
+
+def _resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    if sr_in == sr_out or x.size == 0:
+        return x.astype(np.float32)
+    import soxr  # librosa's default resampler; a dependency of librosa
+
+    return soxr.resample(x, sr_in, sr_out).astype(np.float32)
+
+
+def read_audio(path: str | Path, sr: int = 16000) -> np.ndarray:
+    """Mono float32 waveform at `sr` Hz from a .wav or the audio track of a video file."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    try:
+        if path.suffix.lower() == ".wav":
+            x, sr_in = sf.read(str(path), dtype="float32", always_2d=True)
+            x = x.mean(axis=1)
+        else:
+            with av.open(str(path)) as box:
+                if not box.streams.audio:
+                    raise DataError(f"{path}: no audio track")
+                stream = box.streams.audio[0]
+                sr_in = stream.codec_context.sample_rate
+                chunks = [f.to_ndarray() for f in box.decode(stream)]
+            if not chunks:
+                x = np.zeros(0, np.float32)
+            else:
+                # planar (channels, n) or packed (1, n*channels) layouts; average the channels
+                chans = stream.codec_context.channels if hasattr(stream.codec_context, "channels") else 1
+                parts = []
+                for c in chunks:
+                    c = c.astype(np.float32)
+                    if c.shape[0] == 1 and chans > 1:
+                        c = c.reshape(-1, chans).T
+                    parts.append(c.mean(axis=0))
+                x = np.concatenate(parts)
+                if np.issubdtype(chunks[0].dtype, np.integer):
+                    x /= float(np.iinfo(chunks[0].dtype).max)
+    except DataError:
+        raise
+    except Exception as e:  # PyAV / libsndfile errors come in many types
+        raise DataError(f"{path}: cannot decode audio ({type(e).__name__}: {e})") from e
+    if x.size == 0:
+        raise DataError(f"{path}: audio is empty")
+    return _resample(x, sr_in, sr)
+
+
+def video_info(path: str | Path) -> tuple[int, float, int, int]:
+    """(number of frames, fps, height, width) of a video file, from its container."""
+    path = Path(path)
+    try:
+        with av.open(str(path)) as box:
+            if not box.streams.video:
+                raise DataError(f"{path}: no video track")
+            s = box.streams.video[0]
+            fps = float(s.average_rate or s.guessed_rate or 25)
+            n = s.frames or int(round(float(s.duration * s.time_base) * fps)) if s.duration else s.frames
+            return int(n or 0), fps, s.codec_context.height, s.codec_context.width
+    except DataError:
+        raise
+    except Exception as e:
+        raise DataError(f"{path}: cannot open video ({type(e).__name__}: {e})") from e
+
+
+def read_video(path: str | Path, max_side: int | None = None) -> tuple[np.ndarray, float]:
+    """All frames as uint8 RGB (T, H, W, 3) and the frame rate; optionally downscaled so max(H, W) <= max_side."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    try:
+        with av.open(str(path)) as box:
+            if not box.streams.video:
+                raise DataError(f"{path}: no video track")
+            stream = box.streams.video[0]
+            stream.thread_type = "AUTO"
+            fps = float(stream.average_rate or stream.guessed_rate or 25)
+            h, w = stream.codec_context.height, stream.codec_context.width
+            kw = {}
+            if max_side and max(h, w) > max_side:
+                s = max_side / max(h, w)
+                kw = {"width": int(round(w * s)) // 2 * 2, "height": int(round(h * s)) // 2 * 2}
+            frames = [f.to_ndarray(format="rgb24", **kw) for f in box.decode(stream)]
+    except DataError:
+        raise
+    except Exception as e:
+        raise DataError(f"{path}: cannot decode video ({type(e).__name__}: {e})") from e
+    if not frames:
+        raise DataError(f"{path}: video has no frames")
+    return np.stack(frames), fps
+
+
+def write_wav(path: str | Path, x: np.ndarray, sr: int) -> None:
+    """16-bit PCM .wav, written atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    sf.write(str(tmp), np.clip(x, -1, 1), sr, subtype="PCM_16", format="WAV")
+    os.replace(tmp, path)
+
+
+def write_video(
+    path: str | Path,
+    frames: np.ndarray,
+    fps: int,
+    audio: np.ndarray | None = None,
+    sr: int = 16000,
+    crf: int = 23,
+) -> None:
+    """H.264 .mp4 (with an AAC track if `audio` is given) from uint8 RGB frames (T, H, W, 3), atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".part" + path.suffix)
+    t, h, w, _ = frames.shape
+    with av.open(str(tmp), mode="w") as box:
+        vs = box.add_stream("libx264", rate=Fraction(fps))
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        vs.options = {"crf": str(crf), "preset": "veryfast"}
+        vs.thread_type = "NONE"
+        if audio is not None:
+            aus = box.add_stream("aac", rate=sr)
+            aus.layout = "mono"
+        for img in frames:
+            for pkt in vs.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")):
+                box.mux(pkt)
+        for pkt in vs.encode():
+            box.mux(pkt)
+        if audio is not None:
+            pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16)[None, :]
+            af = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+            af.sample_rate = sr
+            for pkt in aus.encode(af):
+                box.mux(pkt)
+            for pkt in aus.encode():
+                box.mux(pkt)
+    os.replace(tmp, path)
