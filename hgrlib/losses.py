@@ -1,0 +1,124 @@
+"""Losses: Soft-HGR (the paper's common-information objective), its baselines, and the joint loss.
+
+Correlation objectives take two feature batches f, g of shape (N, d) and return a scalar to
+*maximise*; the joint loss subtracts them.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from hgrlib.config import LossConfig
+
+
+def _centre(x: Tensor) -> Tensor:
+    return x - x.mean(dim=0, keepdim=True)
+
+
+def soft_hgr(f: Tensor, g: Tensor) -> Tensor:
+    """Soft-HGR objective (Wang et al., AAAI 2019; PAPER.md): E[f(X)ᵀg(Y)] − ½·tr(cov(f(X))·cov(g(Y))).
+
+    Both features are centred over the batch; the covariances are d×d with the unbiased N−1
+    normaliser and the inner product a batch mean, as in Xu's MCR reference code.
+    """
+    n = f.shape[0]
+    if n < 2:
+        raise ValueError(f"soft_hgr needs a batch of at least 2 samples, got {n}")
+    f, g = _centre(f), _centre(g)
+    inner = (f * g).sum(dim=1).mean()
+    cov_f = f.T @ f / (n - 1)
+    cov_g = g.T @ g / (n - 1)
+    return inner - 0.5 * (cov_f * cov_g).sum()  # tr(AB) = Σ A∘Bᵀ, and cov_g is symmetric
+
+
+def cca_corr(f: Tensor, g: Tensor, eps: float = 1e-4) -> Tensor:
+    """Total canonical correlation (DCCA, Andrew et al. 2013): ‖Σff^{-1/2} Σfg Σgg^{-1/2}‖_* .
+
+    Needs the inverse square roots of the batch covariances; `eps`·I regularises them. When
+    N ≤ d the covariances are singular and, with small eps, the value and its gradient blow up:
+    the failure the paper cites as the reason to prefer Soft-HGR.
+    """
+    n, d = f.shape
+    f, g = _centre(f), _centre(g)
+    eye = torch.eye(d, dtype=f.dtype, device=f.device)
+    s_ff = f.T @ f / (n - 1) + eps * eye
+    s_gg = g.T @ g / (n - 1) + eps * eye
+    s_fg = f.T @ g / (n - 1)
+
+    def inv_sqrt(s: Tensor) -> Tensor:
+        w, v = torch.linalg.eigh(s)
+        return v @ torch.diag(w.clamp_min(1e-12).rsqrt()) @ v.T
+
+    t = inv_sqrt(s_ff) @ s_fg @ inv_sqrt(s_gg)
+    return torch.linalg.svdvals(t).sum()
+
+
+def infonce(f: Tensor, g: Tensor, temperature: float = 0.1) -> Tensor:
+    """Symmetric InfoNCE (CLIP, Radford et al. 2021) as an objective: −½(CE(f→g) + CE(g→f))."""
+    f, g = F.normalize(f, dim=1), F.normalize(g, dim=1)
+    logits = f @ g.T / temperature
+    target = torch.arange(f.shape[0], device=f.device)
+    return -0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+
+
+def correlation(f: Tensor, g: Tensor, kind: str, temperature: float = 0.1) -> Tensor:
+    """The pair objective named by LossConfig.corr."""
+    if kind == "hgr":
+        return soft_hgr(f, g)
+    if kind == "cca":
+        return cca_corr(f, g)
+    if kind == "infonce":
+        return infonce(f, g, temperature)
+    raise ValueError(f"unknown correlation objective {kind!r}; use 'hgr', 'cca' or 'infonce'")
+
+
+def gather_batch(x: Tensor) -> Tensor:
+    """Concatenate a feature batch over all ranks, with gradients (identity when not distributed).
+
+    Soft-HGR's means and covariances are batch statistics: under data parallelism they must be
+    taken over the global batch, or the loss silently changes with the number of processes.
+    """
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return x
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(x), dim=0)
+
+
+def joint_loss(out: dict[str, Tensor], y: Tensor, labeled: Tensor, cfg: LossConfig) -> tuple[Tensor, dict[str, float]]:
+    """The paper's joint loss on a batch of segments.
+
+    L = w_ce·CE(fusion) + w_ce_uni·(CE(a) + CE(v)) − λ·(w_av·S(f,g) + w_ay·S(f,h) + w_vy·S(g,h)).
+    CE and the label terms use the labeled rows only; S(f, g) needs no label and uses all rows
+    (the semi-supervised generalisation). `out` holds "logits" and, when present, "logits_a",
+    "logits_v", "f" (audio features), "g" (visual features), "h" (label embedding of y).
+    """
+    parts: dict[str, Tensor] = {}
+    lab = labeled.bool()
+    n_lab = int(lab.sum())
+    zero = out["logits"].sum() * 0.0
+    if n_lab > 0:
+        parts["ce"] = F.cross_entropy(out["logits"][lab], y[lab])
+        if cfg.w_ce_uni > 0:
+            for m in ("logits_a", "logits_v"):
+                if m in out:
+                    parts[f"ce_{m[-1]}"] = F.cross_entropy(out[m][lab], y[lab])
+    loss = cfg.w_ce * parts.get("ce", zero)
+    loss = loss + cfg.w_ce_uni * (parts.get("ce_a", zero) + parts.get("ce_v", zero))
+    if cfg.lam > 0:
+        corr = lambda a, b: correlation(gather_batch(a), gather_batch(b), cfg.corr, cfg.temperature)  # noqa: E731
+        common = zero
+        if cfg.w_av > 0 and "f" in out and "g" in out and out["f"].shape[0] >= 2:
+            parts["s_av"] = corr(out["f"], out["g"])
+            common = common + cfg.w_av * parts["s_av"]
+        if n_lab >= 2 and "h" in out:
+            for key, feat, w in (("s_ay", "f", cfg.w_ay), ("s_vy", "g", cfg.w_vy)):
+                if w > 0 and feat in out:
+                    parts[key] = corr(out[feat][lab], out["h"][lab])
+                    common = common + w * parts[key]
+        loss = loss - cfg.lam * common
+    return loss, {k: float(v.detach()) for k, v in parts.items()} | {"loss": float(loss.detach())}

@@ -1,0 +1,127 @@
+"""Soft-HGR against closed forms, and the baselines' basic properties."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from hgrlib.config import LossConfig
+from hgrlib.losses import cca_corr, correlation, infonce, joint_loss, soft_hgr
+
+
+def gaussian_pair(n: int, rho: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 1, generator=gen, dtype=torch.float64)
+    e = torch.randn(n, 1, generator=gen, dtype=torch.float64)
+    return x, rho * x + math.sqrt(1 - rho**2) * e
+
+
+@pytest.mark.parametrize("rho,a,b", [(0.8, 1.0, 1.0), (0.5, 2.0, 0.3), (-0.6, 1.5, -0.7), (0.0, 1.0, 1.0)])
+def test_soft_hgr_gaussian_closed_form(rho, a, b):
+    # Population value for f = a·x, g = b·y with corr(x, y) = rho: a·b·rho − a²b²/2.
+    x, y = gaussian_pair(400_000, rho)
+    s = soft_hgr(a * x, b * y).item()
+    assert s == pytest.approx(a * b * rho - (a * b) ** 2 / 2, abs=0.01)
+
+
+def test_soft_hgr_maximum_is_rho_squared_over_two():
+    rho = 0.7
+    x, y = gaussian_pair(200_000, rho, seed=1)
+    values = {ab: soft_hgr(ab * x, y).item() for ab in np.linspace(-1, 1.5, 26)}
+    best = max(values, key=values.get)
+    assert best == pytest.approx(rho, abs=0.06)
+    assert values[best] == pytest.approx(rho**2 / 2, abs=0.01)
+
+
+def test_soft_hgr_matches_definition_with_dxd_covariances():
+    gen = torch.Generator().manual_seed(3)
+    f, g = torch.randn(10, 4, generator=gen, dtype=torch.float64), torch.randn(10, 4, generator=gen, dtype=torch.float64)
+    fc, gc = f - f.mean(0), g - g.mean(0)
+    cov_f, cov_g = torch.tensor(np.cov(fc.T.numpy())), torch.tensor(np.cov(gc.T.numpy()))  # d×d, N−1
+    want = (fc * gc).sum(1).mean() - 0.5 * torch.trace(cov_f @ cov_g)
+    assert soft_hgr(f, g).item() == pytest.approx(want.item(), rel=1e-10)
+    # The widely copied N×N variant tr(f fᵀ g gᵀ) is a different quantity: make sure we are not it.
+    wrong = (fc * gc).sum(1).mean() - 0.5 * torch.trace(fc @ fc.T @ gc @ gc.T) / 9**2
+    assert abs(soft_hgr(f, g).item() - wrong.item()) > 1e-3
+
+
+def test_soft_hgr_invariances_and_errors():
+    gen = torch.Generator().manual_seed(4)
+    f, g = torch.randn(32, 5, generator=gen), torch.randn(32, 5, generator=gen)
+    assert soft_hgr(f + 3.0, g - 1.0).item() == pytest.approx(soft_hgr(f, g).item(), abs=1e-5)  # centred
+    assert soft_hgr(f, g).item() == pytest.approx(soft_hgr(g, f).item(), abs=1e-5)  # symmetric
+    q, _ = torch.linalg.qr(torch.randn(5, 5, generator=gen))
+    assert soft_hgr(f @ q, g @ q).item() == pytest.approx(soft_hgr(f, g).item(), abs=1e-4)  # rotation
+    with pytest.raises(ValueError, match="at least 2"):
+        soft_hgr(f[:1], g[:1])
+
+
+def test_soft_hgr_multidim_maximum_is_half_sum_of_squared_singular_values():
+    # Two independent Gaussian pairs with correlations 0.9 and 0.4: max = (0.81 + 0.16) / 2.
+    x1, y1 = gaussian_pair(200_000, 0.9, seed=5)
+    x2, y2 = gaussian_pair(200_000, 0.4, seed=6)
+    f, g = torch.cat([x1, x2], 1), torch.cat([y1, y2], 1)
+    scale = torch.diag(torch.tensor([0.9, 0.4], dtype=torch.float64).sqrt())  # optimal a·b = rho per pair
+    s = soft_hgr(f @ scale, g @ scale)
+    assert s.item() == pytest.approx((0.81 + 0.16) / 2, abs=0.01)
+
+
+def test_cca_recovers_canonical_correlations_and_breaks_when_n_le_d():
+    x1, y1 = gaussian_pair(50_000, 0.9, seed=7)
+    x2, y2 = gaussian_pair(50_000, 0.4, seed=8)
+    f, g = torch.cat([x1, x2], 1), torch.cat([y1, y2], 1)
+    assert cca_corr(f, g, eps=0.0).item() == pytest.approx(1.3, abs=0.02)
+    # N < d: covariance is singular, the total correlation saturates at d (spurious) or is not finite.
+    gen = torch.Generator().manual_seed(9)
+    f, g = torch.randn(8, 16, generator=gen), torch.randn(8, 16, generator=gen)
+    v = cca_corr(f, g, eps=1e-8)
+    assert (not torch.isfinite(v)) or v.item() > 5.0  # independent data, yet "correlated"
+    assert soft_hgr(f, g).item() < 1.0
+
+
+def test_infonce_prefers_aligned_pairs():
+    gen = torch.Generator().manual_seed(10)
+    f = torch.randn(64, 8, generator=gen)
+    assert infonce(f, f + 0.01 * torch.randn(64, 8, generator=gen)).item() > infonce(f, torch.randn(64, 8, generator=gen)).item()
+    assert infonce(f, f).item() <= 0.0
+    with pytest.raises(ValueError, match="unknown correlation"):
+        correlation(f, f, "dcca2")
+
+
+def _outputs(n=16, d=4, c=6, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return {k: torch.randn(n, d, generator=gen, requires_grad=True) for k in "fgh"} | {
+        "logits": torch.randn(n, c, generator=gen, requires_grad=True)
+    }, torch.randint(0, c, (n,), generator=gen)
+
+
+def test_joint_loss_composition():
+    out, y = _outputs()
+    lab = torch.ones(16, dtype=torch.bool)
+    ce_only, p = joint_loss(out, y, lab, LossConfig(lam=0.0))
+    assert set(p) == {"ce", "loss"}
+    full, p = joint_loss(out, y, lab, LossConfig(lam=0.5))
+    want = p["ce"] - 0.5 * (p["s_av"] + p["s_ay"] + p["s_vy"])
+    assert full.item() == pytest.approx(want, rel=1e-6)
+    assert p["s_av"] == pytest.approx(soft_hgr(out["f"], out["g"]).item(), rel=1e-6)
+    full.backward()
+    assert all(out[k].grad is not None for k in "fgh")
+
+
+def test_joint_loss_semi_supervised_uses_unlabeled_rows_only_for_audio_visual_term():
+    out, y = _outputs()
+    lab = torch.zeros(16, dtype=torch.bool)
+    lab[:6] = True
+    loss, p = joint_loss(out, y, lab, LossConfig(lam=1.0))
+    assert p["s_av"] == pytest.approx(soft_hgr(out["f"], out["g"]).item(), rel=1e-6)
+    assert p["s_ay"] == pytest.approx(soft_hgr(out["f"][:6], out["h"][:6]).item(), rel=1e-6)
+    import torch.nn.functional as F
+
+    assert p["ce"] == pytest.approx(F.cross_entropy(out["logits"][:6], y[:6]).item(), rel=1e-6)
+    # No labels at all: only the label-free term remains, and it still trains f and g.
+    loss, p = joint_loss(out, y, torch.zeros(16, dtype=torch.bool), LossConfig(lam=1.0))
+    assert set(p) == {"s_av", "loss"}
+    loss.backward()
+    assert out["f"].grad.abs().sum() > 0
+    assert out["logits"].grad is None or out["logits"].grad.abs().sum() == 0
