@@ -21,7 +21,8 @@ _TEMPLATES: dict[str, Path] = {}
 
 
 def _template(ext: str) -> Path:
-    """A real media file with extension ext (.mp4, .avi or .wav), made once per process."""
+    """A real media file with extension ext (.mp4, .avi or .wav), made once per process; any other
+    extension gets the .mp4 bytes."""
     if ext not in _TEMPLATES:
         d = Path(tempfile.mkdtemp(prefix="hgr_fixture_"))
         rng = np.random.default_rng(0)
@@ -40,7 +41,8 @@ def media_file(path: str | Path) -> Path:
     """Write a tiny real media file at path (its kind chosen by the extension)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(_template(path.suffix.lower()), path)
+    ext = path.suffix.lower()
+    shutil.copyfile(_template(ext if ext in (".wav", ".avi") else ".mp4"), path)
     return path
 
 
@@ -124,7 +126,8 @@ def make_enterface_fixture(root: str | Path, sentences=(1, 2)) -> Path:
     * subject 6: six unsegmented whole-session files s6_xx.avi directly in the emotion folders
     Stray: Thumbs.db in a sentence folder, a .txt at the top, a clip whose emotion folder (anger)
     disagrees with its name (s1_di_9.avi), a file with neither emotion folder nor code.
-    Expected accepted clips: 6 emotions x len(sentences) x 5 subjects + 1 (s16_su_3avi).
+    Expected accepted clips: 6 emotions x len(sentences) x 6 subjects (1, 2, 3, 11, 16, 23) + 1
+    (s16_su_3avi).
     """
     base = Path(root) / "enterface database"
     for subj in (1, 2, 3, 11, 16, 23):
