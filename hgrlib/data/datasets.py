@@ -154,7 +154,7 @@ def write_fold_files(out_dir) -> None:
 def load_fold_file(name: str) -> dict:
     """The shipped fold file for ravdess, enterface or baum1s, as a dict."""
     _check_name(name, FOLD_SPECS)
-    text = resources.files("hgrlib").joinpath("splits", f"{name}.json").read_text(encoding="utf-8")
+    text = resources.files("hgrlib").joinpath("splits").joinpath(f"{name}.json").read_text(encoding="utf-8")
     return json.loads(text)
 
 
