@@ -148,3 +148,40 @@ def write_video(
             for pkt in aus.encode():
                 box.mux(pkt)
     os.replace(tmp, path)
+
+
+def read_frames(path: str | Path, times: list[float]) -> tuple[np.ndarray, float, int]:
+    """The frames nearest to `times` (s) as uint8 RGB (K, H, W, 3), the fps, and the frames decoded.
+
+    Decodes sequentially (H.264 needs it) but converts only the wanted frames; a time past the
+    end of the stream gets the last frame.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    got: dict[int, np.ndarray] = {}
+    try:
+        with av.open(str(path)) as box:
+            if not box.streams.video:
+                raise DataError(f"{path}: no video track")
+            stream = box.streams.video[0]
+            stream.thread_type = "AUTO"
+            fps = float(stream.average_rate or stream.guessed_rate or 25)
+            indices = [max(0, int(round(t * fps))) for t in times]
+            wanted = set(indices)
+            stop = max(indices)
+            i, last = -1, None
+            for i, frame in enumerate(box.decode(stream)):
+                last = frame
+                if i in wanted:
+                    got[i] = frame.to_ndarray(format="rgb24")
+                if i >= stop:
+                    break
+    except DataError:
+        raise
+    except Exception as e:
+        raise DataError(f"{path}: cannot decode video ({type(e).__name__}: {e})") from e
+    if last is None:
+        raise DataError(f"{path}: video has no frames")
+    tail = last.to_ndarray(format="rgb24")
+    return np.stack([got.get(k, tail) for k in indices]), fps, i + 1

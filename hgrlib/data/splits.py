@@ -1,0 +1,80 @@
+"""Train / validation / test splits over segments, and the labeled subset for semi-supervised runs.
+
+Protocols (PAPER.md): `subject` holds out whole subjects (fold k is the test set, fold k+1 the
+validation set); `segment` splits segments at random (60/20/20), as the authors' follow-up did,
+so segments of one clip can fall on both sides and accuracy is inflated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hgrlib.data.datasets import FOLD_SPECS, load_folds, make_subject_folds
+
+
+@dataclass
+class Split:
+    """Flat segment indices (clip * n_segments + segment) of each part, and which training ones keep labels."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    labeled: np.ndarray  # bool, aligned with `train`
+    test_subjects: list[str]
+
+
+def subject_folds(dataset: str, subjects: list[str], n_folds: int) -> list[list[str]]:
+    """The shipped folds for a real dataset (restricted to subjects present), else folds made from the subjects."""
+    present = set(subjects)
+    if dataset in FOLD_SPECS:
+        folds = [[s for s in f if s in present] for f in load_folds(dataset)]
+        folds = [f for f in folds if f]
+        missing = present - {s for f in folds for s in f}
+        if len(folds) >= 3 and not missing:
+            return folds
+    return make_subject_folds(sorted(present), n_folds, seed=0)
+
+
+def make_split(
+    subjects: list[str], labels: np.ndarray, n_segments: int, *, dataset: str, protocol: str = "subject",
+    n_folds: int = 4, fold: int = 0, seed: int = 0, labeled_frac: float = 1.0,
+) -> Split:
+    """Split clips (given their subjects and labels) into segment index sets under `protocol`."""
+    n = len(subjects)
+    rng = np.random.default_rng(seed)
+    seg = lambda clips: (np.asarray(clips)[:, None] * n_segments + np.arange(n_segments)).ravel()  # noqa: E731
+    if protocol == "subject":
+        folds = subject_folds(dataset, subjects, n_folds)
+        if not 0 <= fold < len(folds):
+            raise ValueError(f"fold {fold} out of range: {dataset} has {len(folds)} subject folds")
+        test_s, val_s = set(folds[fold]), set(folds[(fold + 1) % len(folds)])
+        part = np.array(["test" if s in test_s else "val" if s in val_s else "train" for s in subjects])
+        train_clips = np.flatnonzero(part == "train")
+        # labeled subset: whole clips, stratified by class
+        lab_clips = _stratified_subset(train_clips, labels[train_clips], labeled_frac, rng)
+        train = seg(train_clips)
+        labeled = np.isin(train // n_segments, lab_clips)
+        return Split(train, seg(np.flatnonzero(part == "val")), seg(np.flatnonzero(part == "test")), labeled, sorted(test_s))
+    if protocol == "segment":
+        perm = rng.permutation(n * n_segments)
+        a, b = int(0.6 * len(perm)), int(0.8 * len(perm))
+        train = np.sort(perm[:a])
+        lab = _stratified_subset(train, labels[train // n_segments], labeled_frac, rng)
+        return Split(train, np.sort(perm[a:b]), np.sort(perm[b:]), np.isin(train, lab), [])
+    raise ValueError(f"unknown protocol {protocol!r}; use 'subject' or 'segment'")
+
+
+def _stratified_subset(items: np.ndarray, labels: np.ndarray, frac: float, rng: np.random.Generator) -> np.ndarray:
+    """A fraction `frac` of `items` from each class (at least one per class present)."""
+    if not 0 < frac <= 1:
+        raise ValueError(f"labeled_frac must be in (0, 1], got {frac}")
+    if frac == 1:
+        return items
+    keep = []
+    for c in np.unique(labels):
+        members = items[labels == c]
+        k = max(1, int(round(frac * len(members))))
+        keep.append(rng.choice(members, size=k, replace=False))
+    return np.sort(np.concatenate(keep))

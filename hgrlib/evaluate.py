@@ -1,0 +1,62 @@
+"""Metrics and feature analyses: accuracy, unweighted average recall, CKA, linear probes."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, confusion_matrix, recall_score
+from sklearn.model_selection import cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+
+def scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict:
+    """Accuracy, unweighted average recall (UAR, the mean of per-class recalls) and the confusion matrix."""
+    labels = list(range(n_classes))
+    return {
+        "acc": float(accuracy_score(y_true, y_pred)),
+        "uar": float(recall_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
+        "confusion": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+    }
+
+
+def clip_probs(seg_probs: np.ndarray, seg_clip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Average segment probabilities per clip: (clip ids in order, (n_clips, C) probabilities)."""
+    clips, inv = np.unique(seg_clip, return_inverse=True)
+    out = np.zeros((len(clips), seg_probs.shape[1]))
+    np.add.at(out, inv, seg_probs)
+    return clips, out / np.bincount(inv)[:, None]
+
+
+def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
+    """Linear CKA (Kornblith et al. 2019, eq. 5) between two representations of the same samples."""
+    x = x - x.mean(0)
+    y = y - y.mean(0)
+    hsic = np.linalg.norm(x.T @ y) ** 2
+    return float(hsic / (np.linalg.norm(x.T @ x) * np.linalg.norm(y.T @ y)))
+
+
+def canonical_correlations(x: np.ndarray, y: np.ndarray, k: int = 5, eps: float = 1e-3) -> np.ndarray:
+    """Top-k canonical correlations between two feature sets on held-out samples (regularised)."""
+    x = x - x.mean(0)
+    y = y - y.mean(0)
+    n = len(x)
+
+    def inv_sqrt(c: np.ndarray) -> np.ndarray:
+        w, v = np.linalg.eigh(c + eps * np.trace(c) / len(c) * np.eye(len(c)))
+        return v @ np.diag(w.clip(1e-12) ** -0.5) @ v.T
+
+    t = inv_sqrt(x.T @ x / n) @ (x.T @ y / n) @ inv_sqrt(y.T @ y / n)
+    return np.linalg.svd(t, compute_uv=False)[:k]
+
+
+def probe(features: np.ndarray, target: np.ndarray, seed: int = 0, folds: int = 5) -> float:
+    """Cross-validated score of a linear probe: accuracy for a discrete target, R² for a continuous one."""
+    from sklearn.linear_model import RidgeCV
+
+    discrete = target.dtype.kind in "iub" or target.dtype.kind in "OU"
+    if discrete:
+        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    else:
+        model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13)))
+    return float(cross_val_score(model, features, target, cv=folds).mean())

@@ -1,0 +1,81 @@
+"""From a profile to numbers: make or index the data, fill the feature cache, run grids of configs, tabulate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hgrlib.config import Config, DataConfig, FeatureConfig
+from hgrlib.data.cache import FeatureCache, PrepReport, load_features, prepare
+from hgrlib.data.datasets import classes_for, index_dataset
+from hgrlib.data.records import DataError, IndexReport
+from hgrlib.data.synthetic import SyntheticConfig, generate_corpus
+from hgrlib.train import FeatureSet, fit
+
+
+def prepare_data(
+    data: DataConfig, features: FeatureConfig, cache_dir: str = "cache", synthetic: SyntheticConfig | None = None,
+    workers: int = 2, progress: bool = True,
+) -> tuple[IndexReport, PrepReport]:
+    """Generate the synthetic corpus if that is the dataset (resumable), index the clips, fill the feature cache."""
+    if data.dataset == "synthetic":
+        generate_corpus(data.root, synthetic or SyntheticConfig(), workers=workers, progress=progress)
+    elif not Path(data.root).exists():
+        raise DataError(f"{data.root}: dataset folder not found (dataset={data.dataset!r}); give the path where it lies on your disk")
+    records, index_report = index_dataset(data.dataset, data.root, classes=data.classes)
+    cache = FeatureCache(cache_dir, data.dataset, features)
+    return index_report, prepare(records, cache, workers=workers, progress=progress)
+
+
+def load_featureset(data: DataConfig, features: FeatureConfig, cache_dir: str = "cache") -> FeatureSet:
+    """The cached features of every indexed clip that preparation did not skip."""
+    records, _ = index_dataset(data.dataset, data.root, classes=data.classes)
+    classes = classes_for(data.dataset, data.classes)
+    kept, audio, faces = load_features(records, FeatureCache(cache_dir, data.dataset, features))
+    return FeatureSet(
+        clip_ids=[r.clip_id for r in kept], subjects=[r.subject for r in kept],
+        labels=np.array([classes.index(r.emotion) for r in kept]), classes=classes,
+        audio=audio, faces=faces, dataset=data.dataset,
+    )
+
+
+def seeded_runs(cfg: Config, seeds: tuple[int, ...], n_folds: int) -> list[Config]:
+    """One config per seed; run i uses seed i on subject fold i mod n_folds, so spread covers seeds and folds."""
+    return [cfg.with_(train={"seed": s, "fold": i % n_folds}) for i, s in enumerate(seeds)]
+
+
+def run_all(cfgs: list[Config], fs: FeatureSet, runs_dir: str = "runs", progress: bool = True) -> list[dict]:
+    """Fit every config (finished ones are read back from runs/, not redone)."""
+    from tqdm.auto import tqdm
+
+    return [fit(c, fs, runs_dir, progress=progress) for c in tqdm(cfgs, desc="runs", unit="run", disable=not progress)]
+
+
+def results_frame(results: list[dict], **labels: list) -> pd.DataFrame:
+    """One row per run: its config's varied fields, any extra per-run labels, and its test metrics."""
+    rows = []
+    for i, r in enumerate(results):
+        c = r["config"]
+        row = {"modalities": c["model"]["modalities"], "lam": c["loss"]["lam"], "corr": c["loss"]["corr"],
+               "w_ce": c["loss"]["w_ce"], "protocol": c["train"]["protocol"], "labeled_frac": c["train"]["labeled_frac"],
+               "use_unlabeled": c["train"]["use_unlabeled"], "seed": c["train"]["seed"], "fold": c["train"]["fold"]}
+        row |= {k: v[i] for k, v in labels.items()}
+        row |= {k: r["test"][k] for k in ("acc", "uar", "seg_acc", "seg_uar", "clip_acc", "clip_uar")}
+        row["seconds"] = r["seconds"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def mean_std(df: pd.DataFrame, by: list[str], metrics: tuple[str, ...] = ("acc", "uar")) -> pd.DataFrame:
+    """Mean and standard deviation (ddof=1) of `metrics` over runs, per group, plus 'mean ± std' text columns (in %)."""
+    g = df.groupby(by, sort=False)
+    out = g.size().rename("runs").to_frame()
+    for m in metrics:
+        out[f"{m}_mean"] = g[m].mean()
+        out[f"{m}_std"] = g[m].std(ddof=1).fillna(0.0)
+        out[m] = [f"{100 * a:.1f} ± {100 * s:.1f}" for a, s in zip(out[f"{m}_mean"], out[f"{m}_std"])]
+    return out.reset_index()
+
+

@@ -1,0 +1,64 @@
+"""Run profiles: how big each experiment is. `smoke` for tests, `default` for a 2-core CPU, `paper` for a GPU."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from hgrlib.config import Config, DataConfig, FeatureConfig, LossConfig, ModelConfig, TrainConfig
+from hgrlib.data.synthetic import SyntheticConfig
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    config: Config  # the base experiment; notebooks vary loss, modalities, seeds, folds
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    seeds: tuple[int, ...] = (0, 1, 2)  # run i uses seed seeds[i] on subject fold i % n_folds
+    lam: float = 0.1  # λ of the joint loss when Soft-HGR is on
+    workers: int = 2  # processes for feature extraction
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        "smoke",
+        Config(
+            DataConfig(root="data/synthetic-smoke"),
+            FeatureConfig(n_segments=3, face_size=32),
+            ModelConfig(dim=16, width=8),
+            LossConfig(),
+            TrainConfig(epochs=2, batch_size=32, n_folds=3),
+        ),
+        SyntheticConfig(n_subjects=6, clips_per_emotion=1, duration=1.2),
+        seeds=(0, 1),
+    ),
+    "default": Profile(
+        "default",
+        Config(DataConfig(root="data/synthetic"), FeatureConfig(), ModelConfig(), LossConfig(), TrainConfig()),
+        SyntheticConfig(),
+    ),
+    "paper": Profile(
+        "paper",
+        Config(
+            DataConfig(root="data/synthetic-paper"),
+            FeatureConfig(n_segments=30, deltas=True, frames_per_segment=4, face_size=64),
+            ModelConfig(dim=128, width=32),
+            LossConfig(),
+            TrainConfig(epochs=40, batch_size=128, lr=1e-3, n_folds=6),
+        ),
+        SyntheticConfig(clips_per_emotion=8, duration=3.0),
+        seeds=(0, 1, 2, 3, 4),
+    ),
+}
+
+
+def get_profile(name: str, dataset: str = "synthetic", root: str | None = None, classes: int = 6) -> Profile:
+    """A profile, pointed at a real dataset (`dataset`, `root`) instead of the synthetic corpus if asked."""
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose from {sorted(PROFILES)}")
+    p = PROFILES[name]
+    if dataset == "synthetic" and root is None:
+        return p
+    if dataset != "synthetic" and not root:
+        raise ValueError(f"dataset {dataset!r} needs root= (the folder where it lies on your disk)")
+    data = DataConfig(dataset=dataset, root=root or p.config.data.root, classes=classes)
+    return replace(p, config=replace(p.config, data=data))

@@ -1,0 +1,191 @@
+"""Training: one run of one Config on a FeatureSet, supervised or semi-supervised, CPU or GPU.
+
+A run lives in runs/<config hash>/: checkpoint.pt after every epoch (resumed if interrupted),
+result.json when finished (a finished run is never redone), features.npz of the test clips.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from hgrlib.config import Config, config_hash
+from hgrlib.data.splits import Split, make_split
+from hgrlib.evaluate import clip_probs, scores
+from hgrlib.io import read_json, write_json
+from hgrlib.losses import joint_loss
+from hgrlib.models import EmotionModel
+
+
+@dataclass
+class FeatureSet:
+    """Cached features of a dataset, in memory: one row per clip, n_segments segments each."""
+
+    clip_ids: list[str]
+    subjects: list[str]
+    labels: np.ndarray  # (N,) class index
+    classes: tuple[str, ...]
+    audio: np.ndarray  # (N, S, C, M, L) float16
+    faces: np.ndarray  # (N, S, K, H, W, 3) uint8
+    dataset: str
+
+    @property
+    def n_segments(self) -> int:
+        return self.audio.shape[1]
+
+
+def pick_device(pref: str = "auto") -> torch.device:
+    """CUDA when present (or asked for), else the CPU."""
+    if pref == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if pref == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device='cuda' asked for, but no CUDA device is available")
+    return torch.device(pref)
+
+
+def seed_everything(seed: int) -> None:
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class Batcher:
+    """Turns flat segment indices into model-ready tensors; audio normalised per mel band with training stats."""
+
+    def __init__(self, fs: FeatureSet, train_idx: np.ndarray, device: torch.device) -> None:
+        self.fs, self.device = fs, device
+        s = fs.n_segments
+        a = fs.audio.reshape(-1, *fs.audio.shape[2:])[train_idx].astype(np.float32)  # (n, C, M, L)
+        self.mean = torch.from_numpy(a.mean(axis=(0, 3), keepdims=True)[0]).to(device)
+        self.std = torch.from_numpy(a.std(axis=(0, 3), keepdims=True)[0] + 1e-5).to(device)
+        self.audio = torch.from_numpy(fs.audio.reshape(-1, *fs.audio.shape[2:]))
+        self.faces = torch.from_numpy(fs.faces.reshape(-1, *fs.faces.shape[2:]))
+        self.labels = torch.from_numpy(np.repeat(fs.labels, s)).long()
+
+    def __call__(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        i = torch.from_numpy(idx)
+        a = (self.audio[i].to(self.device).float() - self.mean) / self.std
+        v = self.faces[i].to(self.device).permute(0, 1, 4, 2, 3).float().div_(255.0).sub_(0.5).div_(0.25)  # (B,K,3,H,W)
+        return a, v, self.labels[i].to(self.device)
+
+
+def _inputs(model: EmotionModel, a: torch.Tensor, v: torch.Tensor) -> tuple:
+    return (a if model.audio is not None else None, v if model.visual is not None else None)
+
+
+@torch.no_grad()
+def predict(model: EmotionModel, batcher: Batcher, idx: np.ndarray, batch_size: int = 256) -> dict[str, np.ndarray]:
+    """Segment-level probabilities and features for the segments `idx`."""
+    model.eval()
+    probs, feats = [], {"f": [], "g": []}
+    for k in range(0, len(idx), batch_size):
+        a, v, _ = batcher(idx[k : k + batch_size])
+        out = model(*_inputs(model, a, v))
+        probs.append(out["logits"].softmax(1).cpu())
+        for key in feats:
+            if key in out:
+                feats[key].append(out[key].cpu())
+    res = {"probs": torch.cat(probs).numpy()}
+    res |= {k: torch.cat(v).numpy() for k, v in feats.items() if v}
+    return res
+
+
+def evaluate_split(model: EmotionModel, batcher: Batcher, idx: np.ndarray, fs: FeatureSet, protocol: str) -> dict:
+    """Segment- and clip-level scores on `idx`; the headline (acc, uar) is clip-level under `subject`."""
+    pred = predict(model, batcher, idx)
+    y_seg = fs.labels[idx // fs.n_segments]
+    c = len(fs.classes)
+    seg = scores(y_seg, pred["probs"].argmax(1), c)
+    clips, p = clip_probs(pred["probs"], idx // fs.n_segments)
+    clip = scores(fs.labels[clips], p.argmax(1), c)
+    head = clip if protocol == "subject" else seg
+    return {"acc": head["acc"], "uar": head["uar"], "confusion": head["confusion"], "seg_acc": seg["acc"],
+            "seg_uar": seg["uar"], "clip_acc": clip["acc"], "clip_uar": clip["uar"], "_pred": pred, "_clips": clips}
+
+
+def fit(cfg: Config, fs: FeatureSet, runs_dir: str = "runs", progress: bool = True) -> dict:
+    """Train, select the epoch with the best validation UAR, test it; cached by the config's hash."""
+    run_dir = os.path.join(runs_dir, config_hash(cfg.to_dict() | {"data_clips": len(fs.clip_ids)}))
+    result_file = os.path.join(run_dir, "result.json")
+    if os.path.exists(result_file):
+        return read_json(result_file)
+    os.makedirs(run_dir, exist_ok=True)
+    t0 = time.perf_counter()
+    tc = cfg.train
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    device = pick_device(tc.device)
+    seed_everything(tc.seed)
+    split = make_split(fs.subjects, fs.labels, fs.n_segments, dataset=fs.dataset, protocol=tc.protocol,
+                       n_folds=tc.n_folds, fold=tc.fold, seed=tc.seed, labeled_frac=tc.labeled_frac)
+    train_idx = split.train if tc.use_unlabeled else split.train[split.labeled]
+    labeled = split.labeled if tc.use_unlabeled else np.ones(len(train_idx), bool)
+    batcher = Batcher(fs, split.train, device)
+    model = EmotionModel(len(fs.classes), fs.audio.shape[2], fs.faces.shape[2], cfg.model).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=tc.epochs * max(1, len(train_idx) // tc.batch_size), pct_start=0.2)
+    state = {"epoch": 0, "best_uar": -1.0, "best": None, "history": []}
+    ckpt = os.path.join(run_dir, "checkpoint.pt")
+    if os.path.exists(ckpt):  # resume an interrupted run
+        saved = torch.load(ckpt, map_location=device, weights_only=False)
+        model.load_state_dict(saved["model"]), opt.load_state_dict(saved["opt"]), sched.load_state_dict(saved["sched"])
+        state = saved["state"]
+        torch.set_rng_state(saved["rng"])
+    bar = tqdm(range(state["epoch"], tc.epochs), desc=f"train {cfg.model.modalities} lam={cfg.loss.lam} seed={tc.seed}",
+               unit="epoch", disable=not progress, leave=False)
+    for epoch in bar:
+        model.train()
+        order = np.random.default_rng([tc.seed, epoch]).permutation(len(train_idx))  # same order after a resume
+        sums: dict[str, float] = {}
+        n_batches = len(order) // tc.batch_size
+        for b in range(n_batches):
+            sel = order[b * tc.batch_size : (b + 1) * tc.batch_size]
+            a, v, y = batcher(train_idx[sel])
+            out = model(*_inputs(model, a, v), y)
+            loss, parts = joint_loss(out, y, torch.from_numpy(labeled[sel]).to(device), cfg.loss)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            for k, x in parts.items():
+                sums[k] = sums.get(k, 0.0) + x / n_batches
+        val = evaluate_split(model, batcher, split.val, fs, tc.protocol)
+        state["history"].append({"epoch": epoch + 1, **sums, "val_acc": val["acc"], "val_uar": val["uar"]})
+        if val["uar"] > state["best_uar"]:
+            state["best_uar"] = val["uar"]
+            state["best"] = {k: t.detach().cpu().clone() for k, t in model.state_dict().items()}
+        state["epoch"] = epoch + 1
+        bar.set_postfix(loss=f"{sums.get('loss', 0):.3f}", val_uar=f"{val['uar']:.3f}")
+        tmp = ckpt + ".part"
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "state": state,
+                    "rng": torch.get_rng_state()}, tmp)
+        os.replace(tmp, ckpt)
+    model.load_state_dict(state["best"])
+    test = evaluate_split(model, batcher, split.test, fs, tc.protocol)
+    pred, clips = test.pop("_pred"), test.pop("_clips")
+    _save_test_features(run_dir, pred, clips, split, fs)
+    result = {"config": cfg.to_dict(), "test": test, "history": state["history"], "best_val_uar": state["best_uar"],
+              "n_train_segments": int(len(train_idx)), "n_labeled_segments": int(labeled.sum()),
+              "n_test_segments": int(len(split.test)), "test_subjects": split.test_subjects,
+              "device": str(device), "seconds": time.perf_counter() - t0, "run_dir": run_dir}
+    write_json(result_file, result)
+    os.remove(ckpt)
+    return result
+
+
+def _save_test_features(run_dir: str, pred: dict, clips: np.ndarray, split: Split, fs: FeatureSet) -> None:
+    """Clip-level (segment-averaged) test features, for stability and embedding analyses."""
+    seg_clip = split.test // fs.n_segments
+    out = {"clip_index": clips, "labels": fs.labels[clips], "subjects": np.array(fs.subjects)[clips]}
+    for k in ("f", "g"):
+        if k in pred:
+            _, mean = clip_probs(pred[k], seg_clip)
+            out[k] = mean.astype(np.float32)
+    _, out["probs"] = clip_probs(pred["probs"], seg_clip)
+    tmp = os.path.join(run_dir, "features.part.npz")
+    np.savez(tmp, **out)
+    os.replace(tmp, os.path.join(run_dir, "features.npz"))
