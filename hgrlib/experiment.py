@@ -11,6 +11,7 @@ from hgrlib.config import Config, DataConfig, FeatureConfig
 from hgrlib.data.cache import FeatureCache, PrepReport, load_features, prepare
 from hgrlib.data.datasets import classes_for, index_dataset
 from hgrlib.data.records import DataError, IndexReport
+from hgrlib.data.splits import subject_folds
 from hgrlib.data.synthetic import SyntheticConfig, generate_corpus
 from hgrlib.train import FeatureSet, fit
 
@@ -41,9 +42,10 @@ def load_featureset(data: DataConfig, features: FeatureConfig, cache_dir: str = 
     )
 
 
-def seeded_runs(cfg: Config, seeds: tuple[int, ...], n_folds: int) -> list[Config]:
-    """One config per seed; run i uses seed i on subject fold i mod n_folds, so spread covers seeds and folds."""
-    return [cfg.with_(train={"seed": s, "fold": i % n_folds}) for i, s in enumerate(seeds)]
+def seeded_runs(cfg: Config, seeds: tuple[int, ...] | list[int], fs: FeatureSet) -> list[Config]:
+    """One config per seed; run i uses seed i on subject fold i mod (number of folds): spread covers seeds and folds."""
+    n_folds = len(subject_folds(fs.dataset, fs.subjects, cfg.train.n_folds))
+    return [cfg.with_(train={"seed": int(s), "fold": i % n_folds}) for i, s in enumerate(seeds)]
 
 
 def run_all(cfgs: list[Config], fs: FeatureSet, runs_dir: str = "runs", progress: bool = True) -> list[dict]:

@@ -1,0 +1,184 @@
+"""Batch reproduction (what run_all.sh calls): every notebook through papermill, skipping unchanged work.
+
+A notebook is re-run when its own file, its parameters, the hgrlib sources, its upstream notebook
+(01's data preparation) or, for 01, the dataset's file listing changed; otherwise it is skipped.
+Executed notebooks go to results/<dataset>-<profile>/ (also as HTML), and results/manifest.json
+lists every table and figure with the notebook and parameters that made it, the commit, the time
+and a sha256.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+
+from hgrlib.io import read_json, write_json, write_text
+from hgrlib.report import markdown_table, project_dir
+
+NOTEBOOK_DIR = "notebooks"
+
+
+def _sha(*parts: bytes) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(hashlib.sha256(p).digest())
+    return h.hexdigest()
+
+
+def sources_digest(repo: Path) -> bytes:
+    """Digest of the library's code: a change to any hgrlib module re-runs the notebooks."""
+    files = sorted((repo / "hgrlib").rglob("*.py")) + sorted((repo / "hgrlib").rglob("*.json"))
+    return _sha(*(f.relative_to(repo).as_posix().encode() + f.read_bytes() for f in files)).encode()
+
+
+def data_digest(dataset: str, root: str | None) -> bytes:
+    """Digest of a real dataset's file listing (names, sizes, mtimes); the synthetic corpus is made from code."""
+    if dataset == "synthetic" or not root or not Path(root).exists():
+        return f"{dataset}:{root}".encode()
+    p = Path(root)
+    files = [p] if p.is_file() else sorted(x for x in p.rglob("*") if x.is_file())
+    return _sha(*(f"{f}:{f.stat().st_size}:{f.stat().st_mtime_ns}".encode() for f in files)).encode()
+
+
+def git_commit(repo: Path) -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "hgrlib", "notebooks"], cwd=repo, capture_output=True, text=True).stdout
+        return out + ("-dirty" if dirty.strip() else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def execute(nb: Path, out: Path, params: dict, cwd: Path) -> None:
+    """Run one notebook with papermill, then render it to HTML beside the executed copy."""
+    import nbformat
+    import papermill as pm
+    from nbconvert import HTMLExporter
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.running.ipynb")
+    pm.execute_notebook(str(nb), str(tmp), parameters=params, kernel_name="python3", cwd=str(cwd), progress_bar=False)
+    tmp.replace(out)
+    html, _ = HTMLExporter().from_notebook_node(nbformat.read(out, as_version=4))
+    write_text(out.with_suffix(".html"), html)
+
+
+def run(profile: str = "default", dataset: str = "synthetic", root: str | None = None, classes: int = 6, only: list[str] | None = None,
+        jobs: int = 1, force: bool = False, results_dir: str = "results", figures_dir: str = "figures",
+        cache_dir: str = "cache", runs_dir: str = "runs", extra: dict | None = None) -> list[dict]:
+    """Execute the notebooks in order (02 onwards in parallel with `jobs` > 1); returns what was done."""
+    repo = project_dir()
+    tag = f"{dataset}-{profile}"
+    notebooks = sorted((repo / NOTEBOOK_DIR).glob("[0-9][0-9]_*.ipynb"))
+    if only:
+        notebooks = [n for n in notebooks if any(n.stem.startswith(o) for o in only)]
+    params = {"profile": profile, "dataset": dataset, "root": root, "classes": classes, "cache_dir": cache_dir,
+              "figures_dir": figures_dir, "results_dir": results_dir} | (extra or {})
+    src = sources_digest(repo)
+    out_dir = repo / results_dir / tag
+    upstream = data_digest(dataset, root)
+    done: list[dict] = []
+
+    def one(nb: Path, upstream: bytes) -> dict:
+        p = params | ({"runs_dir": runs_dir} if nb.stem != "01_data_prep" else {"workers": 2})
+        p = {k: v for k, v in p.items() if _has_parameter(nb, k)}
+        stamp = _sha(nb.read_bytes(), json.dumps(p, sort_keys=True).encode(), src, upstream)
+        out = out_dir / f"{nb.stem}.ipynb"
+        stamp_file = out_dir / f".{nb.stem}.stamp.json"
+        if not force and out.exists() and stamp_file.exists() and read_json(stamp_file).get("stamp") == stamp:
+            print(f"[skip] {nb.stem}: unchanged since its last run", flush=True)
+            return {"notebook": nb.stem, "status": "skipped", "stamp": stamp, "parameters": p}
+        print(f"[run ] {nb.stem} ({tag}) ...", flush=True)
+        t0 = time.perf_counter()
+        execute(nb, out, p, repo)
+        sec = time.perf_counter() - t0
+        write_json(stamp_file, {"stamp": stamp, "parameters": p, "seconds": sec})
+        print(f"[done] {nb.stem} in {sec:.0f} s", flush=True)
+        return {"notebook": nb.stem, "status": "ran", "stamp": stamp, "parameters": p, "seconds": sec}
+
+    rest = list(notebooks)
+    if rest and rest[0].stem.startswith("01"):
+        first = one(rest.pop(0), upstream)
+        done.append(first)
+        upstream = first["stamp"].encode()
+    elif (out_dir / ".01_data_prep.stamp.json").exists():
+        upstream = read_json(out_dir / ".01_data_prep.stamp.json")["stamp"].encode()
+    with ThreadPoolExecutor(max(1, jobs)) as ex:
+        done += list(ex.map(lambda nb: one(nb, upstream), rest))
+    write_manifest(repo, results_dir, figures_dir)
+    return done
+
+
+def _has_parameter(nb: Path, name: str) -> bool:
+    """Whether the notebook's parameters cell defines `name` (papermill would inject unknown ones anyway)."""
+    cells = json.loads(nb.read_text())["cells"]
+    params = next((c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])), None)
+    return params is not None and any(line.split("=")[0].strip() == name for line in "".join(params["source"]).splitlines())
+
+
+def write_manifest(repo: Path, results_dir: str = "results", figures_dir: str = "figures") -> Path:
+    """results/manifest.json and results/README.md: every table and figure, who made it, when, its sha256."""
+    commit = git_commit(repo)
+    entries = []
+    for base in (repo / results_dir, repo / figures_dir):
+        for f in sorted(base.rglob("*")):
+            if not f.is_file() or f.name.startswith(".") or f.suffix not in (".csv", ".md", ".json", ".png") or f.name in ("manifest.json", "README.md"):
+                continue
+            tag = f.parent.name
+            nb = f.name.split("_")[0]
+            stamp_file = repo / results_dir / tag / next((f".{s.stem}.stamp.json" for s in (repo / NOTEBOOK_DIR).glob(f"{nb}_*.ipynb")), "-")
+            meta = read_json(stamp_file) if stamp_file.exists() else {}
+            entries.append({
+                "file": Path(os.path.relpath(f, repo)).as_posix(), "notebook": next((s.name for s in (repo / NOTEBOOK_DIR).glob(f"{nb}_*.ipynb")), None),
+                "parameters": meta.get("parameters"), "commit": commit,
+                "time": datetime.fromtimestamp(f.stat().st_mtime, timezone.utc).isoformat(timespec="seconds"),
+                "sha256": hashlib.sha256(f.read_bytes()).hexdigest(),
+            })
+    write_json(repo / results_dir / "manifest.json", entries)
+    import pandas as pd
+
+    df = pd.DataFrame([{"file": f"[{e['file']}](../{e['file']})", "notebook": e["notebook"],
+                        "parameters": ", ".join(f"{k}={v}" for k, v in (e["parameters"] or {}).items() if k in ("profile", "dataset", "root", "lam", "seeds")),
+                        "time": e["time"], "sha256": e["sha256"][:12]} for e in entries])
+    text = "# Results index\n\nEvery table and figure, the notebook and parameters that made it (`run_all.sh`), when, and a sha256 prefix. Full details: `manifest.json`.\n\n"
+    write_text(repo / results_dir / "README.md", text + (markdown_table(df) if len(df) else "(nothing yet)\n"))
+    return repo / results_dir / "manifest.json"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="Run the notebooks through papermill (see run_all.sh).")
+    ap.add_argument("--profile", default="default", choices=["smoke", "default", "paper"])
+    ap.add_argument("--dataset", default="synthetic")
+    ap.add_argument("--root", default=None)
+    ap.add_argument("--classes", type=int, default=6)
+    ap.add_argument("--only", default="", help="comma-separated notebook numbers, e.g. 01,02")
+    ap.add_argument("-j", "--jobs", type=int, default=1)
+    ap.add_argument("--force", action="store_true", help="re-run notebooks even if unchanged")
+    ap.add_argument("--results", default="results")
+    ap.add_argument("--figures", default="figures")
+    ap.add_argument("--cache", default="cache")
+    ap.add_argument("--runs", default="runs")
+    a = ap.parse_args(argv)
+    if a.dataset != "synthetic" and not a.root:
+        ap.error(f"--dataset {a.dataset} needs --root PATH (where the dataset lies on your disk)")
+    t0 = time.perf_counter()
+    run(a.profile, a.dataset, a.root, a.classes, [o for o in a.only.split(",") if o], a.jobs, a.force,
+        a.results, a.figures, a.cache, a.runs)
+    tag = f"{a.dataset}-{a.profile}"
+    table = project_dir() / a.results / tag / "02_supervised_table.md"
+    print(f"\nAll notebooks done in {time.perf_counter() - t0:.0f} s. Executed notebooks: {a.results}/{tag}/, figures: {a.figures}/{tag}/")
+    if table.exists():
+        print("\n" + table.read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Reproduce every table and figure: make/prepare the data, run the notebooks through papermill into
+# results/ and figures/, print the main table. Unchanged notebooks are skipped on a re-run.
+#
+#   ./run_all.sh                                   default profile, synthetic corpus (about 15 min on 2 CPU cores)
+#   ./run_all.sh --profile smoke                   tiny, about a minute a notebook
+#   ./run_all.sh --dataset ravdess --root /data/RAVDESS [--classes 8]
+#   ./run_all.sh --only 01,02 -j 2 --force
+set -euo pipefail
+cd "$(dirname "$0")"
+source scripts/ensure_env.sh
+export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore::FutureWarning}"
+exec python -m hgrlib.runner "$@"
