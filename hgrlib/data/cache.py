@@ -84,11 +84,13 @@ _worker: dict = {}
 
 
 def _init_worker(cfg: FeatureConfig) -> None:
+    import cv2
     import torch
 
     from hgrlib.data.faces import FaceDetector
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(1)  # one thread per worker process: the workers are the parallelism
+    cv2.setNumThreads(1)
     _worker["cfg"], _worker["detector"] = cfg, FaceDetector(max_side=cfg.detect_max_side)
 
 

@@ -1,0 +1,61 @@
+"""Every notebook, executed through the batch runner with the smoke profile, into temporary folders."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from hgrlib import runner
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    base = tmp_path_factory.mktemp("smoke")
+    kw = dict(profile="smoke", dataset="synthetic", root=str(base / "corpus"), results_dir=str(base / "results"),
+              figures_dir=str(base / "figures"), cache_dir=str(base / "cache"), runs_dir=str(base / "runs"))
+    first = runner.run(**kw)
+    return base, kw, first
+
+
+def test_every_notebook_runs_and_writes_its_outputs(smoke_run):
+    base, _, first = smoke_run
+    notebooks = sorted(p.stem for p in Path("notebooks").glob("[0-9][0-9]_*.ipynb"))
+    assert [d["notebook"] for d in first] == notebooks and all(d["status"] == "ran" for d in first)
+    out = base / "results" / "synthetic-smoke"
+    for nb in notebooks:
+        assert (out / f"{nb}.ipynb").exists() and (out / f"{nb}.html").exists()
+    table = pd.read_csv(out / "02_supervised_table.csv")
+    assert list(table["condition"]) == ["audio only (CE)", "visual only (CE)", "fusion (CE)", "fusion (CE + Soft-HGR)"]
+    assert (table["runs"] == 2).all()
+    for fig in ("01_examples.png", "02_confusion.png", "02_training_curves.png", "02_accuracy.png"):
+        assert (base / "figures" / "synthetic-smoke" / fig).stat().st_size > 1000
+
+
+def test_manifest_lists_every_output_with_its_hash(smoke_run):
+    base, _, _ = smoke_run
+    manifest = json.loads((base / "results" / "manifest.json").read_text())
+    files = {e["file"]: e for e in manifest}
+    assert any(f.endswith("02_supervised_table.csv") for f in files)
+    for f, e in files.items():
+        p = Path(f) if Path(f).is_absolute() else Path.cwd() / f
+        assert hashlib.sha256(p.read_bytes()).hexdigest() == e["sha256"]
+        assert e["notebook"] and e["parameters"]["profile"] == "smoke"
+
+
+def test_rerun_skips_unchanged_notebooks(smoke_run):
+    _, kw, _ = smoke_run
+    again = runner.run(**kw)
+    assert all(d["status"] == "skipped" for d in again)
+
+
+def test_committed_notebooks_are_stripped_and_parameterized():
+    for nb in Path("notebooks").glob("*.ipynb"):
+        cells = json.loads(nb.read_text())["cells"]
+        assert all(not c.get("outputs") and not c.get("execution_count") for c in cells if c["cell_type"] == "code"), nb
+        assert any("parameters" in c.get("metadata", {}).get("tags", []) for c in cells), nb

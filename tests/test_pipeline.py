@@ -1,0 +1,142 @@
+"""Features, cache, splits and training on a tiny synthetic corpus."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from hgrlib.config import Config, FeatureConfig
+from hgrlib.data.cache import FeatureCache, load_features, prepare
+from hgrlib.data.datasets import index_dataset
+from hgrlib.data.features import audio_segments, key_frame_times, log_mel, segment_starts
+from hgrlib.data.splits import make_split
+from hgrlib.experiment import mean_std, results_frame, seeded_runs
+from hgrlib.train import fit
+
+
+def test_log_mel_matches_librosa_with_the_same_padding():
+    import librosa
+
+    cfg = FeatureConfig()
+    x = np.random.default_rng(0).normal(size=16000).astype(np.float32) * 0.1
+    ours = log_mel(torch.from_numpy(x)[None], cfg)[0].numpy()
+    ref = librosa.power_to_db(librosa.feature.melspectrogram(y=x, sr=16000, n_fft=640, win_length=640, hop_length=160, n_mels=94,
+                                                             window="hann", center=True, pad_mode="reflect", htk=True, norm=None, power=2.0),
+                              ref=1.0, amin=1e-10, top_db=80.0)
+    assert ours.shape == (94, 101)
+    assert np.abs(ours - ref).max() < 0.05  # dB
+
+
+def test_segments_and_key_frames_are_aligned_and_cover_the_clip():
+    cfg = FeatureConfig(n_segments=4, segment_frames=64, frames_per_segment=2)
+    starts = segment_starts(300, cfg)
+    assert starts[0] == 0 and starts[-1] == 300 - 64 and np.all(np.diff(starts) > 0)
+    t = np.array(key_frame_times(starts, cfg)).reshape(4, 2)
+    assert np.all(t[:, 0] >= starts * 0.01) and np.all(t[:, 1] <= (starts + 64) * 0.01)
+    segs, _ = audio_segments(torch.zeros(94, 30), FeatureConfig(n_segments=2, deltas=True))  # shorter than a segment
+    assert segs.shape == (2, 3, 94, 64)
+
+
+def test_feature_shapes_and_cache_content(tiny):
+    cfg, fs, _ = tiny
+    n = len(fs.clip_ids)
+    assert n == 36 and sorted(set(fs.labels)) == list(range(6))
+    assert fs.audio.shape == (n, 3, 1, 94, 64) and fs.audio.dtype == np.float16
+    assert fs.faces.shape == (n, 3, 3, 32, 32, 3) and fs.faces.dtype == np.uint8
+    assert np.isfinite(fs.audio.astype(np.float32)).all() and fs.faces.std() > 10
+
+
+def test_prepare_resumes_and_skips_broken_clips(tiny, tmp_path):
+    cfg, _, _ = tiny
+    root = tmp_path / "corpus"
+    shutil.copytree(cfg.data.root, root)
+    records, _ = index_dataset("synthetic", str(root))
+    victim, empty = records[0], records[1]
+    open(victim.path, "wb").write(b"not a video at all")
+    open(victim.audio_path, "wb").write(b"RIFF....")
+    open(empty.audio_path, "wb").close()
+    cache = FeatureCache(tmp_path / "cache", "synthetic", cfg.features)
+    rep = prepare(records[:4], cache, workers=1, progress=False)
+    assert rep.extracted == 2 and len(rep.skipped) == 2
+    reasons = dict(rep.skipped)
+    assert victim.path in reasons and str(victim.audio_path) in reasons[victim.path]
+    assert "empty" in reasons[empty.path] or "decode" in reasons[empty.path]
+    again = prepare(records[:4], cache, workers=1, progress=False)  # finished clips are not redone
+    assert again.cached == 2 and again.extracted == 0
+    kept, audio, _ = load_features(records[:4], cache)
+    assert len(kept) == 2 == len(audio)
+
+
+def test_feature_cache_key_changes_with_config(tmp_path):
+    a = FeatureCache(tmp_path, "synthetic", FeatureConfig())
+    b = FeatureCache(tmp_path, "synthetic", FeatureConfig(n_mels=64))
+    assert a.root != b.root and (a.root / "config.json").exists()
+
+
+def test_subject_split_is_subject_independent_and_segment_split_is_not():
+    subjects = [f"{s:02d}" for s in range(1, 9) for _ in range(6)]
+    labels = np.tile(np.arange(6), 8)
+    sp = make_split(subjects, labels, 3, dataset="synthetic", protocol="subject", n_folds=4, fold=1, seed=0)
+    subj = lambda idx: {subjects[i // 3] for i in idx}  # noqa: E731
+    assert not (subj(sp.train) & subj(sp.test)) and not (subj(sp.val) & subj(sp.test)) and not (subj(sp.train) & subj(sp.val))
+    assert len(sp.train) + len(sp.val) + len(sp.test) == len(subjects) * 3
+    seg = make_split(subjects, labels, 3, dataset="synthetic", protocol="segment", seed=0)
+    clips = lambda idx: {i // 3 for i in idx}  # noqa: E731
+    assert clips(seg.train) & clips(seg.test)  # segments of one clip on both sides: the inflation
+    semi = make_split(subjects, labels, 3, dataset="synthetic", n_folds=4, labeled_frac=0.25, seed=0)
+    lab_clips = set(semi.train[semi.labeled] // 3)
+    assert 0 < len(lab_clips) < len(set(semi.train // 3))
+    assert {labels[c] for c in lab_clips} == set(range(6))  # stratified: every class keeps labels
+    with pytest.raises(ValueError, match="protocol"):
+        make_split(subjects, labels, 3, dataset="synthetic", protocol="speaker")
+
+
+def test_fit_is_deterministic_cached_and_resumable(tiny, tmp_path):
+    cfg, fs, _ = tiny
+    cfg = cfg.with_(loss={"lam": 0.1})
+    r1 = fit(cfg, fs, str(tmp_path / "a"), progress=False)
+    r2 = fit(cfg, fs, str(tmp_path / "b"), progress=False)
+    assert r1["history"] == r2["history"] and r1["test"]["confusion"] == r2["test"]["confusion"]
+    assert {"s_av", "s_ay", "s_vy", "ce"} <= set(r1["history"][0])
+    again = fit(cfg, fs, str(tmp_path / "a"), progress=False)  # read back, not re-trained
+    assert again["seconds"] == r1["seconds"]
+    assert os.path.exists(os.path.join(r1["run_dir"], "features.npz"))
+
+
+def test_interrupted_fit_resumes_from_its_checkpoint(tiny, tmp_path, monkeypatch):
+    import hgrlib.train as train
+
+    cfg, fs, _ = tiny
+    cfg = cfg.with_(loss={"lam": 0.1})
+    whole = fit(cfg, fs, str(tmp_path / "whole"), progress=False)
+    real, calls = train.evaluate_split, []
+
+    def interrupt_in_epoch_two(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(train, "evaluate_split", interrupt_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg, fs, str(tmp_path / "cut"), progress=False)
+    monkeypatch.setattr(train, "evaluate_split", real)
+    resumed = fit(cfg, fs, str(tmp_path / "cut"), progress=False)
+    assert resumed["history"] == whole["history"]
+    assert resumed["test"]["confusion"] == whole["test"]["confusion"]
+
+
+def test_semi_supervised_and_unimodal_runs(tiny, tmp_path):
+    cfg, fs, _ = tiny
+    runs = seeded_runs(cfg.with_(loss={"lam": 0.1}, train={"labeled_frac": 0.34}), [0], fs)
+    runs += seeded_runs(cfg.with_(model={"modalities": "a"}), [0], fs)
+    runs += seeded_runs(cfg.with_(model={"modalities": "v"}, train={"protocol": "segment"}), [0], fs)
+    results = [fit(c, fs, str(tmp_path), progress=False) for c in runs]
+    assert results[0]["n_labeled_segments"] < results[0]["n_train_segments"]
+    df = results_frame(results, condition=["semi", "audio", "visual"])
+    table = mean_std(df, ["condition"])
+    assert list(table["runs"]) == [1, 1, 1] and all(0 <= a <= 1 for a in df["acc"])
