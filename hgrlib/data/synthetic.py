@@ -225,7 +225,7 @@ def synth_audio(cfg: SyntheticConfig, f: dict, r: np.random.Generator) -> tuple[
 
 
 def _skin_rgb(tone: float) -> np.ndarray:
-    light, dark = np.array([235, 195, 170]), np.array([120, 80, 55])
+    light, dark = np.array([235, 195, 170]), np.array([150, 102, 76])
     return light * (1 - tone) + dark * tone
 
 
@@ -238,7 +238,7 @@ def render_frames(cfg: SyntheticConfig, f: dict, env: np.ndarray, r: np.random.G
     light = (f["light"] * (1 + 0.18 * f["light_dir"] * (xx - W / 2) / (W / 2)))[..., None]
     bg = np.array([90, 100, 110]) * (0.6 + 0.8 * f["bg"])
     skin = _skin_rgb(f["skin"])
-    hair = np.array([40, 30, 25]) * (0.6 + 0.6 * f["skin"])
+    hair = np.array([40, 30, 25]) * (1.0 - 0.4 * f["skin"])
     frames = np.empty((T, H, W, 3), np.uint8)
     hop = cfg.sr / cfg.fps
     drift = np.cumsum(r.normal(0, 0.3, (T, 4)), axis=0) * np.array([0.6, 0.6, 0.004, 0.5])  # dx, dy, ds, droll
@@ -271,7 +271,7 @@ def render_frames(cfg: SyntheticConfig, f: dict, env: np.ndarray, r: np.random.G
         eo = float(np.clip(1 + 0.45 * f["v_eye"], 0.3, 1.9))
         sp = 0.38 * f["eye_spacing"]
         for side in (-1, 1):
-            ell(side * sp, -0.13, 0.27, 0.13, skin * 0.62)  # eye socket shadow
+            ell(side * sp, -0.13, 0.27, 0.13, skin * 0.58)  # eye socket shadow
             ell(side * sp, -0.12, 0.17, 0.055 * eo, (235, 235, 230))
             ell(side * sp, -0.12, 0.075, min(0.055 * eo, 0.07), (40, 30, 25))
             bh = -0.3 - 0.07 * f["v_brow"]
