@@ -33,6 +33,7 @@ import io
 import json
 import os
 from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -353,7 +354,7 @@ def generate_corpus(root: str | Path, cfg: SyntheticConfig = SyntheticConfig(), 
             _write_clip(j)
             bar.update()
     else:
-        with ProcessPoolExecutor(max_workers=workers) as ex:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as ex:  # fork is unsafe after torch/OpenMP start
             for _ in ex.map(_write_clip, jobs, chunksize=4):
                 bar.update()
     bar.close()
