@@ -81,3 +81,9 @@ def mean_std(df: pd.DataFrame, by: list[str], metrics: tuple[str, ...] = ("acc",
     return out.reset_index()
 
 
+
+
+def run_features(result: dict) -> dict[str, np.ndarray]:
+    """The clip-level features a finished run saved: clip_ids, part (train/val/test), labels, subjects, f, g, z, probs."""
+    with np.load(Path(result["run_dir"]) / "features.npz", allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}

@@ -73,7 +73,8 @@ class EmotionModel(nn.Module):
         self.visual = VisualNet(frames, cfg) if "v" in cfg.modalities else None
         self.label = LabelEmbedding(n_classes, cfg.dim)
         n_in = cfg.dim * len(cfg.modalities)
-        self.fusion = nn.Sequential(nn.ReLU(), nn.Dropout(cfg.dropout), nn.Linear(n_in, 2 * cfg.dim), nn.ReLU(), nn.Linear(2 * cfg.dim, n_classes))
+        self.fusion = nn.Sequential(nn.ReLU(), nn.Dropout(cfg.dropout), nn.Linear(n_in, 2 * cfg.dim), nn.ReLU())
+        self.classifier = nn.Linear(2 * cfg.dim, n_classes)
         self.head_a = nn.Linear(cfg.dim, n_classes) if self.audio is not None else None
         self.head_v = nn.Linear(cfg.dim, n_classes) if self.visual is not None else None
 
@@ -88,7 +89,8 @@ class EmotionModel(nn.Module):
             out["g"] = self.visual(faces)
             out["logits_v"] = self.head_v(out["g"])
             feats.append(out["g"])
-        out["logits"] = self.fusion(torch.cat(feats, dim=1))
+        out["z"] = self.fusion(torch.cat(feats, dim=1))  # fused representation
+        out["logits"] = self.classifier(out["z"])
         if y is not None:
             out["h"] = self.label(y)
         return out

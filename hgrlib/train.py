@@ -6,6 +6,7 @@ result.json when finished (a finished run is never redone), features.npz of the 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass
@@ -81,7 +82,7 @@ def _inputs(model: EmotionModel, a: torch.Tensor, v: torch.Tensor) -> tuple:
 def predict(model: EmotionModel, batcher: Batcher, idx: np.ndarray, batch_size: int = 256) -> dict[str, np.ndarray]:
     """Segment-level probabilities and features for the segments `idx`."""
     model.eval()
-    probs, feats = [], {"f": [], "g": []}
+    probs, feats = [], {"f": [], "g": [], "z": []}
     for k in range(0, len(idx), batch_size):
         a, v, _ = batcher(idx[k : k + batch_size])
         out = model(*_inputs(model, a, v))
@@ -114,6 +115,35 @@ def fit(cfg: Config, fs: FeatureSet, runs_dir: str = "runs", progress: bool = Tr
     if os.path.exists(result_file):
         return read_json(result_file)
     os.makedirs(run_dir, exist_ok=True)
+    with _run_lock(run_dir):  # two notebooks run in parallel (-j) may ask for the same run
+        if os.path.exists(result_file):
+            return read_json(result_file)
+        return _fit(cfg, fs, run_dir, result_file, progress)
+
+
+@contextlib.contextmanager
+def _run_lock(run_dir: str, poll: float = 2.0):
+    """An exclusive lock file in the run folder; a lock left by a dead process is taken over."""
+    lock = os.path.join(run_dir, ".lock")
+    while True:
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            os.write(fd, str(os.getpid()).encode())
+            os.close(fd)
+            break
+        except FileExistsError:
+            try:
+                os.kill(int(open(lock).read() or 0), 0)
+                time.sleep(poll)
+            except (ProcessLookupError, ValueError):
+                os.remove(lock)
+    try:
+        yield
+    finally:
+        os.remove(lock)
+
+
+def _fit(cfg: Config, fs: FeatureSet, run_dir: str, result_file: str, progress: bool) -> dict:
     t0 = time.perf_counter()
     tc = cfg.train
     if tc.threads:
@@ -166,8 +196,8 @@ def fit(cfg: Config, fs: FeatureSet, runs_dir: str = "runs", progress: bool = Tr
         os.replace(tmp, ckpt)
     model.load_state_dict(state["best"])
     test = evaluate_split(model, batcher, split.test, fs, tc.protocol)
-    pred, clips = test.pop("_pred"), test.pop("_clips")
-    _save_test_features(run_dir, pred, clips, split, fs)
+    test.pop("_pred"), test.pop("_clips")
+    _save_features(run_dir, model, batcher, split, fs)
     result = {"config": cfg.to_dict(), "test": test, "history": state["history"], "best_val_uar": state["best_uar"],
               "n_train_segments": int(len(train_idx)), "n_labeled_segments": int(labeled.sum()),
               "n_test_segments": int(len(split.test)), "test_subjects": split.test_subjects,
@@ -177,15 +207,24 @@ def fit(cfg: Config, fs: FeatureSet, runs_dir: str = "runs", progress: bool = Tr
     return result
 
 
-def _save_test_features(run_dir: str, pred: dict, clips: np.ndarray, split: Split, fs: FeatureSet) -> None:
-    """Clip-level (segment-averaged) test features, for stability and embedding analyses."""
-    seg_clip = split.test // fs.n_segments
-    out = {"clip_index": clips, "labels": fs.labels[clips], "subjects": np.array(fs.subjects)[clips]}
-    for k in ("f", "g"):
+def _save_features(run_dir: str, model: EmotionModel, batcher: Batcher, split: Split, fs: FeatureSet) -> None:
+    """Clip-level (segment-averaged) features f, g, z and probabilities of every clip, with its part of the split.
+
+    Under the segment protocol a clip's segments can lie in several parts; its part is then that
+    of the majority of its segments.
+    """
+    s = fs.n_segments
+    idx = np.arange(len(fs.clip_ids) * s)
+    pred = predict(model, batcher, idx)
+    part_of = np.full(len(idx), "", dtype=object)
+    for name in ("train", "val", "test"):
+        part_of[getattr(split, name)] = name
+    clips = np.arange(len(fs.clip_ids))
+    parts = [max(("train", "val", "test"), key=lambda p: (part_of[c * s : (c + 1) * s] == p).sum()) for c in clips]
+    out = {"clip_ids": np.array(fs.clip_ids), "part": np.array(parts), "labels": fs.labels, "subjects": np.array(fs.subjects)}
+    for k in ("f", "g", "z", "probs"):
         if k in pred:
-            _, mean = clip_probs(pred[k], seg_clip)
-            out[k] = mean.astype(np.float32)
-    _, out["probs"] = clip_probs(pred["probs"], seg_clip)
+            out[k] = pred[k].reshape(len(clips), s, -1).mean(axis=1).astype(np.float32)
     tmp = os.path.join(run_dir, "features.part.npz")
     np.savez(tmp, **out)
     os.replace(tmp, os.path.join(run_dir, "features.npz"))
