@@ -60,3 +60,16 @@ def probe(features: np.ndarray, target: np.ndarray, seed: int = 0, folds: int = 
     else:
         model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13)))
     return float(cross_val_score(model, features, target, cv=folds).mean())
+
+
+def probe_split(feats: dict[str, np.ndarray], keys: tuple[str, ...] = ("f", "g"), n_classes: int | None = None) -> dict:
+    """Linear probe on frozen clip features: logistic regression fit on the run's training clips, scored on its test clips.
+
+    Gives a classifier for models trained without cross-entropy (Soft-HGR only), and a common yardstick for all.
+    """
+    x = np.concatenate([feats[k] for k in keys if k in feats], axis=1)
+    tr, te = feats["part"] == "train", feats["part"] == "test"
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000))
+    model.fit(x[tr], feats["labels"][tr])
+    c = n_classes or int(feats["labels"].max()) + 1
+    return scores(feats["labels"][te], model.predict(x[te]), c)

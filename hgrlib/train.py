@@ -171,6 +171,7 @@ def _fit(cfg: Config, fs: FeatureSet, run_dir: str, result_file: str, progress: 
         model.train()
         order = np.random.default_rng([tc.seed, epoch]).permutation(len(train_idx))  # same order after a resume
         sums: dict[str, float] = {}
+        nonfinite = 0
         n_batches = len(order) // tc.batch_size
         for b in range(n_batches):
             sel = order[b * tc.batch_size : (b + 1) * tc.batch_size]
@@ -178,13 +179,20 @@ def _fit(cfg: Config, fs: FeatureSet, run_dir: str, result_file: str, progress: 
             out = model(*_inputs(model, a, v), y)
             loss, parts = joint_loss(out, y, torch.from_numpy(labeled[sel]).to(device), cfg.loss)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            if torch.isfinite(loss):
+                loss.backward()
+            # e.g. a CCA-style loss on a singular batch: a non-finite loss or gradient skips the update, counted
+            if not torch.isfinite(loss) or not torch.isfinite(torch.nn.utils.clip_grad_norm_(model.parameters(), float("inf"))):
+                nonfinite += 1
+                opt.zero_grad(set_to_none=True)
+                sched.step()
+                continue
             opt.step()
             sched.step()
             for k, x in parts.items():
                 sums[k] = sums.get(k, 0.0) + x / n_batches
         val = evaluate_split(model, batcher, split.val, fs, tc.protocol)
-        state["history"].append({"epoch": epoch + 1, **sums, "val_acc": val["acc"], "val_uar": val["uar"]})
+        state["history"].append({"epoch": epoch + 1, **sums, "nonfinite_steps": nonfinite, "val_acc": val["acc"], "val_uar": val["uar"]})
         if val["uar"] > state["best_uar"]:
             state["best_uar"] = val["uar"]
             state["best"] = {k: t.detach().cpu().clone() for k, t in model.state_dict().items()}

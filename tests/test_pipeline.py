@@ -101,7 +101,7 @@ def test_fit_is_deterministic_cached_and_resumable(tiny, tmp_path):
     r1 = fit(cfg, fs, str(tmp_path / "a"), progress=False)
     r2 = fit(cfg, fs, str(tmp_path / "b"), progress=False)
     assert r1["history"] == r2["history"] and r1["test"]["confusion"] == r2["test"]["confusion"]
-    assert {"s_av", "s_ay", "s_vy", "ce"} <= set(r1["history"][0])
+    assert {"s_av", "s_ay", "s_vy", "ce", "nonfinite_steps"} <= set(r1["history"][0])
     again = fit(cfg, fs, str(tmp_path / "a"), progress=False)  # read back, not re-trained
     assert again["seconds"] == r1["seconds"]
     assert os.path.exists(os.path.join(r1["run_dir"], "features.npz"))
@@ -140,3 +140,20 @@ def test_semi_supervised_and_unimodal_runs(tiny, tmp_path):
     df = results_frame(results, condition=["semi", "audio", "visual"])
     table = mean_std(df, ["condition"])
     assert list(table["runs"]) == [1, 1, 1] and all(0 <= a <= 1 for a in df["acc"])
+
+
+def test_nonfinite_loss_skips_the_update_and_is_counted(tiny, tmp_path, monkeypatch):
+    import hgrlib.train as train
+
+    cfg, fs, _ = tiny
+    real, calls = train.joint_loss, []
+
+    def every_other_nan(*a, **k):
+        loss, parts = real(*a, **k)
+        calls.append(1)
+        return (loss * float("nan"), parts) if len(calls) % 2 else (loss, parts)
+
+    monkeypatch.setattr(train, "joint_loss", every_other_nan)
+    r = fit(cfg.with_(train={"epochs": 1, "batch_size": 8}), fs, str(tmp_path), progress=False)
+    assert r["history"][0]["nonfinite_steps"] == (len(calls) + 1) // 2 > 0
+    assert np.isfinite(r["history"][0]["loss"]) and 0 <= r["test"]["acc"] <= 1
