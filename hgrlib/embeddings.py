@@ -1,0 +1,152 @@
+"""2-D pictures of learned features (notebook 06): UMAP and t-SNE, backed by silhouette scores.
+
+`embed` maps features to 2-D deterministically for a seed, shrinking UMAP's n_neighbors and t-SNE's
+perplexity when there are few points (so the smoke profile's dozen test clips work).
+`silhouettes` scores how well the features (not their pictures) separate emotions and subjects.
+Inputs are standardised per dimension first, so one loud dimension does not dominate distances.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+METHODS = ("umap", "tsne")
+FEATURE_NAMES = {"f": "audio f", "g": "visual g", "z": "fused z"}
+
+
+def standardize(x: np.ndarray) -> np.ndarray:
+    """Zero mean, unit variance per column (constant columns are left at zero)."""
+    x = np.asarray(x, dtype=np.float64)
+    sd = x.std(0)
+    return (x - x.mean(0)) / np.where(sd > 0, sd, 1.0)
+
+
+def embed(x: np.ndarray, method: str = "umap", seed: int = 0, n_neighbors: int = 15, perplexity: float = 30.0,
+          scale: bool = True) -> np.ndarray:
+    """(n, 2) embedding of the rows of `x` with UMAP or t-SNE; the same seed gives the same result.
+
+    n_neighbors (UMAP) is capped at n - 1 and perplexity (t-SNE) at (n - 1) / 3, both at least 2.
+    """
+    x = standardize(x) if scale else np.asarray(x, dtype=np.float64)
+    n = len(x)
+    if n < 3:
+        raise ValueError(f"need at least 3 points to embed, got {n}")
+    if method == "umap":
+        import warnings
+
+        import umap
+
+        k = int(max(2, min(n_neighbors, n - 1)))
+        # spectral initialisation needs a well-connected graph; with very few points use PCA instead
+        init = "spectral" if n > 4 * k else "pca"
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*n_jobs value.*")  # random_state forces one thread
+            warnings.filterwarnings("ignore", message=".*Graph is not fully connected.*")
+            model = umap.UMAP(n_components=2, n_neighbors=k, min_dist=0.3, init=init, random_state=seed)
+            out = model.fit_transform(x)
+    elif method == "tsne":
+        from sklearn.manifold import TSNE
+
+        p = float(max(2.0, min(perplexity, (n - 1) / 3)))
+        p = min(p, n - 1.0)
+        out = TSNE(n_components=2, perplexity=p, init="pca", learning_rate="auto", random_state=seed).fit_transform(x)
+    else:
+        raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
+    return np.asarray(out, dtype=np.float64)
+
+
+def silhouette(x: np.ndarray, labels, scale: bool = True) -> float:
+    """Silhouette score of `labels` in the (standardised) feature space; NaN when undefined (1 or n labels)."""
+    from sklearn.metrics import silhouette_score
+
+    labels = np.asarray(labels).astype(str)
+    k = len(np.unique(labels))
+    if k < 2 or k >= len(labels):
+        return float("nan")
+    return float(silhouette_score(standardize(x) if scale else x, labels))
+
+
+def silhouettes(feats_by_condition: dict, keys=("f", "g", "z"), classes=None,
+                embeddings: dict | None = None) -> pd.DataFrame:
+    """Silhouette by emotion and by subject of each condition's features, one row per condition × feature.
+
+    `feats_by_condition` maps a condition to a features dict (labels, subjects and arrays under `keys`),
+    already restricted to the clips to show. With `embeddings` ({(condition, key, method): (n, 2)})
+    the silhouettes of the 2-D pictures are added as columns `<method> emotion` / `<method> subject`.
+    """
+    rows = []
+    for cond, fe in feats_by_condition.items():
+        for key in keys:
+            row = {"condition": cond, "feature": key, "clips": len(fe[key]),
+                   "emotion": silhouette(fe[key], fe["labels"]), "subject": silhouette(fe[key], fe["subjects"])}
+            for (c, k, method), e in (embeddings or {}).items():
+                if c == cond and k == key:
+                    row[f"{method} emotion"] = silhouette(e, fe["labels"], scale=False)
+                    row[f"{method} subject"] = silhouette(e, fe["subjects"], scale=False)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def embed_all(feats_by_condition: dict, method: str, keys=("f", "g", "z"), seed: int = 0, **kw) -> dict:
+    """{(condition, key, method): (n, 2)} for every condition and feature."""
+    return {(c, k, method): embed(fe[k], method, seed=seed, **kw) for c, fe in feats_by_condition.items() for k in keys}
+
+
+def _scatter(ax, e: np.ndarray, labels, names=None, cmap="tab10", size=14):
+    labels = np.asarray(labels)
+    values = list(dict.fromkeys(sorted(labels.tolist())))
+    colors = plt_cmap(cmap, len(values))
+    for i, v in enumerate(values):
+        m = labels == v
+        ax.scatter(e[m, 0], e[m, 1], s=size, color=colors[i], label=str(names[v]) if names is not None else str(v),
+                   alpha=0.8, linewidths=0)
+    ax.set_xticks([]), ax.set_yticks([])
+    return values
+
+
+def plt_cmap(name: str, n: int):
+    import matplotlib
+
+    cm = matplotlib.colormaps[name if n <= 10 or name != "tab10" else "tab20"]
+    if getattr(cm, "N", 256) <= 20:
+        return [cm(i % cm.N) for i in range(n)]
+    return [cm(i / max(1, n - 1)) for i in range(n)]
+
+
+def plot_grid(feats_by_condition: dict, embeddings: dict, method: str, classes, keys=("f", "g", "z"),
+              scores: pd.DataFrame | None = None):
+    """Rows: conditions; columns: each feature coloured by emotion, then each feature coloured by subject.
+
+    With `scores` (from `silhouettes`) each panel's title carries the silhouette of its input features.
+    """
+    import matplotlib.pyplot as plt
+
+    conds = list(feats_by_condition)
+    nk = len(keys)
+    fig, axes = plt.subplots(len(conds), 2 * nk, figsize=(2.35 * 2 * nk, 2.35 * len(conds) + 0.9), squeeze=False)
+    handles = {}
+    for r, cond in enumerate(conds):
+        fe = feats_by_condition[cond]
+        for j, key in enumerate(keys):
+            e = embeddings[(cond, key, method)]
+            for block, (col, names, cmap) in enumerate((("labels", list(classes), "tab10"), ("subjects", None, "tab20"))):
+                ax = axes[r, block * nk + j]
+                _scatter(ax, e, fe[col], names, cmap)
+                what = "emotion" if block == 0 else "subject"
+                title = f"{FEATURE_NAMES.get(key, key)} · {what}"
+                if scores is not None:
+                    s = scores[(scores["condition"] == cond) & (scores["feature"] == key)][what]
+                    if len(s):
+                        title += f"\nsilhouette {float(s.iloc[0]):.2f}"
+                ax.set_title(title, fontsize=8)
+                if r == 0 or what not in handles:
+                    handles[what] = ax.get_legend_handles_labels()
+        axes[r, 0].set_ylabel(cond, fontsize=9)
+    for block, what in enumerate(("emotion", "subject")):
+        h, lab = handles[what]
+        fig.legend(h, lab, loc="lower center", ncol=min(len(lab), 12), fontsize=7, markerscale=1.5, frameon=False,
+                   title=f"colour: {what}", title_fontsize=7, bbox_to_anchor=(0.27 + 0.5 * block, -0.01))
+    fig.suptitle(f"{method.upper()} of test-clip features (held-out subjects)", fontsize=10)
+    fig.tight_layout(rect=(0, 0.08, 1, 0.97))
+    return fig

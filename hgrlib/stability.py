@@ -1,0 +1,342 @@
+"""Feature stability, made measurable (notebook 05).
+
+What the paper calls the stability of the learned representations is looked at four ways:
+
+* the spread of test scores over seeds and folds (`score_spread`);
+* how similar the features of runs that differ only in their seed are on the same held-out clips
+  (`seed_cka`, linear CKA between every pair of seeds; 1 means the same up to rotation and scale);
+* how correlated the audio and visual features are on held-out clips (`av_correlation`, canonical
+  correlations, both in-sample on the test clips and with directions fitted on the training clips);
+* on the synthetic corpus, which generating factors the features carry (`factor_table`,
+  `factor_probes`): the shared one (emotion) or modality-specific nuisances (head pose, lighting,
+  voice pitch, recording gain, ...).
+
+Features come from `hgrlib.experiment.run_features`: a dict with clip_ids, part, labels, subjects
+and the clip-level arrays f (audio), g (visual), z (fused hidden layer).
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hgrlib.evaluate import canonical_correlations, linear_cka
+
+FEATURE_KEYS = ("f", "g", "z")
+FEATURE_NAMES = {"f": "audio f", "g": "visual g", "z": "fused z"}
+
+# Synthetic-corpus factors probed by default: (column, kind, level). kind says which modality
+# carries the factor (emotion is shared by both); level whether it varies per clip or per subject.
+FACTORS: tuple[tuple[str, str, str], ...] = (
+    ("emotion", "shared", "clip"),
+    ("intensity", "shared", "clip"),
+    ("actor", "subject", "subject"),
+    ("audio_strength", "audio", "clip"),
+    ("f0_base", "audio nuisance", "subject"),
+    ("gain_db", "audio nuisance", "clip"),
+    ("rate_jitter", "audio nuisance", "clip"),
+    ("visual_strength", "visual", "clip"),
+    ("skin", "visual nuisance", "subject"),
+    ("light", "visual nuisance", "clip"),
+    ("yaw", "visual nuisance", "clip"),
+    ("roll", "visual nuisance", "clip"),
+)
+DISCRETE_FACTORS = {"emotion", "intensity", "actor", "ambiguous", "statement", "repetition"}
+
+
+# --------------------------------------------------------------------------- selecting clips
+
+
+def select(feats: dict, part: str | None = "test") -> dict:
+    """The clips of one part of the split ('train', 'val', 'test'; None: all clips), every array subset alike."""
+    if part is None:
+        return dict(feats)
+    m = np.asarray(feats["part"]) == part
+    if not m.any():
+        raise ValueError(f"no clips in part {part!r} (parts: {sorted(set(np.asarray(feats['part']).tolist()))})")
+    n = len(feats["clip_ids"])
+    return {k: (np.asarray(v)[m] if np.ndim(v) >= 1 and len(v) == n else v) for k, v in feats.items()}
+
+
+def align(feats_list: list[dict], part: str | None = "test") -> list[dict]:
+    """Restrict several runs' features to the clips that all of them have in `part`, in one common order.
+
+    Runs that should be compared clip by clip (e.g. seeds on the same fold) must share their clips;
+    raises if they share none.
+    """
+    sel = [select(f, part) for f in feats_list]
+    common = set(map(str, sel[0]["clip_ids"]))
+    for s in sel[1:]:
+        common &= set(map(str, s["clip_ids"]))
+    if not common:
+        raise ValueError("the runs share no clips in this part of the split")
+    order = sorted(common)
+    out = []
+    for s in sel:
+        pos = {str(c): i for i, c in enumerate(s["clip_ids"])}
+        idx = np.array([pos[c] for c in order])
+        n = len(s["clip_ids"])
+        out.append({k: (np.asarray(v)[idx] if np.ndim(v) >= 1 and len(v) == n else v) for k, v in s.items()})
+    return out
+
+
+# --------------------------------------------------------------------------- 1. score spread
+
+
+def score_spread(runs: pd.DataFrame, by: str = "condition", metrics: tuple[str, ...] = ("acc", "uar")) -> pd.DataFrame:
+    """Per group: runs, mean, std (ddof=1), min, max and range of each metric (fractions, not %)."""
+    g = runs.groupby(by, sort=False)
+    out = g.size().rename("runs").to_frame()
+    for m in metrics:
+        out[f"{m}_mean"] = g[m].mean()
+        out[f"{m}_std"] = g[m].std(ddof=1).fillna(0.0)
+        out[f"{m}_min"] = g[m].min()
+        out[f"{m}_max"] = g[m].max()
+        out[f"{m}_range"] = out[f"{m}_max"] - out[f"{m}_min"]
+    return out.reset_index()
+
+
+# --------------------------------------------------------------------------- 2. seed-to-seed CKA
+
+
+def seed_cka(features_by_seed: dict, key: str, part: str | None = "test") -> pd.DataFrame:
+    """Linear CKA of feature `key` ('f', 'g' or 'z') between every pair of seeds, on the clips all share in `part`.
+
+    `features_by_seed` maps a seed to `run_features(result)` of a run on the same fold. One row per pair:
+    seed_a, seed_b, feature, clips, cka.
+    """
+    seeds = list(features_by_seed)
+    if len(seeds) < 2:
+        return pd.DataFrame(columns=["seed_a", "seed_b", "feature", "clips", "cka"])
+    aligned = dict(zip(seeds, align([features_by_seed[s] for s in seeds], part)))
+    rows = []
+    for a, b in combinations(seeds, 2):
+        x, y = aligned[a][key], aligned[b][key]
+        rows.append({"seed_a": a, "seed_b": b, "feature": key, "clips": len(x), "cka": linear_cka(x, y)})
+    return pd.DataFrame(rows)
+
+
+def summarize(df: pd.DataFrame, by: list[str], value: str, digits: int = 3) -> pd.DataFrame:
+    """Mean, std (ddof=1; 0 for a single value) and count of `value` per group, plus a 'mean ± std' text column."""
+    g = df.groupby(by, sort=False)[value]
+    out = pd.DataFrame({"n": g.size(), "mean": g.mean(), "std": g.std(ddof=1).fillna(0.0)}).reset_index()
+    out[value] = [f"{m:.{digits}f} ± {s:.{digits}f}" for m, s in zip(out["mean"], out["std"])]
+    return out
+
+
+# --------------------------------------------------------------------------- 3. audio-visual correlation
+
+
+def _cca_directions(x: np.ndarray, y: np.ndarray, k: int, eps: float = 1e-3):
+    """Regularised CCA fitted on (x, y): means and projection matrices (d_x × k, d_y × k)."""
+    mx, my = x.mean(0), y.mean(0)
+    x, y = x - mx, y - my
+    n = len(x)
+
+    def inv_sqrt(c):
+        w, v = np.linalg.eigh(c + eps * np.trace(c) / len(c) * np.eye(len(c)))
+        return v @ np.diag(w.clip(1e-12) ** -0.5) @ v.T
+
+    wx, wy = inv_sqrt(x.T @ x / n), inv_sqrt(y.T @ y / n)
+    u, _, vt = np.linalg.svd(wx @ (x.T @ y / n) @ wy)
+    return mx, my, wx @ u[:, :k], wy @ vt.T[:, :k]
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a - a.mean(), b - b.mean()
+    d = np.sqrt((a @ a) * (b @ b))
+    return float(a @ b / d) if d > 0 else 0.0
+
+
+def av_correlation(feats: dict, part: str = "test", k: int = 5, fit_part: str | None = "train") -> pd.DataFrame:
+    """Top-k canonical correlations between audio f and visual g on the clips of `part`.
+
+    Two estimates per component: `in_sample`, CCA fitted and measured on the same clips (biased
+    upwards when the clips are few relative to the feature dimension: with n ≤ d it is near 1 by
+    construction), and `held_out`, the correlation on `part` of the directions fitted on `fit_part`
+    (None: skip). One row per component (1..k).
+    """
+    test = select(feats, part)
+    k = int(min(k, test["f"].shape[1], test["g"].shape[1]))
+    rows = {"component": np.arange(1, k + 1), "clips": len(test["f"]),
+            "in_sample": canonical_correlations(test["f"], test["g"], k)}
+    if fit_part is not None:
+        fit = select(feats, fit_part)
+        mx, my, a, b = _cca_directions(fit["f"], fit["g"], k)
+        pf, pg = (test["f"] - mx) @ a, (test["g"] - my) @ b
+        rows["held_out"] = np.array([abs(_corr(pf[:, i], pg[:, i])) for i in range(k)])
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- 4. generating factors
+
+
+def factor_table(root: str | Path, clip_ids) -> pd.DataFrame:
+    """The synthetic corpus' generating factors (root/factors.csv), one row per clip id, in the order given.
+
+    A clip id is "<subject>/<file stem>" with the subject as two digits ("01".."24"), as
+    ClipRecord.clip_id makes it. Raises if factors.csv is missing or lacks a clip.
+    """
+    path = Path(root) / "factors.csv"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no factors.csv (only the synthetic corpus has its generating factors)")
+    df = pd.read_csv(path, dtype={"file": str})
+    df.index = [f"{int(a):02d}/{f}" for a, f in zip(df["actor"], df["file"])]
+    ids = [str(c) for c in clip_ids]
+    missing = [c for c in ids if c not in df.index]
+    if missing:
+        raise KeyError(f"{len(missing)} clip ids not in {path}, e.g. {missing[:3]}")
+    out = df.loc[ids].copy()
+    out.index.name = "clip_id"
+    return out
+
+
+def _folds(target: np.ndarray, discrete: bool, folds: int) -> int:
+    if discrete:
+        _, counts = np.unique(target, return_counts=True)
+        return int(max(2, min(folds, counts.min())))
+    return int(max(2, min(folds, len(target))))
+
+
+def probe_score(x: np.ndarray, target, discrete: bool, folds: int = 5, seed: int = 0) -> tuple[float, float]:
+    """(score, chance) of a cross-validated linear probe: accuracy vs majority-class rate, or R² vs 0.
+
+    Folds shrink to what the data allow (at least 2), so tiny test sets still get a number; NaN
+    when the target does not vary or a class has a single clip.
+    """
+    from hgrlib.evaluate import probe
+
+    t = np.asarray(target)
+    if discrete:
+        t = pd.factorize(t.astype(str))[0]
+        values, counts = np.unique(t, return_counts=True)
+        if len(values) < 2 or counts.max() < 2:
+            return float("nan"), float("nan")
+        chance = float(counts.max() / len(t))
+    else:
+        t = t.astype(float)
+        if np.ptp(t) == 0 or len(t) < 4:
+            return float("nan"), float("nan")
+        chance = 0.0
+    return probe(np.asarray(x, float), t, seed=seed, folds=_folds(t, discrete, folds)), chance
+
+
+def factor_probes(feats: dict, factors: pd.DataFrame, part: str = "test", keys=FEATURE_KEYS,
+                  which: tuple[tuple[str, str, str], ...] | None = None, folds: int = 5) -> pd.DataFrame:
+    """Linear probes for each generating factor on the features of the clips of `part`.
+
+    `factors` is indexed by clip id (`factor_table`); `which` lists (column, kind, level) as FACTORS
+    (default: those of FACTORS present in `factors`). One row per factor × feature: factor, kind,
+    level, metric ('acc' or 'R²'), feature, clips, score, chance.
+    """
+    sel = select(feats, part)
+    fac = factors.loc[[str(c) for c in sel["clip_ids"]]]
+    which = which or tuple(w for w in FACTORS if w[0] in fac.columns)
+    rows = []
+    for col, kind, level in which:
+        discrete = col in DISCRETE_FACTORS or fac[col].dtype.kind in "OUb"
+        for key in keys:
+            score, chance = probe_score(sel[key], fac[col].to_numpy(), discrete, folds)
+            rows.append({"factor": col, "kind": kind, "level": level, "metric": "acc" if discrete else "R²",
+                         "feature": key, "clips": len(sel[key]), "score": score, "chance": chance})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def plot_spread(runs: pd.DataFrame, by: str = "condition", metrics: tuple[str, ...] = ("acc", "uar")):
+    """Every run's test score as a dot, per condition, with the mean ± std as a bar and whisker."""
+    import matplotlib.pyplot as plt
+
+    groups = list(dict.fromkeys(runs[by]))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics) + 0.6, 3.4), squeeze=False)
+    rng = np.random.default_rng(0)
+    for ax, m in zip(axes[0], metrics):
+        for i, gname in enumerate(groups):
+            v = 100 * runs.loc[runs[by] == gname, m].to_numpy(float)
+            ax.errorbar(i, v.mean(), yerr=v.std(ddof=1) if len(v) > 1 else 0, fmt="s", color="k", capsize=6, ms=6, zorder=3)
+            ax.scatter(i + rng.uniform(-0.12, 0.12, len(v)), v, color=f"C{i}", alpha=0.7, zorder=2)
+        ax.set_xticks(range(len(groups)), [g.replace(" (", "\n(") for g in groups], fontsize=8)
+        ax.set_xlim(-0.6, len(groups) - 0.4)
+        ax.set_ylabel(f"test {m.upper()} (%)")
+        ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_grouped(df: pd.DataFrame, x: str, hue: str, mean: str = "mean", std: str = "std", ylabel: str = "",
+                 xlabels: dict | None = None, ylim: tuple[float, float] | None = None, ax=None):
+    """Grouped bars (one group per value of `x`, one bar per value of `hue`) with std whiskers."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.2, 3.4))
+    xs, hs = list(dict.fromkeys(df[x])), list(dict.fromkeys(df[hue]))
+    w = 0.8 / len(hs)
+    for j, h in enumerate(hs):
+        sub = df[df[hue] == h].set_index(x).reindex(xs)
+        pos = np.arange(len(xs)) + (j - (len(hs) - 1) / 2) * w
+        ax.bar(pos, sub[mean], w, yerr=sub[std] if std else None, capsize=3, label=h, color=f"C{j}")
+    ax.set_xticks(range(len(xs)), [(xlabels or {}).get(v, v) for v in xs])
+    ax.set_ylabel(ylabel)
+    if ylim:
+        ax.set_ylim(*ylim)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    return ax.figure
+
+
+def plot_av_correlation(df: pd.DataFrame, by: str = "condition"):
+    """Canonical correlations of f and g against component, per condition; solid in-sample, dashed held-out."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.2, 3.4))
+    for i, (name, sub) in enumerate(df.groupby(by, sort=False)):
+        g = sub.groupby("component")
+        ax.plot(g["in_sample"].mean().index, g["in_sample"].mean(), "o-", color=f"C{i}", label=f"{name}, in-sample")
+        if "held_out" in sub:
+            ax.plot(g["held_out"].mean().index, g["held_out"].mean(), "s--", color=f"C{i}", label=f"{name}, held-out directions")
+    ax.set_xlabel("canonical component")
+    ax.set_ylabel("correlation of f and g (test clips)")
+    ax.set_ylim(0, 1.02)
+    ax.set_xticks(sorted(df["component"].unique()))
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_factor_heatmap(df: pd.DataFrame, by: str = "condition", value: str = "score"):
+    """Factors (rows, with their metric and kind) × feature and condition (columns), annotated with the scores.
+
+    Colours are clipped to [0, 1]; R² can be negative (worse than predicting the mean).
+    """
+    import matplotlib.pyplot as plt
+
+    conds = list(dict.fromkeys(df[by]))
+    feats = list(dict.fromkeys(df["feature"]))
+    facs = list(dict.fromkeys(df["factor"]))
+    info = df.drop_duplicates("factor").set_index("factor")
+    tab = df.pivot_table(index="factor", columns=[by, "feature"], values=value, aggfunc="mean", dropna=False)
+    cols = [(c, f) for c in conds for f in feats]
+    tab = tab.reindex(index=facs, columns=pd.MultiIndex.from_tuples(cols))
+    m = tab.to_numpy(float)
+    fig, ax = plt.subplots(figsize=(1.0 * len(cols) + 3.2, 0.42 * len(facs) + 1.6))
+    ax.imshow(np.clip(np.nan_to_num(m, nan=0.0), 0, 1), cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            txt = "–" if np.isnan(m[i, j]) else f"{m[i, j]:.2f}"
+            ax.text(j, i, txt, ha="center", va="center", fontsize=8, color="white" if np.nan_to_num(m[i, j]) < 0.55 else "black")
+    ax.set_yticks(range(len(facs)), [f"{f} ({info.loc[f, 'metric']}, {info.loc[f, 'kind']})" for f in facs], fontsize=8)
+    ax.set_xticks(range(len(cols)), [FEATURE_NAMES.get(f, f) for _, f in cols], fontsize=8)
+    for k in range(1, len(conds)):
+        ax.axvline(k * len(feats) - 0.5, color="w", lw=3)
+    for k, c in enumerate(conds):
+        ax.text((k + 0.5) * len(feats) - 0.5, -0.75, c, ha="center", va="bottom", fontsize=9)
+    ax.set_title("linear probes on test-clip features (acc: accuracy, R²: variance explained)", fontsize=9, pad=22)
+    fig.tight_layout()
+    return fig
