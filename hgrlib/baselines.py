@@ -388,3 +388,22 @@ def plot_value_spread(summary: pd.DataFrame, title: str = ""):
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def plot_protocols(table: pd.DataFrame, metric: str = "seg_acc"):
+    """Grouped bars: `metric` mean ± std per condition, one bar per protocol (a protocol_table)."""
+    import matplotlib.pyplot as plt
+
+    conds = list(dict.fromkeys(table["condition"]))
+    protos = list(dict.fromkeys(table["protocol"]))
+    fig, ax = plt.subplots(figsize=(1.6 + 2.2 * len(conds), 3.4))
+    w = 0.8 / len(protos)
+    for k, p in enumerate(protos):
+        t = table[table["protocol"] == p].set_index("condition").reindex(conds)
+        ax.bar(np.arange(len(conds)) + (k - (len(protos) - 1) / 2) * w, 100 * t[f"{metric}_mean"], w,
+               yerr=100 * t[f"{metric}_std"], capsize=3, label=f"protocol: {p}")
+    ax.set_xticks(range(len(conds)), conds, fontsize=8)
+    ax.set_ylabel(f"test {metric} (%)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -59,7 +59,7 @@ class LossConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 12
+    epochs: int = 8
     batch_size: int = 64
     lr: float = 2e-3
     weight_decay: float = 1e-4

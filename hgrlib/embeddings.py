@@ -115,7 +115,7 @@ def plt_cmap(name: str, n: int):
 
 
 def plot_grid(feats_by_condition: dict, embeddings: dict, method: str, classes, keys=("f", "g", "z"),
-              scores: pd.DataFrame | None = None):
+              scores: pd.DataFrame | None = None, shown: str = "test-clip features (held-out subjects)"):
     """Rows: conditions; columns: each feature coloured by emotion, then each feature coloured by subject.
 
     With `scores` (from `silhouettes`) each panel's title carries the silhouette of its input features.
@@ -147,6 +147,6 @@ def plot_grid(feats_by_condition: dict, embeddings: dict, method: str, classes, 
         h, lab = handles[what]
         fig.legend(h, lab, loc="lower center", ncol=min(len(lab), 12), fontsize=7, markerscale=1.5, frameon=False,
                    title=f"colour: {what}", title_fontsize=7, bbox_to_anchor=(0.27 + 0.5 * block, -0.01))
-    fig.suptitle(f"{method.upper()} of test-clip features (held-out subjects)", fontsize=10)
+    fig.suptitle(f"{method.upper()} of {shown}", fontsize=10)
     fig.tight_layout(rect=(0, 0.08, 1, 0.97))
     return fig

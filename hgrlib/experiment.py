@@ -77,7 +77,7 @@ def mean_std(df: pd.DataFrame, by: list[str], metrics: tuple[str, ...] = ("acc",
     for m in metrics:
         out[f"{m}_mean"] = g[m].mean()
         out[f"{m}_std"] = g[m].std(ddof=1).fillna(0.0)
-        out[m] = [f"{100 * a:.1f} ± {100 * s:.1f}" for a, s in zip(out[f"{m}_mean"], out[f"{m}_std"])]
+        out[m] = [f"{100 * a:.1f} ± {100 * s:.1f}" if np.isfinite(a) else "n/a" for a, s in zip(out[f"{m}_mean"], out[f"{m}_std"])]
     return out.reset_index()
 
 

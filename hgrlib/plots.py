@@ -65,3 +65,32 @@ def bar_with_errors(table: pd.DataFrame, label: str, metric: str = "acc", ax=Non
     ax.set_ylabel(f"test {metric} (%)")
     ax.tick_params(axis="x", labelrotation=20)
     return ax.figure
+
+
+def curves_with_errors(table: pd.DataFrame, x: str, group: str, metric: str = "acc", xlabel: str | None = None, ax=None):
+    """One line per `group` value: mean ± std of `metric` (a mean_std() table) against `x`."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.8))
+    for name, t in table.groupby(group, sort=False):
+        t = t.sort_values(x)
+        ax.errorbar(t[x], 100 * t[f"{metric}_mean"], yerr=100 * t[f"{metric}_std"], marker="o", capsize=3, label=name)
+    ax.set_xlabel(xlabel or x), ax.set_ylabel(f"test {metric} (%)")
+    ax.legend(fontsize=8)
+    return ax.figure
+
+
+def heatmaps(grids: dict[str, pd.DataFrame], fmt: str = "{:.1f}", scale: float = 100.0):
+    """Side-by-side annotated heatmaps of equally shaped grids (rows × columns), NaN cells left blank."""
+    fig, axes = plt.subplots(1, len(grids), figsize=(4.6 * len(grids), 3.2), squeeze=False)
+    for ax, (title, g) in zip(axes[0], grids.items()):
+        v = scale * g.to_numpy(dtype=float)
+        ax.imshow(np.ma.masked_invalid(v), cmap="viridis", aspect="auto")
+        for i in range(v.shape[0]):
+            for j in range(v.shape[1]):
+                if np.isfinite(v[i, j]):
+                    ax.text(j, i, fmt.format(v[i, j]), ha="center", va="center", color="white", fontsize=9)
+        ax.set_xticks(range(v.shape[1]), [str(c) for c in g.columns])
+        ax.set_yticks(range(v.shape[0]), [str(r) for r in g.index])
+        ax.set_xlabel(g.columns.name or ""), ax.set_ylabel(g.index.name or ""), ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig

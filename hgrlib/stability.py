@@ -123,7 +123,7 @@ def summarize(df: pd.DataFrame, by: list[str], value: str, digits: int = 3) -> p
     """Mean, std (ddof=1; 0 for a single value) and count of `value` per group, plus a 'mean ± std' text column."""
     g = df.groupby(by, sort=False)[value]
     out = pd.DataFrame({"n": g.size(), "mean": g.mean(), "std": g.std(ddof=1).fillna(0.0)}).reset_index()
-    out[value] = [f"{m:.{digits}f} ± {s:.{digits}f}" for m, s in zip(out["mean"], out["std"])]
+    out[value] = ["–" if np.isnan(m) else f"{m:.{digits}f} ± {s:.{digits}f}" for m, s in zip(out["mean"], out["std"])]
     return out
 
 
@@ -194,34 +194,42 @@ def factor_table(root: str | Path, clip_ids) -> pd.DataFrame:
     return out
 
 
-def _folds(target: np.ndarray, discrete: bool, folds: int) -> int:
-    if discrete:
-        _, counts = np.unique(target, return_counts=True)
-        return int(max(2, min(folds, counts.min())))
-    return int(max(2, min(folds, len(target))))
-
-
 def probe_score(x: np.ndarray, target, discrete: bool, folds: int = 5, seed: int = 0) -> tuple[float, float]:
     """(score, chance) of a cross-validated linear probe: accuracy vs majority-class rate, or R² vs 0.
 
-    Folds shrink to what the data allow (at least 2), so tiny test sets still get a number; NaN
-    when the target does not vary or a class has a single clip.
+    Standardised features; logistic regression for a discrete target, ridge (alpha by inner
+    leave-one-out) for a continuous one. Folds are shuffled with `seed` (clips are often stored
+    sorted by subject, and unshuffled folds would then hold out whole subjects) and shrink to what
+    the data allow (at least 2, for a discrete target no more than the smallest class), so tiny test
+    sets still get a number. NaN when the target does not vary or no class has two clips.
     """
-    from hgrlib.evaluate import probe
+    from sklearn.linear_model import LogisticRegression, RidgeCV
+    from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
+    import warnings
+
+    x = np.asarray(x, dtype=np.float64)
     t = np.asarray(target)
     if discrete:
         t = pd.factorize(t.astype(str))[0]
-        values, counts = np.unique(t, return_counts=True)
-        if len(values) < 2 or counts.max() < 2:
+        _, counts = np.unique(t, return_counts=True)
+        if len(counts) < 2 or counts.max() < 2:
             return float("nan"), float("nan")
         chance = float(counts.max() / len(t))
+        cv = StratifiedKFold(int(max(2, min(folds, counts.min()))), shuffle=True, random_state=seed)
+        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
     else:
-        t = t.astype(float)
-        if np.ptp(t) == 0 or len(t) < 4:
+        t = t.astype(np.float64)
+        if len(t) < 4 or np.ptp(t) == 0:
             return float("nan"), float("nan")
         chance = 0.0
-    return probe(np.asarray(x, float), t, seed=seed, folds=_folds(t, discrete, folds)), chance
+        cv = KFold(int(max(2, min(folds, len(t) // 2))), shuffle=True, random_state=seed)
+        model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 4, 13)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # small classes, constant folds: the score says enough
+        return float(np.nanmean(cross_val_score(model, x, t, cv=cv))), chance
 
 
 def factor_probes(feats: dict, factors: pd.DataFrame, part: str = "test", keys=FEATURE_KEYS,
@@ -235,6 +243,7 @@ def factor_probes(feats: dict, factors: pd.DataFrame, part: str = "test", keys=F
     sel = select(feats, part)
     fac = factors.loc[[str(c) for c in sel["clip_ids"]]]
     which = which or tuple(w for w in FACTORS if w[0] in fac.columns)
+    # a factor that does not vary over these clips (e.g. one intensity in a small corpus) gets NaN
     rows = []
     for col, kind, level in which:
         discrete = col in DISCRETE_FACTORS or fac[col].dtype.kind in "OUb"
@@ -248,22 +257,39 @@ def factor_probes(feats: dict, factors: pd.DataFrame, part: str = "test", keys=F
 # --------------------------------------------------------------------------- figures
 
 
-def plot_spread(runs: pd.DataFrame, by: str = "condition", metrics: tuple[str, ...] = ("acc", "uar")):
-    """Every run's test score as a dot, per condition, with the mean ± std as a bar and whisker."""
+def plot_spread(runs: pd.DataFrame, by: str = "condition", group: str | None = None,
+                metrics: tuple[str, ...] = ("acc", "uar")):
+    """Every run's test score as a dot, coloured by `by`, with the mean ± std as a square and whisker.
+
+    With `group` (e.g. a column saying which runs were pooled) the x axis has one slot per group value.
+    """
     import matplotlib.pyplot as plt
 
-    groups = list(dict.fromkeys(runs[by]))
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics) + 0.6, 3.4), squeeze=False)
+    hues = list(dict.fromkeys(runs[by]))
+    groups = list(dict.fromkeys(runs[group])) if group else [None]
+    w = 0.8 / len(hues)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics) * max(1, len(groups) / 1.5) + 0.6, 3.6), squeeze=False)
     rng = np.random.default_rng(0)
     for ax, m in zip(axes[0], metrics):
-        for i, gname in enumerate(groups):
-            v = 100 * runs.loc[runs[by] == gname, m].to_numpy(float)
-            ax.errorbar(i, v.mean(), yerr=v.std(ddof=1) if len(v) > 1 else 0, fmt="s", color="k", capsize=6, ms=6, zorder=3)
-            ax.scatter(i + rng.uniform(-0.12, 0.12, len(v)), v, color=f"C{i}", alpha=0.7, zorder=2)
-        ax.set_xticks(range(len(groups)), [g.replace(" (", "\n(") for g in groups], fontsize=8)
-        ax.set_xlim(-0.6, len(groups) - 0.4)
+        lo, hi = np.inf, -np.inf
+        for gi, gname in enumerate(groups):
+            for hi_, h in enumerate(hues):
+                sel = (runs[by] == h) & ((runs[group] == gname) if group else True)
+                v = 100 * runs.loc[sel, m].to_numpy(float)
+                if not len(v):
+                    continue
+                x = gi + (hi_ - (len(hues) - 1) / 2) * w
+                ax.scatter(x + rng.uniform(-0.2, 0.2, len(v)) * w, v, color=f"C{hi_}", alpha=0.6, zorder=2,
+                           label=h if gi == 0 else None)
+                ax.errorbar(x, v.mean(), yerr=v.std(ddof=1) if len(v) > 1 else 0, fmt="s", color="k", capsize=5, ms=5, zorder=3)
+                lo, hi = min(lo, v.min()), max(hi, v.max())
+        pad = max(2.0, 0.15 * (hi - lo))
+        ax.set_ylim(lo - pad, hi + pad)
+        ax.set_xticks(range(len(groups)), [str(g) if g is not None else "" for g in groups], fontsize=8)
+        ax.set_xlim(-0.5, len(groups) - 0.5)
         ax.set_ylabel(f"test {m.upper()} (%)")
         ax.grid(axis="y", alpha=0.3)
+    axes[0, -1].legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig
 

@@ -7,9 +7,12 @@ result.json when finished (a finished run is never redone), features.npz of the 
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -38,6 +41,19 @@ class FeatureSet:
     @property
     def n_segments(self) -> int:
         return self.audio.shape[1]
+
+    def fingerprint(self) -> str:
+        """Which clips, labels and feature shapes: part of a run's cache key."""
+        h = hashlib.sha256("|".join(self.clip_ids).encode() + self.labels.tobytes() + str(self.audio.shape + self.faces.shape).encode())
+        return h.hexdigest()[:16]
+
+
+@functools.cache
+def code_version() -> str:
+    """Digest of the modules a training result depends on: a change to any of them invalidates cached runs."""
+    here = Path(__file__).parent
+    files = ["train.py", "models.py", "losses.py", "config.py", "data/splits.py", "evaluate.py"]
+    return hashlib.sha256(b"".join((here / f).read_bytes() for f in files)).hexdigest()[:16]
 
 
 def pick_device(pref: str = "auto") -> torch.device:
@@ -110,7 +126,8 @@ def evaluate_split(model: EmotionModel, batcher: Batcher, idx: np.ndarray, fs: F
 
 def fit(cfg: Config, fs: FeatureSet, runs_dir: str = "runs", progress: bool = True) -> dict:
     """Train, select the epoch with the best validation UAR, test it; cached by the config's hash."""
-    run_dir = os.path.join(runs_dir, config_hash(cfg.to_dict() | {"data_clips": len(fs.clip_ids)}))
+    key = cfg.to_dict() | {"data": fs.fingerprint(), "code": code_version()}
+    run_dir = os.path.join(runs_dir, config_hash(key))
     result_file = os.path.join(run_dir, "result.json")
     if os.path.exists(result_file):
         return read_json(result_file)

@@ -58,6 +58,7 @@ def test_summarize_gives_mean_and_std():
     s = st.summarize(df, ["c"], "v")
     assert s["mean"].tolist() == pytest.approx([0.3, 0.5]) and s["std"].iloc[1] == 0.0
     assert s["v"].iloc[0] == "0.300 ± 0.141"
+    assert st.summarize(pd.DataFrame({"c": ["x"], "v": [np.nan]}), ["c"], "v")["v"].iloc[0] == "–"
 
 
 def test_score_spread():
@@ -132,6 +133,7 @@ def test_figures_draw(tmp_path):
     matplotlib.use("Agg")
     runs = pd.DataFrame({"condition": ["a", "a", "b", "b"], "acc": [0.5, 0.6, 0.55, 0.57], "uar": [0.5, 0.6, 0.5, 0.6]})
     st.plot_spread(runs).savefig(tmp_path / "s.png")
+    st.plot_spread(runs.assign(pool=["x", "y", "x", "y"]), group="pool").savefig(tmp_path / "s.png")
     cca = pd.DataFrame({"condition": ["a"] * 2 + ["b"] * 2, "component": [1, 2] * 2, "in_sample": [0.9, 0.5, 0.8, 0.4],
                         "held_out": [0.7, 0.2, 0.6, 0.1]})
     st.plot_av_correlation(cca).savefig(tmp_path / "c.png")
