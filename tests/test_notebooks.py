@@ -59,3 +59,17 @@ def test_committed_notebooks_are_stripped_and_parameterized():
         cells = json.loads(nb.read_text())["cells"]
         assert all(not c.get("outputs") and not c.get("execution_count") for c in cells if c["cell_type"] == "code"), nb
         assert any("parameters" in c.get("metadata", {}).get("tags", []) for c in cells), nb
+
+
+def test_notebooks_match_their_text_sources(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_notebooks", "scripts/build_notebooks.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    sources = sorted(Path("notebooks/src").glob("*.py"))
+    assert [s.stem for s in sources] == sorted(p.stem for p in Path("notebooks").glob("[0-9][0-9]_*.ipynb"))
+    for src in sources:
+        mod.build(src, tmp_path / f"{src.stem}.ipynb")
+        built = json.loads((tmp_path / f"{src.stem}.ipynb").read_text())
+        assert built == json.loads(Path(f"notebooks/{src.stem}.ipynb").read_text()), f"rebuild {src}"
