@@ -198,13 +198,15 @@ def probe_score(x: np.ndarray, target, discrete: bool, folds: int = 5, seed: int
     """(score, chance) of a cross-validated linear probe: accuracy vs majority-class rate, or R² vs 0.
 
     Standardised features; logistic regression for a discrete target, ridge (alpha by inner
-    leave-one-out) for a continuous one. Folds are shuffled with `seed` (clips are often stored
+    leave-one-out) for a continuous one. The score is computed once on the pooled out-of-fold
+    predictions of every clip (per-fold R² on a handful of clips is wildly unstable). Folds are shuffled with `seed` (clips are often stored
     sorted by subject, and unshuffled folds would then hold out whole subjects) and shrink to what
     the data allow (at least 2, for a discrete target no more than the smallest class), so tiny test
     sets still get a number. NaN when the target does not vary or no class has two clips.
     """
     from sklearn.linear_model import LogisticRegression, RidgeCV
-    from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score
+    from sklearn.metrics import accuracy_score, r2_score
+    from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -229,7 +231,8 @@ def probe_score(x: np.ndarray, target, discrete: bool, folds: int = 5, seed: int
         model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 4, 13)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # small classes, constant folds: the score says enough
-        return float(np.nanmean(cross_val_score(model, x, t, cv=cv))), chance
+        pred = cross_val_predict(model, x, t, cv=cv)
+    return float(accuracy_score(t, pred) if discrete else r2_score(t, pred)), chance
 
 
 def factor_probes(feats: dict, factors: pd.DataFrame, part: str = "test", keys=FEATURE_KEYS,
