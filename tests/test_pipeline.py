@@ -157,3 +157,22 @@ def test_nonfinite_loss_skips_the_update_and_is_counted(tiny, tmp_path, monkeypa
     r = fit(cfg.with_(train={"epochs": 1, "batch_size": 8}), fs, str(tmp_path), progress=False)
     assert r["history"][0]["nonfinite_steps"] == (len(calls) + 1) // 2 > 0
     assert np.isfinite(r["history"][0]["loss"]) and 0 <= r["test"]["acc"] <= 1
+
+
+def test_real_layout_end_to_end_prep_with_faceless_clips(tmp_path):
+    """A RAVDESS-layout fixture (noise video, no face) goes through the real loader, decoders, detector and cache."""
+    from fixtures import make_ravdess_fixture
+
+    from hgrlib.config import DataConfig
+    from hgrlib.experiment import load_featureset, prepare_data
+
+    root = make_ravdess_fixture(tmp_path / "RAVDESS", actors=(1, 2, 3), strays=True)
+    data = DataConfig(dataset="ravdess", root=str(root), classes=8)
+    feats = FeatureConfig(n_segments=2, face_size=16, frames_per_segment=1)
+    index_report, prep = prepare_data(data, feats, str(tmp_path / "cache"), workers=1, progress=False)
+    assert index_report.accepted == 24 and len(index_report.skipped) >= 6
+    assert prep.extracted == 24 and not prep.skipped
+    assert prep.frames_fallback == 48 and len(prep.clips_without_face) == 24  # counted, not hidden
+    fs = load_featureset(data, feats, str(tmp_path / "cache"))
+    assert fs.classes[0] == "neutral" and fs.audio.shape == (24, 2, 1, 94, 64)
+    assert sorted(set(fs.subjects)) == ["01", "02", "03"]
