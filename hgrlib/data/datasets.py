@@ -6,6 +6,7 @@ import json
 import random
 from functools import partial
 from importlib import resources
+from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
 from hgrlib.data import baum1s, enterface, manifest, ravdess
@@ -14,9 +15,14 @@ from hgrlib.data.records import EMOTIONS6, EMOTIONS8, ClipRecord, IndexReport
 Loader = Callable[..., "tuple[list[ClipRecord], IndexReport]"]
 
 
+SYNTHETIC_METADATA = ("corpus.json", "factors.csv")  # the generator's own files beside the clips
+
+
 def _synthetic(root, classes: int = 6, **options):
     # the synthetic corpus is written in RAVDESS layout with the paper's six emotions only
-    return ravdess.index(root, classes=6, dataset_name="synthetic", **options)
+    records, report = ravdess.index(root, classes=6, dataset_name="synthetic", **options)
+    report.skipped = [(p, r) for p, r in report.skipped if Path(p).name not in SYNTHETIC_METADATA]
+    return records, report
 
 
 LOADERS: dict[str, Loader] = {
