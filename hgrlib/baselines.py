@@ -214,6 +214,16 @@ def minibatch_study(data: Callable[[int], tuple[torch.Tensor, torch.Tensor, dict
     known (`true_value`), and batch/dim.
     """
     objs = objs or objectives()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # d×d eigh/svd are tiny: threads only add overhead (and contend on a shared CPU)
+    try:
+        per = _study_rows(data, dims, batch_sizes, n_batches, objs, seed)
+    finally:
+        torch.set_num_threads(threads)
+    return summarise(per), per
+
+
+def _study_rows(data, dims, batch_sizes, n_batches, objs, seed) -> pd.DataFrame:
     rows = []
     for d in dims:
         f, g, true = data(d)
@@ -230,8 +240,7 @@ def minibatch_study(data: Callable[[int], tuple[torch.Tensor, torch.Tensor, dict
                     rows.append({"objective": name, "dim": d, "batch": b, "draw": k, "value": v, "grad_norm": gn,
                                  "finite": math.isfinite(v) and math.isfinite(gn),
                                  "full_value": full[name], "true_value": _true_for(name, true)})
-    per = pd.DataFrame(rows)
-    return summarise(per), per
+    return pd.DataFrame(rows)
 
 
 def _true_for(name: str, true: dict | None) -> float:
