@@ -37,8 +37,9 @@ def cca_corr(f: Tensor, g: Tensor, eps: float = 1e-4) -> Tensor:
     """Total canonical correlation (DCCA, Andrew et al. 2013): ‖Σff^{-1/2} Σfg Σgg^{-1/2}‖_* .
 
     Needs the inverse square roots of the batch covariances; `eps`·I regularises them. When
-    N ≤ d the covariances are singular and, with small eps, the value and its gradient blow up:
-    the failure the paper cites as the reason to prefer Soft-HGR.
+    N ≤ d the covariances are singular: the value saturates near N−1 whatever the data and its
+    gradient vanishes (eps around 1e-4), or value and gradient blow up (smaller eps), and eigh can
+    fail outright; the failure the paper cites as the reason to prefer Soft-HGR (notebook 07).
     """
     n, d = f.shape
     f, g = _centre(f), _centre(g)

@@ -194,7 +194,10 @@ def _fit(cfg: Config, fs: FeatureSet, run_dir: str, result_file: str, progress: 
             sel = order[b * tc.batch_size : (b + 1) * tc.batch_size]
             a, v, y = batcher(train_idx[sel])
             out = model(*_inputs(model, a, v), y)
-            loss, parts = joint_loss(out, y, torch.from_numpy(labeled[sel]).to(device), cfg.loss)
+            try:
+                loss, parts = joint_loss(out, y, torch.from_numpy(labeled[sel]).to(device), cfg.loss)
+            except torch.linalg.LinAlgError:  # eigh of a singular covariance (CCA-style loss): a non-finite step
+                loss, parts = torch.tensor(float("nan")), {}
             opt.zero_grad(set_to_none=True)
             if torch.isfinite(loss):
                 loss.backward()
