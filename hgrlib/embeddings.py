@@ -22,6 +22,39 @@ def standardize(x: np.ndarray) -> np.ndarray:
     return (x - x.mean(0)) / np.where(sd > 0, sd, 1.0)
 
 
+_UMAP_CACHED = False
+
+
+def _umap():
+    """umap, with numba's on-disk cache turned on for its jitted functions (umap-learn does not ask for it).
+
+    Compiling them takes 15-50 s in every new process (most of a smoke notebook's time); with the
+    cache only the first process ever pays. Best effort: where caching is impossible, nothing changes.
+    """
+    global _UMAP_CACHED
+    import umap
+    import umap.umap_
+
+    if not _UMAP_CACHED:
+        _UMAP_CACHED = True
+        try:
+            import importlib
+
+            from numba.core.registry import CPUDispatcher
+
+            for name in ("umap.umap_", "umap.layouts", "umap.utils", "umap.distances", "umap.sparse", "umap.spectral"):
+                mod = importlib.import_module(name)
+                for fn in list(vars(mod).values()):
+                    if isinstance(fn, CPUDispatcher) and type(fn._cache).__name__ == "NullCache":
+                        try:
+                            fn.enable_caching()
+                        except Exception:  # noqa: BLE001 - e.g. no writable cache location
+                            pass
+        except Exception:  # noqa: BLE001 - numba internals moved: run uncached
+            pass
+    return umap
+
+
 def embed(x: np.ndarray, method: str = "umap", seed: int = 0, n_neighbors: int = 15, perplexity: float = 30.0,
           scale: bool = True) -> np.ndarray:
     """(n, 2) embedding of the rows of `x` with UMAP or t-SNE; the same seed gives the same result.
@@ -35,8 +68,7 @@ def embed(x: np.ndarray, method: str = "umap", seed: int = 0, n_neighbors: int =
     if method == "umap":
         import warnings
 
-        import umap
-
+        umap = _umap()
         k = int(max(2, min(n_neighbors, n - 1)))
         # spectral initialisation needs a well-connected graph; with very few points use PCA instead
         init = "spectral" if n > 4 * k else "pca"
@@ -50,7 +82,11 @@ def embed(x: np.ndarray, method: str = "umap", seed: int = 0, n_neighbors: int =
 
         p = float(max(2.0, min(perplexity, (n - 1) / 3)))
         p = min(p, n - 1.0)
-        out = TSNE(n_components=2, perplexity=p, init="pca", learning_rate="auto", random_state=seed).fit_transform(x)
+        from threadpoolctl import threadpool_limits
+
+        # one thread: the inputs are small, and OpenMP threads spinning on a busy shared CPU cost 10-100x
+        with threadpool_limits(limits=1):
+            out = TSNE(n_components=2, perplexity=p, init="pca", learning_rate="auto", random_state=seed).fit_transform(x)
     else:
         raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
     return np.asarray(out, dtype=np.float64)
@@ -105,10 +141,13 @@ def _scatter(ax, e: np.ndarray, labels, names=None, cmap="tab10", size=14):
     return values
 
 
-def plt_cmap(name: str, n: int):
+def plt_cmap(name: str, n: int) -> list:
+    """n distinct colours: tab10 for emotions; for subjects Dark2 (≤ 8), tab20 (≤ 20), else a continuous map."""
     import matplotlib
 
-    cm = matplotlib.colormaps[name if n <= 10 or name != "tab10" else "tab20"]
+    if name == "subjects":
+        name = "Dark2" if n <= 8 else "tab20" if n <= 20 else "turbo"
+    cm = matplotlib.colormaps[name]
     if getattr(cm, "N", 256) <= 20:
         return [cm(i % cm.N) for i in range(n)]
     return [cm(i / max(1, n - 1)) for i in range(n)]
@@ -130,7 +169,7 @@ def plot_grid(feats_by_condition: dict, embeddings: dict, method: str, classes, 
         fe = feats_by_condition[cond]
         for j, key in enumerate(keys):
             e = embeddings[(cond, key, method)]
-            for block, (col, names, cmap) in enumerate((("labels", list(classes), "tab10"), ("subjects", None, "tab20"))):
+            for block, (col, names, cmap) in enumerate((("labels", list(classes), "tab10"), ("subjects", None, "subjects"))):
                 ax = axes[r, block * nk + j]
                 _scatter(ax, e, fe[col], names, cmap)
                 what = "emotion" if block == 0 else "subject"

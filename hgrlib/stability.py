@@ -229,7 +229,10 @@ def probe_score(x: np.ndarray, target, discrete: bool, folds: int = 5, seed: int
         chance = 0.0
         cv = KFold(int(max(2, min(folds, len(t) // 2))), shuffle=True, random_state=seed)
         model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 4, 13)))
-    with warnings.catch_warnings():
+    from threadpoolctl import threadpool_limits
+
+    # one BLAS/OpenMP thread: many tiny fits, where threads spinning on a busy shared CPU only cost time
+    with warnings.catch_warnings(), threadpool_limits(limits=1):
         warnings.simplefilter("ignore")  # small classes, constant folds: the score says enough
         pred = cross_val_predict(model, x, t, cv=cv)
     return float(accuracy_score(t, pred) if discrete else r2_score(t, pred)), chance
