@@ -363,7 +363,14 @@ def plot_factor_heatmap(df: pd.DataFrame, by: str = "condition", value: str = "s
         for j in range(m.shape[1]):
             txt = "–" if np.isnan(m[i, j]) else f"{m[i, j]:.2f}"
             ax.text(j, i, txt, ha="center", va="center", fontsize=8, color="white" if np.nan_to_num(m[i, j]) < 0.55 else "black")
-    ax.set_yticks(range(len(facs)), [f"{f} ({info.loc[f, 'metric']}, {info.loc[f, 'kind']})" for f in facs], fontsize=8)
+    chance = df.groupby("factor")["chance"].mean() if "chance" in df else pd.Series(dtype=float)
+
+    def label(f):
+        c = chance.get(f, np.nan)
+        extra = f", chance {c:.2f}" if info.loc[f, "metric"] == "acc" and np.isfinite(c) else ""
+        return f"{f} ({info.loc[f, 'metric']}{extra}, {info.loc[f, 'kind']})"
+
+    ax.set_yticks(range(len(facs)), [label(f) for f in facs], fontsize=8)
     ax.set_xticks(range(len(cols)), [FEATURE_NAMES.get(f, f) for _, f in cols], fontsize=8)
     for k in range(1, len(conds)):
         ax.axvline(k * len(feats) - 0.5, color="w", lw=3)
