@@ -94,6 +94,7 @@ spread
 # %%
 by_seed = {name: {int(r["config"]["train"]["seed"]): run_features(r) for r, n in zip(results0, names0) if n == name}
            for name in conditions}
+assert len(seeds) >= 2, "seed-to-seed CKA needs at least two seeds"
 cka = pd.concat([st.seed_cka(by_seed[name], key).assign(condition=name) for name in conditions for key in st.FEATURE_KEYS],
                 ignore_index=True)
 cka_table = st.summarize(cka, ["condition", "feature"], "cka").rename(columns={"n": "pairs"})
