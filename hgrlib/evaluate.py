@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, confusion_matrix, recall_score
-from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -48,18 +47,6 @@ def canonical_correlations(x: np.ndarray, y: np.ndarray, k: int = 5, eps: float 
 
     t = inv_sqrt(x.T @ x / n) @ (x.T @ y / n) @ inv_sqrt(y.T @ y / n)
     return np.linalg.svd(t, compute_uv=False)[:k]
-
-
-def probe(features: np.ndarray, target: np.ndarray, seed: int = 0, folds: int = 5) -> float:
-    """Cross-validated score of a linear probe: accuracy for a discrete target, R² for a continuous one."""
-    from sklearn.linear_model import RidgeCV
-
-    discrete = target.dtype.kind in "iub" or target.dtype.kind in "OU"
-    if discrete:
-        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-    else:
-        model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13)))
-    return float(cross_val_score(model, features, target, cv=folds).mean())
 
 
 def probe_split(feats: dict[str, np.ndarray], keys: tuple[str, ...] = ("f", "g"), n_classes: int | None = None) -> dict:

@@ -33,10 +33,11 @@ def test_every_notebook_runs_and_writes_its_outputs(smoke_run):
     table = pd.read_csv(out / "02_supervised_table.csv")
     assert list(table["condition"]) == ["audio only (CE)", "visual only (CE)", "fusion (CE)", "fusion (CE + Soft-HGR)"]
     assert (table["runs"] == 2).all()
-    for name in ("07_baselines_table.csv", "07_protocols_table.csv", "03_semi_supervised_table.csv", "04_ablation_table.csv"):
+    for name in ("05_score_spread.csv", "06_silhouettes.csv", "07_baselines_table.csv", "07_protocols_table.csv", "03_semi_supervised_table.csv", "04_ablation_table.csv"):
         assert len(pd.read_csv(out / name)) > 0, name
     for fig in ("01_examples.png", "02_confusion.png", "02_training_curves.png", "02_accuracy.png", "03_semi_supervised.png",
-                "04_ablation_heatmap.png", "07_minibatch_heatmaps.png", "07_protocols.png"):
+                "04_ablation_heatmap.png", "05_seed_cka.png", "05_factor_probes.png", "06_umap.png", "06_tsne.png",
+                "07_minibatch_heatmaps.png", "07_protocols.png"):
         assert (base / "figures" / "synthetic-smoke" / fig).stat().st_size > 1000
 
 
