@@ -5,7 +5,7 @@
 #   ./run_all.sh                                   default profile, synthetic corpus (about 15 min on 2 CPU cores)
 #   ./run_all.sh --profile smoke                   tiny, about a minute a notebook
 #   ./run_all.sh --dataset ravdess --root /data/RAVDESS [--classes 8]
-#   ./run_all.sh --only 01,02 -j 2 --force
+#   ./run_all.sh --only 01,02 -j 2 --force        (-j: training runs in parallel, e.g. on a many-core node)
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/ensure_env.sh

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -48,11 +51,38 @@ def seeded_runs(cfg: Config, seeds: tuple[int, ...] | list[int], fs: FeatureSet)
     return [cfg.with_(train={"seed": int(s), "fold": i % n_folds}) for i, s in enumerate(seeds)]
 
 
-def run_all(cfgs: list[Config], fs: FeatureSet, runs_dir: str = "runs", progress: bool = True) -> list[dict]:
-    """Fit every config (finished ones are read back from runs/, not redone)."""
+def run_all(cfgs: list[Config], fs: FeatureSet, runs_dir: str = "runs", progress: bool = True, jobs: int | None = None) -> list[dict]:
+    """Fit every config (finished ones are read back from runs/, not redone), `jobs` at a time.
+
+    `jobs` defaults to the HGRLIB_JOBS environment variable (set by `run_all.sh -j N`), else 1.
+    With several jobs each process gets cpu_count // jobs torch threads; results do not depend
+    on `jobs` beyond the last digits that a different thread count can change.
+    """
     from tqdm.auto import tqdm
 
-    return [fit(c, fs, runs_dir, progress=progress) for c in tqdm(cfgs, desc="runs", unit="run", disable=not progress)]
+    jobs = int(os.environ.get("HGRLIB_JOBS", "1")) if jobs is None else jobs
+    if jobs <= 1 or len(cfgs) <= 1:
+        return [fit(c, fs, runs_dir, progress=progress) for c in tqdm(cfgs, desc="runs", unit="run", disable=not progress)]
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(fs, threads)) as ex:
+        futures = [ex.submit(_fit_in_worker, c, runs_dir) for c in cfgs]
+        for _ in tqdm(as_completed(futures), total=len(futures), desc=f"runs ({jobs} jobs)", unit="run", disable=not progress):
+            pass
+        return [f.result() for f in futures]
+
+
+_worker_fs: list[FeatureSet] = []
+
+
+def _init_worker(fs: FeatureSet, threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    _worker_fs.append(fs)
+
+
+def _fit_in_worker(cfg: Config, runs_dir: str) -> dict:
+    return fit(cfg, _worker_fs[0], runs_dir, progress=False)
 
 
 def results_frame(results: list[dict], **labels: list) -> pd.DataFrame:

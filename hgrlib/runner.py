@@ -16,7 +16,6 @@ import json
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -74,7 +73,7 @@ def execute(nb: Path, out: Path, params: dict, cwd: Path) -> None:
 def run(profile: str = "default", dataset: str = "synthetic", root: str | None = None, classes: int = 6, only: list[str] | None = None,
         jobs: int = 1, force: bool = False, results_dir: str = "results", figures_dir: str = "figures",
         cache_dir: str = "cache", runs_dir: str = "runs", extra: dict | None = None) -> list[dict]:
-    """Execute the notebooks in order (02 onwards in parallel with `jobs` > 1); returns what was done."""
+    """Execute the notebooks in order, `jobs` training runs at a time; returns what was done."""
     repo = project_dir()
     tag = f"{dataset}-{profile}"
     notebooks = sorted((repo / NOTEBOOK_DIR).glob("[0-9][0-9]_*.ipynb"))
@@ -111,8 +110,10 @@ def run(profile: str = "default", dataset: str = "synthetic", root: str | None =
         upstream = first["stamp"].encode()
     elif (out_dir / ".01_data_prep.stamp.json").exists():
         upstream = read_json(out_dir / ".01_data_prep.stamp.json")["stamp"].encode()
-    with ThreadPoolExecutor(max(1, jobs)) as ex:
-        done += list(ex.map(lambda nb: one(nb, upstream), rest))
+    # -j N parallelises the grid points inside each notebook (the kernels inherit HGRLIB_JOBS);
+    # notebooks run in order, since later ones read back the runs of earlier ones.
+    os.environ["HGRLIB_JOBS"] = str(max(1, jobs))
+    done += [one(nb, upstream) for nb in rest]
     write_manifest(repo, results_dir, figures_dir)
     if tag == "synthetic-default" and results_dir == "results" and figures_dir == "figures":
         update_readme(repo, tag)
@@ -162,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--root", default=None)
     ap.add_argument("--classes", type=int, default=6)
     ap.add_argument("--only", default="", help="comma-separated notebook numbers, e.g. 01,02")
-    ap.add_argument("-j", "--jobs", type=int, default=1)
+    ap.add_argument("-j", "--jobs", type=int, default=1, help="training runs in parallel inside each notebook")
     ap.add_argument("--force", action="store_true", help="re-run notebooks even if unchanged")
     ap.add_argument("--results", default="results")
     ap.add_argument("--figures", default="figures")

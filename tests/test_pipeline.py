@@ -176,3 +176,16 @@ def test_real_layout_end_to_end_prep_with_faceless_clips(tmp_path):
     fs = load_featureset(data, feats, str(tmp_path / "cache"))
     assert fs.classes[0] == "neutral" and fs.audio.shape == (24, 2, 1, 94, 64)
     assert sorted(set(fs.subjects)) == ["01", "02", "03"]
+
+
+def test_parallel_grid_gives_the_runs_of_a_sequential_one(tiny, tmp_path):
+    from hgrlib.experiment import run_all
+
+    cfg, fs, _ = tiny
+    cfgs = seeded_runs(cfg.with_(loss={"lam": 0.1}), [0, 1], fs)
+    par = run_all(cfgs, fs, str(tmp_path / "par"), progress=False, jobs=2)
+    seq = run_all(cfgs, fs, str(tmp_path / "seq"), progress=False, jobs=1)
+    assert [r["config"] for r in par] == [r["config"] for r in seq]
+    for p, s in zip(par, seq):  # same training; a different thread count may move the last digits only
+        assert p["test"]["acc"] == pytest.approx(s["test"]["acc"], abs=0.1)
+        assert p["history"][0]["loss"] == pytest.approx(s["history"][0]["loss"], rel=1e-3)
