@@ -72,3 +72,9 @@ save_figure(fig, f"{out_fig}/03_semi_supervised.png")
 # fractions, the label-free audio-visual term has turned unlabeled clips into useful training signal;
 # at a fraction of 1 the curves meet by construction. The gap to plain cross-entropy at the same
 # fraction is what the common-information terms add on the labeled clips themselves.
+#
+# One confound to keep in mind: every condition trains for the same number of epochs, so an epoch of
+# **labeled + unlabeled** has as many optimiser steps as the full training set, while **labeled
+# only** at a fraction p has about p times as many. Each labeled clip is seen equally often in both,
+# but the shared encoders get more (label-free) updates with the unlabeled clips; part of the gap at
+# small fractions may come from those extra steps rather than from the unlabeled data as such.
