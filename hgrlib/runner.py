@@ -183,9 +183,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
 
 README_TABLES = [  # (file under results/<tag>/, heading) shown in the README's results section
     ("02_supervised_table.md", "Main table (notebook 02)"),
@@ -219,3 +216,7 @@ def update_readme(repo: Path, tag: str = "synthetic-default", results_dir: str =
     if new != text:
         write_text(readme, new)
     return True
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -26,7 +26,7 @@ lam = None  # λ of the Soft-HGR terms (None: the profile's)
 seeds = None  # list of seeds (None: the profile's)
 lam_cca = None  # λ of the CCA term (None: matched to λ by range, see below)
 lam_infonce = None  # λ of the InfoNCE term (None: matched to λ by range)
-n_batches = None  # mini-batches per cell of the study (None: 15 for smoke, 200 otherwise)
+n_batches = None  # mini-batches per cell of the study (None: 15 for smoke, 100 otherwise)
 
 # %%
 import os
@@ -46,7 +46,7 @@ P = get_profile(profile, dataset, root, classes)
 cfg = P.config
 lam = P.lam if lam is None else lam
 seeds = P.seeds if seeds is None else seeds
-n_batches = (15 if profile == "smoke" else 200) if n_batches is None else n_batches
+n_batches = (15 if profile == "smoke" else 100) if n_batches is None else n_batches
 tag = f"{cfg.data.dataset}-{profile}"
 out_res, out_fig = f"{results_dir}/{tag}", f"{figures_dir}/{tag}"
 fs = load_featureset(cfg.data, cfg.features, cache_dir)
