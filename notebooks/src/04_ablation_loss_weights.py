@@ -23,7 +23,7 @@ runs_dir = "runs"
 figures_dir = "figures"
 results_dir = "results"
 seeds = None
-w_uni_grid = [0.0, 0.5]  # weight of the per-modality cross-entropy terms (0.5 only at λ = 0 and the profile λ)
+w_uni_grid = [0.0, 0.5]  # weight of the per-modality CE terms; 0.5 is tried at two λ values only
 lam_grid = [0.0, 0.01, 0.1, 1.0]
 lam = None  # λ for the pair ablation (None: the profile's)
 
