@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 
@@ -60,25 +62,9 @@ def read_audio(path: str | Path, sr: int = 16000) -> np.ndarray:
     return _resample(x, sr_in, sr)
 
 
-def video_info(path: str | Path) -> tuple[int, float, int, int]:
-    """(number of frames, fps, height, width) of a video file, from its container."""
-    path = Path(path)
-    try:
-        with av.open(str(path)) as box:
-            if not box.streams.video:
-                raise DataError(f"{path}: no video track")
-            s = box.streams.video[0]
-            fps = float(s.average_rate or s.guessed_rate or 25)
-            n = s.frames or int(round(float(s.duration * s.time_base) * fps)) if s.duration else s.frames
-            return int(n or 0), fps, s.codec_context.height, s.codec_context.width
-    except DataError:
-        raise
-    except Exception as e:
-        raise DataError(f"{path}: cannot open video ({type(e).__name__}: {e})") from e
-
-
-def read_video(path: str | Path, max_side: int | None = None) -> tuple[np.ndarray, float]:
-    """All frames as uint8 RGB (T, H, W, 3) and the frame rate; optionally downscaled so max(H, W) <= max_side."""
+@contextmanager
+def _video_stream(path: str | Path) -> Iterator[tuple[av.container.InputContainer, av.video.stream.VideoStream, float]]:
+    """The container, first video stream and fps of a file; any decoder error becomes a DataError naming it."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: file not found")
@@ -88,17 +74,29 @@ def read_video(path: str | Path, max_side: int | None = None) -> tuple[np.ndarra
                 raise DataError(f"{path}: no video track")
             stream = box.streams.video[0]
             stream.thread_type = "AUTO"
-            fps = float(stream.average_rate or stream.guessed_rate or 25)
-            h, w = stream.codec_context.height, stream.codec_context.width
-            kw = {}
-            if max_side and max(h, w) > max_side:
-                s = max_side / max(h, w)
-                kw = {"width": int(round(w * s)) // 2 * 2, "height": int(round(h * s)) // 2 * 2}
-            frames = [f.to_ndarray(format="rgb24", **kw) for f in box.decode(stream)]
+            yield box, stream, float(stream.average_rate or stream.guessed_rate or 25)
     except DataError:
         raise
-    except Exception as e:
+    except Exception as e:  # PyAV raises many types
         raise DataError(f"{path}: cannot decode video ({type(e).__name__}: {e})") from e
+
+
+def video_info(path: str | Path) -> tuple[int, float, int, int]:
+    """(number of frames, fps, height, width) of a video file, from its container."""
+    with _video_stream(path) as (_, s, fps):
+        n = s.frames or (int(round(float(s.duration * s.time_base) * fps)) if s.duration else 0)
+        return int(n), fps, s.codec_context.height, s.codec_context.width
+
+
+def read_video(path: str | Path, max_side: int | None = None) -> tuple[np.ndarray, float]:
+    """All frames as uint8 RGB (T, H, W, 3) and the frame rate; optionally downscaled so max(H, W) <= max_side."""
+    with _video_stream(path) as (box, stream, fps):
+        h, w = stream.codec_context.height, stream.codec_context.width
+        kw = {}
+        if max_side and max(h, w) > max_side:
+            s = max_side / max(h, w)
+            kw = {"width": int(round(w * s)) // 2 * 2, "height": int(round(h * s)) // 2 * 2}
+        frames = [f.to_ndarray(format="rgb24", **kw) for f in box.decode(stream)]
     if not frames:
         raise DataError(f"{path}: video has no frames")
     return np.stack(frames), fps
@@ -156,32 +154,18 @@ def read_frames(path: str | Path, times: list[float]) -> tuple[np.ndarray, float
     Decodes sequentially (H.264 needs it) but converts only the wanted frames; a time past the
     end of the stream gets the last frame.
     """
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: file not found")
     got: dict[int, np.ndarray] = {}
-    try:
-        with av.open(str(path)) as box:
-            if not box.streams.video:
-                raise DataError(f"{path}: no video track")
-            stream = box.streams.video[0]
-            stream.thread_type = "AUTO"
-            fps = float(stream.average_rate or stream.guessed_rate or 25)
-            indices = [max(0, int(round(t * fps))) for t in times]
-            wanted = set(indices)
-            stop = max(indices)
-            i, last = -1, None
-            for i, frame in enumerate(box.decode(stream)):
-                last = frame
-                if i in wanted:
-                    got[i] = frame.to_ndarray(format="rgb24")
-                if i >= stop:
-                    break
-    except DataError:
-        raise
-    except Exception as e:
-        raise DataError(f"{path}: cannot decode video ({type(e).__name__}: {e})") from e
-    if last is None:
-        raise DataError(f"{path}: video has no frames")
-    tail = last.to_ndarray(format="rgb24")
+    with _video_stream(path) as (box, stream, fps):
+        indices = [max(0, int(round(t * fps))) for t in times]
+        wanted, stop = set(indices), max(indices)
+        i, last = -1, None
+        for i, frame in enumerate(box.decode(stream)):
+            last = frame
+            if i in wanted:
+                got[i] = frame.to_ndarray(format="rgb24")
+            if i >= stop:
+                break
+        if last is None:
+            raise DataError(f"{path}: video has no frames")
+        tail = last.to_ndarray(format="rgb24")
     return np.stack([got.get(k, tail) for k in indices]), fps, i + 1
