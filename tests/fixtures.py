@@ -169,8 +169,8 @@ def make_baum1s_fixture(root: str | Path, subjects=(1, 2), annotation: str = "cs
     code 7 (disagreement), 007 surprise (file missing on disk), 008 sadness. On disk also: 006 (not
     annotated) and S00N_001.srt (a subtitle). One unreadable annotation row ("total,,,").
     Header-less CSV columns follow the sheet's order as read by public scripts:
-    No, Subject, Gender, Clip, Emotion, Code. annotation: "csv", "tsv" or "xlsx" (the .xlsx is a
-    placeholder, only for testing the missing-openpyxl message).
+    No, Subject, Gender, Clip, Emotion, Code. annotation: "csv", "tsv" or "xlsx" (a real
+    workbook written with openpyxl, numbers as numbers).
     Accepted clips per subject: 001 anger, 002 happiness, 008 sadness.
     """
     root = Path(root)
@@ -187,8 +187,15 @@ def make_baum1s_fixture(root: str | Path, subjects=(1, 2), annotation: str = "cs
         media_file(clips / sid / f"{sid}_006.mp4")
         text_file(clips / sid / f"{sid}_001.srt", "1\n00:00:00,000 --> 00:00:01,000\nmerhaba\n")
     rows.append(["total", "", "", "", "", ""])
-    if annotation == "xlsx":
-        (root / "Annotations_BAUM1s.xlsx").write_bytes(b"PK\x03\x04 placeholder, not a real workbook")
+    if annotation == "xlsx":  # a real workbook, as the dataset ships it
+        import openpyxl
+
+        wb = openpyxl.Workbook()
+        if header:
+            wb.active.append(["No", "Subject", "Gender", "Video Name", "Emotion", "Emotion Code"])
+        for r in rows:
+            wb.active.append([int(c) if c.isdigit() and i in (0, 1, 5) else c for i, c in enumerate(r)])
+        wb.save(root / "Annotations_BAUM1s.xlsx")
         return root
     delim = "\t" if annotation == "tsv" else ","
     lines = []

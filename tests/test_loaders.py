@@ -220,9 +220,21 @@ def test_baum1s_annotation_option_and_errors(tmp_path):
         baum1s.index(clips, classes=8, annotation=moved)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("openpyxl") is not None, reason="openpyxl is installed")
-def test_baum1s_xlsx_without_openpyxl_says_what_to_do(tmp_path):
+@pytest.mark.parametrize("header", [False, True])
+def test_baum1s_reads_the_xlsx_sheet_like_its_csv_export(tmp_path, header):
+    make_baum1s_fixture(tmp_path / "x", subjects=(1, 2), annotation="xlsx", header=header)
+    make_baum1s_fixture(tmp_path / "c", subjects=(1, 2), annotation="csv", header=header)
+    from_xlsx, _ = baum1s.index(tmp_path / "x")
+    from_csv, _ = baum1s.index(tmp_path / "c")
+    key = lambda recs: [(r.subject, Path(r.path).name, r.emotion) for r in recs]  # noqa: E731
+    assert key(from_xlsx) == key(from_csv) and len(from_xlsx) == 6
+
+
+def test_baum1s_xlsx_without_openpyxl_says_what_to_do(tmp_path, monkeypatch):
+    import sys
+
     make_baum1s_fixture(tmp_path, subjects=(1,), annotation="xlsx")
+    monkeypatch.setitem(sys.modules, "openpyxl", None)  # as if it were not installed
     with pytest.raises(DataError, match="pip install openpyxl") as e:
         baum1s.index(tmp_path)
     assert "CSV" in str(e.value) and "Annotations_BAUM1s.xlsx" in str(e.value)
