@@ -31,7 +31,6 @@ import csv
 import hashlib
 import io
 import json
-import os
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from dataclasses import asdict, dataclass
@@ -43,6 +42,7 @@ from scipy.signal import lfilter
 
 from hgrlib.data.media import write_video, write_wav
 from hgrlib.data.records import EMOTIONS6, DataError
+from hgrlib.io import write_text
 
 GENERATOR_VERSION = 1
 RAVDESS_CODE = {"happiness": 3, "sadness": 4, "anger": 5, "fear": 6, "disgust": 7, "surprise": 8}
@@ -316,12 +316,6 @@ def _write_clip(args: tuple[SyntheticConfig, str, dict]) -> str:
     return f["file"]
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def generate_corpus(root: str | Path, cfg: SyntheticConfig = SyntheticConfig(), workers: int = 2,
                     progress: bool = True) -> Path:
     """Write (or complete) the corpus under `root`; returns `root`. Existing clips are kept."""
@@ -338,13 +332,13 @@ def generate_corpus(root: str | Path, cfg: SyntheticConfig = SyntheticConfig(), 
             raise DataError(f"{root}: holds a synthetic corpus made with a different config "
                             f"({cj}); pick another folder or delete this one")
     else:
-        _atomic_write_text(cj, json.dumps(meta, indent=2))
+        write_text(cj, json.dumps(meta, indent=2))
     facs = [clip_factors(cfg, actor, name) for actor, name in clip_names(cfg)]
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(facs[0]), lineterminator="\n")
     w.writeheader()
     w.writerows(facs)
-    _atomic_write_text(root / "factors.csv", buf.getvalue())
+    write_text(root / "factors.csv", buf.getvalue())
     todo = [f for f in facs if not ((root / f"Actor_{f['actor']:02d}" / (f["file"] + ".mp4")).exists()
                                     and (root / f"Actor_{f['actor']:02d}" / ("03" + f["file"][2:] + ".wav")).exists())]
     bar = tqdm(total=len(facs), initial=len(facs) - len(todo), desc="synthetic corpus", disable=not progress)
