@@ -72,17 +72,17 @@ def safe_run_all(cfgs: list, fs, runs_dir: str = "runs", progress: bool = True) 
     CCA step produced a non-finite gradient) becomes a placeholder result with NaN metrics and its error,
     instead of stopping the notebook. Finished runs are read back from `runs_dir` as usual.
     """
-    from hgrlib.train import fit
+    from hgrlib.experiment import run_all
 
     out = []
-    for c in cfgs:
-        try:
-            out.append(fit(c, fs, runs_dir, progress=progress))
-        except (RuntimeError, ValueError, torch.linalg.LinAlgError) as e:  # LinAlgError is a RuntimeError; explicit
+    # LinAlgError is a RuntimeError; listed to say what is expected
+    for c, r in zip(cfgs, run_all(cfgs, fs, runs_dir, progress, catch=(RuntimeError, ValueError, torch.linalg.LinAlgError))):
+        if isinstance(r, BaseException):
             nan = float("nan")
             test = {k: nan for k in ("acc", "uar", "seg_acc", "seg_uar", "clip_acc", "clip_uar")}
-            out.append({"config": c.to_dict(), "test": test, "history": [], "seconds": nan, "run_dir": None,
-                        "error": f"{type(e).__name__}: {e}"})
+            r = {"config": c.to_dict(), "test": test, "history": [], "seconds": nan, "run_dir": None,
+                 "error": f"{type(r).__name__}: {r}"}
+        out.append(r)
     return out
 
 

@@ -34,7 +34,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         model={"modalities": args.modalities},
         loss={"lam": p.lam if args.lam is None else args.lam, "corr": args.corr},
         train={"seed": args.seed, "fold": args.fold, "protocol": args.protocol, "labeled_frac": args.labeled_frac,
-               **({"epochs": args.epochs} if args.epochs else {})},
+               "amp": args.amp, "compile": args.compile, "device": args.device,
+               **({"epochs": args.epochs} if args.epochs else {}), **({"threads": args.threads} if args.threads is not None else {})},
     )
     fs = load_featureset(cfg.data, cfg.features, args.cache)
     r = fit(cfg, fs, args.runs)
@@ -64,7 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--fold", type=int, default=0)
     t.add_argument("--protocol", default="subject", choices=["subject", "segment"])
     t.add_argument("--labeled-frac", type=float, default=1.0)
-    t.add_argument("--epochs", type=int, default=0)
+    t.add_argument("--epochs", type=int, default=0, help="0: the profile's")
+    t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    t.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the profile's; 0: torch's default)")
+    t.add_argument("--amp", default="off", choices=["off", "bf16"], help="mixed precision for the networks")
+    t.add_argument("--compile", action="store_true", help="torch.compile the training forward pass")
     args = ap.parse_args(argv)
     try:
         return args.fn(args)

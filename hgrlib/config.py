@@ -70,7 +70,9 @@ class TrainConfig:
     labeled_frac: float = 1.0  # fraction of training clips that keep their label
     use_unlabeled: bool = True  # semi-supervised: unlabeled clips contribute the label-free term
     device: str = "auto"  # auto | cpu | cuda
-    threads: int = 0  # torch CPU threads (0: leave torch's default)
+    threads: int = 0  # torch CPU threads (0: torch's default); the count changes the last digits, so it is part of a run's key
+    amp: str = "off"  # off | bf16: autocast the networks (losses stay fp32); see benchmarks/README.md
+    compile: bool = False  # torch.compile the training forward pass (eval runs eager)
 
 
 @dataclass(frozen=True)

@@ -112,7 +112,7 @@ def run(profile: str = "default", dataset: str = "synthetic", root: str | None =
         upstream = read_json(out_dir / ".01_data_prep.stamp.json")["stamp"].encode()
     # -j N parallelises the grid points inside each notebook (the kernels inherit HGRLIB_JOBS);
     # notebooks run in order, since later ones read back the runs of earlier ones.
-    os.environ["HGRLIB_JOBS"] = str(max(1, jobs))
+    os.environ["HGRLIB_JOBS"] = str(max(0, jobs))
     done += [one(nb, upstream) for nb in rest]
     write_manifest(repo, results_dir, figures_dir)
     if tag == "synthetic-default" and results_dir == "results" and figures_dir == "figures":
@@ -163,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--root", default=None)
     ap.add_argument("--classes", type=int, default=6)
     ap.add_argument("--only", default="", help="comma-separated notebook numbers, e.g. 01,02")
-    ap.add_argument("-j", "--jobs", type=int, default=1, help="training runs in parallel inside each notebook")
+    ap.add_argument("-j", "--jobs", type=int, default=0,
+                    help="training runs in parallel inside each notebook (default 0: one per CPU core, 1 on a GPU machine)")
     ap.add_argument("--force", action="store_true", help="re-run notebooks even if unchanged")
     ap.add_argument("--results", default="results")
     ap.add_argument("--figures", default="figures")

@@ -65,6 +65,29 @@ def pick_device(pref: str = "auto") -> torch.device:
     return torch.device(pref)
 
 
+def execution_key(cfg: Config) -> str:
+    """What besides the config changes a run's numbers: the device type, and on the CPU the thread count.
+
+    Floating-point sums are split differently over 1 or 2 threads; over a run that moves its accuracy
+    by a point or two (measured: benchmarks/README.md), so runs with different thread counts are kept apart.
+    """
+    device = pick_device(cfg.train.device)
+    if device.type != "cpu":
+        return device.type
+    return f"cpu-{cfg.train.threads or torch.get_num_threads()}threads"
+
+
+def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
+    """Mixed precision for the networks when `amp` asks for it (TrainConfig.amp: off | bf16)."""
+    if amp not in ("off", "bf16"):
+        raise ValueError(f"TrainConfig.amp must be 'off' or 'bf16', got {amp!r}")
+    if amp == "off":
+        return contextlib.nullcontext()
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise RuntimeError("TrainConfig.amp='bf16' asked for, but this GPU has no bfloat16 support; use amp='off'")
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
 def seed_everything(seed: int) -> None:
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -126,7 +149,7 @@ def evaluate_split(model: EmotionModel, batcher: Batcher, idx: np.ndarray, fs: F
 
 def fit(cfg: Config, fs: FeatureSet, runs_dir: str = "runs", progress: bool = True) -> dict:
     """Train, select the epoch with the best validation UAR, test it; cached by the config's hash."""
-    key = cfg.to_dict() | {"data": fs.fingerprint(), "code": code_version()}
+    key = cfg.to_dict() | {"data": fs.fingerprint(), "code": code_version(), "exec": execution_key(cfg)}
     run_dir = os.path.join(runs_dir, config_hash(key))
     result_file = os.path.join(run_dir, "result.json")
     if os.path.exists(result_file):
@@ -135,7 +158,20 @@ def fit(cfg: Config, fs: FeatureSet, runs_dir: str = "runs", progress: bool = Tr
     with _run_lock(run_dir):  # two notebooks run in parallel (-j) may ask for the same run
         if os.path.exists(result_file):
             return read_json(result_file)
-        return _fit(cfg, fs, run_dir, result_file, progress)
+        with _torch_threads(cfg.train.threads):
+            return _fit(cfg, fs, run_dir, result_file, progress)
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int):
+    """Run with `n` torch CPU threads (0: as they are), then restore the caller's count."""
+    prev = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(prev)
 
 
 @contextlib.contextmanager
@@ -163,8 +199,6 @@ def _run_lock(run_dir: str, poll: float = 2.0):
 def _fit(cfg: Config, fs: FeatureSet, run_dir: str, result_file: str, progress: bool) -> dict:
     t0 = time.perf_counter()
     tc = cfg.train
-    if tc.threads:
-        torch.set_num_threads(tc.threads)
     device = pick_device(tc.device)
     seed_everything(tc.seed)
     split = make_split(fs.subjects, fs.labels, fs.n_segments, dataset=fs.dataset, protocol=tc.protocol,
@@ -173,6 +207,7 @@ def _fit(cfg: Config, fs: FeatureSet, run_dir: str, result_file: str, progress: 
     labeled = split.labeled if tc.use_unlabeled else np.ones(len(train_idx), bool)
     batcher = Batcher(fs, split.train, device)
     model = EmotionModel(len(fs.classes), fs.audio.shape[2], fs.faces.shape[2], cfg.model).to(device)
+    forward = torch.compile(model) if tc.compile else model  # shares the parameters; eval stays eager
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=tc.epochs * max(1, len(train_idx) // tc.batch_size), pct_start=0.2)
     state = {"epoch": 0, "best_uar": -1.0, "best": None, "history": []}
@@ -193,7 +228,9 @@ def _fit(cfg: Config, fs: FeatureSet, run_dir: str, result_file: str, progress: 
         for b in range(n_batches):
             sel = order[b * tc.batch_size : (b + 1) * tc.batch_size]
             a, v, y = batcher(train_idx[sel])
-            out = model(*_inputs(model, a, v), y)
+            with autocast(device, tc.amp):
+                out = forward(*_inputs(model, a, v), y)
+            out = {k: x.float() for k, x in out.items()}  # the losses' moments and covariances in fp32
             try:
                 loss, parts = joint_loss(out, y, torch.from_numpy(labeled[sel]).to(device), cfg.loss)
             except torch.linalg.LinAlgError:  # eigh of a singular covariance (CCA-style loss): a non-finite step
@@ -229,7 +266,7 @@ def _fit(cfg: Config, fs: FeatureSet, run_dir: str, result_file: str, progress: 
     result = {"config": cfg.to_dict(), "test": test, "history": state["history"], "best_val_uar": state["best_uar"],
               "n_train_segments": int(len(train_idx)), "n_labeled_segments": int(labeled.sum()),
               "n_test_segments": int(len(split.test)), "test_subjects": split.test_subjects,
-              "device": str(device), "seconds": time.perf_counter() - t0, "run_dir": run_dir}
+              "device": str(device), "threads": torch.get_num_threads(), "seconds": time.perf_counter() - t0, "run_dir": run_dir}
     write_json(result_file, result)
     os.remove(ckpt)
     return result

@@ -110,14 +110,14 @@ def test_nonfinite_report_flags_nan_losses_and_errors():
 
 
 def test_safe_run_all_turns_a_crash_into_a_flagged_result(monkeypatch):
-    import hgrlib.train
+    import hgrlib.experiment
 
     def fit(cfg, fs, runs_dir, progress=True):
         if cfg.loss.corr == "cca":
             raise torch.linalg.LinAlgError("linalg.eigh: The algorithm failed to converge")
         return _result([{"epoch": 1, "loss": 1.0}])
 
-    monkeypatch.setattr(hgrlib.train, "fit", fit)
+    monkeypatch.setattr(hgrlib.experiment, "fit", fit)
     cfgs = [Config(), Config().with_(loss={"corr": "cca", "lam": 0.1})]
     out = B.safe_run_all(cfgs, fs=None, progress=False)
     assert "error" not in out[0] and "LinAlgError" in out[1]["error"]

@@ -49,7 +49,8 @@ conditions = {
 cfgs, names, fracs = [], [], []
 for frac in fractions:
     for name, change in conditions.items():
-        # with every clip labeled there is nothing unlabeled: one run serves both Soft-HGR conditions
+        # with every clip labeled there is nothing unlabeled: one run serves both Soft-HGR conditions, and
+        # the CE run is notebook 02's fusion (CE) run, read back rather than retrained
         train = change["train"] | {"labeled_frac": frac} | ({"use_unlabeled": True} if frac == 1.0 else {})
         for c in seeded_runs(cfg.with_(model={"modalities": "av"}, loss=change["loss"], train=train), seeds, fs):
             cfgs.append(c)
