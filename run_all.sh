@@ -2,10 +2,10 @@
 # Reproduce every table and figure: make/prepare the data, run the notebooks through papermill into
 # results/ and figures/, print the main table. Unchanged notebooks are skipped on a re-run.
 #
-#   ./run_all.sh                                   default profile, synthetic corpus (about 15 min on 2 CPU cores)
+#   ./run_all.sh                                   default profile, synthetic corpus (see README for the time)
 #   ./run_all.sh --profile smoke                   tiny, about a minute a notebook
 #   ./run_all.sh --dataset ravdess --root /data/RAVDESS [--classes 8]
-#   ./run_all.sh --only 01,02 -j 2 --force        (-j: training runs in parallel, e.g. on a many-core node)
+#   ./run_all.sh --only 01,02 -j 1 --force        (-j: training runs side by side; default one per CPU core)
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/ensure_env.sh

@@ -1,6 +1,9 @@
-"""Training-step benchmark on the CPU: FLOPs, throughput vs this machine's matmul rate, Soft-HGR cost, data wait.
+"""Training-step benchmark: FLOPs, throughput vs this machine's matmul rate, Soft-HGR cost, data wait, jobs vs threads.
 
-    .venv/bin/python benchmarks/bench_train.py [--quick] [--threads 2] [--out benchmarks/results_train.json]
+    .venv/bin/python benchmarks/bench_train.py [--quick] [--threads 2] [--device cpu|cuda] [--out benchmarks/results_train.json]
+
+On a GPU (`--device cuda`) the step variants are eager fp32, bf16 autocast, torch.compile and both:
+the measurements behind TrainConfig.amp / TrainConfig.compile (see benchmarks/README.md).
 
 Every timing is the median of several rounds (the CPU may be shared; see benchmarks/README.md).
 FLOPs are counted with torch.utils.flop_counter.FlopCounterMode: convolutions and matrix products
@@ -12,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -32,27 +37,38 @@ B, N_CLASSES, FRAMES, FACE = 64, 6, 3, 48
 LOSS = LossConfig(lam=0.1)
 
 
+DEVICE = torch.device("cpu")
+
+
+def sync() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def timeit(fn, reps: int, rounds: int, warmup: int = 1) -> float:
     """Median over `rounds` of the mean seconds per call over `reps` calls."""
     for _ in range(warmup):
         fn()
     out = []
     for _ in range(rounds):
+        sync()
         t0 = time.perf_counter()
         for _ in range(reps):
             fn()
+        sync()
         out.append((time.perf_counter() - t0) / reps)
     return statistics.median(out)
 
 
 def matmul_rate(n: int, reps: int, rounds: int) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    a, b = torch.randn(n, n, device=DEVICE), torch.randn(n, n, device=DEVICE)
     return 2 * n**3 / timeit(lambda: a @ b, reps, rounds)
 
 
 def make_inputs(seed: int = 0):
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(B, 1, 94, 64, generator=g), torch.randn(B, FRAMES, 3, FACE, FACE, generator=g), torch.randint(0, N_CLASSES, (B,), generator=g)
+    a, v, y = torch.randn(B, 1, 94, 64, generator=g), torch.randn(B, FRAMES, 3, FACE, FACE, generator=g), torch.randint(0, N_CLASSES, (B,), generator=g)
+    return a.to(DEVICE), v.to(DEVICE), y.to(DEVICE)
 
 
 def to_channels_last(model: torch.nn.Module) -> None:
@@ -61,9 +77,12 @@ def to_channels_last(model: torch.nn.Module) -> None:
             m.weight.data = m.weight.data.contiguous(memory_format=torch.channels_last)
 
 
-def make_step(modalities: str, channels_last: bool = False):
+def make_step(modalities: str, channels_last: bool = False, compile: bool = False, amp: str = "off"):
+    """One training step as train.py takes it (autocast on the networks only, losses in fp32), and a fwd+bwd to count FLOPs."""
+    from hgrlib.train import autocast
+
     torch.manual_seed(0)
-    model = EmotionModel(N_CLASSES, 1, FRAMES, ModelConfig(modalities=modalities)).train()
+    model = EmotionModel(N_CLASSES, 1, FRAMES, ModelConfig(modalities=modalities)).to(DEVICE).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
     a, v, y = make_inputs()
     if channels_last:
@@ -71,19 +90,22 @@ def make_step(modalities: str, channels_last: bool = False):
         a = a.contiguous(memory_format=torch.channels_last)
     a_in = a if "a" in modalities else None
     v_in = v if "v" in modalities else None
-    lab = torch.ones(B, dtype=torch.bool)
+    lab = torch.ones(B, dtype=torch.bool, device=DEVICE)
+    forward = torch.compile(model) if compile else model
+
+    def loss_of(fwd):
+        with autocast(DEVICE, amp):
+            out = fwd(a_in, v_in, y)
+        return joint_loss({k: x.float() for k, x in out.items()}, y, lab, LOSS)[0]
 
     def step():
-        out = model(a_in, v_in, y)
-        loss, _ = joint_loss(out, y, lab, LOSS)
+        loss = loss_of(forward)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
     def fwd_bwd():
-        out = model(a_in, v_in, y)
-        loss, _ = joint_loss(out, y, lab, LOSS)
-        loss.backward()
+        loss_of(model).backward()
 
     return step, fwd_bwd
 
@@ -97,7 +119,7 @@ def count_flops(fwd_bwd) -> int:
 def hgr_terms(d: int, n: int):
     """The joint loss's three Soft-HGR terms (f,g), (f,h), (g,h) on (n, d) leaves: forward + backward."""
     g = torch.Generator().manual_seed(1)
-    f, gg, h = (torch.randn(n, d, generator=g, requires_grad=True) for _ in range(3))
+    f, gg, h = (torch.randn(n, d, generator=g).to(DEVICE).requires_grad_() for _ in range(3))
 
     def run():
         loss = -LOSS.lam * (soft_hgr(f, gg) + soft_hgr(f, h) + soft_hgr(gg, h))
@@ -121,7 +143,7 @@ def soft_hgr_loop(f: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
 
 def hgr_fb(fn, n: int, d: int):
     g = torch.Generator().manual_seed(2)
-    f, gg = torch.randn(n, d, generator=g, requires_grad=True), torch.randn(n, d, generator=g, requires_grad=True)
+    f, gg = (torch.randn(n, d, generator=g).to(DEVICE).requires_grad_() for _ in range(2))
 
     def run():
         fn(f, gg).backward()
@@ -136,7 +158,7 @@ def data_wait(step, n_clips: int, rounds: int):
                     classes=tuple("abcdef"), audio=r.normal(size=(n_clips, 6, 1, 94, 64)).astype(np.float16),
                     faces=r.integers(0, 256, (n_clips, 6, FRAMES, FACE, FACE, 3), dtype=np.uint8), dataset="synthetic")
     train_idx = np.arange(n_clips * 6)
-    batcher = Batcher(fs, train_idx, torch.device("cpu"))
+    batcher = Batcher(fs, train_idx, DEVICE)
     order = r.permutation(train_idx)
     k = [0]
 
@@ -148,69 +170,126 @@ def data_wait(step, n_clips: int, rounds: int):
     return timeit(get, 10, rounds)
 
 
+def step_worker(threads: int, steps: int) -> None:
+    """Child process of section (e): time `steps` training steps with `threads` threads, print ms/step."""
+    torch.set_num_threads(threads)
+    step, _ = make_step("av")
+    for _ in range(3):
+        step()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    print(json.dumps({"ms_per_step": (time.perf_counter() - t0) / steps * 1e3}))
+
+
+def jobs_vs_threads(cores: int, steps: int) -> dict:
+    """Throughput of one process with `cores` threads against `cores` one-thread processes side by side."""
+    def launch(threads: int, n: int) -> list[float]:
+        cmd = [sys.executable, __file__, "--_worker", str(threads), "--_steps", str(steps)]
+        procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(n)]
+        return [json.loads(p.communicate()[0].strip().splitlines()[-1])["ms_per_step"] for p in procs]
+
+    one = launch(cores, 1)[0]
+    many = launch(1, cores)
+    rate_one, rate_many = B / one * 1e3, sum(B / m * 1e3 for m in many)
+    return {"cores": cores, "one_process_ms_per_step": one, "per_process_ms_per_step": many,
+            "samples_per_s_one_process": rate_one, "samples_per_s_parallel": rate_many, "speedup": rate_many / rate_one}
+
+
 def main() -> None:
+    global DEVICE
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--out", default=str(Path(__file__).with_name("results_train.json")))
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--out", default=None, help="default: results_train.json (cpu) or results_train_cuda.json beside this file")
+    ap.add_argument("--_worker", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--_steps", type=int, default=20, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args._worker:
+        return step_worker(args._worker, args._steps)
+    DEVICE = torch.device(args.device)
+    if DEVICE.type == "cuda" and not torch.cuda.is_available():
+        sys.exit("bench_train.py: --device cuda asked for, but no CUDA device is available")
+    out_file = args.out or str(Path(__file__).with_name("results_train.json" if DEVICE.type == "cpu" else "results_train_cuda.json"))
     torch.set_num_threads(args.threads)
     rounds = 3 if args.quick else 7
     steps = 3 if args.quick else 8
+    if DEVICE.type == "cuda":
+        steps *= 10
     res: dict = {"machine": {"platform": platform.platform(), "processor": platform.processor(), "torch": torch.__version__,
+                             "device": torch.cuda.get_device_name() if DEVICE.type == "cuda" else "cpu",
                              "threads": torch.get_num_threads(), "quick": args.quick, "rounds": rounds,
-                             "note": "medians over rounds; CPU possibly shared with other work"}}
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, medians of {rounds} rounds")
+                             "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+                             "note": "medians over rounds"}}
+    print(f"torch {torch.__version__}, device {res['machine']['device']}, {torch.get_num_threads()} threads, medians of {rounds} rounds, "
+          f"load average {res['machine']['load_average_at_start']}")
 
     # (a) matmul rate
-    mm = {n: matmul_rate(n, r, rounds) for n, r in ((2048, 2 if args.quick else 4), (512, 40))}
+    big = 8192 if DEVICE.type == "cuda" else 2048
+    mm = {n: matmul_rate(n, r, rounds) for n, r in ((big, 2 if args.quick else 4), (512, 40))}
     res["matmul_gflops"] = {str(n): v / 1e9 for n, v in mm.items()}
-    peak = mm[2048]
-    print(f"\n(a) fp32 matmul: n=2048 {mm[2048] / 1e9:.1f} GFLOP/s, n=512 {mm[512] / 1e9:.1f} GFLOP/s")
+    peak = mm[big]
+    print(f"\n(a) fp32 matmul: n={big} {mm[big] / 1e9:.1f} GFLOP/s, n=512 {mm[512] / 1e9:.1f} GFLOP/s")
 
     # (b) model steps: variants interleaved round by round, each round next to its own matmul timing, so that
     # slowly varying contention hits all of them alike; the ratio to the matmul rate is taken per round
     print(f"\n(b) training step, batch {B} (forward, joint loss lam={LOSS.lam}, backward, AdamW); "
           f"median [best] over rounds, ratio per round to the matmul rate measured beside it")
-    variants = [("av", "baseline", False, False), ("av", "channels_last", True, False), ("av", "flush_denormal", False, True),
-                ("av", "channels_last+denormal", True, True), ("a", "baseline", False, False), ("v", "baseline", False, False)]
+    # (model, variant, channels_last, flush_denormal, compile, amp)
+    if DEVICE.type == "cpu":
+        variants = [("av", "baseline", False, False, False, "off"), ("av", "channels_last", True, False, False, "off"),
+                    ("av", "flush_denormal", False, True, False, "off"), ("av", "bf16 autocast", False, False, False, "bf16"),
+                    ("av", "torch.compile", False, False, True, "off"), ("a", "baseline", False, False, False, "off"),
+                    ("v", "baseline", False, False, False, "off")]
+    else:
+        variants = [("av", "baseline", False, False, False, "off"), ("av", "bf16 autocast", False, False, False, "bf16"),
+                    ("av", "torch.compile", False, False, True, "off"), ("av", "compile + bf16", False, False, True, "bf16"),
+                    ("av", "channels_last + bf16", True, False, False, "bf16")]
     built = []
-    for mod, name, cl, fd in variants:
-        step, fwd_bwd = make_step(mod, cl)
+    for mod, name, cl, fd, comp, amp in variants:
+        step, fwd_bwd = make_step(mod, cl, comp, amp)
         flops = count_flops(fwd_bwd)
         torch.set_flush_denormal(fd)
-        for _ in range(2):
-            step()  # warm-up
-        built.append((mod, name, fd, step, flops, [], []))
-    a2, b2 = torch.randn(2048, 2048), torch.randn(2048, 2048)
+        t0 = time.perf_counter()
+        for _ in range(3):
+            step()  # warm-up (compiles)
+        sync()
+        warm = time.perf_counter() - t0
+        built.append((mod, name, fd, step, flops, warm, [], []))
+    a2, b2 = torch.randn(big, big, device=DEVICE), torch.randn(big, big, device=DEVICE)
     for _ in range(rounds):
-        for mod, name, fd, step, flops, ts, ratios in built:
+        for mod, name, fd, step, flops, warm, ts, ratios in built:
             torch.set_flush_denormal(fd)
+            sync()
             t0 = time.perf_counter()
             a2 @ b2
+            sync()
             t_mm = time.perf_counter() - t0
             t0 = time.perf_counter()
             for _ in range(steps):
                 step()
+            sync()
             t = (time.perf_counter() - t0) / steps
             ts.append(t)
-            ratios.append((flops / t) / (2 * 2048**3 / t_mm))
+            ratios.append((flops / t) / (2 * big**3 / t_mm))
     torch.set_flush_denormal(False)
-    print(f"{'model':<6}{'variant':<24}{'GFLOP/sample':>13}{'ms/step':>16}{'samples/s':>11}{'GFLOP/s':>9}{'% matmul':>16}")
+    print(f"{'model':<6}{'variant':<24}{'GFLOP/sample':>13}{'ms/step':>16}{'samples/s':>11}{'GFLOP/s':>9}{'% matmul':>16}{'warm-up s':>11}")
     rows = []
-    for mod, name, fd, step, flops, ts, ratios in built:
+    for mod, name, fd, step, flops, warm, ts, ratios in built:
         t, tmin, q = statistics.median(ts), min(ts), statistics.median(ratios)
         row = {"model": mod, "variant": name, "flops_per_sample": flops / B, "ms_per_step": t * 1e3, "ms_per_step_best": tmin * 1e3,
                "samples_per_s": B / t, "samples_per_s_best": B / tmin, "gflops": flops / t / 1e9,
-               "frac_of_matmul_2048": q, "frac_of_matmul_2048_best": max(ratios), "frac_vs_run_matmul": flops / t / peak}
+               "frac_of_matmul": q, "frac_of_matmul_best": max(ratios), "frac_vs_run_matmul": flops / t / peak,
+               "warmup_s_3_steps": warm}
         rows.append(row)
         print(f"{mod:<6}{name:<24}{flops / B / 1e9:>13.4f}{t * 1e3:>9.1f} [{tmin * 1e3:>4.0f}]{B / t:>11.1f}{flops / t / 1e9:>9.1f}"
-              f"{100 * q:>8.1f}% [{100 * max(ratios):.0f}%]")
+              f"{100 * q:>8.1f}% [{100 * max(ratios):.0f}%]{warm:>11.1f}")
     res["steps"] = rows
     base = next(r for r in rows if r["model"] == "av" and r["variant"] == "baseline")
-    best = max((r for r in rows if r["model"] == "av"), key=lambda r: r["frac_of_matmul_2048"])
-    res["goal_30pct_matmul"] = {"baseline_frac": base["frac_of_matmul_2048"], "best_variant": best["variant"],
-                                "best_frac": best["frac_of_matmul_2048"], "met": best["frac_of_matmul_2048"] >= 0.30}
+    best = max((r for r in rows if r["model"] == "av"), key=lambda r: r["frac_of_matmul"])
+    res["goal_30pct_matmul"] = {"baseline_frac": base["frac_of_matmul"], "best_variant": best["variant"],
+                                "best_frac": best["frac_of_matmul"], "met": best["frac_of_matmul"] >= 0.30}
 
     # (c) Soft-HGR share and scaling
     t_hgr = timeit(hgr_terms(64, B), 20, rounds, warmup=3)
@@ -234,8 +313,15 @@ def main() -> None:
     res["data_wait"] = {"ms_batch": t_batch * 1e3, "ms_step": t_step * 1e3, "wait_frac": t_batch / (t_batch + t_step)}
     print(f"\n(d) Batcher (cached in-memory arrays) {t_batch * 1e3:.2f} ms/batch vs step {t_step * 1e3:.1f} ms: "
           f"the loop waits {100 * t_batch / (t_batch + t_step):.1f}% of its time for data (synchronous, not overlapped)")
-    Path(args.out).write_text(json.dumps(res, indent=2))
-    print(f"\nwrote {args.out}")
+
+    # (e) on the CPU: one process with every core's thread against one single-thread process per core (run_all.sh -j)
+    if DEVICE.type == "cpu" and args.threads > 1:
+        jt = jobs_vs_threads(args.threads, 10 if args.quick else 30)
+        res["jobs_vs_threads"] = jt
+        print(f"\n(e) 1 process x {jt['cores']} threads: {jt['samples_per_s_one_process']:.0f} samples/s; {jt['cores']} processes x 1 thread: "
+              f"{jt['samples_per_s_parallel']:.0f} samples/s in all ({jt['speedup']:.2f}x)")
+    Path(out_file).write_text(json.dumps(res, indent=2))
+    print(f"\nwrote {out_file}")
 
 
 if __name__ == "__main__":

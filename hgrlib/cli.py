@@ -25,18 +25,59 @@ def cmd_prep(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_sets(items: list[str]) -> dict[str, dict]:
+    """`section.field=value` overrides (value parsed as JSON when it parses, else kept as text) → Config.with_ sections."""
+    out: dict[str, dict] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        section, dot, name = key.partition(".")
+        if not sep or not dot or not name:
+            raise ValueError(f"--set {item!r}: expected section.field=value, e.g. loss.w_ay=0 or train.use_unlabeled=false")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        out.setdefault(section, {})[name] = value
+    return out
+
+
+def train_config(args: argparse.Namespace):
+    """The Config `hgrlib train` runs: --config JSON if given, else the profile with the flags; --set applied last."""
+    from hgrlib.config import Config
+
+    if args.config:
+        try:
+            with open(args.config) as fh:
+                cfg = Config.from_dict(json.load(fh))
+        except (OSError, json.JSONDecodeError, TypeError) as e:
+            raise ValueError(f"{args.config}: cannot read a config from it ({e})") from e
+    else:
+        p = _profile(args)
+        cfg = p.config.with_(
+            model={"modalities": args.modalities},
+            loss={"lam": p.lam if args.lam is None else args.lam, "corr": args.corr},
+            train={"seed": args.seed, "fold": args.fold, "protocol": args.protocol, "labeled_frac": args.labeled_frac,
+                   "amp": args.amp, "compile": args.compile, "device": args.device,
+                   **({"epochs": args.epochs} if args.epochs else {}), **({"threads": args.threads} if args.threads is not None else {})},
+        )
+    sets = parse_sets(args.set)
+    unknown = set(sets) - {"data", "features", "model", "loss", "train"}
+    if unknown:
+        raise ValueError(f"--set: unknown section(s) {sorted(unknown)}; use data, features, model, loss or train")
+    try:
+        return cfg.with_(**sets)
+    except TypeError as e:  # dataclasses.replace on an unknown field
+        raise ValueError(f"--set: {e}") from e
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from hgrlib.experiment import load_featureset
     from hgrlib.train import fit
 
-    p = _profile(args)
-    cfg = p.config.with_(
-        model={"modalities": args.modalities},
-        loss={"lam": p.lam if args.lam is None else args.lam, "corr": args.corr},
-        train={"seed": args.seed, "fold": args.fold, "protocol": args.protocol, "labeled_frac": args.labeled_frac,
-               "amp": args.amp, "compile": args.compile, "device": args.device,
-               **({"epochs": args.epochs} if args.epochs else {}), **({"threads": args.threads} if args.threads is not None else {})},
-    )
+    cfg = train_config(args)
+    if args.print_config:
+        print(json.dumps(cfg.to_dict(), indent=2))
+        return 0
     fs = load_featureset(cfg.data, cfg.features, args.cache)
     r = fit(cfg, fs, args.runs)
     print(json.dumps({k: r["test"][k] for k in ("acc", "uar", "seg_acc", "clip_acc")} | {"run_dir": r["run_dir"]}, indent=2))
@@ -70,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the profile's; 0: torch's default)")
     t.add_argument("--amp", default="off", choices=["off", "bf16"], help="mixed precision for the networks")
     t.add_argument("--compile", action="store_true", help="torch.compile the training forward pass")
+    t.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                   help="override any config field, e.g. --set loss.w_ay=0 --set train.use_unlabeled=false (repeatable)")
+    t.add_argument("--config", default=None, help="a config JSON (e.g. from --print-config or a run's result.json 'config') instead of the flags")
+    t.add_argument("--print-config", action="store_true", help="print the config this command would train, and stop")
     args = ap.parse_args(argv)
     try:
         return args.fn(args)

@@ -32,3 +32,43 @@ def test_prep_then_train_on_a_tiny_corpus(tiny, capsys, tmp_path):
     assert main(["train", *args, "--runs", str(tmp_path), "--lam", "0.1", "--epochs", "1"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert 0 <= out["acc"] <= 1 and out["run_dir"].startswith(str(tmp_path))
+
+
+def test_set_overrides_and_config_file_round_trip(capsys, tmp_path):
+    assert main(["train", "--lam", "0.5", "--set", "loss.w_ay=0", "--set", "train.use_unlabeled=false",
+                 "--set", "data.root=/x/y", "--print-config"]) == 0
+    cfg = json.loads(capsys.readouterr().out)
+    assert cfg["loss"]["lam"] == 0.5 and cfg["loss"]["w_ay"] == 0 and cfg["train"]["use_unlabeled"] is False
+    assert cfg["data"]["root"] == "/x/y" and cfg["train"]["threads"] == 1  # the default profile pins one thread
+    f = tmp_path / "cfg.json"
+    f.write_text(json.dumps(cfg))
+    assert main(["train", "--config", str(f), "--set", "train.seed=3", "--print-config"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again == cfg | {"train": cfg["train"] | {"seed": 3}}
+
+
+def test_bad_set_and_bad_config_are_clear_errors(capsys, tmp_path):
+    assert main(["train", "--set", "lossw_ay=0", "--print-config"]) == 2
+    assert "section.field=value" in capsys.readouterr().err
+    assert main(["train", "--set", "loss.nope=1", "--print-config"]) == 2
+    assert "nope" in capsys.readouterr().err
+    assert main(["train", "--set", "optim.lr=1", "--print-config"]) == 2
+    assert "optim" in capsys.readouterr().err
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert main(["train", "--config", str(bad)]) == 2
+    assert "bad.json" in capsys.readouterr().err
+
+
+def test_cli_grid_points_are_the_notebook_runs(capsys):
+    """The README's cluster recipe: `hgrlib train` flags give the very configs notebook 02 trains (same run keys)."""
+    from hgrlib.config import Config
+    from hgrlib.profiles import get_profile
+
+    p = get_profile("default")
+    for flags, change in (([], {"model": {"modalities": "av"}, "loss": {"lam": p.lam}}),
+                          (["--modalities", "a", "--lam", "0"], {"model": {"modalities": "a"}, "loss": {"lam": 0.0}})):
+        for i, seed in enumerate(p.seeds):  # run i: seed i on fold i (experiment.seeded_runs)
+            assert main(["train", *flags, "--seed", str(seed), "--fold", str(i), "--print-config"]) == 0
+            cli = Config.from_dict(json.loads(capsys.readouterr().out))
+            assert cli == p.config.with_(**change, train={"seed": seed, "fold": i})
