@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import statistics
 import sys
@@ -62,6 +63,7 @@ def main() -> None:
     ap.add_argument("--root", default="/tmp/hgr_bench_data")
     ap.add_argument("--workers", type=int, default=2, help="processes for corpus generation only")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--prep-workers", type=int, default=2, help="processes for the prepare() run")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--out", default=str(Path(__file__).with_name("results_data.json")))
     args = ap.parse_args()
@@ -125,9 +127,22 @@ def main() -> None:
     print(f"  torch per clip     {1e3 * mtl:8.1f} ms ({len(batch) / mtl:7.1f} clips/s)")
     print(f"  torch batched      {1e3 * mt:8.1f} ms ({len(batch) / mt:7.1f} clips/s)  librosa/batched = {ml / mt:.1f}x; "
           f"max |diff| {diff:.3g} dB")
+    # the real pipeline: hgrlib.data.cache.prepare into a fresh cache, `--prep-workers` processes
+    import tempfile
+
+    from hgrlib.data.cache import FeatureCache, prepare
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        rep = prepare(records, FeatureCache(tmp, "synthetic", fcfg), workers=args.prep_workers, progress=False)
+        t_prep = time.perf_counter() - t0
+    print(f"\nprepare() into a fresh cache, {args.prep_workers} workers: {n / t_prep:.2f} clips/s ({t_prep:.1f} s for {n} clips, "
+          f"{rep.extracted} extracted, {len(rep.skipped)} skipped); 1440 clips ~{1440 * t_prep / n / 60:.1f} min")
     res = {
         "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-                    "note": "one process; CPU possibly shared with other work"},
+                    "load_average_at_end": list(os.getloadavg()), "note": "one process unless stated"},
+        "prepare": {"workers": args.prep_workers, "seconds": t_prep, "clips_per_s": n / t_prep,
+                    "estimated_1440_clips_s": 1440 * t_prep / n},
         "corpus": {"clips": n, "width": scfg.width, "height": scfg.height, "fps": scfg.fps, "duration_s": scfg.duration,
                    "generate_or_check_s": gen_s},
         "extraction": {"clips_per_s": n / total, "ms_per_clip": 1e3 * total / n,
