@@ -43,6 +43,8 @@ def parse_sets(items: list[str]) -> dict[str, dict]:
 
 def train_config(args: argparse.Namespace):
     """The Config `hgrlib train` runs: --config JSON if given, else the profile with the flags; --set applied last."""
+    from dataclasses import fields
+
     from hgrlib.config import Config
 
     if args.config:
@@ -61,9 +63,10 @@ def train_config(args: argparse.Namespace):
                    **({"epochs": args.epochs} if args.epochs else {}), **({"threads": args.threads} if args.threads is not None else {})},
         )
     sets = parse_sets(args.set)
-    unknown = set(sets) - {"data", "features", "model", "loss", "train"}
+    sections = [f.name for f in fields(Config)]
+    unknown = set(sets) - set(sections)
     if unknown:
-        raise ValueError(f"--set: unknown section(s) {sorted(unknown)}; use data, features, model, loss or train")
+        raise ValueError(f"--set: unknown section(s) {sorted(unknown)}; use one of {', '.join(sections)}")
     try:
         return cfg.with_(**sets)
     except TypeError as e:  # dataclasses.replace on an unknown field

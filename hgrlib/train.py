@@ -208,6 +208,7 @@ def _fit(cfg: Config, fs: FeatureSet, run_dir: str, result_file: str, progress: 
     batcher = Batcher(fs, split.train, device)
     model = EmotionModel(len(fs.classes), fs.audio.shape[2], fs.faces.shape[2], cfg.model).to(device)
     forward = torch.compile(model) if tc.compile else model  # shares the parameters; eval stays eager
+    mixed = autocast(device, tc.amp)  # checked and built once; entered around every training forward
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=tc.epochs * max(1, len(train_idx) // tc.batch_size), pct_start=0.2)
     state = {"epoch": 0, "best_uar": -1.0, "best": None, "history": []}
@@ -228,7 +229,7 @@ def _fit(cfg: Config, fs: FeatureSet, run_dir: str, result_file: str, progress: 
         for b in range(n_batches):
             sel = order[b * tc.batch_size : (b + 1) * tc.batch_size]
             a, v, y = batcher(train_idx[sel])
-            with autocast(device, tc.amp):
+            with mixed:
                 out = forward(*_inputs(model, a, v), y)
             out = {k: x.float() for k, x in out.items()}  # the losses' moments and covariances in fp32
             try:
