@@ -26,18 +26,14 @@ def cmd_prep(args: argparse.Namespace) -> int:
 
 
 def parse_sets(items: list[str]) -> dict[str, dict]:
-    """`section.field=value` overrides (value parsed as JSON when it parses, else kept as text) → Config.with_ sections."""
+    """`section.field=value` overrides → Config.with_ sections; values stay text, converted (or rejected) by the Config."""
     out: dict[str, dict] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         section, dot, name = key.partition(".")
         if not sep or not dot or not name:
             raise ValueError(f"--set {item!r}: expected section.field=value, e.g. loss.w_ay=0 or train.use_unlabeled=false")
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        out.setdefault(section, {})[name] = value
+        out.setdefault(section, {})[name] = raw
     return out
 
 
@@ -51,7 +47,7 @@ def train_config(args: argparse.Namespace):
         try:
             with open(args.config) as fh:
                 cfg = Config.from_dict(json.load(fh))
-        except (OSError, json.JSONDecodeError, TypeError) as e:
+        except (OSError, TypeError, ValueError) as e:  # ValueError: not JSON, or a field the Config rejects
             raise ValueError(f"{args.config}: cannot read a config from it ({e})") from e
     else:
         p = _profile(args)

@@ -1,11 +1,70 @@
-"""One experiment = one Config: plain dataclasses, serialisable to JSON, hashed for caching."""
+"""One experiment = one Config: plain dataclasses, serialisable to JSON, hashed for caching.
+
+Each section converts its fields to their declared types and rejects impossible values when it is made
+(`__post_init__`), with a ValueError naming `section.field`, so a bad override fails before any work starts.
+"""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import math
+import numbers
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
-from typing import Any
+from typing import Any, get_type_hints
+
+_hints = functools.cache(get_type_hints)
+_BOOLS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+
+
+def _convert(name: str, value: Any, typ: Any) -> Any:
+    """`value` as `typ` (int, float, bool or str; other types pass through), else a ValueError naming `name`."""
+    if typ not in (int, float, bool, str):
+        return value
+    out = None
+    if typ is str:
+        out = value if isinstance(value, str) else None
+    elif isinstance(value, bool):
+        out = value if typ is bool else None  # True is an int to Python, never a count or a weight here
+    elif typ is bool:
+        out = _BOOLS.get(value.strip().lower()) if isinstance(value, str) else None
+    elif isinstance(value, (str, numbers.Real)):
+        try:
+            if typ is float:
+                out = float(value) if math.isfinite(float(value)) else None
+            elif isinstance(value, numbers.Integral) or (isinstance(value, str) and value.strip().lstrip("+-").isdigit()):
+                out = int(value)  # 7, "7"
+            elif float(value).is_integer():  # 7.0, "7.0", "1e3"; not NaN or inf
+                out = int(float(value))
+        except (ValueError, OverflowError):
+            pass
+    if out is None:
+        raise ValueError(f"{name}={value!r}: expected {typ.__name__}")
+    return out
+
+
+def _typed(obj: Any, section: str) -> None:
+    """Convert each field of the frozen section `obj`, in place, to its declared type."""
+    for name, typ in _hints(type(obj)).items():
+        object.__setattr__(obj, name, _convert(f"{section}.{name}", getattr(obj, name), typ))
+
+
+def _check(obj: Any, section: str, *rules: tuple) -> None:
+    """Apply (field names, test, why) rules: ValueError `section.field=value: why` for the first field that fails."""
+    for names, ok, why in rules:
+        for name in names.split():
+            value = getattr(obj, name)
+            if not ok(value):
+                raise ValueError(f"{section}.{name}={value!r}: {why}")
+
+
+def _one_of(names: str, *choices: Any) -> tuple:
+    return names, lambda v: v in choices, "must be one of " + "|".join(map(str, choices))
+
+
+def _positive(names: str) -> tuple:
+    return names, lambda v: v > 0, "must be > 0"
 
 
 @dataclass(frozen=True)
@@ -13,6 +72,13 @@ class DataConfig:
     dataset: str = "synthetic"  # synthetic | ravdess | enterface | baum1s | manifest
     root: str = "data/synthetic"  # folder (or CSV file for "manifest")
     classes: int = 6  # 6 (the paper's basic emotions) or 8 (RAVDESS only)
+
+    def __post_init__(self) -> None:
+        _typed(self, "data")
+        _check(self, "data", _one_of("dataset", "synthetic", "ravdess", "enterface", "baum1s", "manifest"),
+               _one_of("classes", 6, 8),
+               ("classes", lambda v: v == 6 or self.dataset in ("ravdess", "manifest"),
+                f"8 classes need dataset ravdess or manifest, not {self.dataset}"))
 
 
 @dataclass(frozen=True)
@@ -31,6 +97,12 @@ class FeatureConfig:
     face_margin: float = 0.2  # margin around the detected box, as a fraction of its side
     detect_max_side: int = 320  # frames are downscaled to this before face detection
 
+    def __post_init__(self) -> None:
+        _typed(self, "features")
+        _check(self, "features",
+               _positive("sr n_mels win_ms hop_ms segment_frames n_segments frames_per_segment face_size detect_max_side"),
+               ("face_margin", lambda v: v >= 0, "must be >= 0"))
+
     def key(self) -> str:
         return config_hash(self)
 
@@ -41,6 +113,11 @@ class ModelConfig:
     width: int = 16  # channels of the first conv layer
     dropout: float = 0.2
     modalities: str = "av"  # "av" (fusion), "a" (audio only), "v" (visual only)
+
+    def __post_init__(self) -> None:
+        _typed(self, "model")
+        _check(self, "model", _positive("dim width"), ("dropout", lambda v: 0 <= v < 1, "must be in [0, 1)"),
+               _one_of("modalities", "av", "a", "v"))
 
 
 @dataclass(frozen=True)
@@ -55,6 +132,11 @@ class LossConfig:
     w_vy: float = 1.0
     corr: str = "hgr"  # hgr | cca | infonce: which correlation objective the pair terms use
     temperature: float = 0.1  # InfoNCE only
+
+    def __post_init__(self) -> None:
+        _typed(self, "loss")  # floats are finite from here on
+        _check(self, "loss", ("w_ce w_ce_uni lam w_av w_ay w_vy", lambda v: v >= 0, "must be >= 0"),
+               _one_of("corr", "hgr", "cca", "infonce"), _positive("temperature"))
 
 
 @dataclass(frozen=True)
@@ -74,6 +156,16 @@ class TrainConfig:
     amp: str = "off"  # off | bf16: autocast the networks (losses stay fp32); see benchmarks/README.md
     compile: bool = False  # torch.compile the training forward pass (eval runs eager)
 
+    def __post_init__(self) -> None:
+        _typed(self, "train")  # fold's upper bound depends on the dataset: checked by Config
+        _check(self, "train", _positive("epochs lr"),
+               ("batch_size", lambda v: v >= 2, "must be >= 2 (the correlation losses need two rows)"),
+               ("weight_decay seed threads fold", lambda v: v >= 0, "must be >= 0"),
+               _one_of("protocol", "subject", "segment"),
+               ("n_folds", lambda v: v >= 3, "must be >= 3 (a test fold, a validation fold and a training fold)"),
+               ("labeled_frac", lambda v: 0 < v <= 1, "must be in (0, 1]"),
+               _one_of("device", "auto", "cpu", "cuda"), _one_of("amp", "off", "bf16"))
+
 
 @dataclass(frozen=True)
 class Config:
@@ -83,6 +175,17 @@ class Config:
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
+    def __post_init__(self) -> None:
+        from hgrlib.data.datasets import FOLD_SPECS  # lazy: hgrlib.data's modules import this one
+
+        for name, typ in _hints(Config).items():
+            if not isinstance(getattr(self, name), typ):
+                raise ValueError(f"{name}={getattr(self, name)!r}: expected a {typ.__name__}")
+        spec = FOLD_SPECS.get(self.data.dataset)
+        n = spec["n_folds"] if spec else self.train.n_folds
+        why = f"{self.data.dataset} ships {n} folds" if spec else f"train.n_folds={n}"
+        _check(self.train, "train", ("fold", lambda v: v < n, f"must be in [0, {n}): {why}"))
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -91,23 +194,21 @@ class Config:
         return from_dict(cls, d)
 
     def with_(self, **sections: dict) -> "Config":
-        """Copy with fields overridden per section: cfg.with_(loss={"lam": 0.1}, train={"seed": 1})."""
-        out = self
-        for name, upd in sections.items():
-            out = replace(out, **{name: replace(getattr(out, name), **upd)})
-        return out
+        """Copy with fields overridden per section: cfg.with_(loss={"lam": 0.1}, train={"seed": 1}).
+
+        All sections change at once, so checks spanning sections see the final config, whatever the order."""
+        return replace(self, **{name: replace(getattr(self, name), **upd) for name, upd in sections.items()})
 
 
 def from_dict(cls: type, d: dict) -> Any:
     """Build a (nested) dataclass from a dict, rejecting unknown keys with a clear message."""
-    known = {f.name: f for f in fields(cls)}
+    known = {f.name: _hints(cls)[f.name] for f in fields(cls)}
     unknown = set(d) - set(known)
     if unknown:
         raise ValueError(f"{cls.__name__}: unknown field(s) {sorted(unknown)}; known: {sorted(known)}")
     kw = {}
     for k, v in d.items():
-        t = known[k].type
-        sub = globals().get(t) if isinstance(t, str) else t
+        sub = known[k]
         kw[k] = from_dict(sub, v) if is_dataclass(sub) and isinstance(v, dict) else v
     return cls(**kw)
 
