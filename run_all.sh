@@ -6,6 +6,7 @@
 #   ./run_all.sh --profile smoke                   tiny, about a minute a notebook
 #   ./run_all.sh --dataset ravdess --root /data/RAVDESS [--classes 8]
 #   ./run_all.sh --only 01,02 -j 1 --force        (-j: training runs side by side; default one per CPU core)
+#   ./run_all.sh --verify [--scratch DIR]          regenerate from nothing elsewhere, compare every committed table
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/ensure_env.sh

@@ -37,11 +37,12 @@ def load_featureset(data: DataConfig, features: FeatureConfig, cache_dir: str = 
     """The cached features of every indexed clip that preparation did not skip."""
     records, _ = index_dataset(data.dataset, data.root, classes=data.classes)
     classes = classes_for(data.dataset, data.classes)
-    kept, audio, faces = load_features(records, FeatureCache(cache_dir, data.dataset, features))
+    cache = FeatureCache(cache_dir, data.dataset, features)
+    kept, audio, faces = load_features(records, cache)
     return FeatureSet(
         clip_ids=[r.clip_id for r in kept], subjects=[r.subject for r in kept],
         labels=np.array([classes.index(r.emotion) for r in kept]), classes=classes,
-        audio=audio, faces=faces, dataset=data.dataset,
+        audio=audio, faces=faces, dataset=data.dataset, feature_key=cache.root.name,
     )
 
 
@@ -91,6 +92,7 @@ def run_all(cfgs: list[Config], fs: FeatureSet, runs_dir: str = "runs", progress
                 out.append(e)
         return out
     threads = max(1, (os.cpu_count() or 1) // jobs)
+    fs.fingerprint  # computed once here and sent to the workers with the features
     with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(fs, threads)) as ex:
         futures = [ex.submit(_fit_in_worker, c, runs_dir) for c in cfgs]
         for _ in tqdm(as_completed(futures), total=len(futures), desc=f"runs ({jobs} jobs)", unit="run", disable=not progress):

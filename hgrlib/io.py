@@ -1,11 +1,18 @@
-"""Atomic writes: a result file is either the old one or the complete new one, never half of it."""
+"""Atomic writes, and JSON that carries its own checksum so a damaged file is caught when read."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
+
+CHECKSUM_KEY = "sha256"
+
+
+class CorruptFile(RuntimeError):
+    """A cached file that cannot be trusted: the message names the file and the problem."""
 
 
 def write_text(path: str | Path, text: str) -> Path:
@@ -23,3 +30,27 @@ def write_json(path: str | Path, obj: Any) -> Path:
 
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text())
+
+
+def _digest(obj: dict) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def write_sealed_json(path: str | Path, obj: dict) -> Path:
+    """Write `obj` (a dict) with a sha256 of its content under CHECKSUM_KEY, atomically."""
+    obj = json.loads(json.dumps(obj, default=str))  # what will be read back
+    return write_json(path, obj | {CHECKSUM_KEY: _digest(obj)})
+
+
+def read_sealed_json(path: str | Path) -> dict:
+    """The dict `write_sealed_json` wrote; raises CorruptFile if it is unreadable, truncated or altered."""
+    try:
+        obj = read_json(path)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CorruptFile(f"{path}: unreadable ({type(e).__name__}: {e})") from e
+    if not isinstance(obj, dict) or CHECKSUM_KEY not in obj:
+        raise CorruptFile(f"{path}: no checksum (written by an older version, or not by hgrlib)")
+    want = obj.pop(CHECKSUM_KEY)
+    if _digest(obj) != want:
+        raise CorruptFile(f"{path}: checksum mismatch (the file was altered or damaged)")
+    return obj

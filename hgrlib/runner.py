@@ -20,7 +20,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from hgrlib.io import read_json, write_json, write_text
+from hgrlib.provenance import FEATURE_LIBS, TRAINING_LIBS, file_sha256, library_versions
 from hgrlib.report import markdown_table, project_dir
+
+# every library whose version can change a table or figure: a new version re-runs the notebooks
+STAMP_LIBS = tuple(dict.fromkeys(TRAINING_LIBS + FEATURE_LIBS + ("scikit-learn", "scipy", "pandas", "umap-learn", "matplotlib")))
 
 NOTEBOOK_DIR = "notebooks"
 
@@ -82,6 +86,7 @@ def run(profile: str = "default", dataset: str = "synthetic", root: str | None =
     params = {"profile": profile, "dataset": dataset, "root": root, "classes": classes, "cache_dir": cache_dir,
               "figures_dir": figures_dir, "results_dir": results_dir} | (extra or {})
     src = sources_digest(repo)
+    libs = json.dumps(library_versions(STAMP_LIBS)).encode()
     out_dir = repo / results_dir / tag
     upstream = data_digest(dataset, root)
     done: list[dict] = []
@@ -89,18 +94,22 @@ def run(profile: str = "default", dataset: str = "synthetic", root: str | None =
     def one(nb: Path, upstream: bytes) -> dict:
         p = params | ({"runs_dir": runs_dir} if nb.stem != "01_data_prep" else {"workers": 2})
         p = {k: v for k, v in p.items() if _has_parameter(nb, k)}
-        stamp = _sha(nb.read_bytes(), json.dumps(p, sort_keys=True).encode(), src, upstream)
+        stamp = _sha(nb.read_bytes(), json.dumps(p, sort_keys=True).encode(), src, upstream, libs)
         out = out_dir / f"{nb.stem}.ipynb"
         stamp_file = out_dir / f".{nb.stem}.stamp.json"
-        if not force and out.exists() and stamp_file.exists() and read_json(stamp_file).get("stamp") == stamp:
+        why = "forced" if force else _stale(stamp_file, stamp, repo)
+        if why is None:
             print(f"[skip] {nb.stem}: unchanged since its last run", flush=True)
             return {"notebook": nb.stem, "status": "skipped", "stamp": stamp, "parameters": p}
-        print(f"[run ] {nb.stem} ({tag}) ...", flush=True)
+        print(f"[run ] {nb.stem} ({tag}): {why} ...", flush=True)
         t0 = time.perf_counter()
         execute(nb, out, p, repo)
         sec = time.perf_counter() - t0
+        prefix = nb.stem.split("_")[0] + "_"
+        outputs = [f for d in (out_dir, repo / figures_dir / tag) for f in sorted(d.glob(prefix + "*")) if f.is_file()]
         write_json(stamp_file, {"stamp": stamp, "parameters": p, "seconds": sec, "commit": git_commit(repo),
-                                "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+                                "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                                "outputs": {Path(os.path.relpath(f, repo)).as_posix(): file_sha256(f) for f in outputs}})
         print(f"[done] {nb.stem} in {sec:.0f} s", flush=True)
         return {"notebook": nb.stem, "status": "ran", "stamp": stamp, "parameters": p, "seconds": sec}
 
@@ -119,6 +128,25 @@ def run(profile: str = "default", dataset: str = "synthetic", root: str | None =
     if tag == "synthetic-default" and results_dir == "results" and figures_dir == "figures":
         update_readme(repo, tag)
     return done
+
+
+def _stale(stamp_file: Path, stamp: str, repo: Path) -> str | None:
+    """Why a notebook must run again (None: its last run is current and its outputs are as it wrote them)."""
+    if not stamp_file.exists():
+        return "never run"
+    try:
+        old = read_json(stamp_file)
+    except (OSError, ValueError):
+        return f"{stamp_file} unreadable"
+    if old.get("stamp") != stamp:
+        return "code, parameters, libraries or inputs changed"
+    if not old.get("outputs"):
+        return "its outputs were not recorded"
+    for rel, sha in old["outputs"].items():
+        f = repo / rel
+        if not f.is_file() or file_sha256(f) != sha:
+            return f"{rel} is missing or differs from what it wrote"
+    return None
 
 
 def _has_parameter(nb: Path, name: str) -> bool:
@@ -173,9 +201,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--figures", default="figures")
     ap.add_argument("--cache", default="cache")
     ap.add_argument("--runs", default="runs")
+    ap.add_argument("--verify", action="store_true",
+                    help="regenerate everything from nothing in a scratch folder and compare every committed table "
+                         "cell by cell; exit 1 on any difference (commits nothing, changes nothing here)")
+    ap.add_argument("--scratch", default=None, help="--verify: an empty or new folder to regenerate into (default: a temporary one)")
     a = ap.parse_args(argv)
     if a.dataset != "synthetic" and not a.root:
         ap.error(f"--dataset {a.dataset} needs --root PATH (where the dataset lies on your disk)")
+    if a.verify:
+        from hgrlib.verify import verify
+
+        return verify(a.profile, a.dataset, a.root, a.classes, a.jobs, a.scratch, a.results, a.figures)
     t0 = time.perf_counter()
     run(a.profile, a.dataset, a.root, a.classes, [o for o in a.only.split(",") if o], a.jobs, a.force,
         a.results, a.figures, a.cache, a.runs)

@@ -9,10 +9,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import json
 import os
+import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,9 +22,10 @@ from tqdm.auto import tqdm
 from hgrlib.config import Config, config_hash
 from hgrlib.data.splits import Split, make_split
 from hgrlib.evaluate import clip_probs, scores
-from hgrlib.io import read_json, write_json
+from hgrlib.io import CorruptFile, read_sealed_json, write_sealed_json
 from hgrlib.losses import joint_loss
 from hgrlib.models import EmotionModel
+from hgrlib.provenance import TRAINING_LIBS, code_digest, file_sha256, library_versions
 
 
 @dataclass
@@ -37,23 +39,31 @@ class FeatureSet:
     audio: np.ndarray  # (N, S, C, M, L) float16
     faces: np.ndarray  # (N, S, K, H, W, 3) uint8
     dataset: str
+    feature_key: str = ""  # the feature cache's key (its folder name): preprocessing config, code, libraries
 
     @property
     def n_segments(self) -> int:
         return self.audio.shape[1]
 
+    @functools.cached_property
     def fingerprint(self) -> str:
-        """Which clips, labels and feature shapes: part of a run's cache key."""
-        h = hashlib.sha256("|".join(self.clip_ids).encode() + self.labels.tobytes() + str(self.audio.shape + self.faces.shape).encode())
+        """Which clips, subjects, labels and feature values (every byte): part of a run's cache key."""
+        h = hashlib.sha256(json.dumps([self.dataset, self.feature_key, self.clip_ids, self.subjects, list(self.classes)]).encode())
+        for a in (self.labels.astype(np.int64), self.audio, self.faces):
+            h.update(f"{a.dtype}{a.shape}".encode())
+            h.update(np.ascontiguousarray(a).data)
         return h.hexdigest()[:16]
 
 
-@functools.cache
 def code_version() -> str:
-    """Digest of the modules a training result depends on: a change to any of them invalidates cached runs."""
-    here = Path(__file__).parent
-    files = ["train.py", "models.py", "losses.py", "config.py", "data/splits.py", "evaluate.py"]
-    return hashlib.sha256(b"".join((here / f).read_bytes() for f in files)).hexdigest()[:16]
+    """Digest of every hgrlib module a run imports (found from train.py's imports) and the shipped splits."""
+    return code_digest("hgrlib.train")
+
+
+def run_key(cfg: Config, fs: FeatureSet) -> dict:
+    """Everything that makes a run's numbers: config, data (every feature byte), code, libraries, execution."""
+    return cfg.to_dict() | {"data": fs.fingerprint, "code": code_version(), "libs": library_versions(TRAINING_LIBS),
+                            "exec": execution_key(cfg)}
 
 
 def pick_device(pref: str = "auto") -> torch.device:
@@ -148,18 +158,35 @@ def evaluate_split(model: EmotionModel, batcher: Batcher, idx: np.ndarray, fs: F
 
 
 def fit(cfg: Config, fs: FeatureSet, runs_dir: str = "runs", progress: bool = True) -> dict:
-    """Train, select the epoch with the best validation UAR, test it; cached by the config's hash."""
-    key = cfg.to_dict() | {"data": fs.fingerprint(), "code": code_version(), "exec": execution_key(cfg)}
-    run_dir = os.path.join(runs_dir, config_hash(key))
+    """Train, select the epoch with the best validation UAR, test it; cached under the hash of `run_key`."""
+    run_dir = os.path.join(runs_dir, config_hash(run_key(cfg, fs)))
     result_file = os.path.join(run_dir, "result.json")
-    if os.path.exists(result_file):
-        return read_json(result_file)
+    if (done := read_result(run_dir)) is not None:
+        return done
     os.makedirs(run_dir, exist_ok=True)
     with _run_lock(run_dir):  # two notebooks run in parallel (-j) may ask for the same run
-        if os.path.exists(result_file):
-            return read_json(result_file)
+        if (done := read_result(run_dir)) is not None:
+            return done
         with _torch_threads(cfg.train.threads):
             return _fit(cfg, fs, run_dir, result_file, progress)
+
+
+def read_result(run_dir: str) -> dict | None:
+    """A finished run's result, checked (result.json's checksum, and features.npz's against it); None if
+    there is none. A damaged one is reported by path and removed, so the run is trained again."""
+    result_file = os.path.join(run_dir, "result.json")
+    if not os.path.exists(result_file):
+        return None
+    try:
+        result = read_sealed_json(result_file)
+        feats = os.path.join(run_dir, "features.npz")
+        if not os.path.exists(feats) or file_sha256(feats) != result.get("features_sha256"):
+            raise CorruptFile(f"{feats}: missing or does not match its result.json")
+    except CorruptFile as e:
+        print(f"{e}; training this run again", file=sys.stderr)
+        os.remove(result_file)
+        return None
+    return result
 
 
 @contextlib.contextmanager
@@ -214,10 +241,15 @@ def _fit(cfg: Config, fs: FeatureSet, run_dir: str, result_file: str, progress: 
     state = {"epoch": 0, "best_uar": -1.0, "best": None, "history": []}
     ckpt = os.path.join(run_dir, "checkpoint.pt")
     if os.path.exists(ckpt):  # resume an interrupted run
-        saved = torch.load(ckpt, map_location=device, weights_only=False)
-        model.load_state_dict(saved["model"]), opt.load_state_dict(saved["opt"]), sched.load_state_dict(saved["sched"])
-        state = saved["state"]
-        torch.set_rng_state(saved["rng"])
+        try:
+            saved = torch.load(ckpt, map_location=device, weights_only=False)
+            model.load_state_dict(saved["model"]), opt.load_state_dict(saved["opt"]), sched.load_state_dict(saved["sched"])
+            state = saved["state"]
+            torch.set_rng_state(saved["rng"])
+        except Exception as e:  # a damaged checkpoint (e.g. a disk filled mid-write elsewhere): start over
+            print(f"{ckpt}: cannot resume from it ({type(e).__name__}: {e}); training from the start", file=sys.stderr)
+            os.remove(ckpt)
+            return _fit(cfg, fs, run_dir, result_file, progress)
     bar = tqdm(range(state["epoch"], tc.epochs), desc=f"train {cfg.model.modalities} lam={cfg.loss.lam} seed={tc.seed}",
                unit="epoch", disable=not progress, leave=False)
     for epoch in bar:
@@ -263,17 +295,17 @@ def _fit(cfg: Config, fs: FeatureSet, run_dir: str, result_file: str, progress: 
     model.load_state_dict(state["best"])
     test = evaluate_split(model, batcher, split.test, fs, tc.protocol)
     test.pop("_pred"), test.pop("_clips")
-    _save_features(run_dir, model, batcher, split, fs)
-    result = {"config": cfg.to_dict(), "test": test, "history": state["history"], "best_val_uar": state["best_uar"],
+    feats_file = _save_features(run_dir, model, batcher, split, fs)
+    result = {"config": cfg.to_dict(), "key": run_key(cfg, fs), "features_sha256": file_sha256(feats_file), "test": test, "history": state["history"], "best_val_uar": state["best_uar"],
               "n_train_segments": int(len(train_idx)), "n_labeled_segments": int(labeled.sum()),
               "n_test_segments": int(len(split.test)), "test_subjects": split.test_subjects,
               "device": str(device), "threads": torch.get_num_threads(), "seconds": time.perf_counter() - t0, "run_dir": run_dir}
-    write_json(result_file, result)
+    write_sealed_json(result_file, result)
     os.remove(ckpt)
     return result
 
 
-def _save_features(run_dir: str, model: EmotionModel, batcher: Batcher, split: Split, fs: FeatureSet) -> None:
+def _save_features(run_dir: str, model: EmotionModel, batcher: Batcher, split: Split, fs: FeatureSet) -> str:
     """Clip-level (segment-averaged) features f, g, z and probabilities of every clip, with its part of the split.
 
     Under the segment protocol a clip's segments can lie in several parts; its part is then that
@@ -293,4 +325,5 @@ def _save_features(run_dir: str, model: EmotionModel, batcher: Batcher, split: S
             out[k] = pred[k].reshape(len(clips), s, -1).mean(axis=1).astype(np.float32)
     tmp = os.path.join(run_dir, "features.part.npz")
     np.savez(tmp, **out)
-    os.replace(tmp, os.path.join(run_dir, "features.npz"))
+    os.replace(tmp, path := os.path.join(run_dir, "features.npz"))
+    return path

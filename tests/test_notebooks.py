@@ -83,3 +83,47 @@ def test_notebooks_match_their_text_sources(tmp_path):
         mod.build(src, tmp_path / f"{src.stem}.ipynb")
         built = json.loads((tmp_path / f"{src.stem}.ipynb").read_text())
         assert built == json.loads(Path(f"notebooks/{src.stem}.ipynb").read_text()), f"rebuild {src}"
+
+
+def test_an_edited_output_makes_its_notebook_run_again(smoke_run):
+    base, kw, _ = smoke_run
+    table = base / "results" / "synthetic-smoke" / "01_class_counts.csv"
+    original = table.read_text()
+    table.write_text(original.replace("6", "7"))  # a hand-edited number
+    again = runner.run(**kw, only=["01"])
+    assert again[0]["status"] == "ran" and table.read_text() == original
+    assert all(d["status"] == "skipped" for d in runner.run(**kw))  # 01's inputs did not change: nothing downstream runs
+
+
+def test_verify_compares_every_table_cell_by_cell(smoke_run, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from hgrlib import verify
+
+    base, kw, _ = smoke_run
+    committed = base / "results"
+    edits = {}
+
+    def regenerate(profile, dataset, root, classes, only, jobs, force, results_dir, figures_dir, cache_dir, runs_dir):
+        assert force and root.startswith(str(tmp_path)) and cache_dir.startswith(str(tmp_path))  # from nothing, elsewhere
+        shutil.copytree(committed, results_dir)
+        shutil.copytree(base / "figures", figures_dir)
+        for name, (old, new) in edits.items():
+            f = f"{results_dir}/synthetic-smoke/{name}"
+            open(f, "w").write(open(f).read().replace(old, new, 1))
+
+    monkeypatch.setattr(runner, "run", regenerate)
+    args = dict(profile="smoke", results_dir=str(committed), figures_dir=str(base / "figures"))
+    assert verify.verify(scratch=str(tmp_path / "a"), **args) == 0
+    runs = (committed / "synthetic-smoke" / "02_supervised_runs.csv").read_text().splitlines()
+    seconds = runs[1].split(",")[-1]
+    edits["02_supervised_runs.csv"] = ("," + seconds, ",12345.6")  # wall-clock time: not compared
+    assert verify.verify(scratch=str(tmp_path / "b"), **args) == 0
+    acc = (committed / "synthetic-smoke" / "02_supervised_table.csv").read_text().splitlines()[1].split(",")[2]
+    edits["02_supervised_table.csv"] = (acc, "99.9 ± 0.0")
+    assert verify.verify(scratch=str(tmp_path / "c"), **args) == 1
+    out = capsys.readouterr().out
+    assert "02_supervised_table.csv row 1" in out and "99.9 ± 0.0" in out and "02_supervised_runs.csv" not in out.split("FAILED")[0].split("DIFF", 1)[-1]
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "old").write_text("x")
+    assert verify.verify(scratch=str(tmp_path / "d"), **args) == 2  # never into a folder holding something

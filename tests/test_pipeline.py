@@ -15,6 +15,7 @@ from hgrlib.data.datasets import index_dataset
 from hgrlib.data.features import audio_segments, key_frame_times, log_mel, segment_starts
 from hgrlib.data.splits import make_split
 from hgrlib.experiment import mean_std, results_frame, seeded_runs
+from hgrlib.io import read_json
 from hgrlib.train import fit
 
 
@@ -74,7 +75,7 @@ def test_prepare_resumes_and_skips_broken_clips(tiny, tmp_path):
 def test_feature_cache_key_changes_with_config(tmp_path):
     a = FeatureCache(tmp_path, "synthetic", FeatureConfig())
     b = FeatureCache(tmp_path, "synthetic", FeatureConfig(n_mels=64))
-    assert a.root != b.root and (a.root / "config.json").exists()
+    assert a.root != b.root and read_json(a.root / "key.json")["features"]["n_mels"] == 94
 
 
 def test_subject_split_is_subject_independent_and_segment_split_is_not():

@@ -1,13 +1,15 @@
-"""Feature cache on disk, keyed by dataset and preprocessing config; filling it is resumable.
+"""Feature cache on disk, keyed by dataset, preprocessing config, feature code and libraries; resumable.
 
-Layout: <cache_dir>/<dataset>-<FeatureConfig hash>/clips/<subject>__<stem>.npz, one file per clip,
-written atomically, plus config.json (what the hash stands for) and prep_report.json.
+Layout: <cache_dir>/<dataset>-<key hash>/clips/<subject>__<stem>.npz, one file per clip, written
+atomically and checked when read, plus key.json (what the hash stands for) and prep_report.json.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -17,37 +19,85 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from hgrlib.config import FeatureConfig
+from hgrlib.config import FeatureConfig, config_hash
 from hgrlib.data.records import ClipRecord, DataError
-from hgrlib.io import write_json
+from hgrlib.io import CorruptFile, write_json
+from hgrlib.provenance import FEATURE_LIBS, code_digest, library_versions
 
 
 class FeatureCache:
-    """Where the features of one dataset under one preprocessing config live."""
+    """Where the features of one dataset under one preprocessing config, feature code and libraries live.
+
+    Each clip's file records the identity (path, size, mtime) of the media it was extracted from and
+    a sha256 of its arrays: a clip that was edited or moved, or a damaged file, reads as stale
+    (`problem`) and is extracted again instead of being used.
+    """
 
     def __init__(self, cache_dir: str | Path, dataset: str, cfg: FeatureConfig) -> None:
         self.cfg = cfg
-        self.root = Path(cache_dir) / f"{dataset}-{cfg.key()}"
+        self.key = {"dataset": dataset, "features": asdict(cfg), "code": code_digest("hgrlib.data.features"),
+                    "libs": library_versions(FEATURE_LIBS)}
+        self.root = Path(cache_dir) / f"{dataset}-{config_hash(self.key)}"
         (self.root / "clips").mkdir(parents=True, exist_ok=True)
-        cfg_file = self.root / "config.json"
-        if not cfg_file.exists():
-            write_json(cfg_file, asdict(cfg))
+        key_file = self.root / "key.json"
+        if not key_file.exists():
+            write_json(key_file, self.key)
 
     def path(self, rec: ClipRecord) -> Path:
         return self.root / "clips" / f"{rec.subject}__{Path(rec.path).stem}.npz"
 
-    def has(self, rec: ClipRecord) -> bool:
-        return self.path(rec).exists()
-
     def save(self, rec: ClipRecord, audio: np.ndarray, faces: np.ndarray) -> None:
         p = self.path(rec)
         tmp = p.with_name(p.stem + ".part.npz")
-        np.savez(tmp, audio=audio, faces=faces)
+        meta = {"source": source_identity(rec), "sha256": _arrays_sha256(audio, faces)}
+        np.savez(tmp, audio=audio, faces=faces, meta=np.array(json.dumps(meta)))
         os.replace(tmp, p)
 
     def load(self, rec: ClipRecord) -> tuple[np.ndarray, np.ndarray]:
-        with np.load(self.path(rec)) as z:
-            return z["audio"], z["faces"]
+        """(audio, faces) of a clip; CorruptFile if the file is damaged or the clip changed since extraction."""
+        p = self.path(rec)
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                audio, faces, meta = z["audio"], z["faces"], json.loads(str(z["meta"]))
+        except Exception as e:  # truncated zip, missing member, bad JSON: all mean "do not use"
+            raise CorruptFile(f"{p}: unreadable ({type(e).__name__}: {e})") from e
+        if meta.get("sha256") != _arrays_sha256(audio, faces):
+            raise CorruptFile(f"{p}: checksum mismatch (the file was altered or damaged)")
+        try:
+            same_source = meta.get("source") == source_identity(rec)
+        except OSError as e:
+            raise CorruptFile(f"{p}: its clip cannot be read any more ({e})") from e
+        if not same_source:
+            raise CorruptFile(f"{p}: stale, {rec.path} (or its audio) changed or moved since its features were extracted")
+        return audio, faces
+
+    def problem(self, rec: ClipRecord) -> str | None:
+        """Why a clip's cached features cannot be used ('missing', corrupt, stale), or None if they can."""
+        if not self.path(rec).exists():
+            return "missing"
+        try:
+            self.load(rec)
+        except CorruptFile as e:
+            return str(e)
+        return None
+
+
+def source_identity(rec: ClipRecord) -> list:
+    """[path, size, mtime_ns] of each file a clip's features are read from."""
+    out = []
+    for f in (rec.path, rec.audio_path):
+        if f is not None:
+            st = os.stat(f)
+            out.append([str(f), st.st_size, st.st_mtime_ns])
+    return out
+
+
+def _arrays_sha256(*arrays: np.ndarray) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(np.ascontiguousarray(a).data)
+    return h.hexdigest()
 
 
 @dataclass
@@ -58,6 +108,7 @@ class PrepReport:
     extracted: int = 0
     cached: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    recomputed: list[tuple[str, str]] = field(default_factory=list)  # cached but stale or damaged: extracted again
     frames_detected: int = 0
     frames_borrowed: int = 0
     frames_fallback: int = 0
@@ -77,6 +128,7 @@ class PrepReport:
                 f"{len(self.clips_without_face)} clips without any face"
             )
         lines += [f"  skipped {p}: {r}" for p, r in self.skipped]
+        lines += [f"  extracted again {p}: {r}" for p, r in self.recomputed]
         return "\n".join(lines)
 
 
@@ -106,16 +158,20 @@ def _extract(rec: ClipRecord):
 
 
 def prepare(records: list[ClipRecord], cache: FeatureCache, workers: int = 2, progress: bool = True) -> PrepReport:
-    """Fill the cache for `records` in parallel; clips already cached are not redone, broken ones are skipped."""
+    """Fill the cache for `records` in parallel; valid cached clips are not redone, stale or damaged ones are
+    (and reported), broken clips are skipped."""
     t0 = time.perf_counter()
     rep = PrepReport(clips=len(records))
-    todo = [r for r in records if not cache.has(r)]
+    problems = [cache.problem(r) for r in records]
+    todo = [r for r, why in zip(records, problems) if why is not None]
+    rep.recomputed = [(r.path, why) for r, why in zip(records, problems) if why not in (None, "missing")]
     rep.cached = len(records) - len(todo)
 
     def consume(results) -> None:
         for rec, feats, err in tqdm(results, total=len(todo), desc="features", unit="clip", disable=not progress):
             if err is not None:
                 rep.skipped.append((rec.path, err))
+                cache.path(rec).unlink(missing_ok=True)  # a stale entry of a clip that is now broken
                 continue
             cache.save(rec, feats.audio, feats.faces)
             rep.extracted += 1
@@ -138,9 +194,29 @@ def prepare(records: list[ClipRecord], cache: FeatureCache, workers: int = 2, pr
 
 
 def load_features(records: list[ClipRecord], cache: FeatureCache) -> tuple[list[ClipRecord], np.ndarray, np.ndarray]:
-    """(records present in the cache, audio (N, S, C, M, L) float16, faces (N, S, K, H, W, 3) uint8)."""
-    kept = [r for r in records if cache.has(r)]
-    if not kept:
+    """(records present in the cache, audio (N, S, C, M, L) float16, faces (N, S, K, H, W, 3) uint8).
+
+    Clips never extracted (or skipped as broken by `prepare`) are left out. A damaged or stale cache
+    file is reported by path and extracted again before use, never used as it is.
+    """
+
+    def load_all() -> tuple[list, list]:
+        got, bad = [], []
+        for r in tqdm(records, desc="load cache", unit="clip", leave=False, disable=len(records) < 200):
+            if cache.path(r).exists():
+                try:
+                    got.append((r, *cache.load(r)))
+                except CorruptFile as e:
+                    bad.append((r, str(e)))
+        return got, bad
+
+    got, bad = load_all()
+    if bad:
+        print(f"feature cache: {len(bad)} clip(s) cannot be used as cached and are extracted again:", file=sys.stderr)
+        for _, why in bad:
+            print(f"  {why}", file=sys.stderr)
+        prepare([r for r, _ in bad], cache, workers=1, progress=False)
+        got, _ = load_all()  # a clip that now fails to extract was dropped from the cache by prepare
+    if not got:
         raise DataError(f"{cache.root}: no cached features for these clips; run `hgrlib prep` first")
-    pairs = [cache.load(r) for r in tqdm(kept, desc="load cache", unit="clip", leave=False, disable=len(kept) < 200)]
-    return kept, np.stack([a for a, _ in pairs]), np.stack([f for _, f in pairs])
+    return [r for r, _, _ in got], np.stack([a for _, a, _ in got]), np.stack([f for _, _, f in got])

@@ -1,0 +1,83 @@
+"""What a cached result depends on: the hgrlib code it runs (found from imports), library versions, digests.
+
+Cache keys (feature cache, training runs, the runner's notebook stamps) are built from these, so a
+change to any module a result imports, to the shipped split files or to a library that changes
+numbers gives a new key instead of a stale result.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import hashlib
+from importlib import metadata
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).parent
+# Libraries whose version can change the numbers, by what they compute.
+TRAINING_LIBS = ("torch", "numpy")
+FEATURE_LIBS = ("torch", "torchaudio", "numpy", "opencv-python-headless", "av", "soundfile", "soxr")
+
+
+def _imports(path: Path) -> set[str]:
+    """hgrlib modules named by any import statement in a file (module level or inside functions)."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module)
+            out |= {f"{node.module}.{a.name}" for a in node.names}  # `from hgrlib.data import cache`
+    return {m for m in out if m == "hgrlib" or m.startswith("hgrlib.")}
+
+
+def _module_file(name: str) -> Path | None:
+    parts = name.split(".")[1:]
+    candidates = [PACKAGE_DIR.joinpath(*parts[:-1], parts[-1] + ".py")] if parts else []
+    for f in candidates + [PACKAGE_DIR.joinpath(*parts, "__init__.py")]:
+        if f.is_file():
+            return f
+    return None
+
+
+def module_closure(*modules: str) -> list[Path]:
+    """Source files of `modules` and of every hgrlib module they import, transitively, sorted."""
+    seen: set[Path] = set()
+    todo = list(modules)
+    while todo:
+        f = _module_file(todo.pop())
+        if f is None or f in seen:
+            continue
+        seen.add(f)
+        todo += sorted(_imports(f))
+    return sorted(seen)
+
+
+@functools.cache
+def code_digest(*modules: str) -> str:
+    """sha256 of the source closure of `modules` plus the package's data files (the shipped splits)."""
+    files = module_closure(*modules) + sorted(PACKAGE_DIR.glob("splits/*.json"))
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.relative_to(PACKAGE_DIR).as_posix().encode() + b"\0" + hashlib.sha256(f.read_bytes()).digest())
+    return h.hexdigest()[:16]
+
+
+@functools.cache
+def library_versions(names: tuple[str, ...] = TRAINING_LIBS) -> dict[str, str]:
+    """Installed versions of the distributions `names` ("missing" for one that is not installed)."""
+    out = {}
+    for n in names:
+        try:
+            out[n] = metadata.version(n)
+        except metadata.PackageNotFoundError:
+            out[n] = "missing"
+    return out
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()

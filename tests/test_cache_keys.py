@@ -1,0 +1,167 @@
+"""Never stale: every input of a cached result is in its key, and damaged cache files are caught, reported and redone."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+import hgrlib.provenance as provenance
+from hgrlib.data.cache import FeatureCache, load_features, prepare
+from hgrlib.data.datasets import index_dataset
+from hgrlib.io import CorruptFile, read_sealed_json, write_sealed_json
+from hgrlib.train import fit, run_key
+
+
+def test_code_digest_follows_imports_and_covers_the_split_files(tmp_path, monkeypatch):
+    pkg = tmp_path / "hgrlib"
+    shutil.copytree(provenance.PACKAGE_DIR, pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(provenance, "PACKAGE_DIR", pkg)
+    digest = provenance.code_digest.__wrapped__  # uncached
+    names = {f.relative_to(pkg).as_posix() for f in provenance.module_closure("hgrlib.train")}
+    # found, not listed: where the folds come from is in a run's code, the plotting code is not
+    assert {"train.py", "data/datasets.py", "data/splits.py", "losses.py", "models.py", "config.py"} <= names
+    assert "plots.py" not in names and "runner.py" not in names
+    base = digest("hgrlib.train")
+    (pkg / "plots.py").write_text((pkg / "plots.py").read_text() + "\n# unrelated edit\n")
+    assert digest("hgrlib.train") == base
+    for edited in ("data/datasets.py", "splits/ravdess.json"):
+        f = pkg / edited
+        original = f.read_text()
+        f.write_text(original + "\n")
+        assert digest("hgrlib.train") != base, edited
+        f.write_text(original)
+    assert digest("hgrlib.train") == base
+
+
+def test_run_key_changes_with_each_input_and_only_then(tiny, monkeypatch):
+    import hgrlib.train as train
+
+    cfg, fs, _ = tiny
+    key = run_key(cfg, fs)
+    assert run_key(cfg, fs) == key
+    assert run_key(cfg.with_(train={"seed": 1}), fs) != key
+    other = dataclasses.replace(fs, audio=fs.audio.copy())
+    other.audio[3, 1, 0, 5, 7] += np.float16(0.5)  # one feature value of one clip
+    assert run_key(cfg, other)["data"] != key["data"]
+    assert run_key(cfg, dataclasses.replace(fs, feature_key="synthetic-other"))["data"] != key["data"]
+    monkeypatch.setattr(train, "code_version", lambda: "edited")
+    assert run_key(cfg, fs)["code"] != key["code"]
+    monkeypatch.setattr(train, "library_versions", lambda names: {"torch": "9.9"})
+    assert run_key(cfg, fs)["libs"] != key["libs"]
+
+
+def test_fit_is_reused_when_unchanged_and_redone_when_an_input_changes(tiny, tmp_path, monkeypatch):
+    import hgrlib.train as train
+
+    cfg, fs, _ = tiny
+    cfg = cfg.with_(train={"epochs": 1})
+    first = fit(cfg, fs, str(tmp_path), progress=False)
+    assert fit(cfg, fs, str(tmp_path), progress=False)["seconds"] == first["seconds"]  # read back
+    edited = dataclasses.replace(fs, faces=fs.faces.copy())
+    edited.faces[0, 0, 0, 0, 0, 0] ^= 1
+    assert fit(cfg, edited, str(tmp_path), progress=False)["run_dir"] != first["run_dir"]
+    monkeypatch.setattr(train, "code_version", lambda: "edited")
+    assert fit(cfg, fs, str(tmp_path), progress=False)["run_dir"] != first["run_dir"]
+
+
+def test_damaged_result_or_features_are_reported_and_the_run_retrained(tiny, tmp_path, capfd):
+    cfg, fs, _ = tiny
+    cfg = cfg.with_(train={"epochs": 1})
+    first = fit(cfg, fs, str(tmp_path), progress=False)
+    result_file = os.path.join(first["run_dir"], "result.json")
+    text = open(result_file).read()
+    open(result_file, "w").write(text[: len(text) // 2])  # truncated
+    again = fit(cfg, fs, str(tmp_path), progress=False)
+    assert "result.json" in capfd.readouterr().err and again["seconds"] != first["seconds"]
+    assert again["test"] == first["test"]  # same numbers: the run is deterministic
+    edited = json.loads(open(result_file).read())
+    edited["test"]["acc"] = 0.99  # a hand-edited number no longer matches the checksum
+    open(result_file, "w").write(json.dumps(edited))
+    third = fit(cfg, fs, str(tmp_path), progress=False)
+    assert third["test"]["acc"] == first["test"]["acc"] and "checksum" in capfd.readouterr().err
+    with open(os.path.join(first["run_dir"], "features.npz"), "r+b") as fh:
+        fh.seek(100)
+        fh.write(b"\0\0\0\0")
+    fourth = fit(cfg, fs, str(tmp_path), progress=False)
+    assert "features.npz" in capfd.readouterr().err and fourth["seconds"] != third["seconds"]
+
+
+def test_damaged_checkpoint_restarts_the_run(tiny, tmp_path, capfd):
+    cfg, fs, _ = tiny
+    cfg = cfg.with_(train={"epochs": 1})
+    whole = fit(cfg, fs, str(tmp_path / "a"), progress=False)
+    run_dir = tmp_path / "b" / os.path.basename(whole["run_dir"])
+    run_dir.mkdir(parents=True)
+    (run_dir / "checkpoint.pt").write_bytes(b"PK\x03\x04 half a checkpoint")
+    r = fit(cfg, fs, str(tmp_path / "b"), progress=False)
+    assert "checkpoint.pt" in capfd.readouterr().err and r["test"] == whole["test"]
+
+
+def test_sealed_json_round_trip_and_detection(tmp_path):
+    p = tmp_path / "r.json"
+    write_sealed_json(p, {"a": 1, "b": [1.5, "x"]})
+    assert read_sealed_json(p) == {"a": 1, "b": [1.5, "x"]}
+    p.write_text(p.read_text().replace("1.5", "2.5"))
+    with pytest.raises(CorruptFile, match="checksum"):
+        read_sealed_json(p)
+    p.write_text('{"a": 1')
+    with pytest.raises(CorruptFile, match="unreadable"):
+        read_sealed_json(p)
+
+
+@pytest.fixture
+def corpus_copy(tiny, tmp_path):
+    """A private copy of the tiny corpus and a cache of its first 4 clips."""
+    cfg, _, _ = tiny
+    root = tmp_path / "corpus"
+    shutil.copytree(cfg.data.root, root)
+    records, _ = index_dataset("synthetic", str(root))
+    cache = FeatureCache(tmp_path / "cache", "synthetic", cfg.features)
+    assert prepare(records[:4], cache, workers=1, progress=False).extracted == 4
+    return records[:4], cache
+
+
+def test_edited_clip_is_extracted_again(corpus_copy):
+    records, cache = corpus_copy
+    wav = records[1].audio_path
+    x = bytearray(open(wav, "rb").read())
+    x[-200:] = bytes(200)  # the last samples silenced: same size, new content and mtime
+    open(wav, "wb").write(bytes(x))
+    assert "stale" in cache.problem(records[1]) and cache.problem(records[0]) is None
+    rep = prepare(records, cache, workers=1, progress=False)
+    assert rep.cached == 3 and rep.extracted == 1 and rep.recomputed[0][0] == records[1].path
+    assert cache.problem(records[1]) is None
+
+
+def test_moved_clip_and_other_feature_code_do_not_reuse_features(corpus_copy, tmp_path, monkeypatch):
+    import hgrlib.data.cache as cache_mod
+
+    records, cache = corpus_copy
+    (tmp_path / "other").mkdir()
+    moved = dataclasses.replace(records[0], path=str(tmp_path / "other" / os.path.basename(records[0].path)))
+    shutil.copy2(records[0].path, moved.path)  # same name, bytes and mtime, another place (e.g. another --root)
+    assert cache.path(moved) == cache.path(records[0]) and "stale" in cache.problem(moved)
+    monkeypatch.setattr(cache_mod, "code_digest", lambda *m: "edited")
+    assert FeatureCache(tmp_path / "cache", "synthetic", cache.cfg).root != cache.root
+
+
+def test_damaged_feature_files_are_reported_and_extracted_again(corpus_copy, capfd):
+    records, cache = corpus_copy
+    good = [cache.load(r) for r in records]
+    p0, p2 = cache.path(records[0]), cache.path(records[2])
+    p0.write_bytes(p0.read_bytes()[:300])  # truncated
+    with np.load(p2) as z:  # one value changed, the recorded checksum kept
+        parts = {k: z[k] for k in z.files}
+    parts["audio"] = parts["audio"].copy()
+    parts["audio"][0, 0, 0, 0] += 1
+    np.savez(p2, **parts)
+    assert "unreadable" in cache.problem(records[0]) and "checksum" in cache.problem(records[2])
+    kept, audio, faces = load_features(records, cache)  # not a crash, not the damaged values
+    err = capfd.readouterr().err
+    assert str(p0) in err and str(p2) in err
+    assert len(kept) == 4 and all(np.array_equal(audio[i], good[i][0]) for i in range(4))
