@@ -25,7 +25,8 @@ def prepare_data(
 ) -> tuple[IndexReport, PrepReport]:
     """Generate the synthetic corpus if that is the dataset (resumable), index the clips, fill the feature cache."""
     if data.dataset == "synthetic":
-        generate_corpus(data.root, synthetic or SyntheticConfig(), workers=workers, progress=progress)
+        report = generate_corpus(data.root, synthetic or SyntheticConfig(), workers=workers, progress=progress)
+        print(report.summary())
     elif not Path(data.root).exists():
         raise DataError(f"{data.root}: dataset folder not found (dataset={data.dataset!r}); give the path where it lies on your disk")
     records, index_report = index_dataset(data.dataset, data.root, classes=data.classes)

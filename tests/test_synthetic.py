@@ -1,6 +1,10 @@
-"""The synthetic corpus: RAVDESS names, decodable files, determinism, resume, config check, faces."""
+"""The synthetic corpus: RAVDESS names, decodable files, byte-identical regeneration, self-check and repair,
+config and version checks, faces."""
 
 import csv
+import hashlib
+import json
+import os
 import re
 
 import numpy as np
@@ -10,13 +14,14 @@ from hgrlib.data.faces import FaceDetector, crop_faces
 from hgrlib.data.media import read_audio, read_video
 from hgrlib.data.records import DataError
 from hgrlib.data.synthetic import SyntheticConfig, generate_corpus
+from hgrlib.profiles import PROFILES
 
 CFG = SyntheticConfig(n_subjects=2, clips_per_emotion=1, duration=0.8, seed=3)
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    return generate_corpus(tmp_path_factory.mktemp("syn") / "c", CFG, workers=2, progress=False)
+    return generate_corpus(tmp_path_factory.mktemp("syn") / "c", CFG, workers=2, progress=False).root
 
 
 def test_ravdess_layout(corpus):
@@ -47,26 +52,77 @@ def test_files_decode(corpus):
     assert 0.01 < np.sqrt(np.mean(wav ** 2)) < 0.9
 
 
-def test_deterministic_per_clip(corpus, tmp_path):
-    one = tmp_path / "one"
-    generate_corpus(one, CFG, workers=1, progress=False)  # regenerated alone, one worker
-    assert (one / "factors.csv").read_text() == (corpus / "factors.csv").read_text()
-    for name in ("03-01-07-01-01-01-02.wav", "03-01-03-01-01-01-01.wav"):
-        a = read_audio(one / f"Actor_{name[-6:-4]}" / name)
-        b = read_audio(corpus / f"Actor_{name[-6:-4]}" / name)
-        assert np.array_equal(a, b)
+def _files(root):
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def test_resume_keeps_existing_files(corpus):
-    files = sorted((corpus / "Actor_02").iterdir())
-    before = {p: p.stat().st_mtime_ns for p in files}
-    victim = corpus / "Actor_02" / "01-01-08-01-01-01-02.mp4"
-    victim.unlink()
-    generate_corpus(corpus, CFG, workers=1, progress=False)
-    assert victim.exists()
-    for p, t in before.items():
-        if p != victim and p.name != "03-01-08-01-01-01-02.wav":
+def test_corpus_json_records_every_clip_file(corpus):
+    meta = json.loads((corpus / "corpus.json").read_text())
+    assert meta["version"] == 2 and meta["config"]["seed"] == 3
+    clips = {k: hashlib.sha256(v).hexdigest() for k, v in _files(corpus).items() if k.endswith((".mp4", ".wav"))}
+    assert len(clips) == 24 and meta["files"] == clips
+
+
+def test_smoke_corpus_is_byte_identical(tmp_path, monkeypatch):
+    cfg = PROFILES["smoke"].synthetic
+    one_cpu = hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) > 1
+    cpus = os.sched_getaffinity(0) if one_cpu else None
+    try:
+        if one_cpu:  # an encoder whose output follows the number of cores would differ from the 2-worker run
+            os.sched_setaffinity(0, {min(cpus)})
+        a = generate_corpus(tmp_path / "a", cfg, workers=1, progress=False)
+    finally:
+        if one_cpu:
+            os.sched_setaffinity(0, cpus)
+    # the workers' heap starts filled with 0x55: any read of uninitialised memory changes their output
+    monkeypatch.setenv("MALLOC_PERTURB_", "170")
+    b = generate_corpus(tmp_path / "b", cfg, workers=2, progress=False)
+    fa, fb = _files(a.root), _files(b.root)
+    assert len(fa) == 2 * a.clips + 2 == 74 and fa.keys() == fb.keys()
+    assert [k for k in fa if fa[k] != fb[k]] == []
+    assert (a.generated, b.generated, a.verified, a.regenerated) == (72, 72, 0, [])
+
+
+def test_check_repairs_tampered_and_missing_files(corpus):
+    before = _files(corpus)
+    mtimes = {p: p.stat().st_mtime_ns for p in corpus.glob("Actor_*/*")}
+    mp4, wav = "Actor_02/01-01-08-01-01-01-02.mp4", "Actor_01/03-01-04-01-01-01-01.wav"
+    with open(corpus / mp4, "r+b") as fh:
+        fh.seek(2000)
+        fh.write(b"\xff\x00\xff\x00")
+    (corpus / wav).unlink()
+    r = generate_corpus(corpus, CFG, workers=1, progress=False)
+    assert r.regenerated == [(wav, "missing; regenerated"), (mp4, "differs from what seed 3 makes; regenerated")]
+    assert (r.clips, r.verified, r.generated) == (12, 22, 2)
+    assert mp4 in r.summary() and wav in r.summary()
+    assert _files(corpus) == before
+    for p, t in mtimes.items():  # only the two files were rewritten
+        if p.relative_to(corpus).as_posix() not in (mp4, wav):
             assert p.stat().st_mtime_ns == t, p
+    r = generate_corpus(corpus, CFG, workers=1, progress=False)
+    assert (r.verified, r.generated, r.regenerated) == (24, 0, [])
+
+
+def test_unrecorded_file_is_regenerated(corpus):
+    meta = json.loads((corpus / "corpus.json").read_text())
+    rel = "Actor_01/01-01-06-01-01-01-01.mp4"
+    del meta["files"][rel]
+    (corpus / "corpus.json").write_text(json.dumps(meta, indent=2))
+    t = (corpus / rel).stat().st_mtime_ns
+    r = generate_corpus(corpus, CFG, workers=1, progress=False)
+    assert (r.verified, r.generated, r.regenerated) == (23, 1, []) and (corpus / rel).stat().st_mtime_ns != t
+    assert rel in json.loads((corpus / "corpus.json").read_text())["files"]
+
+
+def test_older_generator_version_is_regenerated(corpus):
+    before = _files(corpus)
+    meta = json.loads((corpus / "corpus.json").read_text())
+    v1 = {k: meta[k] for k in ("generator", "version", "config")} | {"version": 1}  # as version 1 wrote it
+    (corpus / "corpus.json").write_text(json.dumps(v1, indent=2))
+    r = generate_corpus(corpus, CFG, workers=2, progress=False)
+    assert (r.upgraded_from, r.verified, r.generated, r.regenerated) == (1, 0, 24, [])
+    assert "version 1" in r.summary()
+    assert _files(corpus) == before  # corpus.json back at version 2 with the same records
 
 
 def test_config_mismatch_is_an_error(corpus):

@@ -127,8 +127,10 @@ def write_video(
     with av.open(str(tmp), mode="w") as box:
         vs = box.add_stream("libx264", rate=Fraction(fps))
         vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
-        vs.options = {"crf": str(crf), "preset": "veryfast"}
-        vs.thread_type = "NONE"
+        # Same frames -> same bytes: x264's output depends on its thread count (by default the number of
+        # cores), and its AVX-512 macroblock-tree code reads uninitialised memory (bytes vary run to run).
+        vs.options = {"crf": str(crf), "preset": "veryfast", "mbtree": "0"}
+        vs.thread_count = 1
         if audio is not None:
             aus = box.add_stream("aac", rate=sr)
             aus.layout = "mono"

@@ -7,7 +7,9 @@ Design:
     SS statement, RR repetition, XX actor (odd = male, lower F0, as in RAVDESS).
   * Each clip's factors (expression strengths, ambiguity, nuisances) are sampled from a seed derived
     from (cfg.seed, actor, file name); the rendering noise from another stream of the same seed. So
-    any clip regenerates identically on its own, whatever the order or number of workers.
+    any clip regenerates byte for byte on its own, whatever the order or number of workers (the
+    encoder is pinned in `write_video`). ``corpus.json`` records the sha256 of every clip file, and
+    every `generate_corpus` call checks them and regenerates what is missing or differs.
   * Subjects carry voice traits (F0, formant scale, rate, breathiness) and face traits (face size,
     skin tone, eye spacing, brow thickness, mouth width): identity is a nuisance, and
     subject-independent splits mean something.
@@ -32,8 +34,9 @@ import hashlib
 import io
 import json
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from multiprocessing import get_context
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import cv2
@@ -43,8 +46,9 @@ from scipy.signal import lfilter
 from hgrlib.data.media import write_video, write_wav
 from hgrlib.data.records import EMOTIONS6, DataError
 from hgrlib.io import write_text
+from hgrlib.provenance import file_sha256
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: deterministic video encoding; corpus.json records every file's sha256
 RAVDESS_CODE = {"happiness": 3, "sadness": 4, "anger": 5, "fear": 6, "disgust": 7, "surprise": 8}
 
 # Audio prosody per emotion, at full strength, relative to neutral:
@@ -306,19 +310,57 @@ def render_clip(cfg: SyntheticConfig, f: dict) -> tuple[np.ndarray, np.ndarray]:
     return render_frames(cfg, f, env, r), audio
 
 
-def _write_clip(args: tuple[SyntheticConfig, str, dict]) -> str:
-    cfg, root, f = args
+def _clip_files(f: dict) -> dict[str, str]:
+    """Suffix -> path relative to the corpus root (posix) of one clip's two files."""
+    folder = f"Actor_{f['actor']:02d}"
+    return {".mp4": f"{folder}/{f['file']}.mp4", ".wav": f"{folder}/03{f['file'][2:]}.wav"}
+
+
+def _write_clip(args: tuple[SyntheticConfig, str, dict, tuple[str, ...]]) -> dict[str, str]:
+    """Render one clip, write the files of suffixes `exts`; their {relative path: sha256}."""
+    cfg, root, f, exts = args
     cv2.setNumThreads(1)
     frames, audio = render_clip(cfg, f)
-    folder = Path(root) / f"Actor_{f['actor']:02d}"
-    write_wav(folder / ("03" + f["file"][2:] + ".wav"), audio, cfg.sr)
-    write_video(folder / (f["file"] + ".mp4"), frames, cfg.fps, audio=audio, sr=cfg.sr)
-    return f["file"]
+    rel = _clip_files(f)
+    if ".wav" in exts:
+        write_wav(Path(root) / rel[".wav"], audio, cfg.sr)
+    if ".mp4" in exts:
+        write_video(Path(root) / rel[".mp4"], frames, cfg.fps, audio=audio, sr=cfg.sr)
+    return {rel[e]: file_sha256(Path(root) / rel[e]) for e in exts}
+
+
+@dataclass
+class CorpusReport:
+    """What one `generate_corpus` call found and did; counts are of clip files (.mp4 and .wav)."""
+
+    root: Path
+    clips: int
+    verified: int = 0  # files whose sha256 matched corpus.json
+    generated: int = 0  # files written by this call
+    # (path, reason) of the files corpus.json records that were missing or changed, and were regenerated
+    regenerated: list[tuple[str, str]] = field(default_factory=list)
+    upgraded_from: int | None = None  # generator version of a corpus regenerated in place
+
+    def summary(self) -> str:
+        lines = [f"synthetic corpus {self.root}: {self.clips} clips, {self.verified} files verified by sha256, "
+                 f"{self.generated} generated"]
+        if self.upgraded_from is not None:
+            lines.append(f"  made by generator version {self.upgraded_from}: every clip regenerated "
+                         f"in place with version {GENERATOR_VERSION}")
+        lines += [f"  {p}: {r}" for p, r in self.regenerated[:10]]
+        if len(self.regenerated) > 10:
+            lines.append(f"  ... and {len(self.regenerated) - 10} more files regenerated")
+        return "\n".join(lines)
 
 
 def generate_corpus(root: str | Path, cfg: SyntheticConfig = SyntheticConfig(), workers: int = 2,
-                    progress: bool = True) -> Path:
-    """Write (or complete) the corpus under `root`; returns `root`. Existing clips are kept."""
+                    progress: bool = True) -> CorpusReport:
+    """Write, complete or repair the corpus under `root`, checking every clip file against corpus.json.
+
+    corpus.json records the config and the sha256 of every clip file written. A file missing, not
+    recorded, or whose sha256 differs is (re)generated; a corpus of an older generator version is
+    regenerated in place; one of another config is a DataError.
+    """
     from tqdm.auto import tqdm
 
     root = Path(root)
@@ -326,30 +368,55 @@ def generate_corpus(root: str | Path, cfg: SyntheticConfig = SyntheticConfig(), 
     meta = {"generator": "hgrlib.data.synthetic", "version": GENERATOR_VERSION, "config": asdict(cfg)}
     meta = json.loads(json.dumps(meta))  # tuples -> lists, as read back
     cj = root / "corpus.json"
-    if cj.exists():
-        old = json.loads(cj.read_text())
-        if old != meta:
-            raise DataError(f"{root}: holds a synthetic corpus made with a different config "
-                            f"({cj}); pick another folder or delete this one")
-    else:
-        write_text(cj, json.dumps(meta, indent=2))
+    old = json.loads(cj.read_text()) if cj.exists() else meta
+    if {k: old.get(k) for k in ("generator", "config")} != {k: meta[k] for k in ("generator", "config")}:
+        raise DataError(f"{root}: holds a synthetic corpus made with a different config "
+                        f"({cj}); pick another folder or delete this one")
+    if old["version"] > GENERATOR_VERSION:
+        raise DataError(f"{root}: holds a corpus of generator version {old['version']}, newer than this "
+                        f"hgrlib's ({GENERATOR_VERSION}); update hgrlib or pick another folder")
     facs = [clip_factors(cfg, actor, name) for actor, name in clip_names(cfg)]
+    report = CorpusReport(root, len(facs))
+    if old["version"] < GENERATOR_VERSION:
+        report.upgraded_from = old["version"]
+    recorded = old.get("files", {}) if report.upgraded_from is None else {}
+    files, jobs = {}, []
+    for f in facs:
+        exts = []
+        for ext, rel in _clip_files(f).items():
+            if rel in recorded and (root / rel).exists() and file_sha256(root / rel) == recorded[rel]:
+                files[rel] = recorded[rel]
+                report.verified += 1
+                continue
+            if rel in recorded:
+                why = f"differs from what seed {cfg.seed} makes" if (root / rel).exists() else "missing"
+                report.regenerated.append((rel, why + "; regenerated"))
+            exts.append(ext)
+        if exts:
+            jobs.append((cfg, str(root), f, tuple(exts)))
+
+    def save() -> None:
+        text = json.dumps(dict(meta, files=dict(sorted(files.items()))), indent=2)
+        if not cj.exists() or cj.read_text() != text:
+            write_text(cj, text)
+
+    save()  # records the config (and the version) before any clip is written
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(facs[0]), lineterminator="\n")
     w.writeheader()
     w.writerows(facs)
     write_text(root / "factors.csv", buf.getvalue())
-    todo = [f for f in facs if not ((root / f"Actor_{f['actor']:02d}" / (f["file"] + ".mp4")).exists()
-                                    and (root / f"Actor_{f['actor']:02d}" / ("03" + f["file"][2:] + ".wav")).exists())]
-    bar = tqdm(total=len(facs), initial=len(facs) - len(todo), desc="synthetic corpus", disable=not progress)
-    jobs = [(cfg, str(root), f) for f in todo]
-    if workers <= 1 or len(jobs) <= 1:
-        for j in jobs:
-            _write_clip(j)
+    if report.upgraded_from is not None and progress:
+        print(f"{root}: corpus of generator version {report.upgraded_from}; regenerating every clip in place")
+    bar = tqdm(total=len(facs), initial=len(facs) - len(jobs), desc="synthetic corpus", disable=not progress)
+    parallel = workers > 1 and len(jobs) > 1  # spawn, not fork: fork is unsafe after torch/OpenMP start
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if parallel else nullcontext() as ex:
+        for k, written in enumerate(ex.map(_write_clip, jobs, chunksize=4) if parallel else map(_write_clip, jobs)):
+            files.update(written)
+            report.generated += len(written)
             bar.update()
-    else:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as ex:  # fork is unsafe after torch/OpenMP start
-            for _ in ex.map(_write_clip, jobs, chunksize=4):
-                bar.update()
+            if k % 32 == 31:  # an interrupted run keeps the record of what it finished
+                save()
     bar.close()
-    return root
+    save()
+    return report
