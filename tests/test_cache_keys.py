@@ -146,6 +146,8 @@ def test_moved_clip_and_other_feature_code_do_not_reuse_features(corpus_copy, tm
     moved = dataclasses.replace(records[0], path=str(tmp_path / "other" / os.path.basename(records[0].path)))
     shutil.copy2(records[0].path, moved.path)  # same name, bytes and mtime, another place (e.g. another --root)
     assert cache.path(moved) == cache.path(records[0]) and "stale" in cache.problem(moved)
+    monkeypatch.setattr(cache_mod, "library_versions", lambda names: {"av": "0.0"})
+    assert FeatureCache(tmp_path / "cache", "synthetic", cache.cfg).root != cache.root
     monkeypatch.setattr(cache_mod, "code_digest", lambda *m: "edited")
     assert FeatureCache(tmp_path / "cache", "synthetic", cache.cfg).root != cache.root
 
