@@ -13,6 +13,8 @@ import hashlib
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
+
 PACKAGE_DIR = Path(__file__).parent
 # Libraries whose version can change the numbers, by what they compute.
 TRAINING_LIBS = ("torch", "numpy")
@@ -73,6 +75,15 @@ def library_versions(names: tuple[str, ...] = TRAINING_LIBS) -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[n] = "missing"
     return out
+
+
+def arrays_sha256(*arrays: np.ndarray) -> str:
+    """sha256 of arrays' dtypes, shapes and every byte of their values."""
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(np.ascontiguousarray(a).data)
+    return h.hexdigest()
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -25,7 +25,7 @@ from hgrlib.evaluate import clip_probs, scores
 from hgrlib.io import CorruptFile, read_sealed_json, write_sealed_json
 from hgrlib.losses import joint_loss
 from hgrlib.models import EmotionModel
-from hgrlib.provenance import TRAINING_LIBS, code_digest, file_sha256, library_versions
+from hgrlib.provenance import TRAINING_LIBS, arrays_sha256, code_digest, file_sha256, library_versions
 
 
 @dataclass
@@ -48,11 +48,9 @@ class FeatureSet:
     @functools.cached_property
     def fingerprint(self) -> str:
         """Which clips, subjects, labels and feature values (every byte): part of a run's cache key."""
-        h = hashlib.sha256(json.dumps([self.dataset, self.feature_key, self.clip_ids, self.subjects, list(self.classes)]).encode())
-        for a in (self.labels.astype(np.int64), self.audio, self.faces):
-            h.update(f"{a.dtype}{a.shape}".encode())
-            h.update(np.ascontiguousarray(a).data)
-        return h.hexdigest()[:16]
+        names = json.dumps([self.dataset, self.feature_key, self.clip_ids, self.subjects, list(self.classes)])
+        values = arrays_sha256(self.labels.astype(np.int64), self.audio, self.faces)
+        return hashlib.sha256((names + values).encode()).hexdigest()[:16]
 
 
 def code_version() -> str:

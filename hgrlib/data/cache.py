@@ -6,7 +6,6 @@ atomically and checked when read, plus key.json (what the hash stands for) and p
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -22,7 +21,7 @@ from tqdm.auto import tqdm
 from hgrlib.config import FeatureConfig, config_hash
 from hgrlib.data.records import ClipRecord, DataError
 from hgrlib.io import CorruptFile, write_json
-from hgrlib.provenance import FEATURE_LIBS, code_digest, library_versions
+from hgrlib.provenance import FEATURE_LIBS, arrays_sha256, code_digest, library_versions
 
 
 class FeatureCache:
@@ -49,7 +48,7 @@ class FeatureCache:
     def save(self, rec: ClipRecord, audio: np.ndarray, faces: np.ndarray) -> None:
         p = self.path(rec)
         tmp = p.with_name(p.stem + ".part.npz")
-        meta = {"source": source_identity(rec), "sha256": _arrays_sha256(audio, faces)}
+        meta = {"source": source_identity(rec), "sha256": arrays_sha256(audio, faces)}
         np.savez(tmp, audio=audio, faces=faces, meta=np.array(json.dumps(meta)))
         os.replace(tmp, p)
 
@@ -61,7 +60,7 @@ class FeatureCache:
                 audio, faces, meta = z["audio"], z["faces"], json.loads(str(z["meta"]))
         except Exception as e:  # truncated zip, missing member, bad JSON: all mean "do not use"
             raise CorruptFile(f"{p}: unreadable ({type(e).__name__}: {e})") from e
-        if meta.get("sha256") != _arrays_sha256(audio, faces):
+        if meta.get("sha256") != arrays_sha256(audio, faces):
             raise CorruptFile(f"{p}: checksum mismatch (the file was altered or damaged)")
         try:
             same_source = meta.get("source") == source_identity(rec)
@@ -90,14 +89,6 @@ def source_identity(rec: ClipRecord) -> list:
             st = os.stat(f)
             out.append([str(f), st.st_size, st.st_mtime_ns])
     return out
-
-
-def _arrays_sha256(*arrays: np.ndarray) -> str:
-    h = hashlib.sha256()
-    for a in arrays:
-        h.update(f"{a.dtype}{a.shape}".encode())
-        h.update(np.ascontiguousarray(a).data)
-    return h.hexdigest()
 
 
 @dataclass
