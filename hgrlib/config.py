@@ -83,7 +83,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class FeatureConfig:
-    """Preprocessing; defaults follow PAPER.md (94 mel bands, 40 ms Hann window, 10 ms hop) at CPU size."""
+    """Preprocessing; defaults follow the authors' follow-up (94 mel bands, 40 ms Hann window, 10 ms hop) at CPU size."""
 
     sr: int = 16000
     n_mels: int = 94

@@ -18,7 +18,7 @@ def _centre(x: Tensor) -> Tensor:
 
 
 def soft_hgr(f: Tensor, g: Tensor) -> Tensor:
-    """Soft-HGR objective (Wang et al., AAAI 2019; PAPER.md): E[f(X)ᵀg(Y)] − ½·tr(cov(f(X))·cov(g(Y))).
+    """Soft-HGR objective (Wang et al., AAAI 2019): E[f(X)ᵀg(Y)] − ½·tr(cov(f(X))·cov(g(Y))).
 
     Both features are centred over the batch; the covariances are d×d with the unbiased N−1
     normaliser and the inner product a batch mean, as in Xu's MCR reference code.

@@ -1,6 +1,6 @@
 """Networks: audio f(a), visual g(v), label embedding h(y), and the fusion classifier.
 
-Shapes follow the authors' earlier design (Zhang et al. 2018, PAPER.md): a 2D CNN on log-mel
+Shapes follow the authors' earlier design (Zhang et al. 2018): a 2D CNN on log-mel
 segments, a 3D-then-2D CNN on short stacks of face crops. Sizes are small so the paper's
 experiments run on a 2-core CPU; `ModelConfig.width` and `dim` scale them up.
 """

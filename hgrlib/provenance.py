@@ -1,8 +1,8 @@
 """What a cached result depends on: the hgrlib code it runs (found from imports), library versions, digests.
 
 Cache keys (feature cache, training runs, the runner's notebook stamps) are built from these, so a
-change to any module a result imports, to the shipped split files or to a library that changes
-numbers gives a new key instead of a stale result.
+change to the code of any module a result imports, to the shipped split files or to a library that
+changes numbers gives a new key instead of a stale result; comments and docstrings are not code.
 """
 
 from __future__ import annotations
@@ -55,14 +55,38 @@ def module_closure(*modules: str) -> list[Path]:
     return sorted(seen)
 
 
-@functools.cache
-def code_digest(*modules: str) -> str:
-    """sha256 of the source closure of `modules` plus the package's data files (the shipped splits)."""
-    files = module_closure(*modules) + sorted(PACKAGE_DIR.glob("splits/*.json"))
+def code_text(path: Path) -> bytes:
+    """What a source file computes: its code without comments, docstrings or formatting (so editing
+    those keeps every cache key); any other file as it is."""
+    if path.suffix != ".py":
+        return path.read_bytes()
+    tree = ast.parse(path.read_text(), str(path))
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.unparse(tree).encode()
+
+
+def files_digest(files: list[Path]) -> str:
+    """sha256 over the package-relative names and `code_text` of `files`."""
     h = hashlib.sha256()
     for f in files:
-        h.update(f.relative_to(PACKAGE_DIR).as_posix().encode() + b"\0" + hashlib.sha256(f.read_bytes()).digest())
+        h.update(f.relative_to(PACKAGE_DIR).as_posix().encode() + b"\0" + hashlib.sha256(code_text(f)).digest())
     return h.hexdigest()[:16]
+
+
+@functools.cache
+def code_digest(*modules: str) -> str:
+    """Digest of the source closure of `modules` plus the package's data files (the shipped splits)."""
+    return files_digest(module_closure(*modules) + sorted(PACKAGE_DIR.glob("splits/*.json")))
+
+
+def package_digest() -> str:
+    """Digest of every module and data file of the package."""
+    return files_digest(sorted(PACKAGE_DIR.rglob("*.py")) + sorted(PACKAGE_DIR.rglob("*.json")))
 
 
 @functools.cache

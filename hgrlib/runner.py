@@ -1,7 +1,8 @@
 """Batch reproduction (what run_all.sh calls): every notebook through papermill, skipping unchanged work.
 
-A notebook is re-run when its own file, its parameters, the hgrlib sources, its upstream notebook
-(01's data preparation) or, for 01, the dataset's file listing changed; otherwise it is skipped.
+A notebook is re-run when its own file, its parameters, the hgrlib code (comments and docstrings
+aside), a library version, its upstream notebook (01's data preparation) or, for 01, the dataset's
+file listing changed, or when an output it wrote is missing or altered; otherwise it is skipped.
 Executed notebooks go to results/<dataset>-<profile>/ (also as HTML), and results/manifest.json
 lists every table and figure with the notebook and parameters that made it, the commit, the time
 and a sha256.
@@ -20,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from hgrlib.io import read_json, write_json, write_text
-from hgrlib.provenance import FEATURE_LIBS, TRAINING_LIBS, file_sha256, library_versions
+from hgrlib.provenance import FEATURE_LIBS, TRAINING_LIBS, file_sha256, library_versions, package_digest
 from hgrlib.report import markdown_table, project_dir
 
 # every library whose version can change a table or figure: a new version re-runs the notebooks
@@ -34,12 +35,6 @@ def _sha(*parts: bytes) -> str:
     for p in parts:
         h.update(hashlib.sha256(p).digest())
     return h.hexdigest()
-
-
-def sources_digest(repo: Path) -> bytes:
-    """Digest of the library's code: a change to any hgrlib module re-runs the notebooks."""
-    files = sorted((repo / "hgrlib").rglob("*.py")) + sorted((repo / "hgrlib").rglob("*.json"))
-    return _sha(*(f.relative_to(repo).as_posix().encode() + f.read_bytes() for f in files)).encode()
 
 
 def data_digest(dataset: str, root: str | None) -> bytes:
@@ -85,7 +80,7 @@ def run(profile: str = "default", dataset: str = "synthetic", root: str | None =
         notebooks = [n for n in notebooks if any(n.stem.startswith(o) for o in only)]
     params = {"profile": profile, "dataset": dataset, "root": root, "classes": classes, "cache_dir": cache_dir,
               "figures_dir": figures_dir, "results_dir": results_dir} | (extra or {})
-    src = sources_digest(repo)
+    src = package_digest().encode()  # the library's code (comments and docstrings aside)
     libs = json.dumps(library_versions(STAMP_LIBS)).encode()
     out_dir = repo / results_dir / tag
     upstream = data_digest(dataset, root)

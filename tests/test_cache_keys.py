@@ -29,12 +29,17 @@ def test_code_digest_follows_imports_and_covers_the_split_files(tmp_path, monkey
     base = digest("hgrlib.train")
     (pkg / "plots.py").write_text((pkg / "plots.py").read_text() + "\n# unrelated edit\n")
     assert digest("hgrlib.train") == base
-    for edited in ("data/datasets.py", "splits/ravdess.json"):
+    datasets = pkg / "data" / "datasets.py"
+    original = datasets.read_text()
+    datasets.write_text(original.replace('"""', '"""Reworded. ', 1) + "\n# a comment\n")  # docs only
+    assert digest("hgrlib.train") == base
+    for edited, change in (("data/datasets.py", "\nRAVDESS_SUBJECTS = RAVDESS_SUBJECTS[:-1]\n"), ("splits/ravdess.json", "\n")):
         f = pkg / edited
-        original = f.read_text()
-        f.write_text(original + "\n")
+        before = f.read_text()
+        f.write_text(before + change)
         assert digest("hgrlib.train") != base, edited
-        f.write_text(original)
+        f.write_text(before)
+    datasets.write_text(original)
     assert digest("hgrlib.train") == base
 
 

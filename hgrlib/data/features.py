@@ -1,7 +1,7 @@
 """Per-clip features: log-mel spectrogram segments (audio) and face crops of key frames (video).
 
 A clip becomes `n_segments` aligned audio-visual segments: segment s is `segment_frames` log-mel
-frames (94 mel bands, 40 ms Hann window, 10 ms hop by default, after PAPER.md) and the face crops
+frames (94 mel bands, 40 ms Hann window, 10 ms hop by default, after the authors' follow-up) and the face crops
 of `frames_per_segment` key frames evenly spaced inside the same time window. Segments are spread
 evenly over the clip (overlapping when the clip is short), as in Zhang et al. (2018).
 """

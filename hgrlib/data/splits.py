@@ -1,8 +1,8 @@
 """Train / validation / test splits over segments, and the labeled subset for semi-supervised runs.
 
-Protocols (PAPER.md): `subject` holds out whole subjects (fold k is the test set, fold k+1 the
-validation set); `segment` splits segments at random (60/20/20), as the authors' follow-up did,
-so segments of one clip can fall on both sides and accuracy is inflated.
+Protocols (README, "Design choices"): `subject` holds out whole subjects (fold k is the test set,
+fold k+1 the validation set); `segment` splits segments at random (60/20/20), as the authors'
+follow-up did, so segments of one clip can fall on both sides and accuracy is inflated.
 """
 
 from __future__ import annotations
