@@ -1,6 +1,6 @@
 """Train / validation / test splits over segments, and the labeled subset for semi-supervised runs.
 
-Protocols (README, "Design choices"): `subject` holds out whole subjects (fold k is the test set,
+Protocols (docs/paper.md): `subject` holds out whole subjects (fold k is the test set,
 fold k+1 the validation set); `segment` splits segments at random (60/20/20), as the authors'
 follow-up did, so segments of one clip can fall on both sides and accuracy is inflated.
 """
