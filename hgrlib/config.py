@@ -132,11 +132,13 @@ class LossConfig:
     w_vy: float = 1.0
     corr: str = "hgr"  # hgr | cca | infonce: which correlation objective the pair terms use
     temperature: float = 0.1  # InfoNCE only
+    cca_dim: int = 0  # CCA-style only: canonical correlations of the first k feature dimensions (0: all d)
+    cca_ridge: float = 1e-3  # CCA-style only: ridge added to each covariance, relative to its mean eigenvalue
 
     def __post_init__(self) -> None:
         _typed(self, "loss")  # floats are finite from here on
-        _check(self, "loss", ("w_ce w_ce_uni lam w_av w_ay w_vy", lambda v: v >= 0, "must be >= 0"),
-               _one_of("corr", "hgr", "cca", "infonce"), _positive("temperature"))
+        _check(self, "loss", ("w_ce w_ce_uni lam w_av w_ay w_vy cca_dim", lambda v: v >= 0, "must be >= 0"),
+               _one_of("corr", "hgr", "cca", "infonce"), _positive("temperature cca_ridge"))
 
 
 @dataclass(frozen=True)
@@ -146,11 +148,12 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     seed: int = 0
-    protocol: str = "subject"  # subject (subject-independent folds) | segment (random segment split)
+    protocol: str = "subject"  # subject (held-out subjects) | clip (random clips) | segment (random segments); data/splits.py
     n_folds: int = 4
     fold: int = 0
     labeled_frac: float = 1.0  # fraction of training clips that keep their label
     use_unlabeled: bool = True  # semi-supervised: unlabeled clips contribute the label-free term
+    match_steps: bool = False  # labeled-only runs take as many steps per epoch as a pass over all training clips
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # torch CPU threads (0: torch's default); the count changes the last digits, so it is part of a run's key
     amp: str = "off"  # off | bf16: autocast the networks (losses stay fp32); see benchmarks/README.md
@@ -161,7 +164,7 @@ class TrainConfig:
         _check(self, "train", _positive("epochs lr"),
                ("batch_size", lambda v: v >= 2, "must be >= 2 (the correlation losses need two rows)"),
                ("weight_decay seed threads fold", lambda v: v >= 0, "must be >= 0"),
-               _one_of("protocol", "subject", "segment"),
+               _one_of("protocol", "subject", "clip", "segment"),
                ("n_folds", lambda v: v >= 3, "must be >= 3 (a test fold, a validation fold and a training fold)"),
                ("labeled_frac", lambda v: 0 < v <= 1, "must be in (0, 1]"),
                _one_of("device", "auto", "cpu", "cuda"), _one_of("amp", "off", "bf16"))

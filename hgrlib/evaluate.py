@@ -10,11 +10,14 @@ from sklearn.preprocessing import StandardScaler
 
 
 def scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict:
-    """Accuracy, unweighted average recall (UAR, the mean of per-class recalls) and the confusion matrix."""
+    """Accuracy, unweighted average recall (UAR: the mean recall over the classes present in `y_true`, i.e.
+    balanced accuracy; a class absent from a test fold has no recall and is left out, not counted as 0)
+    and the confusion matrix over all `n_classes`."""
     labels = list(range(n_classes))
+    present = np.unique(y_true)
     return {
         "acc": float(accuracy_score(y_true, y_pred)),
-        "uar": float(recall_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
+        "uar": float(recall_score(y_true, y_pred, labels=present, average="macro", zero_division=0)) if len(present) else float("nan"),
         "confusion": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
     }
 

@@ -30,7 +30,7 @@ def prepare_data(
     elif not Path(data.root).exists():
         raise DataError(f"{data.root}: dataset folder not found (dataset={data.dataset!r}); give the path where it lies on your disk")
     records, index_report = index_dataset(data.dataset, data.root, classes=data.classes)
-    cache = FeatureCache(cache_dir, data.dataset, features)
+    cache = FeatureCache(cache_dir, data.dataset, features, data.root)
     return index_report, prepare(records, cache, workers=workers, progress=progress)
 
 
@@ -38,7 +38,7 @@ def load_featureset(data: DataConfig, features: FeatureConfig, cache_dir: str = 
     """The cached features of every indexed clip that preparation did not skip."""
     records, _ = index_dataset(data.dataset, data.root, classes=data.classes)
     classes = classes_for(data.dataset, data.classes)
-    cache = FeatureCache(cache_dir, data.dataset, features)
+    cache = FeatureCache(cache_dir, data.dataset, features, data.root)
     kept, audio, faces = load_features(records, cache)
     return FeatureSet(
         clip_ids=[r.clip_id for r in kept], subjects=[r.subject for r in kept],
@@ -51,6 +51,13 @@ def seeded_runs(cfg: Config, seeds: tuple[int, ...] | list[int], fs: FeatureSet)
     """One config per seed; run i uses seed i on subject fold i mod (number of folds): spread covers seeds and folds."""
     n_folds = len(subject_folds(fs.dataset, fs.subjects, cfg.train.n_folds))
     return [cfg.with_(train={"seed": int(s), "fold": i % n_folds}) for i, s in enumerate(seeds)]
+
+
+def fold_seed_runs(cfg: Config, seeds: tuple[int, ...] | list[int], fs: FeatureSet) -> list[Config]:
+    """One config per (fold, seed): every subject fold tested with every seed, folds outer. Conditions made
+    with it share their (fold, seed) pairs, so they can be compared paired (hgrlib.claims)."""
+    n_folds = len(subject_folds(fs.dataset, fs.subjects, cfg.train.n_folds))
+    return [cfg.with_(train={"seed": int(s), "fold": f}) for f in range(n_folds) for s in seeds]
 
 
 def resolve_jobs(jobs: int, fs: FeatureSet | None = None) -> int:
@@ -132,6 +139,10 @@ def results_frame(results: list[dict], **labels: list) -> pd.DataFrame:
                "use_unlabeled": c["train"]["use_unlabeled"], "seed": c["train"]["seed"], "fold": c["train"]["fold"]}
         row |= {k: v[i] for k, v in labels.items()}
         row |= {k: r["test"][k] for k in ("acc", "uar", "seg_acc", "seg_uar", "clip_acc", "clip_uar")}
+        row["val_uar"] = r["best_val_uar"]
+        row["n_train_segments"] = r["n_train_segments"]
+        row["steps"] = r["steps"]
+        row["nonfinite_steps"] = sum(h.get("nonfinite_steps", 0) for h in r["history"])
         row["seconds"] = r["seconds"]
         rows.append(row)
     return pd.DataFrame(rows)

@@ -33,26 +33,36 @@ def soft_hgr(f: Tensor, g: Tensor) -> Tensor:
     return inner - 0.5 * (cov_f * cov_g).sum()  # tr(AB) = Σ A∘Bᵀ, and cov_g is symmetric
 
 
-def cca_corr(f: Tensor, g: Tensor, eps: float = 1e-4) -> Tensor:
-    """Total canonical correlation (DCCA, Andrew et al. 2013): ‖Σff^{-1/2} Σfg Σgg^{-1/2}‖_* .
+def cca_corr(f: Tensor, g: Tensor, k: int = 0, ridge: float = 1e-3, relative: bool = True) -> Tensor:
+    """Total canonical correlation of the first k dimensions (DCCA, Andrew et al. 2013): Σᵢ ρᵢ = ‖T‖_*,
 
-    Needs the inverse square roots of the batch covariances; `eps`·I regularises them. When
-    N ≤ d the covariances are singular: the value saturates near N−1 whatever the data and its
-    gradient vanishes (eps around 1e-4), or value and gradient blow up (smaller eps), and eigh can
-    fail outright; the failure the paper cites as the reason to prefer Soft-HGR (notebook 07).
+    T = Σ̃ff^{-1/2} Σfg Σ̃gg^{-1/2},  Σ̃ff = Σff + r·I,  Σ̃gg = Σgg + r·I   (k×k, batch covariances, N−1).
+
+    f, g: (N, d); only f[:, :k], g[:, :k] enter (k = 0 or k ≥ d: all d). `relative`: r = ridge·tr(Σ)/k per
+    covariance (its mean eigenvalue: the value does not change when f or g is rescaled); else r = ridge.
+    The inverse square root is taken through Cholesky factors, Σ̃ = L·Lᵀ: L_f⁻¹ Σfg L_g⁻ᵀ has the singular
+    values of T (L⁻¹ = Q·Σ̃^{-1/2}, Q orthogonal), and its gradient has no eigenvalue-gap terms.
+
+    Regimes (notebook 07 measures them): k ≤ N/4 (e.g. k = 16 on a batch of 64) with the relative ridge is
+    well-posed, not unbiased: on independent Gaussian data each ρᵢ is ≈ 0.85–0.9·√(k/N) (≈ 0.44 at k = N/4).
+    When k ≥ N−1 the centred batch covariances are singular: with an absolute ridge around 1e-4 Σρᵢ
+    saturates near N−1 whatever the data and its gradient vanishes; with a smaller one float32 round-off
+    takes over (values beyond the bound min(k, N−1), erratic gradients, LinAlgError from the Cholesky
+    factorisation); the failure the paper cites as the reason for Soft-HGR.
     """
     n, d = f.shape
-    f, g = _centre(f), _centre(g)
-    eye = torch.eye(d, dtype=f.dtype, device=f.device)
-    s_ff = f.T @ f / (n - 1) + eps * eye
-    s_gg = g.T @ g / (n - 1) + eps * eye
-    s_fg = f.T @ g / (n - 1)
+    k = d if k <= 0 or k >= d else k
+    f, g = _centre(f[:, :k]), _centre(g[:, :k])  # (N, k)
+    eye = torch.eye(k, dtype=f.dtype, device=f.device)
+    s_ff, s_gg, s_fg = f.T @ f / (n - 1), g.T @ g / (n - 1), f.T @ g / (n - 1)  # (k, k) each
 
-    def inv_sqrt(s: Tensor) -> Tensor:
-        w, v = torch.linalg.eigh(s)
-        return v @ torch.diag(w.clamp_min(1e-12).rsqrt()) @ v.T
+    def ridged(s: Tensor) -> Tensor:
+        r = ridge * torch.diagonal(s).sum() / k if relative else ridge
+        return s + r * eye
 
-    t = inv_sqrt(s_ff) @ s_fg @ inv_sqrt(s_gg)
+    l_f, l_g = torch.linalg.cholesky(ridged(s_ff)), torch.linalg.cholesky(ridged(s_gg))  # lower triangular
+    t = torch.linalg.solve_triangular(l_f, s_fg, upper=False)  # L_f⁻¹ Σfg
+    t = torch.linalg.solve_triangular(l_g, t.T, upper=False).T  # (L_f⁻¹ Σfg) L_g⁻ᵀ
     return torch.linalg.svdvals(t).sum()
 
 
@@ -64,12 +74,13 @@ def infonce(f: Tensor, g: Tensor, temperature: float = 0.1) -> Tensor:
     return -0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
 
 
-def correlation(f: Tensor, g: Tensor, kind: str, temperature: float = 0.1) -> Tensor:
-    """The pair objective named by LossConfig.corr."""
+def correlation(f: Tensor, g: Tensor, kind: str, temperature: float = 0.1, cca_dim: int = 0,
+                cca_ridge: float = 1e-3) -> Tensor:
+    """The pair objective named by LossConfig.corr (cca_dim, cca_ridge: CCA-style only, relative ridge)."""
     if kind == "hgr":
         return soft_hgr(f, g)
     if kind == "cca":
-        return cca_corr(f, g)
+        return cca_corr(f, g, k=cca_dim, ridge=cca_ridge)
     if kind == "infonce":
         return infonce(f, g, temperature)
     raise ValueError(f"unknown correlation objective {kind!r}; use 'hgr', 'cca' or 'infonce'")
@@ -111,7 +122,8 @@ def joint_loss(out: dict[str, Tensor], y: Tensor, labeled: Tensor, cfg: LossConf
     loss = cfg.w_ce * parts.get("ce", zero)
     loss = loss + cfg.w_ce_uni * (parts.get("ce_a", zero) + parts.get("ce_v", zero))
     if cfg.lam > 0:
-        corr = lambda a, b: correlation(gather_batch(a), gather_batch(b), cfg.corr, cfg.temperature)  # noqa: E731
+        corr = lambda a, b: correlation(gather_batch(a), gather_batch(b), cfg.corr, cfg.temperature,  # noqa: E731
+                                            cfg.cca_dim, cfg.cca_ridge)
         common = zero
         if cfg.w_av > 0 and "f" in out and "g" in out and out["f"].shape[0] >= 2:
             parts["s_av"] = corr(out["f"], out["g"])

@@ -13,7 +13,7 @@ class Profile:
     name: str
     config: Config  # the base experiment; notebooks vary loss, modalities, seeds, folds
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
-    seeds: tuple[int, ...] = (0, 1, 2)  # run i uses seed seeds[i] on subject fold i % n_folds
+    seeds: tuple[int, ...] = (0, 1, 2)  # claims: every subject fold x every seed; exploratory grids: seed i on fold i % n_folds
     lam: float = 0.1  # λ of the joint loss when Soft-HGR is on
     workers: int = 2  # processes for feature extraction
 
@@ -64,3 +64,13 @@ def get_profile(name: str, dataset: str = "synthetic", root: str | None = None, 
         raise ValueError(f"dataset {dataset!r} needs root= (the folder where it lies on your disk)")
     data = DataConfig(dataset=dataset, root=root or p.config.data.root, classes=classes)
     return replace(p, config=replace(p.config, data=data))
+
+
+def with_corpus_seed(p: Profile, seed: int) -> Profile:
+    """The profile on another draw of the synthetic corpus (same design, generator seeded by `seed`), in its own folder."""
+    if p.config.data.dataset != "synthetic":
+        raise ValueError(f"a corpus seed applies to the synthetic corpus, not to dataset {p.config.data.dataset!r}")
+    if seed == p.synthetic.seed:
+        return p
+    data = replace(p.config.data, root=f"{p.config.data.root}-seed{seed}")
+    return replace(p, config=replace(p.config, data=data), synthetic=replace(p.synthetic, seed=seed))

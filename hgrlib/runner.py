@@ -119,6 +119,9 @@ def run(profile: str = "default", dataset: str = "synthetic", root: str | None =
     # notebooks run in order, since later ones read back the runs of earlier ones.
     os.environ["HGRLIB_JOBS"] = str(max(0, jobs))
     done += [one(nb, upstream) for nb in rest]
+    from hgrlib.claims import write_claims
+
+    write_claims(out_dir)  # deterministic from the run tables: written even when every notebook was skipped
     write_manifest(repo, results_dir, figures_dir)
     if tag == "synthetic-default" and results_dir == "results" and figures_dir == "figures":
         update_readme(repo, tag)
@@ -161,10 +164,15 @@ def write_manifest(repo: Path, results_dir: str = "results", figures_dir: str = 
                 continue
             tag = f.parent.name
             nb = f.name.split("_")[0]
-            stamp_file = repo / results_dir / tag / next((f".{s.stem}.stamp.json" for s in (repo / NOTEBOOK_DIR).glob(f"{nb}_*.ipynb")), "-")
+            notebook = next((s.name for s in (repo / NOTEBOOK_DIR).glob(f"{nb}_*.ipynb")), None)
+            stamp_file = repo / results_dir / tag / (f".{Path(notebook).stem}.stamp.json" if notebook else "-")
             meta = read_json(stamp_file) if stamp_file.exists() else {}
+            if f.stem == "claims":  # made by hgrlib/claims.py from the run tables: dated by the newest notebook run
+                notebook = "hgrlib/claims.py"
+                stamps = [read_json(s) for s in (repo / results_dir / tag).glob(".*.stamp.json")]
+                meta = max((st for st in stamps if "finished" in st), key=lambda st: st["finished"], default={})
             entries.append({
-                "file": Path(os.path.relpath(f, repo)).as_posix(), "notebook": next((s.name for s in (repo / NOTEBOOK_DIR).glob(f"{nb}_*.ipynb")), None),
+                "file": Path(os.path.relpath(f, repo)).as_posix(), "notebook": notebook,
                 # when and at which commit the notebook that wrote it ran (its stamp), so that a re-run that
                 # skips everything, or a fresh clone, rewrites the same manifest
                 "parameters": meta.get("parameters"), "commit": meta.get("commit", commit),
@@ -221,39 +229,63 @@ def main(argv: list[str] | None = None) -> int:
 
 README_TABLES = [  # (file under results/<tag>/, heading) shown in the README's results section
     ("02_supervised_table.md", "Main table (notebook 02)"),
-    ("07_baselines_table.md", "Soft-HGR against other correlation losses (notebook 07)"),
-    ("07_protocols_table.md", "Subject-independent vs segment-level split (notebook 07)"),
-    ("03_semi_supervised_table.md", "Semi-supervised (notebook 03)"),
-    ("04_ablation_table.md", "Loss-weight ablation (notebook 04)"),
-    ("04_ablation_pairs.md", "Which pairs matter (notebook 04)"),
-    ("05_score_spread.md", "Spread over seeds and folds (notebook 05)"),
+    ("02_replication_table.md", "The main comparison on a second corpus (notebook 02)"),
+    ("03_semi_supervised_table.md", "Semi-supervised, with matched optimiser steps (notebook 03)"),
+    ("04_label_free.md", "Trained without cross-entropy, linear probe (notebook 04)"),
+    ("04_ablation_table.md", "Loss-weight ablation, exploratory (notebook 04)"),
+    ("04_ablation_pairs.md", "Which pairs matter, exploratory (notebook 04)"),
+    ("05_score_spread_summary.md", "Spread over seeds within a fold (notebook 05)"),
+    ("05_seed_cka.md", "Seed-to-seed CKA of the features (notebook 05)"),
+    ("07_baselines_table.md", "Soft-HGR against other correlation losses, λ picked on validation (notebook 07)"),
+    ("07_lam_selection.md", "λ selection on validation UAR (notebook 07)"),
+    ("07_protocols_table.md", "Subject, clip and segment splits (notebook 07)"),
 ]
 README_FIGURES = ["02_accuracy.png", "02_confusion.png", "03_semi_supervised.png", "04_ablation_heatmap.png",
-                  "05_seed_cka.png", "05_factor_probes.png", "06_umap.png", "07_minibatch_heatmaps.png"]
+                  "05_seed_cka.png", "05_factor_probes.png", "06_umap.png", "07_minibatch_heatmaps.png", "07_protocols.png"]
+
+
+def _fill(text: str, start: str, end: str, body: str) -> str | None:
+    """`text` with what lies between the markers `start` and `end` replaced by `body` (None: no such markers)."""
+    if start not in text or end not in text[text.index(start):]:
+        return None
+    i, j = text.index(start) + len(start), text.index(end, text.index(start))
+    return text[:i] + "\n" + body + "\n" + text[j:]
 
 
 def update_readme(repo: Path, tag: str = "synthetic-default", results_dir: str = "results", figures_dir: str = "figures") -> bool:
-    """Rewrite the README's results section (between its markers) from the regenerated tables and figures."""
+    """Rewrite the README's generated sections from the regenerated outputs: the results (tables and figures,
+    between `<!-- results:start -->` and `<!-- results:end -->`) and the claims (claims.csv through
+    `claims_markdown`, between `<!-- claims:start -->` and `<!-- claims:end -->`). False if it has neither."""
     readme = repo / "README.md"
-    start, end = "<!-- results:start -->", "<!-- results:end -->"
     text = readme.read_text() if readme.exists() else ""
-    if start not in text or end not in text:
-        return False
-    stamps = [read_json(f) for f in sorted((repo / results_dir / tag).glob(".*.stamp.json"))]
-    latest = max((st for st in stamps if "finished" in st), key=lambda st: st["finished"], default={})
-    commit = latest.get("commit") or git_commit(repo)  # the code that last ran a notebook, not today's HEAD
-    parts = [f"*Regenerated by `./run_all.sh` ({tag}), commit `{commit[:12]}`. Do not edit by hand.*\n"]
-    for name, heading in README_TABLES:
-        f = repo / results_dir / tag / name
-        if f.exists():
-            body = "\n".join(line for line in f.read_text().splitlines() if not line.startswith("# "))
-            parts.append(f"**{heading}** — [{name}]({results_dir}/{tag}/{name})\n{body.strip()}\n")
-    figs = [f for f in README_FIGURES if (repo / figures_dir / tag / f).exists()]
-    parts += [f"![{f}]({figures_dir}/{tag}/{f})" for f in figs]
-    new = text[: text.index(start) + len(start)] + "\n" + "\n".join(parts) + "\n" + text[text.index(end):]
+    new, filled = text, False
+    if "<!-- results:start -->" in text:
+        stamps = [read_json(f) for f in sorted((repo / results_dir / tag).glob(".*.stamp.json"))]
+        latest = max((st for st in stamps if "finished" in st), key=lambda st: st["finished"], default={})
+        commit = latest.get("commit") or git_commit(repo)  # the code that last ran a notebook, not today's HEAD
+        parts = [f"*Regenerated by `./run_all.sh` ({tag}), commit `{commit[:12]}`. Do not edit by hand.*\n"]
+        for name, heading in README_TABLES:
+            f = repo / results_dir / tag / name
+            if f.exists():
+                body = "\n".join(line for line in f.read_text().splitlines() if not line.startswith("# "))
+                parts.append(f"**{heading}** — [{name}]({results_dir}/{tag}/{name})\n{body.strip()}\n")
+        figs = [f for f in README_FIGURES if (repo / figures_dir / tag / f).exists()]
+        parts += [f"![{f}]({figures_dir}/{tag}/{f})" for f in figs]
+        done = _fill(new, "<!-- results:start -->", "<!-- results:end -->", "\n".join(parts))
+        new, filled = done or new, filled or done is not None
+    if "<!-- claims:start -->" in text:
+        import pandas as pd
+
+        from hgrlib.claims import claims_markdown
+
+        claims_csv = repo / results_dir / tag / "claims.csv"
+        body = (f"*Generated from [claims.csv]({results_dir}/{tag}/claims.csv) ({tag}). Do not edit by hand.*\n\n"
+                + claims_markdown(pd.read_csv(claims_csv))) if claims_csv.is_file() else "*No claims.csv yet: run `./run_all.sh`.*"
+        done = _fill(new, "<!-- claims:start -->", "<!-- claims:end -->", body.rstrip("\n"))
+        new, filled = done or new, filled or done is not None
     if new != text:
         write_text(readme, new)
-    return True
+    return filled
 
 
 if __name__ == "__main__":

@@ -2,14 +2,18 @@
 
 What the paper calls the stability of the learned representations is looked at four ways:
 
-* the spread of test scores over seeds and folds (`score_spread`);
+* the spread of test scores over seeds, fold by fold (`seed_spread`, `spread_summary`): runs on one
+  subject fold that differ only in their seed; pooling folds would mix in how hard each fold is;
 * how similar the features of runs that differ only in their seed are on the same held-out clips
-  (`seed_cka`, linear CKA between every pair of seeds; 1 means the same up to rotation and scale);
+  (`seed_cka_pairs`: linear CKA for every condition, fold and pair of seeds; 1 means the same up
+  to rotation and scale);
 * how correlated the audio and visual features are on held-out clips (`av_correlation`, canonical
   correlations, both in-sample on the test clips and with directions fitted on the training clips);
 * on the synthetic corpus, which generating factors the features carry (`factor_table`,
-  `factor_probes`): the shared one (emotion) or modality-specific nuisances (head pose, lighting,
-  voice pitch, recording gain, ...).
+  `factor_probes`). Which factors the two modalities share is read off the generator
+  (`generator_factors`, checked against the renderer by `render_dependence`): emotion, intensity,
+  the statement's syllable pattern and its timing (the mouth opens with the voice's syllable
+  envelope), and the subject, next to audio-only and video-only nuisances.
 
 Features come from `hgrlib.experiment.run_features`: a dict with clip_ids, part, labels, subjects
 and the clip-level arrays f (audio), g (visual), z (fused hidden layer).
@@ -17,6 +21,8 @@ and the clip-level arrays f (audio), g (visual), z (fused hidden layer).
 
 from __future__ import annotations
 
+import json
+from dataclasses import fields
 from itertools import combinations
 from pathlib import Path
 
@@ -28,22 +34,153 @@ from hgrlib.evaluate import canonical_correlations, linear_cka
 FEATURE_KEYS = ("f", "g", "z")
 FEATURE_NAMES = {"f": "audio f", "g": "visual g", "z": "fused z"}
 
-# Synthetic-corpus factors probed by default: (column, kind, level). kind says which modality
-# carries the factor (emotion is shared by both); level whether it varies per clip or per subject.
-FACTORS: tuple[tuple[str, str, str], ...] = (
-    ("emotion", "shared", "clip"),
-    ("intensity", "shared", "clip"),
-    ("actor", "subject", "subject"),
-    ("audio_strength", "audio", "clip"),
-    ("f0_base", "audio nuisance", "subject"),
-    ("gain_db", "audio nuisance", "clip"),
-    ("rate_jitter", "audio nuisance", "clip"),
-    ("visual_strength", "visual", "clip"),
-    ("skin", "visual nuisance", "subject"),
-    ("light", "visual nuisance", "clip"),
-    ("yaw", "visual nuisance", "clip"),
-    ("roll", "visual nuisance", "clip"),
+
+# --------------------------------------------------------------------------- what the generator shares
+
+_A_KEYS = ("a_f0", "a_rng", "a_rate", "a_energy", "a_jitter", "a_tilt", "a_breath", "a_slope")
+_V_KEYS = ("v_brow", "v_tilt", "v_eye", "v_curve", "v_open", "v_width")
+_VOICE = ("f0_base", "formant_scale", "rate", "breath")
+_FACE = ("face_w", "face_h", "skin", "eye_spacing", "brow_thick", "mouth_w")
+_AV, _A, _V, _NONE = ("audio", "video"), ("audio",), ("video",), ()
+
+# Every factor of hgrlib.data.synthetic (the columns of factors.csv, plus the envelope measures of
+# `envelope_factors`): (name, level, modalities it reaches, how, factors it acts through).
+# Factors with nothing to act through are read by the renderer itself (synth_audio for the audio,
+# render_frames for the video, which also takes the audio's syllable envelope to open the mouth);
+# tests/test_stability.py checks them against the renderer by perturbation (`render_dependence`).
+# The others are sampled in clip_factors/subject_traits and reach the media only through the
+# factors listed last.
+GENERATOR_FACTORS: tuple[tuple[str, str, tuple[str, ...], str, tuple[str, ...]], ...] = (
+    ("emotion", "clip", _AV, "prosody profile (AUDIO_PROFILE, all a_*) and facial expression profile "
+     "(VISUAL_PROFILE, all v_*); its speaking-rate change also times the mouth", _A_KEYS + _V_KEYS),
+    ("intensity", "clip", _AV, "x1.3 on both expression strengths", ("audio_strength", "visual_strength")),
+    ("audio_strength", "clip", _AV, "scales the prosody a_*; through a_rate (weakly) also the mouth's timing", _A_KEYS),
+    ("visual_strength", "clip", _V, "scales the facial expression v_*", _V_KEYS),
+    ("ambiguous", "clip", _AV, "which modality's strength is set near 0", ("audio_strength", "visual_strength")),
+    ("statement", "clip", _AV, "the syllable pattern (durations, stresses, vowels); the mouth opens with its envelope", ()),
+    ("repetition", "clip", _NONE, "no systematic effect: only part of the file name that seeds the clip's random draws", ()),
+    ("actor", "subject", _AV, "voice traits (f0_base, formant_scale, rate, breath) and face traits "
+     "(face_w, face_h, skin, eye_spacing, brow_thick, mouth_w); the speaking rate also times the mouth", _VOICE + _FACE),
+    ("f0_base", "subject", _A, "voice pitch", ()),
+    ("formant_scale", "subject", _A, "vocal tract length (formant frequencies)", ()),
+    ("rate", "subject", _AV, "speaking rate: syllable durations, which the mouth follows", ()),
+    ("breath", "subject", _A, "breathiness", ()),
+    ("face_w", "subject", _V, "face width", ()),
+    ("face_h", "subject", _V, "face height", ()),
+    ("skin", "subject", _V, "skin (and hair) tone", ()),
+    ("eye_spacing", "subject", _V, "eye spacing", ()),
+    ("brow_thick", "subject", _V, "brow thickness", ()),
+    ("mouth_w", "subject", _V, "mouth width", ()),
+    ("gain_db", "clip", _A, "recording gain", ()),
+    ("rate_jitter", "clip", _AV, "per-clip speaking-rate change, which the mouth follows", ()),
+    ("onset", "clip", _AV, "when speech starts; the mouth starts moving with it", ()),
+    ("yaw", "clip", _V, "head pose", ()),
+    ("pitch", "clip", _V, "head pose", ()),
+    ("roll", "clip", _V, "head pose", ()),
+    ("light", "clip", _V, "lighting level", ()),
+    ("light_dir", "clip", _V, "lighting direction", ()),
+    ("bg", "clip", _V, "background brightness", ()),
+    *((k, "clip", _AV if k == "a_rate" else _A,
+       "emotional speaking rate: syllable durations, which the mouth follows" if k == "a_rate" else "emotional prosody", ())
+      for k in _A_KEYS),
+    *((k, "clip", _V, "facial expression", ()) for k in _V_KEYS),
+    # measures of the syllable envelope (see `envelope_factors`), which drives both the voice and the mouth
+    ("env_mean", "clip", _AV, "mean of the syllable envelope over the clip: voiced energy, mouth opening", ("statement", "rate", "rate_jitter", "a_rate", "onset")),
+    ("speech_onset", "clip", _AV, "first time the envelope is on", ("onset",)),
+    ("syllable_rate", "clip", _AV, "syllables per second", ("statement", "rate", "rate_jitter", "a_rate")),
 )
+
+
+def generator_factors() -> pd.DataFrame:
+    """The synthetic generator's factors: factor, level, audio, video (bools: does it reach that modality),
+    kind ('shared', 'audio only', 'video only' or 'neither'), how, through (the factors it acts through;
+    empty when the renderer reads it directly)."""
+    rows = [{"factor": n, "level": lvl, "audio": "audio" in m, "video": "video" in m, "kind": _kind(m), "how": how,
+             "through": ", ".join(th)} for n, lvl, m, how, th in GENERATOR_FACTORS]
+    return pd.DataFrame(rows)
+
+
+def shared_factors(level: str | None = None) -> list[str]:
+    """The generator's factors that reach both audio and video (of one `level`, 'clip' or 'subject', if given)."""
+    return [n for n, lvl, m, _, _ in GENERATOR_FACTORS if _kind(m) == "shared" and level in (None, lvl)]
+
+
+def _kind(modalities) -> str:
+    return {2: "shared", 0: "neither"}.get(len(modalities)) or f"{modalities[0]} only"
+
+
+def render_dependence(cfg=None, actor: int = 1, name: str | None = None, keys=None) -> pd.DataFrame:
+    """Which of a clip's factors change its audio and its video, by perturbing each in turn and rendering
+    with the generator's own `render_clip` (same random stream: only the factor differs).
+
+    `cfg` defaults to a small, fast SyntheticConfig; `name` to the actor's first clip; `keys` to every
+    factor of `clip_factors` but file and actor. One row per factor: factor, audio, video (bools).
+    A factor the renderer does not read (emotion, strengths: they act through the a_*/v_* it draws
+    from them) changes neither.
+    """
+    from hgrlib.data import synthetic as syn
+
+    cfg = cfg or syn.SyntheticConfig(n_subjects=max(2, actor), duration=1.2, height=60, width=80, sr=8000)
+    name = name or next(n for a, n in syn.clip_names(cfg) if a == actor)
+    base = syn.clip_factors(cfg, actor, name)
+    v0, a0 = syn.render_clip(cfg, base)
+    rows = []
+    for k in keys or [k for k in base if k not in ("file", "actor")]:
+        da = dv = False
+        for new in _perturbed(base[k]):
+            v, a = syn.render_clip(cfg, dict(base, **{k: new}))
+            da |= a.shape != a0.shape or not np.array_equal(a, a0)
+            dv |= v.shape != v0.shape or not np.array_equal(v, v0)
+        rows.append({"factor": k, "audio": bool(da), "video": bool(dv)})
+    return pd.DataFrame(rows)
+
+
+def _perturbed(v) -> list:
+    """Two other values of a factor (a float both ways, so that one clip at a bound still moves)."""
+    if isinstance(v, str):
+        return ["audio" if v != "audio" else "visual"]
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+        return [{1: 2, 2: 1}.get(int(v), int(v) + 1)]
+    return [v * 1.2 + 0.1, v * 0.8 - 0.1]
+
+
+def corpus_config(root: str | Path):
+    """The SyntheticConfig a synthetic corpus was made with (root/corpus.json)."""
+    from hgrlib.data.synthetic import SyntheticConfig
+
+    cfg = json.loads((Path(root) / "corpus.json").read_text())["config"]
+    known = {f.name for f in fields(SyntheticConfig)}
+    return SyntheticConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items() if k in known})
+
+
+def envelope_factors(cfg, factors: pd.DataFrame) -> pd.DataFrame:
+    """Per clip, measures of the syllable envelope that drives both the voice and the mouth: env_mean
+    (its mean over the clip), speech_onset (s, first time it is on) and syllable_rate (syllables/s).
+
+    The envelope is the generator's own: `synth_audio` run on each clip's factors (rows as
+    factors.csv has them, any index) with the clip's render stream, as `render_clip` does; nothing
+    random is re-drawn here. syllable_rate is the statement's syllable count over its total
+    duration, with synth_audio's rate (subject rate x rate_jitter x max(0.5, 1 + a_rate)).
+    """
+    from hgrlib.data import synthetic as syn
+
+    rows = []
+    for _, row in factors.iterrows():
+        f = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
+        _, env = syn.synth_audio(cfg, f, syn._rng(cfg.seed, f["actor"], f["file"], "render"))
+        on = np.flatnonzero(env > 0.02)
+        syl = syn.STATEMENTS[int(f["statement"])]
+        rate = f["rate"] * f["rate_jitter"] * max(0.5, 1.0 + f["a_rate"])
+        rows.append({"env_mean": float(env.mean()), "speech_onset": float(on[0] / cfg.sr) if len(on) else np.nan,
+                     "syllable_rate": len(syl) / (sum(d for d, _, _ in syl) * 0.2 / rate)})
+    return pd.DataFrame(rows, index=factors.index)
+
+
+# Factors probed by default: (column, kind, level). Kind and level come from GENERATOR_FACTORS.
+PROBED = ("emotion", "intensity", "statement", "syllable_rate", "speech_onset", "env_mean", "actor",
+          "audio_strength", "visual_strength", "f0_base", "gain_db", "skin", "light", "yaw", "roll")
+FACTORS: tuple[tuple[str, str, str], ...] = tuple(
+    (n, _kind(m), lvl) for p in PROBED for n, lvl, m, _, _ in GENERATOR_FACTORS if n == p)
 DISCRETE_FACTORS = {"emotion", "intensity", "actor", "ambiguous", "statement", "repetition"}
 
 
@@ -86,8 +223,9 @@ def align(feats_list: list[dict], part: str | None = "test") -> list[dict]:
 # --------------------------------------------------------------------------- 1. score spread
 
 
-def score_spread(runs: pd.DataFrame, by: str = "condition", metrics: tuple[str, ...] = ("acc", "uar")) -> pd.DataFrame:
-    """Per group: runs, mean, std (ddof=1), min, max and range of each metric (fractions, not %)."""
+def score_spread(runs: pd.DataFrame, by="condition", metrics: tuple[str, ...] = ("acc", "uar")) -> pd.DataFrame:
+    """Per group (`by`: a column or a list of them): runs, mean, std (ddof=1; 0 for one run), min, max and
+    range of each metric (fractions, not %)."""
     g = runs.groupby(by, sort=False)
     out = g.size().rename("runs").to_frame()
     for m in metrics:
@@ -99,14 +237,37 @@ def score_spread(runs: pd.DataFrame, by: str = "condition", metrics: tuple[str, 
     return out.reset_index()
 
 
+def seed_spread(runs: pd.DataFrame, by: str = "condition", within: str = "fold",
+                metrics: tuple[str, ...] = ("acc", "uar")) -> pd.DataFrame:
+    """Spread over seeds alone: `score_spread` per (`by`, `within`), i.e. over the runs of one condition on one
+    fold, which differ only in their seed. Columns: by, within, seeds, then mean/std/min/max/range per metric."""
+    return score_spread(runs, [by, within], metrics).rename(columns={"runs": "seeds"})
+
+
+def spread_summary(runs: pd.DataFrame, by: str = "condition", within: str = "fold",
+                   metrics: tuple[str, ...] = ("acc", "uar")) -> pd.DataFrame:
+    """Per `by`: runs, folds, the spread over seeds averaged over folds ({m}_seed_std: mean over folds of the
+    std over seeds; {m}_seed_range likewise), and for contrast the std over all runs pooled ({m}_pooled_std),
+    which also holds how much the folds differ."""
+    per = seed_spread(runs, by, within, metrics)
+    g = per.groupby(by, sort=False)
+    out = pd.DataFrame({"runs": runs.groupby(by, sort=False).size(), "folds": g.size()})
+    for m in metrics:
+        out[f"{m}_mean"] = runs.groupby(by, sort=False)[m].mean()
+        out[f"{m}_seed_std"] = g[f"{m}_std"].mean()
+        out[f"{m}_seed_range"] = g[f"{m}_range"].mean()
+        out[f"{m}_pooled_std"] = runs.groupby(by, sort=False)[m].std(ddof=1).fillna(0.0)
+    return out.reset_index()
+
+
 # --------------------------------------------------------------------------- 2. seed-to-seed CKA
 
 
 def seed_cka(features_by_seed: dict, key: str, part: str | None = "test") -> pd.DataFrame:
     """Linear CKA of feature `key` ('f', 'g' or 'z') between every pair of seeds, on the clips all share in `part`.
 
-    `features_by_seed` maps a seed to `run_features(result)` of a run on the same fold. One row per pair:
-    seed_a, seed_b, feature, clips, cka.
+    `features_by_seed` maps a seed to `run_features(result)` of a run on the same fold. One row per pair
+    (seeds in the order given): seed_a, seed_b, feature, clips, cka.
     """
     seeds = list(features_by_seed)
     if len(seeds) < 2:
@@ -117,6 +278,31 @@ def seed_cka(features_by_seed: dict, key: str, part: str | None = "test") -> pd.
         x, y = aligned[a][key], aligned[b][key]
         rows.append({"seed_a": a, "seed_b": b, "feature": key, "clips": len(x), "cka": linear_cka(x, y)})
     return pd.DataFrame(rows)
+
+
+PAIR_COLUMNS = ["condition", "fold", "pair", "feature", "cka"]
+
+
+def seed_cka_pairs(features: dict, keys=FEATURE_KEYS, part: str | None = "test") -> pd.DataFrame:
+    """Paired seed-to-seed similarity: linear CKA for every condition, fold, pair of seeds and feature.
+
+    `features` maps (condition, fold, seed) to `run_features(result)`. Runs of one condition and fold
+    are compared on the `part` clips they share (their test fold), clip by clip. One row per
+    condition x fold x pair x feature, in the order met: condition, fold, pair (text "a-b", the
+    smaller seed first), feature, cka (in [0, 1]; NaN where a feature is constant over the clips).
+    A (condition, fold) with a single seed gives no row.
+    """
+    groups: dict[tuple, dict] = {}
+    for (cond, fold, seed), fe in features.items():
+        groups.setdefault((cond, int(fold)), {})[int(seed)] = fe
+    rows = []
+    for (cond, fold), by_seed in groups.items():
+        by_seed = dict(sorted(by_seed.items()))
+        for key in keys:
+            for r in seed_cka(by_seed, key, part).itertuples(index=False):
+                rows.append({"condition": cond, "fold": fold, "pair": f"{r.seed_a}-{r.seed_b}", "feature": key,
+                             "cka": float(np.clip(r.cka, 0.0, 1.0))})
+    return pd.DataFrame(rows, columns=PAIR_COLUMNS)
 
 
 def summarize(df: pd.DataFrame, by: list[str], value: str, digits: int = 3) -> pd.DataFrame:
@@ -174,11 +360,13 @@ def av_correlation(feats: dict, part: str = "test", k: int = 5, fit_part: str | 
 # --------------------------------------------------------------------------- 4. generating factors
 
 
-def factor_table(root: str | Path, clip_ids) -> pd.DataFrame:
+def factor_table(root: str | Path, clip_ids, envelope: bool | None = None) -> pd.DataFrame:
     """The synthetic corpus' generating factors (root/factors.csv), one row per clip id, in the order given.
 
     A clip id is "<subject>/<file stem>" with the subject as two digits ("01".."24"), as
-    ClipRecord.clip_id makes it. Raises if factors.csv is missing or lacks a clip.
+    ClipRecord.clip_id makes it. With `envelope` (None: when root/corpus.json is there to say how the
+    corpus was made) the columns of `envelope_factors` are added. Raises if factors.csv is missing
+    or lacks a clip.
     """
     path = Path(root) / "factors.csv"
     if not path.exists():
@@ -191,15 +379,33 @@ def factor_table(root: str | Path, clip_ids) -> pd.DataFrame:
         raise KeyError(f"{len(missing)} clip ids not in {path}, e.g. {missing[:3]}")
     out = df.loc[ids].copy()
     out.index.name = "clip_id"
+    if envelope or (envelope is None and (Path(root) / "corpus.json").exists()):
+        uniq = out[~out.index.duplicated()]
+        out = out.join(envelope_factors(corpus_config(root), uniq))
     return out
+
+
+def standardize(x: np.ndarray, rel_tol: float = 1e-6) -> np.ndarray:
+    """Columns centred and scaled to unit variance over all rows; columns whose std is below `rel_tol` times
+    the largest (e.g. ReLU units dead on nearly every clip) are dropped.
+
+    Done once over all clips rather than inside each cross-validation fold: a unit barely alive in
+    the training folds would otherwise be scaled up by its tiny training std, and one held-out clip
+    where it fires would get a prediction off by orders of magnitude (R² of -10^4 and worse).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    sd = x.std(0)
+    keep = sd > rel_tol * max(float(sd.max(initial=0.0)), 1e-300)
+    return (x[:, keep] - x[:, keep].mean(0)) / sd[keep] if keep.any() else np.zeros((len(x), 1))
 
 
 def probe_score(x: np.ndarray, target, discrete: bool, folds: int = 5, seed: int = 0) -> tuple[float, float]:
     """(score, chance) of a cross-validated linear probe: accuracy vs majority-class rate, or R² vs 0.
 
-    Standardised features; logistic regression for a discrete target, ridge (alpha by inner
-    leave-one-out) for a continuous one. The score is computed once on the pooled out-of-fold
-    predictions of every clip (per-fold R² on a handful of clips is wildly unstable). Folds are shuffled with `seed` (clips are often stored
+    Features standardised once over all the clips (`standardize`: no target involved); logistic
+    regression for a discrete target, ridge (alpha by inner leave-one-out) for a continuous one. The
+    score is computed once on the pooled out-of-fold predictions of every clip (per-fold R² on a
+    handful of clips is wildly unstable). Folds are shuffled with `seed` (clips are often stored
     sorted by subject, and unshuffled folds would then hold out whole subjects) and shrink to what
     the data allow (at least 2, for a discrete target no more than the smallest class), so tiny test
     sets still get a number. NaN when the target does not vary or no class has two clips.
@@ -207,8 +413,6 @@ def probe_score(x: np.ndarray, target, discrete: bool, folds: int = 5, seed: int
     from sklearn.linear_model import LogisticRegression, RidgeCV
     from sklearn.metrics import accuracy_score, r2_score
     from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
     import warnings
 
@@ -221,14 +425,15 @@ def probe_score(x: np.ndarray, target, discrete: bool, folds: int = 5, seed: int
             return float("nan"), float("nan")
         chance = float(counts.max() / len(t))
         cv = StratifiedKFold(int(max(2, min(folds, counts.min()))), shuffle=True, random_state=seed)
-        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+        model = LogisticRegression(max_iter=2000)
     else:
         t = t.astype(np.float64)
         if len(t) < 4 or np.ptp(t) == 0:
             return float("nan"), float("nan")
         chance = 0.0
         cv = KFold(int(max(2, min(folds, len(t) // 2))), shuffle=True, random_state=seed)
-        model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 4, 13)))
+        model = RidgeCV(alphas=np.logspace(-2, 4, 13))
+    x = standardize(x)
     from threadpoolctl import threadpool_limits
 
     # one BLAS/OpenMP thread: many tiny fits, where threads spinning on a busy shared CPU only cost time
@@ -274,7 +479,8 @@ def plot_spread(runs: pd.DataFrame, by: str = "condition", group: str | None = N
     hues = list(dict.fromkeys(runs[by]))
     groups = list(dict.fromkeys(runs[group])) if group else [None]
     w = 0.8 / len(hues)
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics) * max(1, len(groups) / 1.5) + 0.6, 3.6), squeeze=False)
+    width = 3.2 if len(groups) == 1 else 1.6 + 0.5 * len(groups) * max(2, len(hues))  # per metric
+    fig, axes = plt.subplots(1, len(metrics), figsize=(width * len(metrics) + 0.6, 3.6), squeeze=False)
     rng = np.random.default_rng(0)
     for ax, m in zip(axes[0], metrics):
         lo, hi = np.inf, -np.inf
@@ -377,5 +583,33 @@ def plot_factor_heatmap(df: pd.DataFrame, by: str = "condition", value: str = "s
     for k, c in enumerate(conds):
         ax.text((k + 0.5) * len(feats) - 0.5, -0.75, c, ha="center", va="bottom", fontsize=9)
     ax.set_title("linear probes on test-clip features (acc: accuracy, R²: variance explained)", fontsize=9, pad=22)
+    fig.tight_layout()
+    return fig
+
+
+def plot_paired(df: pd.DataFrame, value: str = "cka", by: str = "condition", panel: str = "feature",
+                pair_on: tuple[str, ...] = ("fold", "pair"), ylabel: str = "linear CKA between seeds"):
+    """One panel per value of `panel`; in each, one column per value of `by`, a grey line joining the values
+    of one (`pair_on`) unit across the columns (e.g. one fold and seed pair under each condition), the
+    mean as a black square. Shows a paired comparison as such."""
+    import matplotlib.pyplot as plt
+
+    conds, panels = list(dict.fromkeys(df[by])), list(dict.fromkeys(df[panel]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(1.2 + 1.3 * len(conds) * len(panels), 3.6), sharey=True, squeeze=False)
+    for ax, p in zip(axes[0], panels):
+        wide = df[df[panel] == p].pivot_table(index=list(pair_on), columns=by, values=value, aggfunc="mean").reindex(columns=conds)
+        x = np.arange(len(conds))
+        for _, row in wide.iterrows():
+            ax.plot(x, row.to_numpy(float), "-", color="0.6", alpha=0.6, lw=1, zorder=1)
+        for j, c in enumerate(conds):
+            v = wide[c].dropna().to_numpy(float)
+            ax.scatter(np.full(len(v), j), v, color=f"C{j}", s=14, alpha=0.8, zorder=2)
+            if len(v):
+                ax.plot(j, v.mean(), "s", color="k", ms=7, zorder=3)
+        ax.set_xticks(x, [c.replace(" (", "\n(") for c in conds], fontsize=7)
+        ax.set_xlim(-0.5, len(conds) - 0.5)
+        ax.set_title(FEATURE_NAMES.get(p, p), fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0, 0].set_ylabel(ylabel)
     fig.tight_layout()
     return fig

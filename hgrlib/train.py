@@ -221,6 +221,23 @@ def _run_lock(run_dir: str, poll: float = 2.0):
         os.remove(lock)
 
 
+def steps_per_epoch(n_train: int, n_used: int, tc) -> int:
+    """Optimiser steps per epoch: full batches in one pass over the rows a run trains on (`n_used`), or with
+    `match_steps` over every training row (`n_train`, labeled or not), so a labeled-only run takes as many
+    steps as the runs that also see the unlabeled clips."""
+    return (n_train if tc.match_steps else n_used) // tc.batch_size
+
+
+def epoch_order(n: int, length: int, seed: int, epoch: int) -> np.ndarray:
+    """`length` row indices for one epoch: permutations of range(n) laid end to end, seeded by (seed, epoch).
+
+    A pass drops no row when `length` is a whole number of passes; a longer epoch (match_steps) cycles
+    through every row before repeating one. The first permutation is the one a plain epoch uses."""
+    reps = -(-length // n) if n else 0
+    perms = [np.random.default_rng([seed, epoch] + ([k] if k else [])).permutation(n) for k in range(reps)]
+    return np.concatenate(perms)[:length] if perms else np.zeros(0, dtype=np.int64)
+
+
 def _fit(cfg: Config, fs: FeatureSet, run_dir: str, result_file: str, progress: bool) -> dict:
     t0 = time.perf_counter()
     tc = cfg.train
@@ -235,7 +252,8 @@ def _fit(cfg: Config, fs: FeatureSet, run_dir: str, result_file: str, progress: 
     forward = torch.compile(model) if tc.compile else model  # shares the parameters; eval stays eager
     mixed = autocast(device, tc.amp)  # checked and built once; entered around every training forward
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=tc.epochs * max(1, len(train_idx) // tc.batch_size), pct_start=0.2)
+    n_batches = steps_per_epoch(len(split.train), len(train_idx), tc)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=tc.epochs * max(1, n_batches), pct_start=0.2)
     state = {"epoch": 0, "best_uar": -1.0, "best": None, "history": []}
     ckpt = os.path.join(run_dir, "checkpoint.pt")
     if os.path.exists(ckpt):  # resume an interrupted run
@@ -252,10 +270,9 @@ def _fit(cfg: Config, fs: FeatureSet, run_dir: str, result_file: str, progress: 
                unit="epoch", disable=not progress, leave=False)
     for epoch in bar:
         model.train()
-        order = np.random.default_rng([tc.seed, epoch]).permutation(len(train_idx))  # same order after a resume
+        order = epoch_order(len(train_idx), n_batches * tc.batch_size, tc.seed, epoch)  # same order after a resume
         sums: dict[str, float] = {}
         nonfinite = 0
-        n_batches = len(order) // tc.batch_size
         for b in range(n_batches):
             sel = order[b * tc.batch_size : (b + 1) * tc.batch_size]
             a, v, y = batcher(train_idx[sel])
@@ -295,7 +312,7 @@ def _fit(cfg: Config, fs: FeatureSet, run_dir: str, result_file: str, progress: 
     test.pop("_pred"), test.pop("_clips")
     feats_file = _save_features(run_dir, model, batcher, split, fs)
     result = {"config": cfg.to_dict(), "key": run_key(cfg, fs), "features_sha256": file_sha256(feats_file), "test": test, "history": state["history"], "best_val_uar": state["best_uar"],
-              "n_train_segments": int(len(train_idx)), "n_labeled_segments": int(labeled.sum()),
+              "n_train_segments": int(len(train_idx)), "n_labeled_segments": int(labeled.sum()), "steps": tc.epochs * n_batches,
               "n_test_segments": int(len(split.test)), "test_subjects": split.test_subjects,
               "device": str(device), "threads": torch.get_num_threads(), "seconds": time.perf_counter() - t0, "run_dir": run_dir}
     write_sealed_json(result_file, result)

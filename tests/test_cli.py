@@ -68,7 +68,7 @@ def test_cli_grid_points_are_the_notebook_runs(capsys):
     p = get_profile("default")
     for flags, change in (([], {"model": {"modalities": "av"}, "loss": {"lam": p.lam}}),
                           (["--modalities", "a", "--lam", "0"], {"model": {"modalities": "a"}, "loss": {"lam": 0.0}})):
-        for i, seed in enumerate(p.seeds):  # run i: seed i on fold i (experiment.seeded_runs)
-            assert main(["train", *flags, "--seed", str(seed), "--fold", str(i), "--print-config"]) == 0
+        for fold, seed in [(f, s) for f in range(p.config.train.n_folds) for s in p.seeds]:  # experiment.fold_seed_runs
+            assert main(["train", *flags, "--seed", str(seed), "--fold", str(fold), "--print-config"]) == 0
             cli = Config.from_dict(json.loads(capsys.readouterr().out))
-            assert cli == p.config.with_(**change, train={"seed": seed, "fold": i})
+            assert cli == p.config.with_(**change, train={"seed": seed, "fold": fold})

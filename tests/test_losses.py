@@ -67,26 +67,92 @@ def test_soft_hgr_multidim_maximum_is_half_sum_of_squared_singular_values():
     assert s.item() == pytest.approx((0.81 + 0.16) / 2, abs=0.01)
 
 
-def test_cca_recovers_canonical_correlations_and_breaks_when_n_le_d():
+def _mean_cca(n: int, d: int, draws: int = 40, seed: int = 0, **kw) -> float:
+    """Mean over `draws` batches of cca_corr / k on independent Gaussian features (N = n)."""
+    gen = torch.Generator().manual_seed(seed)
+    k = kw.get("k", 0) or d
+    vals = [cca_corr(torch.randn(n, d, generator=gen, dtype=torch.float64), torch.randn(n, d, generator=gen, dtype=torch.float64),
+                     **kw).item() for _ in range(draws)]
+    return float(np.mean(vals)) / k
+
+
+def test_cca_recovers_planted_canonical_correlations():
     x1, y1 = gaussian_pair(50_000, 0.9, seed=7)
     x2, y2 = gaussian_pair(50_000, 0.4, seed=8)
     f, g = torch.cat([x1, x2], 1), torch.cat([y1, y2], 1)
-    assert cca_corr(f, g, eps=0.0).item() == pytest.approx(1.3, abs=0.02)
-    # N < d: covariance is singular, the total correlation saturates at d (spurious) or is not finite.
+    assert cca_corr(f, g, ridge=0.0).item() == pytest.approx(1.3, abs=0.02)
+    assert cca_corr(f, g, k=1, ridge=0.0).item() == pytest.approx(0.9, abs=0.01)  # the first dimension only
+    assert cca_corr(f, g).item() == pytest.approx(1.3, abs=0.02)  # the relative ridge 1e-3 barely shrinks
+    mix = torch.tensor([[2.0, 0.5], [-1.0, 3.0]], dtype=torch.float64)  # CCA is invariant to invertible maps of f
+    assert cca_corr(f @ mix, g * 1e-3, ridge=1e-6).item() == pytest.approx(1.3, abs=0.02)
+
+
+def test_cca_on_k_le_n_over_4_of_independent_features_is_far_below_saturation():
+    # Independent data: the per-dimension value is the sample-size bias only, ≈ 0.85–0.9·√(k/N) (a null law,
+    # measured), far below the ≈ 1 of the singular regime; it shrinks with k/N, and does not reach 0 at k = N/4.
+    d, n = 64, 64
+    quarter = _mean_cca(n, d, k=16)
+    assert 0.35 < quarter < 0.5
+    assert _mean_cca(1024, d, k=16, draws=10) < 0.13  # k/N = 1/64: ≈ 0.1
+    assert _mean_cca(n, d, k=0, ridge=1e-4, relative=False, draws=10) > 0.9  # k ignored (all 64 dims): saturated
+
+
+def test_cca_relative_ridge_is_scale_free_and_keeps_singular_batches_finite():
+    gen = torch.Generator().manual_seed(11)
+    f, g = torch.randn(64, 16, generator=gen), torch.randn(64, 16, generator=gen)
+    base = cca_corr(f, g).item()
+    # features of tiny variance (as Soft-HGR's penalty and weight decay make them): an absolute ridge of the
+    # same size then sets the value, the relative one does not see the scale
+    assert cca_corr(1e-3 * f, 1e-3 * g).item() == pytest.approx(base, rel=1e-4)
+    assert cca_corr(1e-3 * f, 1e-3 * g, ridge=1e-3, relative=False).item() < 0.1 * base
+    # N = 8 < k = 16: singular covariances; the relative ridge keeps the value finite and within its bound
+    # min(k, N−1) (each ρᵢ ≤ 1), with a finite gradient
+    fs, gs = f[:8].clone().requires_grad_(True), g[:8].clone().requires_grad_(True)
+    v = cca_corr(fs, gs)
+    v.backward()
+    assert torch.isfinite(v) and v.item() <= 7.0 + 1e-3 and torch.isfinite(fs.grad).all()
+
+
+def test_full_d_absolute_ridge_cca_saturates_when_n_le_d():
+    # The documented failure: N ≤ d, absolute ridge 1e-4: independent data, yet Σρᵢ ≈ N−1, its maximum.
     gen = torch.Generator().manual_seed(9)
-    f, g = torch.randn(8, 16, generator=gen), torch.randn(8, 16, generator=gen)
-    v = cca_corr(f, g, eps=1e-8)
-    assert (not torch.isfinite(v)) or v.item() > 5.0  # independent data, yet "correlated"
-    assert soft_hgr(f, g).item() < 1.0
+    for n, d in ((8, 16), (16, 32)):
+        vals = [cca_corr(torch.randn(n, d, generator=gen), torch.randn(n, d, generator=gen), ridge=1e-4, relative=False).item()
+                for _ in range(5)]
+        assert min(vals) > 0.95 * (n - 1) and max(vals) <= (n - 1) * 1.01  # float32: ±0.1%
+        f, g = torch.randn(n, d, generator=gen), torch.randn(n, d, generator=gen)
+        assert soft_hgr(f, g).item() < 1.0
 
 
-def test_infonce_prefers_aligned_pairs():
+def test_infonce_of_aligned_and_of_independent_pairs():
     gen = torch.Generator().manual_seed(10)
-    f = torch.randn(64, 8, generator=gen)
-    assert infonce(f, f + 0.01 * torch.randn(64, 8, generator=gen)).item() > infonce(f, torch.randn(64, 8, generator=gen)).item()
-    assert infonce(f, f).item() <= 0.0
+    n = 64
+    f = torch.randn(n, 32, generator=gen)
+    # perfectly aligned pairs at a low temperature: every row picks its own partner, loss ≈ 0
+    assert infonce(f, 3.0 * f, temperature=0.02).item() == pytest.approx(0.0, abs=1e-3)
+    # independent pairs at a high temperature: logits ≈ 0, the loss is chance, −log N
+    g = torch.randn(n, 32, generator=gen)
+    assert infonce(f, g, temperature=10.0).item() == pytest.approx(-math.log(n), abs=0.01)
+    # closed form: two orthogonal pairs have logits [[1/τ, 0], [0, 1/τ]], loss log(1 + e^{−1/τ}) both ways
+    e = torch.eye(2, 3, dtype=torch.float64)
+    for t in (0.5, 1.0, 2.0):
+        assert infonce(5.0 * e, e, temperature=t).item() == pytest.approx(-math.log1p(math.exp(-1 / t)), rel=1e-9)
+    # shuffled partners score far worse than aligned ones at the training temperature
+    assert infonce(f, f[torch.randperm(n, generator=gen)]).item() < infonce(f, f).item() - 2.0
     with pytest.raises(ValueError, match="unknown correlation"):
         correlation(f, f, "dcca2")
+
+
+def test_correlation_and_joint_loss_pass_the_cca_settings():
+    gen = torch.Generator().manual_seed(12)
+    f, g = torch.randn(64, 32, generator=gen), torch.randn(64, 32, generator=gen)
+    assert correlation(f, g, "cca", cca_dim=8, cca_ridge=1e-2).item() == pytest.approx(cca_corr(f, g, k=8, ridge=1e-2).item(), rel=1e-6)
+    out, y = _outputs(n=64, d=32)
+    lab = torch.ones(64, dtype=torch.bool)
+    cfg = LossConfig(lam=1.0, corr="cca", cca_dim=8, cca_ridge=1e-2, w_ay=0.0, w_vy=0.0)
+    _, p = joint_loss(out, y, lab, cfg)
+    assert p["s_av"] == pytest.approx(cca_corr(out["f"], out["g"], k=8, ridge=1e-2).item(), rel=1e-5)
+    assert p["s_av"] != pytest.approx(cca_corr(out["f"], out["g"]).item(), rel=1e-2)  # k and ridge not ignored
 
 
 def _outputs(n=16, d=4, c=6, seed=0):

@@ -33,8 +33,12 @@ def test_every_notebook_runs_and_writes_its_outputs(smoke_run):
         assert (out / f"{nb}.ipynb").exists() and (out / f"{nb}.html").exists()
     table = pd.read_csv(out / "02_supervised_table.csv")
     assert list(table["condition"]) == ["audio only (CE)", "visual only (CE)", "fusion (CE)", "fusion (CE + Soft-HGR)"]
-    assert (table["runs"] == 2).all()
-    for name in ("05_score_spread.csv", "06_silhouettes.csv", "07_baselines_table.csv", "07_protocols_table.csv", "03_semi_supervised_table.csv", "04_ablation_table.csv"):
+    assert (table["runs"] == 6).all()  # every fold (3) x every seed (2) of the smoke profile
+    runs = pd.read_csv(out / "02_supervised_runs.csv")
+    assert sorted(set(zip(runs["fold"], runs["seed"]))) == [(f, s) for f in range(3) for s in (0, 1)]
+    claims = pd.read_csv(out / "claims.csv")
+    assert (claims["verdict"] != "not run").all(), claims[claims["verdict"] == "not run"][["claim", "reason"]]
+    for name in ("05_score_spread.csv", "02_replication_runs.csv", "04_label_free.csv", "07_lam_selection.csv", "06_silhouettes.csv", "07_baselines_table.csv", "07_protocols_table.csv", "03_semi_supervised_table.csv", "04_ablation_table.csv"):
         assert len(pd.read_csv(out / name)) > 0, name
     for fig in ("01_examples.png", "02_confusion.png", "02_training_curves.png", "02_accuracy.png", "03_semi_supervised.png",
                 "04_ablation_heatmap.png", "05_seed_cka.png", "05_factor_probes.png", "06_umap.png", "06_tsne.png",

@@ -32,10 +32,12 @@ class FeatureCache:
     (`problem`) and is extracted again instead of being used.
     """
 
-    def __init__(self, cache_dir: str | Path, dataset: str, cfg: FeatureConfig) -> None:
+    def __init__(self, cache_dir: str | Path, dataset: str, cfg: FeatureConfig, source: str | Path = "") -> None:
         self.cfg = cfg
         self.key = {"dataset": dataset, "features": asdict(cfg), "code": code_digest("hgrlib.data.features"),
                     "libs": library_versions(FEATURE_LIBS)}
+        if source:  # the data folder as given: two corpora of one kind (e.g. two synthetic draws) keep apart
+            self.key["source"] = os.path.normpath(str(source))
         self.root = Path(cache_dir) / f"{dataset}-{config_hash(self.key)}"
         (self.root / "clips").mkdir(parents=True, exist_ok=True)
         key_file = self.root / "key.json"

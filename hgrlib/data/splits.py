@@ -1,8 +1,12 @@
 """Train / validation / test splits over segments, and the labeled subset for semi-supervised runs.
 
 Protocols (docs/paper.md): `subject` holds out whole subjects (fold k is the test set,
-fold k+1 the validation set); `segment` splits segments at random (60/20/20), as the authors'
-follow-up did, so segments of one clip can fall on both sides and accuracy is inflated.
+fold k+1 the validation set); `clip` splits whole clips at random, so a test speaker's other clips
+are in training (speaker dependence); `segment` splits segments at random, as the authors' follow-up
+did, so segments of one clip fall on both sides too (segment leakage). The random protocols keep the
+subject protocol's shares (training (k−2)/k, validation and test 1/k of the data for k folds), so
+all three train on the same number of segments and their differences separate the two effects; their
+draw is seeded by (seed, fold), so `fold` indexes distinct draws.
 """
 
 from __future__ import annotations
@@ -57,13 +61,16 @@ def make_split(
         train = seg(train_clips)
         labeled = np.isin(train // n_segments, lab_clips)
         return Split(train, seg(np.flatnonzero(part == "val")), seg(np.flatnonzero(part == "test")), labeled, sorted(test_s))
-    if protocol == "segment":
-        perm = rng.permutation(n * n_segments)
-        a, b = int(0.6 * len(perm)), int(0.8 * len(perm))
-        train = np.sort(perm[:a])
-        lab = _stratified_subset(train, labels[train // n_segments], labeled_frac, rng)
-        return Split(train, np.sort(perm[a:b]), np.sort(perm[b:]), np.isin(train, lab), [])
-    raise ValueError(f"unknown protocol {protocol!r}; use 'subject' or 'segment'")
+    if protocol in ("clip", "segment"):
+        rng = np.random.default_rng([seed, fold])
+        units = n if protocol == "clip" else n * n_segments
+        perm = rng.permutation(units)
+        a, b = round(units * (n_folds - 2) / n_folds), round(units * (n_folds - 1) / n_folds)
+        expand = seg if protocol == "clip" else np.asarray  # clip indices to their segments
+        train, val, test = (np.sort(expand(np.sort(perm[i:j]))) for i, j in ((0, a), (a, b), (b, units)))
+        lab_clips = _stratified_subset(np.unique(train // n_segments), labels[np.unique(train // n_segments)], labeled_frac, rng)
+        return Split(train, val, test, np.isin(train // n_segments, lab_clips), [])
+    raise ValueError(f"unknown protocol {protocol!r}; use 'subject', 'clip' or 'segment'")
 
 
 def _stratified_subset(items: np.ndarray, labels: np.ndarray, frac: float, rng: np.random.Generator) -> np.ndarray:

@@ -4,19 +4,25 @@
 # The paper argues that maximising the common information between audio features f(a), visual
 # features g(v) and the label embedding h(y) gives *better and more stable* representations. Here
 # "stable" is made measurable four ways, comparing the fusion network trained with cross-entropy only
-# (λ = 0) against cross-entropy plus Soft-HGR (the profile's λ):
+# (λ = 0) against cross-entropy plus Soft-HGR (the profile's λ). The runs are those of notebook 02
+# (every subject fold × every seed, read back from the run cache, not retrained):
 #
-# 1. **Score spread**: test accuracy and UAR over seeds and folds (the runs of notebook 02, read back
-#    from the run cache), and over seeds alone on fold 0.
-# 2. **Seed-to-seed similarity**: runs that differ only in their seed, on fold 0, see the same
-#    held-out clips; linear CKA between every pair of seeds says whether they learned the same
-#    features (1: the same up to rotation and scale) for f, g and the fused hidden layer z.
+# 1. **Score spread over seeds**: on each fold, the standard deviation over seeds of test accuracy
+#    and UAR. Taken fold by fold, so that how hard each fold's subjects are does not count as
+#    instability; the std over all runs pooled is shown beside it for contrast.
+# 2. **Seed-to-seed similarity**: runs on one fold that differ only in their seed see the same
+#    held-out clips; linear CKA between the two seeds' features, for every fold and pair of seeds,
+#    says whether they learned the same features (1: the same up to rotation and scale) for f, g and
+#    the fused hidden layer z. The two conditions share their (fold, seed pair) units, so they are
+#    compared paired.
 # 3. **Audio-visual correlation**: canonical correlations between f and g on held-out (test) clips,
 #    fitted on the test clips themselves (in-sample) and with directions fitted on the training clips
 #    (held-out; the honest number when clips are few relative to the feature dimension).
 # 4. **Which factors the features carry** (synthetic corpus only, where every clip's generating
-#    factors are known): linear probes on the test clips' features for the shared factor (emotion)
-#    and for subject and modality-specific nuisances (voice pitch, gain, head pose, lighting, ...).
+#    factors are known): linear probes on the test clips' features for the factors the two modalities
+#    share and for modality-specific nuisances. Which factors are shared is read off the generator
+#    (`hgrlib/data/synthetic.py`) in section 4: not only emotion, but also intensity, the statement's
+#    syllable pattern and timing (the mouth opens with the voice's syllable envelope) and the subject.
 
 # %% tags=["parameters"]
 profile = "default"
@@ -40,7 +46,7 @@ os.chdir(project_dir())
 import pandas as pd
 
 from hgrlib import stability as st
-from hgrlib.experiment import load_featureset, results_frame, run_all, run_features, seeded_runs
+from hgrlib.experiment import fold_seed_runs, load_featureset, results_frame, run_all, run_features
 from hgrlib.profiles import get_profile
 from hgrlib.report import save_figure, write_table
 
@@ -51,75 +57,79 @@ seeds = P.seeds if seeds is None else seeds
 tag = f"{cfg.data.dataset}-{profile}"
 out_res, out_fig = f"{results_dir}/{tag}", f"{figures_dir}/{tag}"
 fs = load_featureset(cfg.data, cfg.features, cache_dir)
+assert len(seeds) >= 2, "seed-to-seed comparisons need at least two seeds"
+# the same conditions and configs as notebook 02, so its runs are read back, not retrained
 conditions = {
     "fusion (CE)": {"model": {"modalities": "av"}, "loss": {"lam": 0.0}},
     "fusion (CE + Soft-HGR)": {"model": {"modalities": "av"}, "loss": {"lam": lam}},
 }
-
-# %% [markdown]
-# ## 1 · Spread of test scores
-#
-# "seeds × folds": run *i* uses seed *i* on fold *i* mod the number of folds (the runs of notebook 02).
-# "seeds, fold 0": every seed on the same fold, so only the seed varies.
-
-# %%
-cfgs, names, cfgs0, names0 = [], [], [], []
+cfgs, names = [], []
 for name, change in conditions.items():
-    for c in seeded_runs(cfg.with_(**change), seeds, fs):
+    for c in fold_seed_runs(cfg.with_(**change), seeds, fs):
         cfgs.append(c)
         names.append(name)
-    for s in seeds:
-        cfgs0.append(cfg.with_(**change, train={"seed": int(s), "fold": 0}))
-        names0.append(name)
 results = run_all(cfgs, fs, runs_dir)
-results0 = run_all(cfgs0, fs, runs_dir)
 runs = results_frame(results, condition=names)
-runs0 = results_frame(results0, condition=names0)
-spread = pd.concat([st.score_spread(runs).assign(runs_over="seeds × folds"),
-                    st.score_spread(runs0).assign(runs_over="seeds, fold 0")], ignore_index=True)
-cols = ["runs_over", "condition", "runs"] + [f"{m}_{s}" for m in ("acc", "uar") for s in ("mean", "std", "range")]
+print(f"{len(runs)} runs: {runs['fold'].nunique()} folds x {len(seeds)} seeds x {len(conditions)} conditions")
+
+# %% [markdown]
+# ## 1 · Spread of test scores over seeds, fold by fold
+#
+# One row per condition and fold: the runs differ only in their seed. The summary averages the
+# per-fold spread over folds (`*_seed_std`) and gives the std over all runs pooled (`*_pooled_std`),
+# which also contains the differences between folds.
+
+# %%
+spread = st.seed_spread(runs)
+cols = ["condition", "fold", "seeds"] + [f"{m}_{s}" for m in ("acc", "uar") for s in ("mean", "std", "range")]
 spread = spread[cols].round(4)
 write_table(spread, f"{out_res}/05_score_spread",
-            title=f"Test accuracy and UAR over runs (fractions; std ddof=1, range = max − min) ({tag}, λ={lam})")
-fig = st.plot_spread(pd.concat([runs.assign(runs_over="seeds × folds"), runs0.assign(runs_over="seeds, fold 0")]),
-                     group="runs_over")
+            title=f"Test accuracy and UAR over seeds, per fold (fractions; std ddof=1, range = max − min) ({tag}, λ={lam})")
+spread_sum = st.spread_summary(runs).round(4)
+write_table(spread_sum, f"{out_res}/05_score_spread_summary",
+            title=f"Spread over seeds averaged over folds, and over all runs pooled (fractions) ({tag}, λ={lam})")
+fig = st.plot_spread(runs.assign(fold=[f"fold {f}" for f in runs["fold"]]), group="fold")
 save_figure(fig, f"{out_fig}/05_score_spread.png")
+display(spread_sum)
 spread
 
 # %% [markdown]
 # ## 2 · Do different seeds learn the same features?
 #
-# Linear CKA between the test-clip features of every pair of seeds (fold 0), mean ± std over pairs.
+# Linear CKA between the test-clip features of two seeds on the same fold, for every condition,
+# fold and pair of seeds (`05_seed_cka_pairs`); the summary is the mean ± std over the (fold, pair)
+# units. In the figure each grey line joins one (fold, pair) unit across the two conditions.
 
 # %%
-by_seed = {name: {int(r["config"]["train"]["seed"]): run_features(r) for r, n in zip(results0, names0) if n == name}
-           for name in conditions}
-assert len(seeds) >= 2, "seed-to-seed CKA needs at least two seeds"
-cka = pd.concat([st.seed_cka(by_seed[name], key).assign(condition=name) for name in conditions for key in st.FEATURE_KEYS],
-                ignore_index=True)
-cka_table = st.summarize(cka, ["condition", "feature"], "cka").rename(columns={"n": "pairs"})
-cka_table["test clips"] = cka.groupby(["condition", "feature"], sort=False)["clips"].first().to_numpy()
-cka_table = cka_table[["condition", "feature", "pairs", "test clips", "cka", "mean", "std"]]
+feats = {(n, int(r["config"]["train"]["fold"]), int(r["config"]["train"]["seed"])): run_features(r)
+         for r, n in zip(results, names)}
+pairs = st.seed_cka_pairs(feats)
+write_table(pairs.round(4), f"{out_res}/05_seed_cka_pairs",
+            title=f"Linear CKA between two seeds' features on one fold's test clips, per condition, fold, seed pair and feature ({tag}, λ={lam})")
+cka_table = st.summarize(pairs, ["condition", "feature"], "cka").rename(columns={"n": "pairs"})
+cka_table = cka_table[["condition", "feature", "pairs", "cka", "mean", "std"]]
 write_table(cka_table.round(4), f"{out_res}/05_seed_cka",
-            title=f"Linear CKA between seeds on fold 0's test clips, mean ± std over seed pairs ({tag}, λ={lam})")
-fig = st.plot_grouped(cka_table, "feature", "condition", ylabel="linear CKA between seeds", xlabels=st.FEATURE_NAMES, ylim=(0, 1.05))
-fig.axes[0].set_title("similarity of features learned with different seeds (test clips)", fontsize=9)
+            title=f"Linear CKA between seeds on test clips, mean ± std over folds × seed pairs ({tag}, λ={lam})")
+fig = st.plot_paired(pairs)
+fig.suptitle("similarity of features learned with different seeds (test clips)", fontsize=9, y=1.02)
 save_figure(fig, f"{out_fig}/05_seed_cka.png")
 cka_table
 
 # %% [markdown]
 # ## 3 · How correlated are the audio and visual features on held-out clips?
+#
+# Over every run of each condition (all folds and seeds).
 
 # %%
-cca = pd.concat([st.av_correlation(run_features(r), "test", n_components).assign(condition=n, seed=r["config"]["train"]["seed"],
-                                                                                 fold=r["config"]["train"]["fold"])
+cca = pd.concat([st.av_correlation(feats[n, int(r["config"]["train"]["fold"]), int(r["config"]["train"]["seed"])], "test", n_components)
+                 .assign(condition=n, seed=r["config"]["train"]["seed"], fold=r["config"]["train"]["fold"])
                  for r, n in zip(results, names)], ignore_index=True)
 cca_table = cca.groupby(["condition", "component"], sort=False).agg(
     runs=("in_sample", "size"), test_clips=("clips", "mean"), in_sample_mean=("in_sample", "mean"), in_sample_std=("in_sample", "std"),
     held_out_mean=("held_out", "mean"), held_out_std=("held_out", "std")).reset_index().fillna(0.0).round(4)
 write_table(cca_table, f"{out_res}/05_av_correlation",
             title=f"Canonical correlations of f and g on test clips (in-sample; and directions fitted on training clips), "
-                  f"mean ± std over the seeds × folds runs ({tag}, λ={lam}, feature dim {cfg.model.dim})")
+                  f"mean ± std over all folds × seeds runs ({tag}, λ={lam}, feature dim {cfg.model.dim})")
 fig = st.plot_av_correlation(cca)
 save_figure(fig, f"{out_fig}/05_av_correlation.png")
 cca_table
@@ -127,20 +137,50 @@ cca_table
 # %% [markdown]
 # ## 4 · Which generating factors do the features carry? (synthetic corpus)
 #
-# Probes: logistic regression (accuracy, against the majority-class rate) for discrete factors, ridge
-# regression (R², against 0) for continuous ones; cross-validated over the test clips of fold 0,
-# mean ± std over seeds. Subject-level factors (actor, f0_base, skin) take only as many values as
-# there are test subjects.
+# **What the two modalities share, from the generator's code.** The table below
+# (`hgrlib.stability.generator_factors`; the factors the renderer reads directly are checked
+# against it by perturbing each and re-rendering, in `tests/test_stability.py`) lists every factor
+# of `hgrlib/data/synthetic.py` and which modality it reaches:
+#
+# * **shared by audio and video**: the *emotion* (the prosody profile in the voice, the facial
+#   expression profile in the face), the *intensity* (×1.3 on both expression strengths), the
+#   *statement* and the *timing of its syllables*: the mouth opens with the voice's syllable
+#   envelope, so the subject's speaking rate, the per-clip rate jitter, the emotional rate change
+#   (`a_rate`) and the speech onset reach both; and the *subject*, each modality through its own
+#   traits (voice: pitch, formants, rate, breathiness; face: shape, skin, eye spacing, brows, mouth
+#   width) and jointly through the speaking rate. The audio expression strength reaches the video
+#   too, weakly, through the rate change it scales; which modality a clip makes ambiguous moves both
+#   strengths.
+# * **audio only**: voice pitch, formant scale, breathiness, recording gain and the emotional prosody
+#   other than rate (F0 level, range and slope, energy, jitter, spectral tilt, breath).
+# * **video only**: face shape, skin tone, eye spacing, brow thickness, mouth width, head pose,
+#   lighting, background, the visual expression strength and the facial expression parameters.
+# * **neither**: the repetition, which only seeds the clip's random draws.
+#
+# The envelope is recovered per clip from the generator itself (`envelope_factors` runs its
+# `synth_audio` on the clip's recorded factors): its mean over the clip (`env_mean`), the speech
+# onset and the syllable rate are probed as shared factors next to emotion, intensity, statement and
+# subject (`actor`), and the nuisances as before.
+#
+# Probes: logistic regression (accuracy, against the majority-class rate) for discrete factors,
+# ridge regression (R², against 0) for continuous ones; cross-validated over the test clips of each
+# run, mean ± std over all runs (folds × seeds). Subject-level factors (actor, f0_base, skin) take
+# only as many values as there are test subjects in a fold.
+
+# %%
+gen = st.generator_factors()
+write_table(gen, f"{out_res}/05_generator_factors",
+            title="Factors of the synthetic generator (hgrlib/data/synthetic.py) and the modalities they reach")
+gen
 
 # %%
 if cfg.data.dataset != "synthetic":
     print(f"Factor probes skipped: {cfg.data.dataset} has no known generating factors (synthetic corpus only).")
     probes = None
 else:
-    ids = next(iter(by_seed[next(iter(conditions))].values()))["clip_ids"]
-    factors = st.factor_table(cfg.data.root, ids)
-    probes = pd.concat([st.factor_probes(fe, factors).assign(condition=name, seed=s)
-                        for name in conditions for s, fe in by_seed[name].items()], ignore_index=True)
+    factors = st.factor_table(cfg.data.root, fs.clip_ids, envelope=True)
+    probes = pd.concat([st.factor_probes(fe, factors).assign(condition=n, fold=f, seed=s)
+                        for (n, f, s), fe in feats.items()], ignore_index=True)
     summary = st.summarize(probes, ["factor", "kind", "level", "metric", "condition", "feature"], "score", digits=2)
     chance = probes.groupby("factor", sort=False)["chance"].mean().round(2)
     wide = summary.pivot_table(index="factor", columns=["condition", "feature"], values="score", aggfunc="first", sort=False)
@@ -148,19 +188,22 @@ else:
     info = probes.drop_duplicates("factor").set_index("factor")[["kind", "level", "metric"]]
     probe_table = info.join(chance).join(wide).reset_index()
     write_table(probe_table, f"{out_res}/05_factor_probes",
-                title=f"Linear probes of generating factors on fold 0's test-clip features, mean ± std over seeds ({tag}, λ={lam})")
+                title=f"Linear probes of generating factors on test-clip features, mean ± std over folds × seeds ({tag}, λ={lam})")
     fig = st.plot_factor_heatmap(probes)
     save_figure(fig, f"{out_fig}/05_factor_probes.png")
 probe_table if probes is not None else None
 
 # %% [markdown]
-# **Reading the results.** (1) If Soft-HGR stabilises training, the spread over seeds (fold 0) should
-# shrink; the spread over seeds × folds also contains the difference between subject folds, which no
-# loss removes. (2) Higher seed-to-seed CKA means the learned features depend less on the
-# initialisation. (3) The Soft-HGR term S(f, g) directly rewards correlated audio and visual features,
-# so its canonical correlations should be higher; trust the held-out-direction curve over the in-sample
-# one when the test clips are few compared with the feature dimension. (4) Emotion is the only factor
-# both modalities share: features trained toward common information should keep emotion and lose
-# modality-specific nuisances (gain, pose, lighting), most visibly in f and g. The smoke profile
-# trains for two epochs on a dozen test clips; only the default or paper profile gives numbers worth
-# reading.
+# **Reading the results.** (1) The spread over seeds is taken within a fold, so it is the part of
+# the variation a training objective could change; the pooled std also holds the differences
+# between subject folds, which no loss removes. (2) Seed-to-seed CKA near 1 means the features
+# depend little on the initialisation; the two conditions are compared unit by unit over the same
+# (fold, seed pair) units. (3) The Soft-HGR term S(f, g) directly rewards correlated audio and
+# visual features; trust the held-out-direction curve over the in-sample one when the test clips
+# are few compared with the feature dimension. (4) The shared factors are what a common-information
+# objective can reward: emotion, but also intensity, the statement and its syllable timing, and
+# the subject's speaking rate, none of which is the label. The modality-specific nuisances (gain,
+# pose, lighting, ...) are shared by nothing. Whether a difference between the conditions is larger
+# than the spread over folds and seed pairs is decided by the generated claims table,
+# `results/<tag>/claims.md`, not here. The smoke profile trains for two epochs on a dozen test
+# clips; only the default or paper profile gives numbers worth reading.

@@ -1,0 +1,107 @@
+"""The controls claims rest on: matched optimiser steps, the three split protocols, every fold x seed,
+UAR over the classes present, non-finite steps counted per run, a second corpus kept apart."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hgrlib.config import FeatureConfig
+from hgrlib.data.cache import FeatureCache
+from hgrlib.data.splits import make_split
+from hgrlib.evaluate import scores
+from hgrlib.experiment import fold_seed_runs, results_frame
+from hgrlib.profiles import get_profile, with_corpus_seed
+from hgrlib.train import epoch_order, fit
+
+
+def test_epoch_order_cycles_through_every_row_before_repeating_one():
+    plain = epoch_order(10, 8, seed=3, epoch=1)
+    assert list(plain) == list(np.random.default_rng([3, 1]).permutation(10)[:8])  # a plain epoch: one permutation
+    long = epoch_order(10, 27, seed=3, epoch=1)
+    assert len(long) == 27
+    for k in range(2):  # each block of 10 is a permutation: no row dropped, none seen twice before all once
+        assert sorted(long[10 * k : 10 * (k + 1)]) == list(range(10))
+    assert not np.array_equal(long[:10], long[10:20])
+
+
+def test_matched_steps_give_labeled_only_runs_the_steps_of_labeled_plus_unlabeled(tiny, tmp_path):
+    cfg, fs, _ = tiny
+    base = cfg.with_(train={"labeled_frac": 0.34, "batch_size": 8, "epochs": 1})
+    both = fit(base, fs, str(tmp_path), progress=False)
+    plain = fit(base.with_(train={"use_unlabeled": False}), fs, str(tmp_path), progress=False)
+    matched = fit(base.with_(train={"use_unlabeled": False, "match_steps": True}), fs, str(tmp_path), progress=False)
+    assert plain["n_train_segments"] == matched["n_train_segments"] < both["n_train_segments"]
+    assert plain["steps"] < both["steps"] == matched["steps"] == both["n_train_segments"] // 8
+    df = results_frame([both, plain, matched])
+    assert list(df["steps"]) == [both["steps"], plain["steps"], matched["steps"]]
+
+
+def test_nonfinite_steps_reach_the_run_table(tiny, tmp_path, monkeypatch):
+    import hgrlib.train as train
+
+    cfg, fs, _ = tiny
+    real, calls = train.joint_loss, []
+
+    def every_third_nan(*a, **k):
+        loss, parts = real(*a, **k)
+        calls.append(1)
+        return (loss * float("nan"), parts) if len(calls) % 3 == 0 else (loss, parts)
+
+    monkeypatch.setattr(train, "joint_loss", every_third_nan)
+    r = fit(cfg.with_(train={"epochs": 2, "batch_size": 8}), fs, str(tmp_path), progress=False)
+    df = results_frame([r])
+    assert df["nonfinite_steps"].iloc[0] == len(calls) // 3 > 0
+
+
+def test_uar_is_the_mean_recall_over_the_classes_present():
+    y = np.array([0, 0, 1, 1])
+    assert scores(y, y, n_classes=3)["uar"] == 1.0  # class 2 absent from the fold: not a recall of 0
+    s = scores(y, np.array([0, 0, 0, 1]), n_classes=3)
+    assert s["uar"] == pytest.approx(0.75) and s["acc"] == 0.75
+    assert np.array(s["confusion"]).shape == (3, 3)
+    assert scores(y, np.array([2, 2, 1, 1]), n_classes=3)["uar"] == pytest.approx(0.5)  # predicting an absent class
+
+
+def _toy(n_subjects=8, per=6):
+    subjects = [f"{s:02d}" for s in range(1, n_subjects + 1) for _ in range(per)]
+    return subjects, np.tile(np.arange(6), n_subjects)
+
+
+def test_random_protocols_train_on_as_many_segments_as_the_subject_protocol():
+    subjects, labels = _toy()
+    n_seg = 3
+    sizes = {}
+    for protocol in ("subject", "clip", "segment"):
+        sp = make_split(subjects, labels, n_seg, dataset="synthetic", protocol=protocol, n_folds=4, fold=1, seed=0)
+        assert len(set(sp.train) | set(sp.val) | set(sp.test)) == len(subjects) * n_seg  # a partition
+        assert not (set(sp.train) & set(sp.test)) and not (set(sp.val) & set(sp.test))
+        sizes[protocol] = (len(sp.train), len(sp.val), len(sp.test))
+    assert sizes["clip"] == sizes["segment"] == sizes["subject"]
+    clip = make_split(subjects, labels, n_seg, dataset="synthetic", protocol="clip", n_folds=4, fold=1, seed=0)
+    seg = make_split(subjects, labels, n_seg, dataset="synthetic", protocol="segment", n_folds=4, fold=1, seed=0)
+    clips = lambda idx: {i // n_seg for i in idx}  # noqa: E731
+    subj = lambda idx: {subjects[i // n_seg] for i in idx}  # noqa: E731
+    assert not (clips(clip.train) & clips(clip.test)) and subj(clip.train) & subj(clip.test)  # speakers shared, clips not
+    assert clips(seg.train) & clips(seg.test)  # segments of one clip on both sides
+    other = make_split(subjects, labels, n_seg, dataset="synthetic", protocol="clip", n_folds=4, fold=2, seed=0)
+    assert not np.array_equal(clip.test, other.test)  # fold indexes distinct draws
+
+
+def test_fold_seed_runs_cover_every_fold_with_every_seed(tiny):
+    cfg, fs, _ = tiny
+    cfgs = fold_seed_runs(cfg, [0, 1], fs)
+    pairs = [(c.train.fold, c.train.seed) for c in cfgs]
+    assert pairs == [(f, s) for f in range(3) for s in (0, 1)]
+
+
+def test_a_second_corpus_draw_has_its_own_folder_and_feature_cache(tmp_path):
+    p = get_profile("smoke")
+    r = with_corpus_seed(p, 1)
+    assert r.synthetic.seed == 1 and r.config.data.root != p.config.data.root
+    assert with_corpus_seed(p, p.synthetic.seed) is p
+    a = FeatureCache(tmp_path, "synthetic", FeatureConfig(), p.config.data.root)
+    b = FeatureCache(tmp_path, "synthetic", FeatureConfig(), r.config.data.root)
+    assert a.root != b.root
+    with pytest.raises(ValueError, match="synthetic"):
+        with_corpus_seed(get_profile("smoke", "ravdess", "/nowhere"), 1)
