@@ -116,12 +116,14 @@ def regime(cfg) -> str:
     return cca_regime(k, cfg.train.batch_size, loss.cca_ridge)[0]
 
 
-def baseline_plan(cfg, conditions: list[Condition], seeds, make_runs: Callable, chosen: dict[str, float] | None = None) -> pd.DataFrame:
+def baseline_plan(cfg, conditions: list[Condition], seeds, make_runs: Callable, chosen: dict[str, float] | None = None,
+                  select_runs: Callable | None = None) -> pd.DataFrame:
     """The runs of the baselines table, one row per distinct run: condition, objective, lam, regime,
     in_selection (a λ-selection run), selected (a final run of the condition's λ), config.
 
     `make_runs(cfg, seeds)` gives one Config per (fold, seed) (experiment.fold_seed_runs). Without `chosen`:
-    the selection runs only, every λ of each tuned condition's grid on `seeds[:1]`. With `chosen`
+    the selection runs only, every λ of each tuned condition's grid on `select_runs(cfg, seeds)` (default:
+    `make_runs` on `seeds[:1]`; notebook 07 passes experiment.seeded_runs, seed i on fold i). With `chosen`
     (objective → λ, select_lam): those and the final runs, each condition at its λ on every seed; a
     selection run that is also a final run (same config) is listed once, with both flags.
     """
@@ -136,7 +138,8 @@ def baseline_plan(cfg, conditions: list[Condition], seeds, make_runs: Callable, 
     for cond in conditions:
         if cond.tuned:
             for lam in cond.grid:
-                add(cond, lam, make_runs(cfg.with_(**cond.at(lam)), list(seeds)[:1]), True)
+                c = cfg.with_(**cond.at(lam))
+                add(cond, lam, select_runs(c, list(seeds)) if select_runs else make_runs(c, list(seeds)[:1]), True)
     if chosen is not None:
         for cond in conditions:
             if cond.tuned and cond.objective not in chosen:

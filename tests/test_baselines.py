@@ -92,6 +92,12 @@ def test_baseline_plan_gives_each_objective_its_grid_and_the_selected_flags():
         "cca": "CCA k=16 ≤ batch/4, ridge 0.001·tr/k: well-posed", "infonce": "InfoNCE: no covariance"}
     with pytest.raises(KeyError, match="no λ chosen"):
         B.baseline_plan(cfg, conds, (0,), _make_runs(4), chosen={"hgr": 0.1})
+    # notebook 07's design: selection on seed i at fold i, final runs on every fold x seed reuse them
+    diagonal = lambda cfg, seeds: [cfg.with_(train={"seed": int(s), "fold": i}) for i, s in enumerate(seeds)]  # noqa: E731
+    plan = B.baseline_plan(cfg, conds, (0, 1, 2), _make_runs(4), chosen, select_runs=diagonal)
+    sel = plan[plan["in_selection"]]
+    assert len(sel) == 3 * 3 * 3 and {(c.train.fold, c.train.seed) for c in sel["config"]} == {(0, 0), (1, 1), (2, 2)}
+    assert len(plan) == 27 + 5 * 12 - 3 * 3 and (plan[plan["selected"]].groupby("objective").size() == 12).all()
 
 
 def test_cca_regime_labels():

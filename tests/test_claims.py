@@ -115,7 +115,8 @@ def test_per_side_filters_pick_the_right_rows(tmp_path):
                       for k, f in enumerate((0.1, 0.25, 0.5), start=1)
                       for i, name in enumerate(("labeled + unlabeled (CE + Soft-HGR)", "labeled + unlabeled (CE, λ=0)"))])
     semi.to_csv(tmp_path / "03_semi_supervised_runs.csv", index=False)
-    effects = [r["effect"] for r in (evaluate(c, tmp_path) for c in CLAIMS if c.table == "03_semi_supervised_runs.csv")]
+    effects = [r["effect"] for r in (evaluate(c, tmp_path) for c in CLAIMS if c.table == "03_semi_supervised_runs.csv"
+                                     and c.b == "labeled + unlabeled (CE, λ=0)")]
     assert effects == pytest.approx([10.0, 20.0], abs=0.5)  # one line per claimed fraction (0.1, 0.25); 0.5 unclaimed
 
 
@@ -130,6 +131,9 @@ def fake_results(d) -> None:
     cka = table(a.rename(columns={"seed": "pair", "acc": "cka"}), b.rename(columns={"seed": "pair", "acc": "cka"}),
                 "fusion (CE + Soft-HGR)", "fusion (CE)", feature="z")
     cka.to_csv(d / "05_seed_cka_pairs.csv", index=False)
+    spread = pd.concat([b.assign(condition="fusion (CE)", acc_std=b["acc"] * 0.1 + 0.01),
+                        b.assign(condition="fusion (CE + Soft-HGR)", acc_std=b["acc"] * 0.1)])
+    spread[spread["seed"] == 0].to_csv(d / "05_score_spread.csv", index=False)  # one row per (condition, fold)
     proto = pd.concat([b.assign(protocol="subject"), a.assign(protocol="clip"), a.assign(protocol="segment", acc=a["acc"] + 0.05)])
     proto.assign(condition="fusion (CE + Soft-HGR)", seg_acc=proto["acc"]).to_csv(d / "07_protocols_runs.csv", index=False)
 
@@ -141,7 +145,8 @@ def test_every_claim_reads_its_table(tmp_path):
     missing = {"beats a CCA-style loss"} | {c.id for c in CLAIMS if c.table == "03_semi_supervised_runs.csv"}
     assert set(df.index[df["verdict"] == "not run"]) == missing
     ran = df.drop(index=list(missing))
-    assert (ran["n"] == 12).all() and (ran["dropped"] == 0).all()
+    assert (ran.drop(index="smaller spread over seeds")["n"] == 12).all() and (ran["dropped"] == 0).all()
+    assert df.loc["smaller spread over seeds", "n"] == 4  # one pair per fold
     assert df.loc["fusion beats visual only", "verdict"] == "contradicted"  # visual only = B + 10 > fusion = B + 5
     assert (ran.drop(index="fusion beats visual only")["verdict"] == "supported").all(), ran[["verdict", "effect"]]
     assert df.loc["segment leakage", "effect"] == pytest.approx(5.0)
@@ -194,3 +199,13 @@ def test_run_writes_claims_even_when_no_notebook_runs(tmp_path, monkeypatch):
     assert compare_results(out, other)[0] == []
     (other / "claims.csv").write_text((other / "claims.csv").read_text().replace("supported", "contradicted", 1))
     assert any(line.startswith("claims.csv") for line in compare_results(out, other)[0])
+
+
+def test_holm_adjusts_the_p_values_that_exist():
+    from hgrlib.claims import holm
+
+    p = np.array([0.01, np.nan, 0.04, 0.03, 0.5])
+    adj = holm(p)
+    # sorted 0.01, 0.03, 0.04, 0.5 (m = 4): 4*0.01, 3*0.03, max(0.09, 2*0.04), max(0.09, 1*0.5)
+    assert np.isnan(adj[1])
+    assert adj[[0, 3, 2, 4]] == pytest.approx([0.04, 0.09, 0.09, 0.5])

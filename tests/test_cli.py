@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+
+import numpy as np
+import pytest
 
 from hgrlib.cli import main
 
@@ -31,7 +35,10 @@ def test_prep_then_train_on_a_tiny_corpus(tiny, capsys, tmp_path):
     assert "already cached" in capsys.readouterr().out
     assert main(["train", *args, "--runs", str(tmp_path), "--lam", "0.1", "--epochs", "1"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert 0 <= out["acc"] <= 1 and out["run_dir"].startswith(str(tmp_path))
+    assert out["run_dir"].startswith(str(tmp_path))
+    saved = json.loads(open(os.path.join(out["run_dir"], "result.json")).read())
+    cm = np.array(saved["test"]["confusion"])
+    assert out["acc"] == saved["test"]["acc"] == pytest.approx(np.trace(cm) / cm.sum())  # what it prints is the run's score
 
 
 def test_set_overrides_and_config_file_round_trip(capsys, tmp_path):

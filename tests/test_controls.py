@@ -37,23 +37,6 @@ def test_matched_steps_give_labeled_only_runs_the_steps_of_labeled_plus_unlabele
     assert list(df["steps"]) == [both["steps"], plain["steps"], matched["steps"]]
 
 
-def test_nonfinite_steps_reach_the_run_table(tiny, tmp_path, monkeypatch):
-    import hgrlib.train as train
-
-    cfg, fs, _ = tiny
-    real, calls = train.joint_loss, []
-
-    def every_third_nan(*a, **k):
-        loss, parts = real(*a, **k)
-        calls.append(1)
-        return (loss * float("nan"), parts) if len(calls) % 3 == 0 else (loss, parts)
-
-    monkeypatch.setattr(train, "joint_loss", every_third_nan)
-    r = fit(cfg.with_(train={"epochs": 2, "batch_size": 8}), fs, str(tmp_path), progress=False)
-    df = results_frame([r])
-    assert df["nonfinite_steps"].iloc[0] == len(calls) // 3 > 0
-
-
 def test_uar_is_the_mean_recall_over_the_classes_present():
     y = np.array([0, 0, 1, 1])
     assert scores(y, y, n_classes=3)["uar"] == 1.0  # class 2 absent from the fold: not a recall of 0

@@ -29,7 +29,7 @@ runs_dir = "runs"
 figures_dir = "figures"
 results_dir = "results"
 lam = None  # λ of the paper's 3-pair Soft-HGR (None: the profile's)
-seeds = None  # list of seeds (None: the profile's); λ selection uses the first
+seeds = None  # list of seeds (None: the profile's); λ selection: seed i on fold i
 lam_grid = None  # λ candidates of each tuned pair objective (None: baselines.LAM_GRID)
 cca_dim = None  # dimensions of the CCA term (None: batch size // 4, its well-posed regime)
 n_batches = None  # mini-batches per cell of the study (None: 15 for smoke, 100 otherwise)
@@ -43,7 +43,7 @@ os.chdir(project_dir())
 import pandas as pd
 
 from hgrlib import baselines as B
-from hgrlib.experiment import fold_seed_runs, load_featureset, results_frame, run_features
+from hgrlib.experiment import fold_seed_runs, load_featureset, results_frame, run_features, seeded_runs
 from hgrlib.profiles import get_profile
 from hgrlib.report import save_figure, write_table
 
@@ -58,6 +58,7 @@ out_res, out_fig = f"{results_dir}/{tag}", f"{figures_dir}/{tag}"
 fs = load_featureset(cfg.data, cfg.features, cache_dir)
 d, batch = cfg.model.dim, cfg.train.batch_size
 make_runs = lambda c, s: fold_seed_runs(c, s, fs)  # noqa: E731  every subject fold × the given seeds
+select_runs = lambda c, s: seeded_runs(c, s, fs)  # noqa: E731  λ selection: seed i on fold i, like the exploratory grids
 
 # %% [markdown]
 # ## 1 · Baselines
@@ -75,22 +76,23 @@ make_runs = lambda c, s: fold_seed_runs(c, s, fs)  # noqa: E731  every subject f
 # batch ≤ d is not. The `regime` column says which regime each row trains in.
 #
 # **λ.** The objectives live on different scales, so each pair objective gets its λ from the same grid by the
-# same rule: every λ on the first seed on every subject fold, the λ with the best mean *validation* UAR
-# (ties: the smaller λ), then that λ on every fold × seed (its first-seed runs reused). Test scores play no
+# same rule: every λ with one run per seed (seed *i* on fold *i*, the exploratory design of notebook 04, whose
+# audio–visual pair row at λ = 0.1 these runs share), the λ with the best mean *validation* UAR (ties: the
+# smaller λ), then that λ on every fold × seed (its selection runs reused). Test scores play no
 # part in the choice. The selection table is a record of that choice, not a result.
 
 # %%
 conditions = B.baseline_conditions(lam, batch, lam_grid, cca_dim)
-selection_plan = B.baseline_plan(cfg, conditions, seeds, make_runs)
+selection_plan = B.baseline_plan(cfg, conditions, seeds, make_runs, select_runs=select_runs)
 _, selection_runs = B.run_plan(selection_plan, fs, runs_dir)
 chosen = B.select_lam(selection_runs)
 selection = B.lam_selection_table(selection_runs, chosen)
 write_table(selection, f"{out_res}/07_lam_selection",
-            title=f"λ selection (not a result): mean ± std validation UAR, %, seed {seeds[0]} on every subject fold; chosen: best mean, ties to the smaller λ ({tag})")
+            title=f"λ selection (not a result): mean ± std validation UAR, %, seed i on fold i; chosen: best mean, ties to the smaller λ ({tag})")
 selection[["objective", "lam", "runs", "runs_failed", "val_uar", "chosen"]]
 
 # %%
-plan = B.baseline_plan(cfg, conditions, seeds, make_runs, chosen)
+plan = B.baseline_plan(cfg, conditions, seeds, make_runs, chosen, select_runs=select_runs)
 results, runs = B.run_plan(plan, fs, runs_dir)  # a run that raises is flagged, not fatal
 table = B.baselines_table(runs)
 cols = ["condition", "lam", "runs", "acc", "uar", "seg_acc", "regime", "nonfinite_steps", "runs_failed"]
