@@ -5,9 +5,9 @@ objectives on mini-batches.
 Four parts:
 
 * `baseline_conditions` / `baseline_plan` / `select_lam`: the conditions of the baselines table and the λ
-  selection, the same budget for every tuned objective: each λ of a small grid on the first seed on every
-  subject fold, the λ with the best mean validation UAR chosen (ties: the smaller), then run on every
-  fold × seed (the first seed's runs reused). `regime` labels each condition's pair term.
+  selection, the same budget for every tuned objective: each λ of a small grid on the selection runs
+  (notebook 07: seed i on fold i), the λ with the best mean validation UAR chosen (ties: the smaller), then
+  run on every fold × seed (the selection runs reused). `regime` labels each condition's pair term.
 * `run_plan` / `baselines_table` / `lam_selection_table`: training that does not let one failed run crash
   the notebook, and the tables (the trainer skips non-finite steps and counts them: `nonfinite_steps`).
 * `protocol_table`: the paper's model under the subject, clip and segment protocols, and the paired
