@@ -15,10 +15,20 @@ METHODS = ("umap", "tsne")
 FEATURE_NAMES = {"f": "audio f", "g": "visual g", "z": "fused z"}
 
 
-def standardize(x: np.ndarray) -> np.ndarray:
-    """Zero mean, unit variance per column (constant columns are left at zero)."""
+def standardize(x: np.ndarray, drop_below: float | None = None) -> np.ndarray:
+    """Zero mean, unit variance per column over all rows; constant columns are left at zero.
+
+    With `drop_below`, columns whose std is below `drop_below` times the largest (e.g. ReLU units dead on
+    nearly every clip) are dropped instead: scaled by their tiny std, the one clip where such a unit
+    fires would dominate a linear probe (stability.probe_score).
+    """
     x = np.asarray(x, dtype=np.float64)
     sd = x.std(0)
+    if drop_below is not None:
+        keep = sd > drop_below * max(float(sd.max(initial=0.0)), 1e-300)
+        if not keep.any():
+            return np.zeros((len(x), 1))
+        x, sd = x[:, keep], sd[keep]
     return (x - x.mean(0)) / np.where(sd > 0, sd, 1.0)
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hgrlib.embeddings import standardize
 from hgrlib.evaluate import canonical_correlations, linear_cka
 
 FEATURE_KEYS = ("f", "g", "z")
@@ -385,24 +386,12 @@ def factor_table(root: str | Path, clip_ids, envelope: bool | None = None) -> pd
     return out
 
 
-def standardize(x: np.ndarray, rel_tol: float = 1e-6) -> np.ndarray:
-    """Columns centred and scaled to unit variance over all rows; columns whose std is below `rel_tol` times
-    the largest (e.g. ReLU units dead on nearly every clip) are dropped.
-
-    Done once over all clips rather than inside each cross-validation fold: a unit barely alive in
-    the training folds would otherwise be scaled up by its tiny training std, and one held-out clip
-    where it fires would get a prediction off by orders of magnitude (R² of -10^4 and worse).
-    """
-    x = np.asarray(x, dtype=np.float64)
-    sd = x.std(0)
-    keep = sd > rel_tol * max(float(sd.max(initial=0.0)), 1e-300)
-    return (x[:, keep] - x[:, keep].mean(0)) / sd[keep] if keep.any() else np.zeros((len(x), 1))
-
-
 def probe_score(x: np.ndarray, target, discrete: bool, folds: int = 5, seed: int = 0) -> tuple[float, float]:
     """(score, chance) of a cross-validated linear probe: accuracy vs majority-class rate, or R² vs 0.
 
-    Features standardised once over all the clips (`standardize`: no target involved); logistic
+    Features standardised once over all the clips, near-dead columns dropped (`embeddings.standardize`;
+    no target involved: done inside each fold, a unit barely alive in the training folds would be scaled
+    up by its tiny std and wreck the held-out prediction where it fires); logistic
     regression for a discrete target, ridge (alpha by inner leave-one-out) for a continuous one. The
     score is computed once on the pooled out-of-fold predictions of every clip (per-fold R² on a
     handful of clips is wildly unstable). Folds are shuffled with `seed` (clips are often stored
@@ -433,7 +422,7 @@ def probe_score(x: np.ndarray, target, discrete: bool, folds: int = 5, seed: int
         chance = 0.0
         cv = KFold(int(max(2, min(folds, len(t) // 2))), shuffle=True, random_state=seed)
         model = RidgeCV(alphas=np.logspace(-2, 4, 13))
-    x = standardize(x)
+    x = standardize(x, drop_below=1e-6)
     from threadpoolctl import threadpool_limits
 
     # one BLAS/OpenMP thread: many tiny fits, where threads spinning on a busy shared CPU only cost time

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from hgrlib import stability as st
+from hgrlib.embeddings import standardize
 
 
 def _feats(n=30, d=6, seed=0, parts=None):
@@ -276,8 +277,10 @@ def test_probe_score_is_not_thrown_by_a_barely_alive_unit():
         clean, _ = st.probe_score(x, t, discrete=False, seed=seed)
         spiked, _ = st.probe_score(np.c_[x, unit], t, discrete=False, seed=seed)
         assert clean > 0.3 and spiked == pytest.approx(clean, abs=0.1)
-    z = st.standardize(np.c_[x, np.zeros(n), unit * 0 + 1.0])
-    assert z.shape == (n, 4) and z.mean(0) == pytest.approx(0, abs=1e-12) and z.std(0) == pytest.approx(1)
+    z = standardize(np.c_[x, np.zeros(n), unit * 0 + 1.0, unit], drop_below=1e-6)
+    assert z.shape == (n, 5) and z.mean(0) == pytest.approx(0, abs=1e-12) and z.std(0) == pytest.approx(1)
+    kept = standardize(np.c_[x, np.zeros(n)])  # without drop_below (embeddings): constant columns stay, at zero
+    assert kept.shape == (n, 5) and (kept[:, 4] == 0).all()
 
 
 def test_probe_score_copes_with_tiny_or_constant_targets():
