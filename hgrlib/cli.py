@@ -1,4 +1,5 @@
-"""Command line: `hgrlib prep` fills the feature cache, `hgrlib train` runs one experiment."""
+"""Command line: `hgrlib prep` fills the feature cache, `hgrlib train` runs one experiment (also under torchrun:
+`python -m torch.distributed.run --nproc_per_node=2 -m hgrlib.distributed ...`, see hgrlib/distributed.py)."""
 
 from __future__ import annotations
 
@@ -70,16 +71,18 @@ def train_config(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from hgrlib.distributed import world
     from hgrlib.experiment import load_featureset
-    from hgrlib.train import fit
+    from hgrlib.runs import cached_fit
 
     cfg = train_config(args)
     if args.print_config:
         print(json.dumps(cfg.to_dict(), indent=2))
         return 0
     fs = load_featureset(cfg.data, cfg.features, args.cache)
-    r = fit(cfg, fs, args.runs)
-    print(json.dumps({k: r["test"][k] for k in ("acc", "uar", "seg_acc", "clip_acc")} | {"run_dir": r["run_dir"]}, indent=2))
+    r = cached_fit(cfg, fs, args.runs)
+    if world()[0] == 0:  # under torchrun, rank 0 speaks for all
+            print(json.dumps({k: r["test"][k] for k in ("acc", "uar", "seg_acc", "clip_acc")} | {"run_dir": r["run_dir"]}, indent=2))
     return 0
 
 

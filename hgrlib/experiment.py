@@ -16,7 +16,8 @@ from hgrlib.data.datasets import classes_for, index_dataset
 from hgrlib.data.records import DataError, IndexReport
 from hgrlib.data.splits import subject_folds
 from hgrlib.data.synthetic import SyntheticConfig, generate_corpus
-from hgrlib.train import FeatureSet, fit
+from hgrlib.runs import cached_fit
+from hgrlib.train import FeatureSet
 
 
 def prepare_data(
@@ -95,7 +96,7 @@ def run_all(cfgs: list[Config], fs: FeatureSet, runs_dir: str = "runs", progress
         out = []
         for c in tqdm(cfgs, desc="runs", unit="run", disable=not progress):
             try:
-                out.append(fit(c, fs, runs_dir, progress=progress))
+                out.append(cached_fit(c, fs, runs_dir, progress=progress))
             except catch as e:
                 out.append(e)
         return out
@@ -126,7 +127,7 @@ def _init_worker(fs: FeatureSet, threads: int) -> None:
 
 
 def _fit_in_worker(cfg: Config, runs_dir: str) -> dict:
-    return fit(cfg, _worker_fs[0], runs_dir, progress=False)
+    return cached_fit(cfg, _worker_fs[0], runs_dir, progress=False)
 
 
 def results_frame(results: list[dict], **labels: list) -> pd.DataFrame:

@@ -86,21 +86,6 @@ def correlation(f: Tensor, g: Tensor, kind: str, temperature: float = 0.1, cca_d
     raise ValueError(f"unknown correlation objective {kind!r}; use 'hgr', 'cca' or 'infonce'")
 
 
-def gather_batch(x: Tensor) -> Tensor:
-    """Concatenate a feature batch over all ranks, with gradients (identity when not distributed).
-
-    Soft-HGR's means and covariances are batch statistics: under data parallelism they must be
-    taken over the global batch, or the loss silently changes with the number of processes.
-    """
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return x
-    from torch.distributed.nn.functional import all_gather
-
-    return torch.cat(all_gather(x), dim=0)
-
-
 def joint_loss(out: dict[str, Tensor], y: Tensor, labeled: Tensor, cfg: LossConfig) -> tuple[Tensor, dict[str, float]]:
     """The paper's joint loss on a batch of segments.
 
@@ -122,8 +107,7 @@ def joint_loss(out: dict[str, Tensor], y: Tensor, labeled: Tensor, cfg: LossConf
     loss = cfg.w_ce * parts.get("ce", zero)
     loss = loss + cfg.w_ce_uni * (parts.get("ce_a", zero) + parts.get("ce_v", zero))
     if cfg.lam > 0:
-        corr = lambda a, b: correlation(gather_batch(a), gather_batch(b), cfg.corr, cfg.temperature,  # noqa: E731
-                                            cfg.cca_dim, cfg.cca_ridge)
+        corr = lambda a, b: correlation(a, b, cfg.corr, cfg.temperature, cfg.cca_dim, cfg.cca_ridge)  # noqa: E731
         common = zero
         if cfg.w_av > 0 and "f" in out and "g" in out and out["f"].shape[0] >= 2:
             parts["s_av"] = corr(out["f"], out["g"])

@@ -1,7 +1,9 @@
-"""Training: one run of one Config on a FeatureSet, supervised or semi-supervised, CPU or GPU.
+"""Training: one run of one Config on a FeatureSet, supervised or semi-supervised, CPU or GPU, one process
+or several under torchrun. `train_one_epoch` / `evaluate` / `fit`, as in torchvision's reference recipes;
+keying a run, reading a finished one back and the lock that trains it once live beside it, in hgrlib.runs.
 
-A run lives in runs/<config hash>/: checkpoint.pt after every epoch (resumed if interrupted),
-result.json when finished (a finished run is never redone), features.npz of the test clips.
+`fit` writes into its run folder: checkpoint.pt after every epoch (resumed if interrupted), then
+features.npz (clip-level features of every clip) and result.json.
 """
 
 from __future__ import annotations
@@ -13,19 +15,22 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from hgrlib.config import Config, config_hash
+from hgrlib.config import Config, LossConfig
 from hgrlib.data.splits import Split, make_split
+from hgrlib.distributed import gather_rows, global_batchnorm, shard, world
 from hgrlib.evaluate import clip_probs, scores
-from hgrlib.io import CorruptFile, read_sealed_json, write_sealed_json
+from hgrlib.io import read_sealed_json, write_sealed_json
 from hgrlib.losses import joint_loss
 from hgrlib.models import EmotionModel
-from hgrlib.provenance import TRAINING_LIBS, arrays_sha256, code_digest, file_sha256, library_versions
+from hgrlib.provenance import arrays_sha256, file_sha256
 
 
 @dataclass
@@ -53,36 +58,15 @@ class FeatureSet:
         return hashlib.sha256((names + values).encode()).hexdigest()[:16]
 
 
-def code_version() -> str:
-    """Digest of every hgrlib module a run imports (found from train.py's imports) and the shipped splits."""
-    return code_digest("hgrlib.train")
-
-
-def run_key(cfg: Config, fs: FeatureSet) -> dict:
-    """Everything that makes a run's numbers: config, data (every feature byte), code, libraries, execution."""
-    return cfg.to_dict() | {"data": fs.fingerprint, "code": code_version(), "libs": library_versions(TRAINING_LIBS),
-                            "exec": execution_key(cfg)}
-
-
 def pick_device(pref: str = "auto") -> torch.device:
     """CUDA when present (or asked for), else the CPU."""
     if pref == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        pref = "cuda" if torch.cuda.is_available() else "cpu"
     if pref == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device='cuda' asked for, but no CUDA device is available")
+    if pref == "cuda" and world()[1] > 1:  # under torchrun: this rank's GPU
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     return torch.device(pref)
-
-
-def execution_key(cfg: Config) -> str:
-    """What besides the config changes a run's numbers: the device type, and on the CPU the thread count.
-
-    Floating-point sums are split differently over 1 or 2 threads; over a run that moves its accuracy
-    by a point or two (measured: benchmarks/README.md), so runs with different thread counts are kept apart.
-    """
-    device = pick_device(cfg.train.device)
-    if device.type != "cpu":
-        return device.type
-    return f"cpu-{cfg.train.threads or torch.get_num_threads()}threads"
 
 
 def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
@@ -142,7 +126,7 @@ def predict(model: EmotionModel, batcher: Batcher, idx: np.ndarray, batch_size: 
     return res
 
 
-def evaluate_split(model: EmotionModel, batcher: Batcher, idx: np.ndarray, fs: FeatureSet, protocol: str) -> dict:
+def evaluate(model: EmotionModel, batcher: Batcher, idx: np.ndarray, fs: FeatureSet, protocol: str) -> dict:
     """Segment- and clip-level scores on `idx`; the headline (acc, uar) is clip-level under `subject`."""
     pred = predict(model, batcher, idx)
     y_seg = fs.labels[idx // fs.n_segments]
@@ -152,43 +136,11 @@ def evaluate_split(model: EmotionModel, batcher: Batcher, idx: np.ndarray, fs: F
     clip = scores(fs.labels[clips], p.argmax(1), c)
     head = clip if protocol == "subject" else seg
     return {"acc": head["acc"], "uar": head["uar"], "confusion": head["confusion"], "seg_acc": seg["acc"],
-            "seg_uar": seg["uar"], "clip_acc": clip["acc"], "clip_uar": clip["uar"], "_pred": pred, "_clips": clips}
-
-
-def fit(cfg: Config, fs: FeatureSet, runs_dir: str = "runs", progress: bool = True) -> dict:
-    """Train, select the epoch with the best validation UAR, test it; cached under the hash of `run_key`."""
-    run_dir = os.path.join(runs_dir, config_hash(run_key(cfg, fs)))
-    result_file = os.path.join(run_dir, "result.json")
-    if (done := read_result(run_dir)) is not None:
-        return done
-    os.makedirs(run_dir, exist_ok=True)
-    with _run_lock(run_dir):  # two notebooks run in parallel (-j) may ask for the same run
-        if (done := read_result(run_dir)) is not None:
-            return done
-        with _torch_threads(cfg.train.threads):
-            return _fit(cfg, fs, run_dir, result_file, progress)
-
-
-def read_result(run_dir: str) -> dict | None:
-    """A finished run's result, checked (result.json's checksum, and features.npz's against it); None if
-    there is none. A damaged one is reported by path and removed, so the run is trained again."""
-    result_file = os.path.join(run_dir, "result.json")
-    if not os.path.exists(result_file):
-        return None
-    try:
-        result = read_sealed_json(result_file)
-        feats = os.path.join(run_dir, "features.npz")
-        if not os.path.exists(feats) or file_sha256(feats) != result.get("features_sha256"):
-            raise CorruptFile(f"{feats}: missing or does not match its result.json")
-    except CorruptFile as e:
-        print(f"{e}; training this run again", file=sys.stderr)
-        os.remove(result_file)
-        return None
-    return result
+            "seg_uar": seg["uar"], "clip_acc": clip["acc"], "clip_uar": clip["uar"]}
 
 
 @contextlib.contextmanager
-def _torch_threads(n: int):
+def torch_threads(n: int):
     """Run with `n` torch CPU threads (0: as they are), then restore the caller's count."""
     prev = torch.get_num_threads()
     if n:
@@ -197,28 +149,6 @@ def _torch_threads(n: int):
         yield
     finally:
         torch.set_num_threads(prev)
-
-
-@contextlib.contextmanager
-def _run_lock(run_dir: str, poll: float = 2.0):
-    """An exclusive lock file in the run folder; a lock left by a dead process is taken over."""
-    lock = os.path.join(run_dir, ".lock")
-    while True:
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            os.write(fd, str(os.getpid()).encode())
-            os.close(fd)
-            break
-        except FileExistsError:
-            try:
-                os.kill(int(open(lock).read() or 0), 0)
-                time.sleep(poll)
-            except (ProcessLookupError, ValueError):
-                os.remove(lock)
-    try:
-        yield
-    finally:
-        os.remove(lock)
 
 
 def steps_per_epoch(n_train: int, n_used: int, tc) -> int:
@@ -238,10 +168,52 @@ def epoch_order(n: int, length: int, seed: int, epoch: int) -> np.ndarray:
     return np.concatenate(perms)[:length] if perms else np.zeros(0, dtype=np.int64)
 
 
-def _fit(cfg: Config, fs: FeatureSet, run_dir: str, result_file: str, progress: bool) -> dict:
+def train_one_epoch(model: EmotionModel, forward: Callable, opt: torch.optim.Optimizer, sched, batcher: Batcher,
+                    batches: list[tuple[np.ndarray, np.ndarray]], loss_cfg: LossConfig,
+                    mixed: contextlib.AbstractContextManager) -> dict[str, float]:
+    """One optimiser step per global batch (segment indices, labeled mask); the epoch's mean loss parts and
+    the count of skipped steps. A step whose loss or gradient is not finite (e.g. a CCA-style loss on a
+    singular batch) makes no update; the schedule still advances. Under torchrun each rank forwards its
+    shard and the loss is that of the whole batch (hgrlib.distributed)."""
+    rank, size = world()
+    model.train()
+    sums: dict[str, float] = {}
+    nonfinite = 0
+    for rows, lab in batches:
+        a, v, y = batcher(shard(rows, rank, size))
+        with mixed:
+            out = forward(*_inputs(model, a, v), y)
+        out = {k: gather_rows(x).float() for k, x in out.items()}  # the losses' moments and covariances in fp32
+        y, labeled = gather_rows(y), torch.from_numpy(lab).to(y.device)
+        try:
+            loss, parts = joint_loss(out, y, labeled, loss_cfg)
+        except torch.linalg.LinAlgError:  # a singular covariance (CCA-style loss): a non-finite step
+            loss, parts = torch.tensor(float("nan")), {}
+        opt.zero_grad(set_to_none=True)
+        if torch.isfinite(loss):
+            loss.backward()
+        if not torch.isfinite(loss) or not torch.isfinite(torch.nn.utils.clip_grad_norm_(model.parameters(), float("inf"))):
+            nonfinite += 1
+            opt.zero_grad(set_to_none=True)
+            sched.step()
+            continue
+        opt.step()
+        sched.step()
+        for k, x in parts.items():
+            sums[k] = sums.get(k, 0.0) + x / len(batches)
+    return sums | {"nonfinite_steps": nonfinite}
+
+
+def fit(cfg: Config, fs: FeatureSet, run_dir: str, progress: bool = True, key: dict | None = None) -> dict:
+    """Train, keep the epoch with the best validation UAR, test it; write features.npz and result.json to
+    `run_dir` and return the result. Resumes from run_dir/checkpoint.pt. Under torchrun every rank calls it
+    with the same arguments; rank 0 evaluates and writes, and every rank returns what it wrote.
+    `key`: what the run is keyed by (hgrlib.runs), recorded in result.json."""
     t0 = time.perf_counter()
     tc = cfg.train
+    rank, size = world()
     device = pick_device(tc.device)
+    os.makedirs(run_dir, exist_ok=True)
     seed_everything(tc.seed)
     split = make_split(fs.subjects, fs.labels, fs.n_segments, dataset=fs.dataset, protocol=tc.protocol,
                        n_folds=tc.n_folds, fold=tc.fold, seed=tc.seed, labeled_frac=tc.labeled_frac)
@@ -249,75 +221,97 @@ def _fit(cfg: Config, fs: FeatureSet, run_dir: str, result_file: str, progress: 
     labeled = split.labeled if tc.use_unlabeled else np.ones(len(train_idx), bool)
     batcher = Batcher(fs, split.train, device)
     model = EmotionModel(len(fs.classes), fs.audio.shape[2], fs.faces.shape[2], cfg.model).to(device)
-    forward = torch.compile(model) if tc.compile else model  # shares the parameters; eval stays eager
+    forward: Callable = model
+    if size > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        torch.manual_seed(int(np.random.SeedSequence([tc.seed, rank]).generate_state(1)[0]))  # own dropout masks
+        # find_unused_parameters: with lam = 0 (or w_ce_uni = 0) h(y) (or the per-modality heads) gets no gradient
+        forward = DistributedDataParallel(global_batchnorm(model), device_ids=[device.index] if device.type == "cuda" else None,
+                                          find_unused_parameters=True)
+    forward = torch.compile(forward) if tc.compile else forward  # shares the parameters; eval stays eager
     mixed = autocast(device, tc.amp)  # checked and built once; entered around every training forward
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     n_batches = steps_per_epoch(len(split.train), len(train_idx), tc)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=tc.epochs * max(1, n_batches), pct_start=0.2)
-    state = {"epoch": 0, "best_uar": -1.0, "best": None, "history": []}
     ckpt = os.path.join(run_dir, "checkpoint.pt")
-    if os.path.exists(ckpt):  # resume an interrupted run
-        try:
-            saved = torch.load(ckpt, map_location=device, weights_only=False)
-            model.load_state_dict(saved["model"]), opt.load_state_dict(saved["opt"]), sched.load_state_dict(saved["sched"])
-            state = saved["state"]
-            torch.set_rng_state(saved["rng"])
-        except Exception as e:  # a damaged checkpoint (e.g. a disk filled mid-write elsewhere): start over
-            print(f"{ckpt}: cannot resume from it ({type(e).__name__}: {e}); training from the start", file=sys.stderr)
-            os.remove(ckpt)
-            return _fit(cfg, fs, run_dir, result_file, progress)
+    state = _resume(ckpt, model, opt, sched, device)
+    if state is None:  # a damaged checkpoint: start over
+        return fit(cfg, fs, run_dir, progress, key)
     bar = tqdm(range(state["epoch"], tc.epochs), desc=f"train {cfg.model.modalities} lam={cfg.loss.lam} seed={tc.seed}",
-               unit="epoch", disable=not progress, leave=False)
+               unit="epoch", disable=not progress or rank > 0, leave=False)
     for epoch in bar:
-        model.train()
         order = epoch_order(len(train_idx), n_batches * tc.batch_size, tc.seed, epoch)  # same order after a resume
-        sums: dict[str, float] = {}
-        nonfinite = 0
-        for b in range(n_batches):
-            sel = order[b * tc.batch_size : (b + 1) * tc.batch_size]
-            a, v, y = batcher(train_idx[sel])
-            with mixed:
-                out = forward(*_inputs(model, a, v), y)
-            out = {k: x.float() for k, x in out.items()}  # the losses' moments and covariances in fp32
-            try:
-                loss, parts = joint_loss(out, y, torch.from_numpy(labeled[sel]).to(device), cfg.loss)
-            except torch.linalg.LinAlgError:  # eigh of a singular covariance (CCA-style loss): a non-finite step
-                loss, parts = torch.tensor(float("nan")), {}
-            opt.zero_grad(set_to_none=True)
-            if torch.isfinite(loss):
-                loss.backward()
-            # e.g. a CCA-style loss on a singular batch: a non-finite loss or gradient skips the update, counted
-            if not torch.isfinite(loss) or not torch.isfinite(torch.nn.utils.clip_grad_norm_(model.parameters(), float("inf"))):
-                nonfinite += 1
-                opt.zero_grad(set_to_none=True)
-                sched.step()
-                continue
-            opt.step()
-            sched.step()
-            for k, x in parts.items():
-                sums[k] = sums.get(k, 0.0) + x / n_batches
-        val = evaluate_split(model, batcher, split.val, fs, tc.protocol)
-        state["history"].append({"epoch": epoch + 1, **sums, "nonfinite_steps": nonfinite, "val_acc": val["acc"], "val_uar": val["uar"]})
-        if val["uar"] > state["best_uar"]:
-            state["best_uar"] = val["uar"]
-            state["best"] = {k: t.detach().cpu().clone() for k, t in model.state_dict().items()}
+        batches = [(train_idx[s], labeled[s]) for s in np.split(order, n_batches)] if n_batches else []
+        sums = train_one_epoch(model, forward, opt, sched, batcher, batches, cfg.loss, mixed)
         state["epoch"] = epoch + 1
-        bar.set_postfix(loss=f"{sums.get('loss', 0):.3f}", val_uar=f"{val['uar']:.3f}")
-        tmp = ckpt + ".part"
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "state": state,
-                    "rng": torch.get_rng_state()}, tmp)
-        os.replace(tmp, ckpt)
-    model.load_state_dict(state["best"])
-    test = evaluate_split(model, batcher, split.test, fs, tc.protocol)
-    test.pop("_pred"), test.pop("_clips")
-    feats_file = _save_features(run_dir, model, batcher, split, fs)
-    result = {"config": cfg.to_dict(), "key": run_key(cfg, fs), "features_sha256": file_sha256(feats_file), "test": test, "history": state["history"], "best_val_uar": state["best_uar"],
-              "n_train_segments": int(len(train_idx)), "n_labeled_segments": int(labeled.sum()), "steps": tc.epochs * n_batches,
-              "n_test_segments": int(len(split.test)), "test_subjects": split.test_subjects,
-              "device": str(device), "threads": torch.get_num_threads(), "seconds": time.perf_counter() - t0, "run_dir": run_dir}
-    write_sealed_json(result_file, result)
-    os.remove(ckpt)
-    return result
+        rngs = _rng_states(device)
+        if rank == 0:
+            val = evaluate(model, batcher, split.val, fs, tc.protocol)
+            state["history"].append({"epoch": epoch + 1, **sums, "val_acc": val["acc"], "val_uar": val["uar"]})
+            if val["uar"] > state["best_uar"]:
+                state["best_uar"] = val["uar"]
+                state["best"] = {k: t.detach().cpu().clone() for k, t in model.state_dict().items()}
+            bar.set_postfix(loss=f"{sums.get('loss', 0):.3f}", val_uar=f"{val['uar']:.3f}")
+            tmp = ckpt + ".part"
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "state": state,
+                        "rng": rngs}, tmp)
+            os.replace(tmp, ckpt)
+    result_file = os.path.join(run_dir, "result.json")
+    if rank == 0:
+        model.load_state_dict(state["best"])
+        test = evaluate(model, batcher, split.test, fs, tc.protocol)
+        feats_file = _save_features(run_dir, model, batcher, split, fs)
+        result = {"config": cfg.to_dict(), "key": key or {}, "features_sha256": file_sha256(feats_file), "test": test,
+                  "history": state["history"], "best_val_uar": state["best_uar"],
+                  "n_train_segments": int(len(train_idx)), "n_labeled_segments": int(labeled.sum()), "steps": tc.epochs * n_batches,
+                  "n_test_segments": int(len(split.test)), "test_subjects": split.test_subjects, "device": str(device),
+                  "threads": torch.get_num_threads(), "world_size": size, "seconds": time.perf_counter() - t0, "run_dir": run_dir}
+        write_sealed_json(result_file, result)
+        os.remove(ckpt)
+    if size == 1:
+        return result
+    dist.barrier()
+    return read_sealed_json(result_file)
+
+
+def _rng_states(device: torch.device) -> list:
+    """Every rank's random-number state (CPU, and the GPU's when training there), in rank order."""
+    mine = {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+    if world()[1] == 1:
+        return [mine]
+    states: list = [None] * world()[1]
+    dist.all_gather_object(states, mine)
+    return states
+
+
+def _resume(ckpt: str, model: EmotionModel, opt, sched, device: torch.device) -> dict | None:
+    """The training state to go on from: a fresh one, or the checkpoint's (loading model, optimiser, schedule
+    and this rank's random state). None when the checkpoint is damaged: it is removed, the caller restarts."""
+    fresh = {"epoch": 0, "best_uar": -1.0, "best": None, "history": []}
+    rank, size = world()
+    if size > 1:
+        dist.barrier()  # rank 0 may be replacing the checkpoint of a run it is restarting
+    if not os.path.exists(ckpt):
+        return fresh
+    try:
+        saved = torch.load(ckpt, map_location=device, weights_only=False)
+        model.load_state_dict(saved["model"]), opt.load_state_dict(saved["opt"]), sched.load_state_dict(saved["sched"])
+        rng = saved["rng"][rank]
+        torch.set_rng_state(rng["cpu"])
+        if rng["cuda"] is not None and device.type == "cuda":
+            torch.cuda.set_rng_state(rng["cuda"], device)
+        ok, state = True, saved["state"]
+    except Exception as e:  # e.g. a disk filled mid-write elsewhere
+        print(f"{ckpt}: cannot resume from it ({type(e).__name__}: {e}); training from the start", file=sys.stderr)
+        ok, state = False, None
+    if size > 1:
+        flag = torch.tensor([float(ok)])
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        ok = bool(flag.item())
+    if not ok and rank == 0:
+        os.remove(ckpt)
+    return state if ok else None
 
 
 def _save_features(run_dir: str, model: EmotionModel, batcher: Batcher, split: Split, fs: FeatureSet) -> str:

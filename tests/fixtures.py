@@ -204,3 +204,18 @@ def make_baum1s_fixture(root: str | Path, subjects=(1, 2), annotation: str = "cs
     lines += [delim.join(r) for r in rows]
     (root / f"Annotations_BAUM1s.{annotation}").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return root
+
+
+def random_featureset(n: int = 96, s: int = 2):
+    """A FeatureSet of random features (12 subjects, 6 classes; audio shifted by the label so a little is
+    learnable) with tiny shapes: audio (n, s, 1, 24, 16), faces (n, s, 3, 16, 16, 3). For training tests
+    that need no media."""
+    from hgrlib.train import FeatureSet
+
+    r = np.random.default_rng(0)
+    labels = r.integers(0, 6, n)
+    audio = r.normal(size=(n, s, 1, 24, 16)) + labels[:, None, None, None, None] * 0.3
+    return FeatureSet(clip_ids=[f"c{i}" for i in range(n)], subjects=[f"{i % 12 + 1:02d}" for i in range(n)],
+                      labels=labels, classes=("anger", "disgust", "fear", "happiness", "sadness", "surprise"),
+                      audio=audio.astype(np.float16), faces=r.integers(0, 256, (n, s, 3, 16, 16, 3), dtype=np.uint8),
+                      dataset="synthetic")

@@ -14,7 +14,7 @@ import hgrlib.provenance as provenance
 from hgrlib.data.cache import FeatureCache, load_features, prepare
 from hgrlib.data.datasets import index_dataset
 from hgrlib.io import CorruptFile, read_sealed_json, write_sealed_json
-from hgrlib.train import fit, run_key
+from hgrlib.runs import cached_fit, run_key
 
 
 def test_code_digest_follows_imports_and_covers_the_split_files(tmp_path, monkeypatch):
@@ -44,7 +44,7 @@ def test_code_digest_follows_imports_and_covers_the_split_files(tmp_path, monkey
 
 
 def test_run_key_changes_with_each_input_and_only_then(tiny, monkeypatch):
-    import hgrlib.train as train
+    import hgrlib.runs as runs
 
     cfg, fs, _ = tiny
     key = run_key(cfg, fs)
@@ -54,56 +54,56 @@ def test_run_key_changes_with_each_input_and_only_then(tiny, monkeypatch):
     other.audio[3, 1, 0, 5, 7] += np.float16(0.5)  # one feature value of one clip
     assert run_key(cfg, other)["data"] != key["data"]
     assert run_key(cfg, dataclasses.replace(fs, feature_key="synthetic-other"))["data"] != key["data"]
-    monkeypatch.setattr(train, "code_version", lambda: "edited")
+    monkeypatch.setattr(runs, "code_version", lambda: "edited")
     assert run_key(cfg, fs)["code"] != key["code"]
-    monkeypatch.setattr(train, "library_versions", lambda names: {"torch": "9.9"})
+    monkeypatch.setattr(runs, "library_versions", lambda names: {"torch": "9.9"})
     assert run_key(cfg, fs)["libs"] != key["libs"]
 
 
 def test_fit_is_reused_when_unchanged_and_redone_when_an_input_changes(tiny, tmp_path, monkeypatch):
-    import hgrlib.train as train
+    import hgrlib.runs as runs
 
     cfg, fs, _ = tiny
     cfg = cfg.with_(train={"epochs": 1})
-    first = fit(cfg, fs, str(tmp_path), progress=False)
-    assert fit(cfg, fs, str(tmp_path), progress=False)["seconds"] == first["seconds"]  # read back
+    first = cached_fit(cfg, fs, str(tmp_path), progress=False)
+    assert cached_fit(cfg, fs, str(tmp_path), progress=False)["seconds"] == first["seconds"]  # read back
     edited = dataclasses.replace(fs, faces=fs.faces.copy())
     edited.faces[0, 0, 0, 0, 0, 0] ^= 1
-    assert fit(cfg, edited, str(tmp_path), progress=False)["run_dir"] != first["run_dir"]
-    monkeypatch.setattr(train, "code_version", lambda: "edited")
-    assert fit(cfg, fs, str(tmp_path), progress=False)["run_dir"] != first["run_dir"]
+    assert cached_fit(cfg, edited, str(tmp_path), progress=False)["run_dir"] != first["run_dir"]
+    monkeypatch.setattr(runs, "code_version", lambda: "edited")
+    assert cached_fit(cfg, fs, str(tmp_path), progress=False)["run_dir"] != first["run_dir"]
 
 
 def test_damaged_result_or_features_are_reported_and_the_run_retrained(tiny, tmp_path, capfd):
     cfg, fs, _ = tiny
     cfg = cfg.with_(train={"epochs": 1})
-    first = fit(cfg, fs, str(tmp_path), progress=False)
+    first = cached_fit(cfg, fs, str(tmp_path), progress=False)
     result_file = os.path.join(first["run_dir"], "result.json")
     text = open(result_file).read()
     open(result_file, "w").write(text[: len(text) // 2])  # truncated
-    again = fit(cfg, fs, str(tmp_path), progress=False)
+    again = cached_fit(cfg, fs, str(tmp_path), progress=False)
     assert "result.json" in capfd.readouterr().err and again["seconds"] != first["seconds"]
     assert again["test"] == first["test"]  # same numbers: the run is deterministic
     edited = json.loads(open(result_file).read())
     edited["test"]["acc"] = 0.99  # a hand-edited number no longer matches the checksum
     open(result_file, "w").write(json.dumps(edited))
-    third = fit(cfg, fs, str(tmp_path), progress=False)
+    third = cached_fit(cfg, fs, str(tmp_path), progress=False)
     assert third["test"]["acc"] == first["test"]["acc"] and "checksum" in capfd.readouterr().err
     with open(os.path.join(first["run_dir"], "features.npz"), "r+b") as fh:
         fh.seek(100)
         fh.write(b"\0\0\0\0")
-    fourth = fit(cfg, fs, str(tmp_path), progress=False)
+    fourth = cached_fit(cfg, fs, str(tmp_path), progress=False)
     assert "features.npz" in capfd.readouterr().err and fourth["seconds"] != third["seconds"]
 
 
 def test_damaged_checkpoint_restarts_the_run(tiny, tmp_path, capfd):
     cfg, fs, _ = tiny
     cfg = cfg.with_(train={"epochs": 1})
-    whole = fit(cfg, fs, str(tmp_path / "a"), progress=False)
+    whole = cached_fit(cfg, fs, str(tmp_path / "a"), progress=False)
     run_dir = tmp_path / "b" / os.path.basename(whole["run_dir"])
     run_dir.mkdir(parents=True)
     (run_dir / "checkpoint.pt").write_bytes(b"PK\x03\x04 half a checkpoint")
-    r = fit(cfg, fs, str(tmp_path / "b"), progress=False)
+    r = cached_fit(cfg, fs, str(tmp_path / "b"), progress=False)
     assert "checkpoint.pt" in capfd.readouterr().err and r["test"] == whole["test"]
 
 

@@ -12,7 +12,8 @@ from hgrlib.data.splits import make_split
 from hgrlib.evaluate import scores
 from hgrlib.experiment import fold_seed_runs, results_frame
 from hgrlib.profiles import get_profile, with_corpus_seed
-from hgrlib.train import epoch_order, fit
+from hgrlib.runs import cached_fit
+from hgrlib.train import epoch_order
 
 
 def test_epoch_order_cycles_through_every_row_before_repeating_one():
@@ -28,9 +29,9 @@ def test_epoch_order_cycles_through_every_row_before_repeating_one():
 def test_matched_steps_give_labeled_only_runs_the_steps_of_labeled_plus_unlabeled(tiny, tmp_path):
     cfg, fs, _ = tiny
     base = cfg.with_(train={"labeled_frac": 0.34, "batch_size": 8, "epochs": 1})
-    both = fit(base, fs, str(tmp_path), progress=False)
-    plain = fit(base.with_(train={"use_unlabeled": False}), fs, str(tmp_path), progress=False)
-    matched = fit(base.with_(train={"use_unlabeled": False, "match_steps": True}), fs, str(tmp_path), progress=False)
+    both = cached_fit(base, fs, str(tmp_path), progress=False)
+    plain = cached_fit(base.with_(train={"use_unlabeled": False}), fs, str(tmp_path), progress=False)
+    matched = cached_fit(base.with_(train={"use_unlabeled": False, "match_steps": True}), fs, str(tmp_path), progress=False)
     assert plain["n_train_segments"] == matched["n_train_segments"] < both["n_train_segments"]
     assert plain["steps"] < both["steps"] == matched["steps"] == both["n_train_segments"] // 8
     df = results_frame([both, plain, matched])

@@ -16,7 +16,7 @@ from hgrlib.data.features import audio_segments, key_frame_times, log_mel, segme
 from hgrlib.data.splits import make_split
 from hgrlib.experiment import mean_std, results_frame, seeded_runs
 from hgrlib.io import read_json
-from hgrlib.train import fit
+from hgrlib.runs import cached_fit
 
 
 def test_log_mel_matches_librosa_with_the_same_padding():
@@ -99,11 +99,11 @@ def test_subject_split_is_subject_independent_and_segment_split_is_not():
 def test_fit_is_deterministic_cached_and_resumable(tiny, tmp_path):
     cfg, fs, _ = tiny
     cfg = cfg.with_(loss={"lam": 0.1})
-    r1 = fit(cfg, fs, str(tmp_path / "a"), progress=False)
-    r2 = fit(cfg, fs, str(tmp_path / "b"), progress=False)
+    r1 = cached_fit(cfg, fs, str(tmp_path / "a"), progress=False)
+    r2 = cached_fit(cfg, fs, str(tmp_path / "b"), progress=False)
     assert r1["history"] == r2["history"] and r1["test"]["confusion"] == r2["test"]["confusion"]
     assert {"s_av", "s_ay", "s_vy", "ce", "nonfinite_steps"} <= set(r1["history"][0])
-    again = fit(cfg, fs, str(tmp_path / "a"), progress=False)  # read back, not re-trained
+    again = cached_fit(cfg, fs, str(tmp_path / "a"), progress=False)  # read back, not re-trained
     assert again["seconds"] == r1["seconds"]
     assert os.path.exists(os.path.join(r1["run_dir"], "features.npz"))
 
@@ -113,8 +113,8 @@ def test_interrupted_fit_resumes_from_its_checkpoint(tiny, tmp_path, monkeypatch
 
     cfg, fs, _ = tiny
     cfg = cfg.with_(loss={"lam": 0.1})
-    whole = fit(cfg, fs, str(tmp_path / "whole"), progress=False)
-    real, calls = train.evaluate_split, []
+    whole = cached_fit(cfg, fs, str(tmp_path / "whole"), progress=False)
+    real, calls = train.evaluate, []
 
     def interrupt_in_epoch_two(*a, **k):
         calls.append(1)
@@ -122,11 +122,11 @@ def test_interrupted_fit_resumes_from_its_checkpoint(tiny, tmp_path, monkeypatch
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(train, "evaluate_split", interrupt_in_epoch_two)
+    monkeypatch.setattr(train, "evaluate", interrupt_in_epoch_two)
     with pytest.raises(KeyboardInterrupt):
-        fit(cfg, fs, str(tmp_path / "cut"), progress=False)
-    monkeypatch.setattr(train, "evaluate_split", real)
-    resumed = fit(cfg, fs, str(tmp_path / "cut"), progress=False)
+        cached_fit(cfg, fs, str(tmp_path / "cut"), progress=False)
+    monkeypatch.setattr(train, "evaluate", real)
+    resumed = cached_fit(cfg, fs, str(tmp_path / "cut"), progress=False)
     assert resumed["history"] == whole["history"]
     assert resumed["test"]["confusion"] == whole["test"]["confusion"]
 
@@ -136,7 +136,7 @@ def test_semi_supervised_and_unimodal_runs(tiny, tmp_path):
     runs = seeded_runs(cfg.with_(loss={"lam": 0.1}, train={"labeled_frac": 0.34}), [0], fs)
     runs += seeded_runs(cfg.with_(model={"modalities": "a"}), [0], fs)
     runs += seeded_runs(cfg.with_(model={"modalities": "v"}, train={"protocol": "segment"}), [0], fs)
-    results = [fit(c, fs, str(tmp_path), progress=False) for c in runs]
+    results = [cached_fit(c, fs, str(tmp_path), progress=False) for c in runs]
     assert results[0]["n_labeled_segments"] < results[0]["n_train_segments"]
     df = results_frame(results, condition=["semi", "audio", "visual"])
     table = mean_std(df, ["condition"])
@@ -159,7 +159,7 @@ def test_nonfinite_loss_skips_the_update_and_is_counted(tiny, tmp_path, monkeypa
         return (loss * float("nan"), parts) if len(calls) % 2 else (loss, parts)
 
     monkeypatch.setattr(train, "joint_loss", every_other_nan)
-    r = fit(cfg.with_(train={"epochs": 1, "batch_size": 8}), fs, str(tmp_path), progress=False)
+    r = cached_fit(cfg.with_(train={"epochs": 1, "batch_size": 8}), fs, str(tmp_path), progress=False)
     assert r["history"][0]["nonfinite_steps"] == (len(calls) + 1) // 2 > 0
     assert np.isfinite(r["history"][0]["loss"])
     assert results_frame([r])["nonfinite_steps"].iloc[0] == (len(calls) + 1) // 2  # reaches the run tables
@@ -200,15 +200,15 @@ def test_parallel_grid_gives_the_runs_of_a_sequential_one(tiny, tmp_path):
 def test_thread_count_is_part_of_a_runs_identity(tiny, tmp_path):
     import torch
 
-    from hgrlib.train import execution_key
+    from hgrlib.runs import execution_key
 
     cfg, fs, _ = tiny
     cfg = cfg.with_(train={"epochs": 1})
     assert execution_key(cfg.with_(train={"threads": 1})) == "cpu-1threads"
     assert execution_key(cfg.with_(train={"threads": 0})) == f"cpu-{torch.get_num_threads()}threads"
     before = torch.get_num_threads()
-    one = fit(cfg.with_(train={"threads": 1}), fs, str(tmp_path), progress=False)
-    two = fit(cfg.with_(train={"threads": 2}), fs, str(tmp_path), progress=False)
+    one = cached_fit(cfg.with_(train={"threads": 1}), fs, str(tmp_path), progress=False)
+    two = cached_fit(cfg.with_(train={"threads": 2}), fs, str(tmp_path), progress=False)
     assert one["run_dir"] != two["run_dir"] and (one["threads"], two["threads"]) == (1, 2)
     assert torch.get_num_threads() == before  # the caller's thread count is restored
 
@@ -229,8 +229,8 @@ def test_bf16_autocast_and_compile_train_to_finite_losses(tiny, tmp_path):
     cfg, fs, _ = tiny
     cfg = cfg.with_(loss={"lam": 0.1}, train={"epochs": 1})
     with pytest.raises(ValueError, match="amp"):
-        fit(cfg.with_(train={"amp": "fp8"}), fs, str(tmp_path), progress=False)
+        cached_fit(cfg.with_(train={"amp": "fp8"}), fs, str(tmp_path), progress=False)
     for change in ({"amp": "bf16"}, {"compile": True}):
-        r = fit(cfg.with_(train=change), fs, str(tmp_path), progress=False)
+        r = cached_fit(cfg.with_(train=change), fs, str(tmp_path), progress=False)
         h = r["history"][0]
         assert h["nonfinite_steps"] == 0 and np.isfinite(h["loss"]) and np.isfinite(h["s_av"]) and 0 <= r["test"]["acc"] <= 1
