@@ -183,11 +183,11 @@ def lam_selection_table(runs: pd.DataFrame, chosen: dict[str, float]) -> pd.Data
 
 
 def safe_run_all(cfgs: list, fs, runs_dir: str = "runs", progress: bool = True) -> list[dict]:
-    """Like experiment.run_all, but a run that raises (e.g. a linear-algebra error outside the loss, which the
+    """Like launch.run_all, but a run that raises (e.g. a linear-algebra error outside the loss, which the
     trainer does not catch) becomes a placeholder result with NaN metrics and its error, instead of stopping
     the notebook. Finished runs are read back from `runs_dir` as usual.
     """
-    from hgrlib.experiment import run_all
+    from hgrlib.launch import run_all
 
     out = []
     # LinAlgError is a RuntimeError; listed to say what is expected

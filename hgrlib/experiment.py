@@ -1,10 +1,8 @@
-"""From a profile to numbers: make or index the data, fill the feature cache, run grids of configs, tabulate."""
+"""From a profile to numbers: make or index the data, fill the feature cache, make grids of configs, tabulate
+(the grids are trained by hgrlib.launch.run_all)."""
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +14,6 @@ from hgrlib.data.datasets import classes_for, index_dataset
 from hgrlib.data.records import DataError, IndexReport
 from hgrlib.data.splits import subject_folds
 from hgrlib.data.synthetic import SyntheticConfig, generate_corpus
-from hgrlib.runs import cached_fit
 from hgrlib.train import FeatureSet
 
 
@@ -59,75 +56,6 @@ def fold_seed_runs(cfg: Config, seeds: tuple[int, ...] | list[int], fs: FeatureS
     with it share their (fold, seed) pairs, so they can be compared paired (hgrlib.claims)."""
     n_folds = len(subject_folds(fs.dataset, fs.subjects, cfg.train.n_folds))
     return [cfg.with_(train={"seed": int(s), "fold": f}) for f in range(n_folds) for s in seeds]
-
-
-def resolve_jobs(jobs: int, fs: FeatureSet | None = None) -> int:
-    """Training processes to run side by side: `jobs`, or for 0 one per CPU core (one on a GPU machine),
-    capped so that the copies of the features each process holds take at most half the free memory."""
-    import torch
-
-    if jobs <= 0:
-        jobs = 1 if torch.cuda.is_available() else (os.cpu_count() or 1)
-    if fs is not None and jobs > 1:
-        try:
-            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (ValueError, OSError, AttributeError):  # not Linux: no cap
-            return jobs
-        per_job = fs.audio.nbytes + fs.faces.nbytes
-        jobs = max(1, min(jobs, int(free // 2 // max(per_job, 1))))
-    return jobs
-
-
-def run_all(cfgs: list[Config], fs: FeatureSet, runs_dir: str = "runs", progress: bool = True, jobs: int | None = None,
-            catch: tuple[type[BaseException], ...] = ()) -> list:
-    """Fit every config (finished ones are read back from runs/, not redone), `jobs` at a time.
-
-    `jobs` defaults to the HGRLIB_JOBS environment variable (set by `run_all.sh -j N`), else 1; 0 means
-    one per core (`resolve_jobs`). Each process gets cpu_count // jobs torch threads unless the config
-    pins `train.threads` (the default profile pins 1, so its numbers do not depend on `jobs`). A
-    config that leaves threads to torch gets different last digits, hence a different run, per count.
-    A run raising one of `catch` gives its exception in place of its result; the others go on.
-    """
-    from tqdm.auto import tqdm
-
-    jobs = int(os.environ.get("HGRLIB_JOBS", "1")) if jobs is None else jobs
-    jobs = min(resolve_jobs(jobs, fs), len(cfgs))
-    if jobs <= 1:
-        out = []
-        for c in tqdm(cfgs, desc="runs", unit="run", disable=not progress):
-            try:
-                out.append(cached_fit(c, fs, runs_dir, progress=progress))
-            except catch as e:
-                out.append(e)
-        return out
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    fs.fingerprint  # computed once here and sent to the workers with the features
-    with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(fs, threads)) as ex:
-        futures = [ex.submit(_fit_in_worker, c, runs_dir) for c in cfgs]
-        for _ in tqdm(as_completed(futures), total=len(futures), desc=f"runs ({jobs} jobs)", unit="run", disable=not progress):
-            pass
-        return [_result_or(f, catch) for f in futures]
-
-
-def _result_or(future, catch: tuple[type[BaseException], ...]):
-    try:
-        return future.result()
-    except catch as e:
-        return e
-
-
-_worker_fs: list[FeatureSet] = []
-
-
-def _init_worker(fs: FeatureSet, threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-    _worker_fs.append(fs)
-
-
-def _fit_in_worker(cfg: Config, runs_dir: str) -> dict:
-    return cached_fit(cfg, _worker_fs[0], runs_dir, progress=False)
 
 
 def results_frame(results: list[dict], **labels: list) -> pd.DataFrame:

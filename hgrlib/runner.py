@@ -71,8 +71,9 @@ def execute(nb: Path, out: Path, params: dict, cwd: Path) -> None:
 
 def run(profile: str = "default", dataset: str = "synthetic", root: str | None = None, classes: int = 6, only: list[str] | None = None,
         jobs: int = 1, force: bool = False, results_dir: str = "results", figures_dir: str = "figures",
-        cache_dir: str = "cache", runs_dir: str = "runs", extra: dict | None = None) -> list[dict]:
-    """Execute the notebooks in order, `jobs` training runs at a time; returns what was done."""
+        cache_dir: str = "cache", runs_dir: str = "runs", extra: dict | None = None, executor: str = "pool") -> list[dict]:
+    """Execute the notebooks in order, `jobs` training runs at a time, grid points trained by `executor`
+    (hgrlib.launch: pool | slurm | submitit-local); returns what was done."""
     repo = project_dir()
     tag = f"{dataset}-{profile}"
     notebooks = sorted((repo / NOTEBOOK_DIR).glob("[0-9][0-9]_*.ipynb"))
@@ -118,7 +119,12 @@ def run(profile: str = "default", dataset: str = "synthetic", root: str | None =
     # -j N parallelises the grid points inside each notebook (the kernels inherit HGRLIB_JOBS);
     # notebooks run in order, since later ones read back the runs of earlier ones.
     os.environ["HGRLIB_JOBS"] = str(max(0, jobs))
-    done += [one(nb, upstream) for nb in rest]
+    before = os.environ.get("HGRLIB_EXECUTOR")
+    os.environ["HGRLIB_EXECUTOR"] = executor  # where the kernels train (not in the stamps: the numbers are the same)
+    try:
+        done += [one(nb, upstream) for nb in rest]
+    finally:
+        os.environ.pop("HGRLIB_EXECUTOR") if before is None else os.environ.update(HGRLIB_EXECUTOR=before)
     from hgrlib.claims import write_claims
 
     write_claims(out_dir)  # deterministic from the run tables: written even when every notebook was skipped
@@ -199,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default="", help="comma-separated notebook numbers, e.g. 01,02")
     ap.add_argument("-j", "--jobs", type=int, default=0,
                     help="training runs in parallel inside each notebook (default 0: one per CPU core, 1 on a GPU machine)")
+    ap.add_argument("--executor", default="pool", choices=["pool", "slurm", "submitit-local"],
+                    help="where grid points train: pool (this machine, -j at a time), slurm (one submitit job per grid "
+                         "point; job settings from HGRLIB_SLURM, see hgrlib/launch.py), submitit-local (submitit's local executor)")
     ap.add_argument("--force", action="store_true", help="re-run notebooks even if unchanged")
     ap.add_argument("--results", default="results")
     ap.add_argument("--figures", default="figures")
@@ -217,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         return verify(a.profile, a.dataset, a.root, a.classes, a.jobs, a.scratch, a.results, a.figures)
     t0 = time.perf_counter()
     run(a.profile, a.dataset, a.root, a.classes, [o for o in a.only.split(",") if o], a.jobs, a.force,
-        a.results, a.figures, a.cache, a.runs)
+        a.results, a.figures, a.cache, a.runs, executor=a.executor)
     tag = f"{a.dataset}-{a.profile}"
     table = project_dir() / a.results / tag / "02_supervised_table.md"
     print(f"\nAll notebooks done in {time.perf_counter() - t0:.0f} s. Executed notebooks: {a.results}/{tag}/, figures: {a.figures}/{tag}/")

@@ -120,14 +120,14 @@ def _result(seed=0, fold=0, acc=0.5, nonfinite=(0,), **extra):
 
 
 def test_safe_run_all_turns_a_crash_into_a_flagged_result(monkeypatch):
-    import hgrlib.experiment
+    import hgrlib.launch
 
     def fit(cfg, fs, runs_dir, progress=True):
         if cfg.loss.corr == "cca":
             raise torch.linalg.LinAlgError("linalg.cholesky: The factorization could not be completed")
         return _result()
 
-    monkeypatch.setattr(hgrlib.experiment, "cached_fit", fit)
+    monkeypatch.setattr(hgrlib.launch, "cached_fit", fit)
     cfgs = [Config(), Config().with_(loss={"corr": "cca", "lam": 0.1})]
     out = B.safe_run_all(cfgs, fs=None, progress=False)
     assert "error" not in out[0] and "LinAlgError" in out[1]["error"]
@@ -139,7 +139,7 @@ def test_safe_run_all_turns_a_crash_into_a_flagged_result(monkeypatch):
 
 
 def test_run_plan_and_baselines_table(monkeypatch):
-    import hgrlib.experiment
+    import hgrlib.launch
 
     def fit(cfg, fs, runs_dir, progress=True):
         if cfg.loss.corr == "cca" and cfg.train.fold == 1 and (cfg.loss.lam == 1.0 or cfg.train.seed == 1):
@@ -148,7 +148,7 @@ def test_run_plan_and_baselines_table(monkeypatch):
         r = _result(cfg.train.seed, cfg.train.fold, acc=acc, nonfinite=(1, 2) if cfg.loss.corr == "cca" else (0, 0))
         return r | {"config": cfg.to_dict(), "best_val_uar": acc + 0.01 * cfg.loss.lam}
 
-    monkeypatch.setattr(hgrlib.experiment, "cached_fit", fit)
+    monkeypatch.setattr(hgrlib.launch, "cached_fit", fit)
     cfg = Config().with_(train={"n_folds": 3})
     conds = B.baseline_conditions(0.1, 64, grid=(0.1, 1.0))
     plan = B.baseline_plan(cfg, conds, (0, 1), _make_runs(3))

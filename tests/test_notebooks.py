@@ -132,3 +132,15 @@ def test_verify_compares_every_table_cell_by_cell(smoke_run, tmp_path, monkeypat
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "old").write_text("x")
     assert verify.verify(scratch=str(tmp_path / "d"), **args) == 2  # never into a folder holding something
+
+
+def test_notebook_02_grid_launches_through_submitit_local_executor(smoke_run, tmp_path):
+    """The grid of notebook 02 as submitit jobs (its local executor; SLURM on a cluster): the same runs table."""
+    base, kw, _ = smoke_run
+    alt = kw | {"runs_dir": str(tmp_path / "runs"), "results_dir": str(tmp_path / "results"), "figures_dir": str(tmp_path / "figures")}
+    done = runner.run(**alt, only=["02"], jobs=2, executor="submitit-local")
+    assert [d["status"] for d in done] == ["ran"]
+    assert any((tmp_path / "runs" / ".submitit").iterdir())  # the jobs' folders: submitit trained them
+    pool, jobs = (pd.read_csv(d / "synthetic-smoke" / "02_supervised_runs.csv").drop(columns="seconds")
+                  for d in (base / "results", tmp_path / "results"))
+    pd.testing.assert_frame_equal(pool, jobs)

@@ -185,7 +185,7 @@ def test_real_layout_end_to_end_prep_with_faceless_clips(tmp_path):
 
 
 def test_parallel_grid_gives_the_runs_of_a_sequential_one(tiny, tmp_path):
-    from hgrlib.experiment import run_all
+    from hgrlib.launch import run_all
 
     cfg, fs, _ = tiny
     cfgs = seeded_runs(cfg.with_(loss={"lam": 0.1}, train={"threads": 1}), [0, 1], fs)
@@ -214,7 +214,7 @@ def test_thread_count_is_part_of_a_runs_identity(tiny, tmp_path):
 
 
 def test_resolve_jobs_auto_and_memory_cap(tiny, monkeypatch):
-    from hgrlib.experiment import resolve_jobs
+    from hgrlib.launch import resolve_jobs
 
     _, fs, _ = tiny
     assert resolve_jobs(3) == 3 and resolve_jobs(1, fs) == 1

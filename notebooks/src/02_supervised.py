@@ -34,7 +34,8 @@ import numpy as np
 from IPython.display import display
 
 from hgrlib import plots
-from hgrlib.experiment import fold_seed_runs, load_featureset, mean_std, prepare_data, results_frame, run_all
+from hgrlib.experiment import fold_seed_runs, load_featureset, mean_std, prepare_data, results_frame
+from hgrlib.launch import run_all
 from hgrlib.profiles import get_profile, with_corpus_seed
 from hgrlib.report import save_figure, write_table
 

@@ -38,7 +38,8 @@ from hgrlib.report import project_dir
 
 os.chdir(project_dir())
 from hgrlib import plots
-from hgrlib.experiment import fold_seed_runs, load_featureset, mean_std, results_frame, run_all
+from hgrlib.experiment import fold_seed_runs, load_featureset, mean_std, results_frame
+from hgrlib.launch import run_all
 from hgrlib.profiles import get_profile
 from hgrlib.report import save_figure, write_table
 

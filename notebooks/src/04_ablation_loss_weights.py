@@ -45,7 +45,8 @@ import pandas as pd
 
 from hgrlib import plots
 from hgrlib.evaluate import probe_split
-from hgrlib.experiment import fold_seed_runs, load_featureset, mean_std, results_frame, run_all, run_features, seeded_runs
+from hgrlib.experiment import fold_seed_runs, load_featureset, mean_std, results_frame, run_features, seeded_runs
+from hgrlib.launch import run_all
 from hgrlib.profiles import get_profile
 from hgrlib.report import save_figure, write_table
 

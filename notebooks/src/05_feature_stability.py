@@ -46,7 +46,8 @@ os.chdir(project_dir())
 import pandas as pd
 
 from hgrlib import stability as st
-from hgrlib.experiment import fold_seed_runs, load_featureset, results_frame, run_all, run_features
+from hgrlib.experiment import fold_seed_runs, load_featureset, results_frame, run_features
+from hgrlib.launch import run_all
 from hgrlib.profiles import get_profile
 from hgrlib.report import save_figure, write_table
 

@@ -31,7 +31,8 @@ from hgrlib.report import project_dir
 
 os.chdir(project_dir())
 from hgrlib import embeddings as em
-from hgrlib.experiment import load_featureset, run_all, run_features
+from hgrlib.experiment import load_featureset, run_features
+from hgrlib.launch import run_all
 from hgrlib.profiles import get_profile
 from hgrlib.report import save_figure, write_table
 from hgrlib.stability import select
