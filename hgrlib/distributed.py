@@ -23,7 +23,9 @@ same on every rank), so every rank selects the same epoch; rank 0 writes the fil
 
 from __future__ import annotations
 
+import contextlib
 import os
+import warnings
 
 import torch
 import torch.distributed as dist
@@ -43,7 +45,17 @@ def gather_rows(x: Tensor) -> Tensor:
         return x
     from torch.distributed.nn.functional import all_gather
 
-    return torch.cat(all_gather(x.contiguous()), dim=0)
+    with _public_collectives():
+        return torch.cat(all_gather(x.contiguous()), dim=0)
+
+
+@contextlib.contextmanager
+def _public_collectives():
+    """torch marks its differentiable collectives (torch.distributed.nn.functional) deprecated in favour of a
+    private module; they are the public, documented ones, so their FutureWarning is silenced here."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        yield
 
 
 def shard(rows, rank: int, size: int):
@@ -75,7 +87,8 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
         c, dims = x.shape[1], [0, *range(2, x.dim())]
         xf = x.float()
         local_n = torch.full((1,), x.numel() // c, dtype=xf.dtype, device=x.device)
-        stats = all_reduce(torch.cat([xf.sum(dims), (xf * xf).sum(dims), local_n]))  # (2C+1,), summed over ranks
+        with _public_collectives():  # (2C+1,) sums over every rank's rows
+            stats = all_reduce(torch.cat([xf.sum(dims), (xf * xf).sum(dims), local_n]))
         n = stats[-1]
         mean = stats[:c] / n
         var = (stats[c : 2 * c] / n - mean * mean).clamp_min(0.0)
