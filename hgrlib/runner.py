@@ -16,6 +16,7 @@ import hashlib
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -76,6 +77,7 @@ def run(profile: str = "default", dataset: str = "synthetic", root: str | None =
     (hgrlib.launch: pool | slurm | submitit-local); returns what was done."""
     repo = project_dir()
     tag = f"{dataset}-{profile}"
+    check_writable([repo / results_dir / tag, repo / figures_dir / tag, repo / cache_dir, repo / runs_dir])
     notebooks = sorted((repo / NOTEBOOK_DIR).glob("[0-9][0-9]_*.ipynb"))
     if only:
         notebooks = [n for n in notebooks if any(n.stem.startswith(o) for o in only)]
@@ -132,6 +134,17 @@ def run(profile: str = "default", dataset: str = "synthetic", root: str | None =
     if tag == "synthetic-default" and results_dir == "results" and figures_dir == "figures":
         update_readme(repo, tag)
     return done
+
+
+def check_writable(folders: list[Path]) -> None:
+    """Fail before running anything when an output folder cannot be created or written (read-only, full)."""
+    for d in folders:
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=d, prefix=".write-check-"):
+                pass
+        except OSError as e:
+            raise OSError(e.errno, f"{e.strerror} (an output folder of run_all.sh; nothing was run)", str(d)) from e
 
 
 def _stale(stamp_file: Path, stamp: str, repo: Path) -> str | None:
@@ -225,8 +238,14 @@ def main(argv: list[str] | None = None) -> int:
 
         return verify(a.profile, a.dataset, a.root, a.classes, a.jobs, a.scratch, a.results, a.figures)
     t0 = time.perf_counter()
-    run(a.profile, a.dataset, a.root, a.classes, [o for o in a.only.split(",") if o], a.jobs, a.force,
-        a.results, a.figures, a.cache, a.runs, executor=a.executor)
+    try:
+        run(a.profile, a.dataset, a.root, a.classes, [o for o in a.only.split(",") if o], a.jobs, a.force,
+            a.results, a.figures, a.cache, a.runs, executor=a.executor)
+    except OSError as e:
+        from hgrlib.cli import os_error
+
+        print(f"run_all.sh: error: {os_error(e)}", file=sys.stderr)
+        return 1
     tag = f"{a.dataset}-{a.profile}"
     table = project_dir() / a.results / tag / "02_supervised_table.md"
     print(f"\nAll notebooks done in {time.perf_counter() - t0:.0f} s. Executed notebooks: {a.results}/{tag}/, figures: {a.figures}/{tag}/")

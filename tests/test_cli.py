@@ -79,3 +79,19 @@ def test_cli_grid_points_are_the_notebook_runs(capsys):
             assert main(["train", *flags, "--seed", str(seed), "--fold", str(fold), "--print-config"]) == 0
             cli = Config.from_dict(json.loads(capsys.readouterr().out))
             assert cli == p.config.with_(**change, train={"seed": seed, "fold": fold})
+
+
+def test_unwritable_output_is_a_one_line_error_naming_the_folder(tiny, capsys, tmp_path):
+    """A runs folder that cannot be made (here: a path under a file; read-only works alike) is reported, no traceback."""
+    from hgrlib.runner import check_writable
+
+    cfg, _, cache = tiny
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    args = ["--profile", "smoke", "--root", cfg.data.root, "--cache", str(cache)]
+    assert main(["train", *args, "--runs", str(blocker / "runs"), "--epochs", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "hgrlib train: error:" in err and str(blocker) in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(OSError, match="nothing was run") as e:
+        check_writable([tmp_path / "ok", blocker / "results"])
+    assert e.value.filename == str(blocker / "results") and (tmp_path / "ok").is_dir()
