@@ -1,10 +1,12 @@
-"""Command line: `hgrlib prep` fills the feature cache, `hgrlib train` runs one experiment (also under torchrun:
-`python -m torch.distributed.run --nproc_per_node=2 -m hgrlib.distributed ...`, see hgrlib/distributed.py)."""
+"""Command line: `hgrlib prep` fills the feature cache, `hgrlib train` runs one experiment (also under torchrun,
+data parallel: `python -m torch.distributed.run --nproc_per_node=2 -m hgrlib.cli train ...`, hgrlib/distributed.py)."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 
 from hgrlib.data.records import DataError
@@ -71,19 +73,37 @@ def train_config(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from hgrlib.distributed import world
     from hgrlib.experiment import load_featureset
-    from hgrlib.runs import cached_fit
 
     cfg = train_config(args)
     if args.print_config:
         print(json.dumps(cfg.to_dict(), indent=2))
         return 0
     fs = load_featureset(cfg.data, cfg.features, args.cache)
-    r = cached_fit(cfg, fs, args.runs)
-    if world()[0] == 0:  # under torchrun, rank 0 speaks for all
-            print(json.dumps({k: r["test"][k] for k in ("acc", "uar", "seg_acc", "clip_acc")} | {"run_dir": r["run_dir"]}, indent=2))
+    with torchrun_group() as rank:
+        from hgrlib.runs import cached_fit
+
+        r = cached_fit(cfg, fs, args.runs)
+    if rank == 0:  # under torchrun, rank 0 speaks for all
+        print(json.dumps({k: r["test"][k] for k in ("acc", "uar", "seg_acc", "clip_acc")} | {"run_dir": r["run_dir"]}, indent=2))
     return 0
+
+
+@contextlib.contextmanager
+def torchrun_group():
+    """This process's rank: under torchrun (WORLD_SIZE > 1) the process group is set up for the duration
+    (nccl with CUDA, else gloo; HGRLIB_DDP_BACKEND overrides), else 0."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        yield 0
+        return
+    import torch
+    import torch.distributed as dist
+
+    dist.init_process_group(os.environ.get("HGRLIB_DDP_BACKEND") or ("nccl" if torch.cuda.is_available() else "gloo"))
+    try:
+        yield dist.get_rank()
+    finally:
+        dist.destroy_process_group()
 
 
 def main(argv: list[str] | None = None) -> int:

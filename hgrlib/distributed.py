@@ -1,8 +1,8 @@
 """Data parallelism: the same training as one process, over W processes (torchrun, DistributedDataParallel).
 
-    python -m torch.distributed.run --nproc_per_node=2 -m hgrlib.distributed --profile default --lam 0.1
+    python -m torch.distributed.run --nproc_per_node=2 -m hgrlib.cli train --profile default --lam 0.1
 
-takes the flags of `hgrlib train` and runs `hgrlib.train.fit` (the one training loop) on every rank:
+runs `hgrlib train` on every rank, so `hgrlib.train.fit` (the one training loop) on every rank:
 same schedule, non-finite skip, checkpoint and resume, validation selection, test evaluation and
 `runs/<hash>/result.json`, keyed apart from a one-process run (execution key `...-ddpW`).
 
@@ -114,22 +114,3 @@ def global_batchnorm(module: nn.Module) -> nn.Module:
         else:
             global_batchnorm(child)
     return module
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`hgrlib train` under torchrun: every rank trains the same run; rank 0 prints the result.
-
-    The backend is nccl when CUDA is present, else gloo (HGRLIB_DDP_BACKEND overrides)."""
-    import sys
-
-    from hgrlib.cli import main as cli_main
-
-    dist.init_process_group(os.environ.get("HGRLIB_DDP_BACKEND") or ("nccl" if torch.cuda.is_available() else "gloo"))
-    try:
-        return cli_main(["train", *(sys.argv[1:] if argv is None else argv)])
-    finally:
-        dist.destroy_process_group()
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

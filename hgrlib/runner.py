@@ -16,7 +16,6 @@ import hashlib
 import json
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -77,6 +76,8 @@ def run(profile: str = "default", dataset: str = "synthetic", root: str | None =
     (hgrlib.launch: pool | slurm | submitit-local); returns what was done."""
     repo = project_dir()
     tag = f"{dataset}-{profile}"
+    from hgrlib.runs import check_writable
+
     check_writable([repo / results_dir / tag, repo / figures_dir / tag, repo / cache_dir, repo / runs_dir])
     notebooks = sorted((repo / NOTEBOOK_DIR).glob("[0-9][0-9]_*.ipynb"))
     if only:
@@ -134,17 +135,6 @@ def run(profile: str = "default", dataset: str = "synthetic", root: str | None =
     if tag == "synthetic-default" and results_dir == "results" and figures_dir == "figures":
         update_readme(repo, tag)
     return done
-
-
-def check_writable(folders: list[Path]) -> None:
-    """Fail before running anything when an output folder cannot be created or written (read-only, full)."""
-    for d in folders:
-        try:
-            d.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=d, prefix=".write-check-"):
-                pass
-        except OSError as e:
-            raise OSError(e.errno, f"{e.strerror} (an output folder of run_all.sh; nothing was run)", str(d)) from e
 
 
 def _stale(stamp_file: Path, stamp: str, repo: Path) -> str | None:

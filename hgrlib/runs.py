@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import tempfile
 
 import torch
 import torch.distributed as dist
@@ -73,6 +74,18 @@ def read_result(run_dir: str) -> dict | None:
     return result
 
 
+def check_writable(folders: list) -> None:
+    """Make each folder and write a file in it, or raise OSError naming the folder: a read-only or full
+    output folder is found before any work (and before waiting on a lock it could never take over)."""
+    for d in folders:
+        try:
+            os.makedirs(d, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=d, prefix=".write-check-"):
+                pass
+        except OSError as e:
+            raise OSError(e.errno, f"{e.strerror} (cannot write there; nothing was run)", str(d)) from e
+
+
 @contextlib.contextmanager
 def run_lock(run_dir: str, lease: float = LEASE_SECONDS, poll: float = 1.0):
     """Hold the run's lease (run_dir/.lock) while training it: filelock's SoftFileLease, a marker file its
@@ -104,7 +117,7 @@ def cached_fit(cfg: Config, fs: FeatureSet, runs_dir: str = "runs", progress: bo
     rank, size = world()
     if size == 1 and (done := read_result(folder)) is not None:
         return done
-    os.makedirs(folder, exist_ok=True)
+    check_writable([folder])
     with run_lock(folder) if rank == 0 else contextlib.nullcontext():
         done = [read_result(folder) if rank == 0 else None]
         if size > 1:

@@ -502,7 +502,9 @@ def everything(*folders: Path) -> dict[str, int]:
 def refused(p: Proc, folder: Path, before: dict, after: dict) -> list[str]:
     """Problems of a command that was given a read-only folder: it must fail naming it, cleanly, writing nothing."""
     out = []
-    if p.rc == 0:
+    if "[faults.py: killed, still running" in p.err:
+        out.append(f"hung instead of failing (killed after {TIMEOUT:.0f} s): {_last_line(p.err.rsplit('[faults.py', 1)[0])}")
+    elif p.rc == 0:
         out.append("succeeded although its output folder is read-only")
     elif str(folder) not in p.text:
         out.append(f"failed without naming {folder}: {_last_line(p.err)}")

@@ -83,7 +83,7 @@ def test_cli_grid_points_are_the_notebook_runs(capsys):
 
 def test_unwritable_output_is_a_one_line_error_naming_the_folder(tiny, capsys, tmp_path):
     """A runs folder that cannot be made (here: a path under a file; read-only works alike) is reported, no traceback."""
-    from hgrlib.runner import check_writable
+    from hgrlib.runs import check_writable
 
     cfg, _, cache = tiny
     blocker = tmp_path / "file"
@@ -95,3 +95,19 @@ def test_unwritable_output_is_a_one_line_error_naming_the_folder(tiny, capsys, t
     with pytest.raises(OSError, match="nothing was run") as e:
         check_writable([tmp_path / "ok", blocker / "results"])
     assert e.value.filename == str(blocker / "results") and (tmp_path / "ok").is_dir()
+
+
+@pytest.mark.slow
+def test_train_under_torchrun_writes_one_data_parallel_run(tiny, tmp_path):
+    """The README's command: `hgrlib train` under torchrun, 2 gloo processes, one result.json keyed -ddp2."""
+    import subprocess
+    import sys
+
+    cfg, _, cache = tiny
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "hgrlib.cli", "train",
+           "--profile", "smoke", "--root", cfg.data.root, "--cache", str(cache), "--runs", str(tmp_path), "--epochs", "1"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=os.environ | {"HGRLIB_DDP_BACKEND": "gloo"})
+    assert p.returncode == 0, p.stderr[-2000:]
+    printed = json.loads(p.stdout[p.stdout.index("{"):])  # rank 0 alone prints
+    saved = json.loads(open(os.path.join(printed["run_dir"], "result.json")).read())
+    assert saved["world_size"] == 2 and saved["key"]["exec"].endswith("-ddp2") and printed["acc"] == saved["test"]["acc"]

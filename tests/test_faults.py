@@ -79,3 +79,18 @@ def test_the_checks_see_a_difference(lab, tmp_path):
     t = pd.DataFrame({"acc": [0.25, 0.5]})
     assert faults.diff("tables", {"a.csv": t}, {"a.csv": t.assign(acc=[0.25, 0.51])})
     assert faults.diff("tables", {"a.csv": t}, {"a.csv": t.copy()}) == []
+
+
+@pytest.mark.slow
+def test_read_only_runs_folder_holding_a_dead_runs_lock_is_an_error_not_a_wait(lab, monkeypatch):
+    """A run killed mid-training leaves its checkpoint and its lease marker; read-only, the marker can never be
+    taken over, so the command must say the folder is not writable instead of waiting for it forever."""
+    monkeypatch.setattr(faults, "TIMEOUT", 120.0)  # a wait counts as hung after 2 minutes, not 15
+    runs = lab.fresh("ro-lock") / "runs"
+    runs.mkdir()
+    faults.run(lab, lab.train_cmd(runs), "ro-lock-killed", faults.after(0.2, faults.kill_tree, faults.exists(runs, "*/checkpoint.pt")))
+    assert list(runs.glob("*/.lock")) and list(runs.glob("*/checkpoint.pt"))  # what the kill left
+    before = faults.everything(runs)
+    with faults.read_only(runs):
+        p = faults.run(lab, lab.train_cmd(runs), "ro-lock", preexec=faults.without_dac_override)
+    assert faults.refused(p, runs, before, faults.everything(runs)) == [] and p.rc == 1  # an error, not a wait cut short
