@@ -24,7 +24,6 @@ same on every rank), so every rank selects the same epoch; rank 0 writes the fil
 from __future__ import annotations
 
 import contextlib
-import os
 import warnings
 
 import torch

@@ -6,23 +6,32 @@ notebook reads back what a job trained, and a finished run is never trained agai
 
     HGRLIB_JOBS       runs side by side on this machine (run_all.sh -j; 0: one per core)
     HGRLIB_EXECUTOR   pool (default: this machine) | slurm | submitit-local (submitit's local executor)
+    HGRLIB_STACK      runs trained as one stacked network (hgrlib.train_stacked); 0 or unset: AUTO_STACK
     HGRLIB_SLURM      submitit parameters for the jobs, "key=value,...", e.g.
                       "slurm_partition=gpu,timeout_min=60,cpus_per_task=1,gpus_per_node=1,slurm_array_parallelism=64"
 """
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
+import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 
+import numpy as np
+
 from hgrlib.config import Config
-from hgrlib.runs import cached_fit, read_result, run_dir
+from hgrlib.runs import cached_fit, cached_fit_stack, read_result, run_dir
 from hgrlib.train import FeatureSet
+from hgrlib.train_stacked import stack_signature, stackable
 
 EXECUTORS = ("pool", "slurm", "submitit-local")
+# runs per stack when none is asked for; measured in benchmarks/README.md (bench_stack.py): on the 2-core
+# CPU a stack trains slower per run than runs alone, so runs train alone there
+AUTO_STACK = {"cpu": 1, "cuda": 8}
 
 
 def resolve_jobs(jobs: int, fs: FeatureSet | None = None) -> int:
@@ -42,40 +51,100 @@ def resolve_jobs(jobs: int, fs: FeatureSet | None = None) -> int:
     return jobs
 
 
+def stack_size(stack: int | None = None) -> int:
+    """Runs per stack: `stack`, else HGRLIB_STACK, else (0 or unset) this machine's default, AUTO_STACK."""
+    import torch
+
+    if stack is None:
+        stack = int(os.environ.get("HGRLIB_STACK", "0") or 0)
+    if stack < 0:
+        raise ValueError(f"stack size must be >= 0 (0: this machine's default), got {stack}")
+    return stack or AUTO_STACK["cuda" if torch.cuda.is_available() else "cpu"]
+
+
+def pack(cfgs: list[Config], stack: int) -> list[list[int]]:
+    """Groups of indices into `cfgs` that train together: distinct stackable configs of one stack signature,
+    in their order, cut into near-equal stacks of at most `stack` (10 configs, stack 8: 5 + 5); every other
+    config alone. Deterministic in `cfgs`: a rerun after an interruption packs, and so keys, the same way."""
+    first: dict[str, int] = {}
+    for i, c in enumerate(cfgs):
+        first.setdefault(json.dumps(c.to_dict(), sort_keys=True), i)
+    by_sig: dict[tuple, list[int]] = {}
+    groups: list[list[int]] = []
+    for i in first.values():
+        if stack > 1 and stackable(cfgs[i]):
+            by_sig.setdefault(stack_signature(cfgs[i]), []).append(i)
+        else:
+            groups.append([i])
+    for members in by_sig.values():
+        n = -(-len(members) // stack)
+        groups += [list(part) for part in np.array_split(members, n)]
+    return groups
+
+
 def run_all(cfgs: list[Config], fs: FeatureSet, runs_dir: str = "runs", progress: bool = True, jobs: int | None = None,
-            catch: tuple[type[BaseException], ...] = (), executor: str | None = None) -> list:
+            catch: tuple[type[BaseException], ...] = (), executor: str | None = None, stack: int | None = None) -> list:
     """Fit every config (finished ones are read back from runs/, not redone); results in the order of `cfgs`.
 
     `jobs` defaults to HGRLIB_JOBS, else 1; 0 means one per core (`resolve_jobs`). Each process gets
     cpu_count // jobs torch threads unless the config pins `train.threads` (the default profile pins 1, so
-    its numbers do not depend on `jobs`). `executor` defaults to HGRLIB_EXECUTOR, else "pool".
-    A run raising one of `catch` gives its exception in place of its result; the others go on.
+    its numbers do not depend on `jobs`). `executor` defaults to HGRLIB_EXECUTOR, else "pool". `stack`:
+    runs trained as one stacked network (`stack_size`, `pack`; hgrlib.train_stacked); a stack's runs are
+    keyed by its size. A run raising one of `catch` gives its exception in place of its result; the others
+    go on (a stack that raises one is trained again run by run).
     """
     executor = executor or os.environ.get("HGRLIB_EXECUTOR") or "pool"
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; use one of {', '.join(EXECUTORS)}")
     jobs = int(os.environ.get("HGRLIB_JOBS", "1")) if jobs is None else jobs
+    groups = pack(cfgs, stack_size(stack))
     if executor != "pool":
-        return submit_all(cfgs, fs, runs_dir, executor, resolve_jobs(jobs, fs), catch, progress)
+        done = submit_all([[cfgs[i] for i in g] for g in groups], fs, runs_dir, executor, resolve_jobs(jobs, fs), catch, progress)
+    else:
+        done = _pool_all([[cfgs[i] for i in g] for g in groups], fs, runs_dir, jobs, catch, progress)
+    by_cfg = {json.dumps(cfgs[i].to_dict(), sort_keys=True): r for g, rs in zip(groups, done) for i, r in zip(g, rs)}
+    return [by_cfg[json.dumps(c.to_dict(), sort_keys=True)] for c in cfgs]
+
+
+def _pool_all(groups: list[list[Config]], fs: FeatureSet, runs_dir: str, jobs: int, catch: tuple, progress: bool) -> list:
+    """Each group's results, the groups trained in this process or in `jobs` processes side by side."""
     from tqdm.auto import tqdm
 
-    jobs = min(resolve_jobs(jobs, fs), len(cfgs))
+    n_runs = sum(map(len, groups))
+    jobs = min(resolve_jobs(jobs, fs), len(groups))
     if jobs <= 1:
-        return [_fit_or(c, fs, runs_dir, catch, progress) for c in tqdm(cfgs, desc="runs", unit="run", disable=not progress)]
+        bar = tqdm(total=n_runs, desc="runs", unit="run", disable=not progress)
+        out = []
+        for g in groups:
+            out.append(fit_group(g, fs, runs_dir, catch, progress))
+            bar.update(len(g))
+        bar.close()
+        return out
     threads = max(1, (os.cpu_count() or 1) // jobs)
     fs.fingerprint  # computed once here and sent to the workers with the features
     with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(fs, threads)) as ex:
-        futures = [ex.submit(_fit_in_worker, c, runs_dir, catch) for c in cfgs]
-        for _ in tqdm(as_completed(futures), total=len(futures), desc=f"runs ({jobs} jobs)", unit="run", disable=not progress):
-            pass
+        futures = {ex.submit(_fit_in_worker, g, runs_dir, catch): len(g) for g in groups}
+        with tqdm(total=n_runs, desc=f"runs ({jobs} jobs)", unit="run", disable=not progress) as bar:
+            for f in as_completed(futures):
+                bar.update(futures[f])
         return [f.result() for f in futures]
 
 
-def _fit_or(cfg: Config, fs: FeatureSet, runs_dir: str, catch: tuple, progress: bool = False):
-    try:
-        return cached_fit(cfg, fs, runs_dir, progress=progress)
-    except catch as e:
-        return e
+def fit_group(cfgs: list[Config], fs: FeatureSet, runs_dir: str, catch: tuple = (), progress: bool = False) -> list:
+    """Train (or read back) a group from `pack`: one config alone, several as one stack. A stack that raises
+    one of `catch` is trained again run by run (solo keys), so one failing run does not take the others' down."""
+    if len(cfgs) > 1:
+        try:
+            return cached_fit_stack(cfgs, fs, runs_dir, progress=progress)
+        except catch as e:
+            print(f"a stack of {len(cfgs)} runs failed ({type(e).__name__}: {e}); training them one by one", file=sys.stderr)
+    out = []
+    for c in cfgs:
+        try:
+            out.append(cached_fit(c, fs, runs_dir, progress=progress))
+        except catch as e:
+            out.append(e)
+    return out
 
 
 _worker_fs: list[FeatureSet] = []
@@ -88,19 +157,20 @@ def _init_worker(fs: FeatureSet, threads: int) -> None:
     _worker_fs.append(fs)
 
 
-def _fit_in_worker(cfg: Config, runs_dir: str, catch: tuple):
-    return _fit_or(cfg, _worker_fs[0], runs_dir, catch)
+def _fit_in_worker(cfgs: list[Config], runs_dir: str, catch: tuple) -> list:
+    return fit_group(cfgs, _worker_fs[0], runs_dir, catch)
 
 
-def submit_all(cfgs: list[Config], fs: FeatureSet, runs_dir: str, executor: str, parallel: int,
+def submit_all(groups: list[list[Config]], fs: FeatureSet, runs_dir: str, executor: str, parallel: int,
                catch: tuple[type[BaseException], ...] = (), progress: bool = True) -> list:
-    """Train the unfinished configs as submitit jobs (a SLURM array: one task per grid point), wait, and
-    return every result. The features travel once, as runs_dir/.featuresets/<fingerprint>.pkl (runs_dir
-    must be on a file system the jobs share); job logs go to runs_dir/.submitit/."""
+    """Train the unfinished groups as submitit jobs (a SLURM array: one task per group, i.e. per grid point
+    when runs are not stacked), wait, and return every group's results. The features travel once, as
+    runs_dir/.featuresets/<fingerprint>.pkl (runs_dir must be on a file system the jobs share); job logs go
+    to runs_dir/.submitit/."""
     import submitit
     from tqdm.auto import tqdm
 
-    results = [_finished(c, fs, runs_dir, catch) for c in cfgs]  # finished: nothing to submit
+    results = [_finished(g, fs, runs_dir, catch) for g in groups]  # finished: nothing to submit
     todo = [i for i, r in enumerate(results) if r is None]
     if not todo:
         return results
@@ -108,29 +178,33 @@ def submit_all(cfgs: list[Config], fs: FeatureSet, runs_dir: str, executor: str,
     ex = submitit.AutoExecutor(folder=os.path.join(runs_dir, ".submitit", "%j"), cluster="slurm" if executor == "slurm" else "local")
     ex.update_parameters(**({"timeout_min": 120} | slurm_parameters(os.environ.get("HGRLIB_SLURM", ""))))
     chunk = len(todo) if executor == "slurm" else max(1, parallel)  # the local executor starts every job at once
-    bar = tqdm(total=len(todo), desc=f"runs ({executor} jobs)", unit="run", disable=not progress)
+    bar = tqdm(total=sum(len(groups[i]) for i in todo), desc=f"runs ({executor} jobs)", unit="run", disable=not progress)
     for k in range(0, len(todo), chunk):
         part = todo[k : k + chunk]
-        jobs = ex.map_array(train_job, [cfgs[i] for i in part], [fs_file] * len(part), [runs_dir] * len(part),
+        jobs = ex.map_array(train_job, [groups[i] for i in part], [fs_file] * len(part), [runs_dir] * len(part),
                             [catch] * len(part))
-        for _ in submitit.helpers.as_completed(jobs, poll_frequency=1 if executor != "slurm" else 10):
-            bar.update()
+        sizes = {job.job_id: len(groups[i]) for i, job in zip(part, jobs)}
+        for job in submitit.helpers.as_completed(jobs, poll_frequency=1 if executor != "slurm" else 10):
+            bar.update(sizes[job.job_id])
         for i, job in zip(part, jobs):
             results[i] = job.result()  # a job that failed outside `catch` raises here, with its log's path
     bar.close()
     return results
 
 
-def _finished(cfg: Config, fs: FeatureSet, runs_dir: str, catch: tuple) -> dict | None:
+def _finished(cfgs: list[Config], fs: FeatureSet, runs_dir: str, catch: tuple) -> list | None:
+    """A group's results when all are finished, else None."""
+    k = len(cfgs)
     try:
-        return read_result(run_dir(cfg, fs, runs_dir))
+        done = [read_result(run_dir(c, fs, runs_dir, k)) for c in cfgs]
     except catch:  # e.g. a config this machine cannot key (device='cuda' here): its job reports it
         return None
+    return done if all(d is not None for d in done) else None
 
 
-def train_job(cfg: Config, fs_file: str, runs_dir: str, catch: tuple = ()):
-    """What one submitit job runs: load the shared features, train (or read back) one config."""
-    return _fit_or(cfg, load_shared_featureset(fs_file), runs_dir, catch)
+def train_job(cfgs: list[Config], fs_file: str, runs_dir: str, catch: tuple = ()) -> list:
+    """What one submitit job runs: load the shared features, train (or read back) one group of configs."""
+    return fit_group(cfgs, load_shared_featureset(fs_file), runs_dir, catch)
 
 
 def share_featureset(fs: FeatureSet, runs_dir: str) -> str:

@@ -22,18 +22,22 @@ from hgrlib.distributed import world
 from hgrlib.io import CorruptFile, read_sealed_json
 from hgrlib.provenance import TRAINING_LIBS, code_digest, file_sha256, library_versions
 from hgrlib.train import FeatureSet, fit, pick_device, torch_threads
+from hgrlib.train_stacked import fit_stacked
 
 LEASE_SECONDS = 60.0  # a lock not renewed for this long (its holder died, or lost its node) is taken over
 
 
 def code_version() -> str:
-    """Digest of every hgrlib module a run imports (found from train.py's imports) and the shipped splits."""
-    return code_digest("hgrlib.train")
+    """Digest of every hgrlib module a run imports (the closure of the solo and the stacked trainer's
+    imports) and the shipped splits."""
+    return code_digest("hgrlib.train_stacked")
 
 
-def execution_key(cfg: Config) -> str:
-    """What besides the config changes a run's numbers: the device type, on the CPU the thread count, and
-    under torchrun the number of processes (same training, other summation order and dropout masks).
+def execution_key(cfg: Config, stack: int = 1) -> str:
+    """What besides the config changes a run's numbers: the device type, on the CPU the thread count, under
+    torchrun the number of processes (same training, other summation order and dropout masks), and the size
+    of the stack it trained in (hgrlib.train_stacked: same training, other summation order; measured: a
+    member's bytes depend on the stack's size, not on the other members).
 
     Floating-point sums are split differently over 1 or 2 threads; over a run that moves its accuracy
     by a point or two (measured: benchmarks/README.md), so runs with different thread counts are kept apart.
@@ -41,18 +45,20 @@ def execution_key(cfg: Config) -> str:
     device = pick_device(cfg.train.device)
     key = device.type if device.type != "cpu" else f"cpu-{cfg.train.threads or torch.get_num_threads()}threads"
     size = world()[1]
-    return key if size == 1 else f"{key}-ddp{size}"
+    key = key if size == 1 else f"{key}-ddp{size}"
+    return key if stack == 1 else f"{key}-stack{stack}"
 
 
-def run_key(cfg: Config, fs: FeatureSet) -> dict:
-    """Everything that makes a run's numbers: config, data (every feature byte), code, libraries, execution."""
+def run_key(cfg: Config, fs: FeatureSet, stack: int = 1) -> dict:
+    """Everything that makes a run's numbers: config, data (every feature byte), code, libraries, execution.
+    `stack`: 1 for a run trained alone (hgrlib.train.fit), else the size of its stack."""
     return cfg.to_dict() | {"data": fs.fingerprint, "code": code_version(), "libs": library_versions(TRAINING_LIBS),
-                            "exec": execution_key(cfg)}
+                            "exec": execution_key(cfg, stack)}
 
 
-def run_dir(cfg: Config, fs: FeatureSet, runs_dir: str = "runs") -> str:
+def run_dir(cfg: Config, fs: FeatureSet, runs_dir: str = "runs", stack: int = 1) -> str:
     """The folder of this run: runs_dir/<hash of run_key>."""
-    return os.path.join(runs_dir, config_hash(run_key(cfg, fs)))
+    return os.path.join(runs_dir, config_hash(run_key(cfg, fs, stack)))
 
 
 def read_result(run_dir: str) -> dict | None:
@@ -113,7 +119,7 @@ def cached_fit(cfg: Config, fs: FeatureSet, runs_dir: str = "runs", progress: bo
     """Train `cfg` on `fs` once: read back when finished, resumed when interrupted, trained under the run's
     lease otherwise. Under torchrun every rank calls it; rank 0 holds the lease and decides."""
     key = run_key(cfg, fs)
-    folder = os.path.join(runs_dir, config_hash(key))
+    folder = run_dir(cfg, fs, runs_dir)
     rank, size = world()
     if size == 1 and (done := read_result(folder)) is not None:
         return done
@@ -127,3 +133,27 @@ def cached_fit(cfg: Config, fs: FeatureSet, runs_dir: str = "runs", progress: bo
         with torch_threads(cfg.train.threads):
             return fit(cfg, fs, folder, progress, key=key)
 
+
+
+def cached_fit_stack(cfgs: list[Config], fs: FeatureSet, runs_dir: str = "runs", progress: bool = True) -> list[dict]:
+    """Train distinct configs of one stack signature as one stack (hgrlib.train_stacked) once: read back when
+    every member has finished, else trained under every member's lease (taken in folder order, so two
+    processes asking for overlapping stacks cannot deadlock). A member that had finished is trained again
+    with the others (its bytes do not change: same stack size, same numbers) and rewritten atomically."""
+    k = len(cfgs)
+    keys = [run_key(c, fs, k) for c in cfgs]
+    folders = [os.path.join(runs_dir, config_hash(key)) for key in keys]
+    if len(set(folders)) != k:
+        raise ValueError("cached_fit_stack: the configs of a stack must be distinct")
+    done = [read_result(f) for f in folders]
+    if all(d is not None for d in done):
+        return done
+    check_writable(folders)
+    with contextlib.ExitStack() as leases:
+        for f in sorted(folders):
+            leases.enter_context(run_lock(f))
+        done = [read_result(f) for f in folders]
+        if all(d is not None for d in done):  # finished by whoever held the leases before us
+            return done
+        with torch_threads(cfgs[0].train.threads):
+            return fit_stacked(cfgs, fs, folders, progress, keys=keys)

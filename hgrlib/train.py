@@ -214,13 +214,8 @@ def fit(cfg: Config, fs: FeatureSet, run_dir: str, progress: bool = True, key: d
     rank, size = world()
     device = pick_device(tc.device)
     os.makedirs(run_dir, exist_ok=True)
-    seed_everything(tc.seed)
-    split = make_split(fs.subjects, fs.labels, fs.n_segments, dataset=fs.dataset, protocol=tc.protocol,
-                       n_folds=tc.n_folds, fold=tc.fold, seed=tc.seed, labeled_frac=tc.labeled_frac)
-    train_idx = split.train if tc.use_unlabeled else split.train[split.labeled]
-    labeled = split.labeled if tc.use_unlabeled else np.ones(len(train_idx), bool)
-    batcher = Batcher(fs, split.train, device)
-    model = EmotionModel(len(fs.classes), fs.audio.shape[2], fs.faces.shape[2], cfg.model).to(device)
+    r = setup_run(cfg, fs, device)
+    model, batcher, split = r.model, r.batcher, r.split
     forward: Callable = model
     if size > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -232,8 +227,7 @@ def fit(cfg: Config, fs: FeatureSet, run_dir: str, progress: bool = True, key: d
     forward = torch.compile(forward) if tc.compile else forward  # shares the parameters; eval stays eager
     mixed = autocast(device, tc.amp)  # checked and built once; entered around every training forward
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    n_batches = steps_per_epoch(len(split.train), len(train_idx), tc)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=tc.epochs * max(1, n_batches), pct_start=0.2)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=tc.epochs * max(1, r.n_batches), pct_start=0.2)
     ckpt = os.path.join(run_dir, "checkpoint.pt")
     state = _resume(ckpt, model, opt, sched, device)
     if state is None:  # a damaged checkpoint: start over
@@ -241,17 +235,12 @@ def fit(cfg: Config, fs: FeatureSet, run_dir: str, progress: bool = True, key: d
     bar = tqdm(range(state["epoch"], tc.epochs), desc=f"train {cfg.model.modalities} lam={cfg.loss.lam} seed={tc.seed}",
                unit="epoch", disable=not progress or rank > 0, leave=False)
     for epoch in bar:
-        order = epoch_order(len(train_idx), n_batches * tc.batch_size, tc.seed, epoch)  # same order after a resume
-        batches = [(train_idx[s], labeled[s]) for s in np.split(order, n_batches)] if n_batches else []
-        sums = train_one_epoch(model, forward, opt, sched, batcher, batches, cfg.loss, mixed)
+        sums = train_one_epoch(model, forward, opt, sched, batcher, r.batches(epoch), cfg.loss, mixed)
         state["epoch"] = epoch + 1
         rngs = _rng_states(device)
         if rank == 0:
             val = evaluate(model, batcher, split.val, fs, tc.protocol)
-            state["history"].append({"epoch": epoch + 1, **sums, "val_acc": val["acc"], "val_uar": val["uar"]})
-            if val["uar"] > state["best_uar"]:
-                state["best_uar"] = val["uar"]
-                state["best"] = {k: t.detach().cpu().clone() for k, t in model.state_dict().items()}
+            record_epoch(state, sums, val, model.state_dict())
             bar.set_postfix(loss=f"{sums.get('loss', 0):.3f}", val_uar=f"{val['uar']:.3f}")
             tmp = ckpt + ".part"
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "state": state,
@@ -259,20 +248,73 @@ def fit(cfg: Config, fs: FeatureSet, run_dir: str, progress: bool = True, key: d
             os.replace(tmp, ckpt)
     result_file = os.path.join(run_dir, "result.json")
     if rank == 0:
-        model.load_state_dict(state["best"])
-        test = evaluate(model, batcher, split.test, fs, tc.protocol)
-        feats_file = _save_features(run_dir, model, batcher, split, fs)
-        result = {"config": cfg.to_dict(), "key": key or {}, "features_sha256": file_sha256(feats_file), "test": test,
-                  "history": state["history"], "best_val_uar": state["best_uar"],
-                  "n_train_segments": int(len(train_idx)), "n_labeled_segments": int(labeled.sum()), "steps": tc.epochs * n_batches,
-                  "n_test_segments": int(len(split.test)), "test_subjects": split.test_subjects, "device": str(device),
-                  "threads": torch.get_num_threads(), "world_size": size, "seconds": time.perf_counter() - t0, "run_dir": run_dir}
-        write_sealed_json(result_file, result)
+        result = finish_run(cfg, fs, r, state, run_dir, key, {"world_size": size, "seconds": time.perf_counter() - t0})
         os.remove(ckpt)
     if size == 1:
         return result
     dist.barrier()
     return read_sealed_json(result_file)
+
+
+@dataclass
+class RunSetup:
+    """What a run trains on, made the same way by fit and by hgrlib.train_stacked: its split, the rows it
+    trains on (and which are labeled), a Batcher, the model as initialised under the run's seed."""
+
+    cfg: Config
+    split: Split
+    train_idx: np.ndarray
+    labeled: np.ndarray
+    batcher: Batcher
+    model: EmotionModel
+    n_batches: int
+
+    def batches(self, epoch: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The epoch's global batches (segment indices, labeled mask): the same order after a resume."""
+        tc = self.cfg.train
+        order = epoch_order(len(self.train_idx), self.n_batches * tc.batch_size, tc.seed, epoch)
+        return [(self.train_idx[s], self.labeled[s]) for s in np.split(order, self.n_batches)] if self.n_batches else []
+
+
+def setup_run(cfg: Config, fs: FeatureSet, device: torch.device) -> RunSetup:
+    """Seed, split, Batcher and the freshly initialised model of one run (the torch RNG is left where the
+    model's initialisation leaves it: the run's dropout masks are drawn from there)."""
+    tc = cfg.train
+    seed_everything(tc.seed)
+    split = make_split(fs.subjects, fs.labels, fs.n_segments, dataset=fs.dataset, protocol=tc.protocol,
+                       n_folds=tc.n_folds, fold=tc.fold, seed=tc.seed, labeled_frac=tc.labeled_frac)
+    train_idx = split.train if tc.use_unlabeled else split.train[split.labeled]
+    labeled = split.labeled if tc.use_unlabeled else np.ones(len(train_idx), bool)
+    batcher = Batcher(fs, split.train, device)
+    model = EmotionModel(len(fs.classes), fs.audio.shape[2], fs.faces.shape[2], cfg.model).to(device)
+    return RunSetup(cfg, split, train_idx, labeled, batcher, model,
+                    steps_per_epoch(len(split.train), len(train_idx), tc))
+
+
+def finish_run(cfg: Config, fs: FeatureSet, r: RunSetup, state: dict, run_dir: str, key: dict | None, extra: dict) -> dict:
+    """Load the best epoch's weights into r.model, test them, write features.npz and result.json; the result."""
+    tc = cfg.train
+    r.model.load_state_dict(state["best"])
+    test = evaluate(r.model, r.batcher, r.split.test, fs, tc.protocol)
+    feats_file = _save_features(run_dir, r.model, r.batcher, r.split, fs)
+    device = next(r.model.parameters()).device
+    result = {"config": cfg.to_dict(), "key": key or {}, "features_sha256": file_sha256(feats_file), "test": test,
+              "history": state["history"], "best_val_uar": state["best_uar"],
+              "n_train_segments": int(len(r.train_idx)), "n_labeled_segments": int(r.labeled.sum()),
+              "steps": tc.epochs * r.n_batches, "n_test_segments": int(len(r.split.test)),
+              "test_subjects": r.split.test_subjects, "device": str(device), "threads": torch.get_num_threads()}
+    result |= extra | {"run_dir": run_dir}
+    write_sealed_json(os.path.join(run_dir, "result.json"), result)
+    return result
+
+
+def record_epoch(state: dict, sums: dict, val: dict, model_state: dict) -> None:
+    """Add a finished epoch's losses and validation scores to state["history"] (state["epoch"] counts it
+    already); keep `model_state` when its validation UAR is the best so far."""
+    state["history"].append({"epoch": state["epoch"], **sums, "val_acc": val["acc"], "val_uar": val["uar"]})
+    if val["uar"] > state["best_uar"]:
+        state["best_uar"] = val["uar"]
+        state["best"] = {k: t.detach().cpu().clone() for k, t in model_state.items()}
 
 
 def _rng_states(device: torch.device) -> list:
@@ -285,10 +327,14 @@ def _rng_states(device: torch.device) -> list:
     return states
 
 
+def fresh_state() -> dict:
+    return {"epoch": 0, "best_uar": -1.0, "best": None, "history": []}
+
+
 def _resume(ckpt: str, model: EmotionModel, opt, sched, device: torch.device) -> dict | None:
     """The training state to go on from: a fresh one, or the checkpoint's (loading model, optimiser, schedule
     and this rank's random state). None when the checkpoint is damaged: it is removed, the caller restarts."""
-    fresh = {"epoch": 0, "best_uar": -1.0, "best": None, "history": []}
+    fresh = fresh_state()
     rank, size = world()
     if size > 1:
         dist.barrier()  # rank 0 may be replacing the checkpoint of a run it is restarting

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from hgrlib.config import Config, FeatureConfig
+from hgrlib.config import FeatureConfig
 from hgrlib.data.cache import FeatureCache, load_features, prepare
 from hgrlib.data.datasets import index_dataset
 from hgrlib.data.features import audio_segments, key_frame_times, log_mel, segment_starts

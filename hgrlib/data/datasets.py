@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import Callable, Iterable, Mapping

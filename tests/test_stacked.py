@@ -1,0 +1,134 @@
+"""Runs trained as one stacked network (hgrlib.stacked, hgrlib.train_stacked) are the runs fit trains alone:
+the same forward pass, gradients and dropout masks, the same schedule, skips, selection and files; only
+the summation order inside the stacked operators differs (float tolerance, keyed apart by stack size)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import hgrlib.train_stacked as ts
+from fixtures import random_featureset
+from hgrlib.config import Config, LossConfig, ModelConfig, TrainConfig
+from hgrlib.launch import pack, run_all
+from hgrlib.losses import joint_loss
+from hgrlib.models import EmotionModel
+from hgrlib.runs import cached_fit_stack, read_result, run_dir
+from hgrlib.stacked import member_state, stack_inputs, stack_models, stacked_forward
+from hgrlib.train import fit
+
+BASE = Config(model=ModelConfig(dim=16, width=8), loss=LossConfig(lam=0.1),
+              train=TrainConfig(epochs=2, batch_size=32, n_folds=3, threads=1))
+MEMBERS = [BASE,  # and members that differ in everything a stack allows:
+           BASE.with_(train={"seed": 1, "fold": 1, "labeled_frac": 0.5}, loss={"lam": 0.0}),
+           BASE.with_(train={"seed": 2, "fold": 2, "use_unlabeled": False, "labeled_frac": 0.5, "lr": 1e-3},
+                      loss={"w_ce_uni": 0.5})]  # labeled-only: half the steps per epoch, sits the rest out
+
+
+def _close(a, b, tol=1e-5):
+    a, b = a.detach().float(), b.detach().float()
+    return float((a - b).abs().max()) <= tol * max(1.0, float(b.abs().max()))
+
+
+def test_stacked_forward_gradients_and_dropout_match_each_member():
+    torch.set_num_threads(1)
+    cfg, b = ModelConfig(dim=16, width=8, dropout=0.3), 8
+    models, gens, data = [], [], []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        models.append(EmotionModel(6, 1, 3, cfg))
+        gens.append(torch.Generator().set_state(torch.get_rng_state()))
+        data.append((torch.randn(b, 1, 24, 16), torch.randn(b, 3, 3, 16, 16), torch.randint(0, 6, (b,))))
+    stack = stack_models(models)
+    out = stacked_forward(stack, *stack_inputs(*zip(*data)), gens)
+    lab = torch.ones(b, dtype=torch.bool)
+    sum(joint_loss({n: o[k] for n, o in out.items()}, data[k][2], lab, LossConfig(lam=0.1))[0] for k in range(3)).backward()
+    for k, (m, (a, v, y)) in enumerate(zip(models, data)):
+        torch.manual_seed(k)
+        EmotionModel(6, 1, 3, cfg)  # the solo run's RNG, where its initialisation leaves it
+        solo = m.train()(a, v, y)
+        joint_loss(solo, y, lab, LossConfig(lam=0.1))[0].backward()
+        assert all(_close(out[n][k], solo[n]) for n in solo)  # dropout masks included
+        for n, p in m.named_parameters():
+            g = stack.params[n].grad
+            assert (p.grad is None) == (g is None or not g[k].any()), n
+            if p.grad is not None:
+                assert _close(g[k], p.grad), n
+        state = member_state(stack, k)
+        assert all(_close(state[n], t) for n, t in m.named_buffers() if "running" in n)  # (counts: the loop's job)
+
+
+def test_each_member_of_a_stack_is_its_solo_run(tmp_path):
+    fs = random_featureset()
+    stacked = ts.fit_stacked(MEMBERS, fs, [str(tmp_path / f"s{i}") for i in range(3)], progress=False)
+    for i, cfg in enumerate(MEMBERS):
+        solo = fit(cfg, fs, str(tmp_path / f"solo{i}"), progress=False)
+        assert stacked[i]["test"]["confusion"] == solo["test"]["confusion"]
+        assert stacked[i]["steps"] == solo["steps"] and stacked[i]["stack_size"] == 3
+        for h1, h2 in zip(stacked[i]["history"], solo["history"]):
+            assert h1.keys() == h2.keys() and all(abs(h1[k] - h2[k]) < 1e-5 for k in h1), (i, h1, h2)
+        fa, fb = np.load(tmp_path / f"s{i}" / "features.npz"), np.load(tmp_path / f"solo{i}" / "features.npz")
+        assert np.abs(fa["z"] - fb["z"]).max() < 1e-5 and (fa["part"] == fb["part"]).all()
+        assert set(stacked[i]) - {"stack_size"} == set(solo)  # the same result.json a solo run writes
+
+
+def test_a_non_finite_member_skips_alone(tmp_path, monkeypatch):
+    fs = random_featureset()
+    real = ts.joint_loss
+
+    def nan_for_seed_1(out, y, labeled, cfg):
+        loss, parts = real(out, y, labeled, cfg)
+        return (loss * float("nan"), parts) if cfg.temperature == 0.5 else (loss, parts)
+
+    monkeypatch.setattr(ts, "joint_loss", nan_for_seed_1)
+    cfgs = [BASE, BASE.with_(train={"seed": 1}, loss={"temperature": 0.5})]  # temperature: unused by hgr, a marker
+    out = ts.fit_stacked(cfgs, fs, [str(tmp_path / "a"), str(tmp_path / "b")], progress=False)
+    assert [h["nonfinite_steps"] for h in out[1]["history"]] == [out[1]["steps"] // 2] * 2
+    assert all(h["nonfinite_steps"] == 0 for h in out[0]["history"])
+    solo = fit(BASE, fs, str(tmp_path / "solo"), progress=False)
+    assert out[0]["test"]["confusion"] == solo["test"]["confusion"]  # its partner's failure did not touch it
+
+
+def test_an_interrupted_stack_resumes_to_the_same_bytes(tmp_path, monkeypatch):
+    fs = random_featureset()
+    whole = cached_fit_stack(MEMBERS[:2], fs, str(tmp_path / "whole"), progress=False)
+    real, calls = ts.evaluate, []
+
+    def interrupt_in_epoch_two(*a, **k):
+        calls.append(1)
+        if len(calls) == 3:  # epoch two's first member
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(ts, "evaluate", interrupt_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        cached_fit_stack(MEMBERS[:2], fs, str(tmp_path / "cut"), progress=False)
+    monkeypatch.setattr(ts, "evaluate", real)
+    resumed = cached_fit_stack(MEMBERS[:2], fs, str(tmp_path / "cut"), progress=False)
+    assert [r["features_sha256"] for r in resumed] == [r["features_sha256"] for r in whole]
+    assert [r["history"] for r in resumed] == [r["history"] for r in whole]
+
+
+def test_pack_groups_stackable_configs_deterministically():
+    cfgs = [BASE.with_(train={"seed": s}) for s in range(10)]
+    other = BASE.with_(model={"dim": 8})  # another shape
+    amp = BASE.with_(train={"amp": "bf16"})  # not stackable
+    groups = pack(cfgs + [other, amp, cfgs[0]], 8)  # cfgs[0] twice: trained once
+    assert sorted(map(len, groups)) == [1, 1, 5, 5] and sorted(i for g in groups for i in g) == list(range(12))
+    assert pack(cfgs + [other, amp, cfgs[0]], 8) == groups
+    assert pack(cfgs, 1) == [[i] for i in range(10)]
+
+
+def test_run_all_stacks_keys_by_stack_size_and_reads_back(tmp_path, monkeypatch):
+    fs = random_featureset()
+    cfgs = [BASE.with_(train={"seed": s}) for s in range(3)]
+    out = run_all(cfgs, fs, str(tmp_path), progress=False, stack=2)  # stacks of 2 and 1
+    sizes = sorted(r.get("stack_size", 1) for r in out)
+    assert sizes == [1, 2, 2]
+    assert {r["key"]["exec"] for r in out} == {"cpu-1threads", "cpu-1threads-stack2"}
+    alone = [c for c, r in zip(cfgs, out) if r.get("stack_size", 1) == 1][0]
+    assert read_result(run_dir(alone, fs, str(tmp_path))) is not None
+    monkeypatch.setattr(ts, "fit_stacked", lambda *a, **k: pytest.fail("trained again"))
+    again = run_all(cfgs, fs, str(tmp_path), progress=False, stack=2)
+    assert [r["seconds"] for r in again] == [r["seconds"] for r in out]
