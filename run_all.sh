@@ -8,6 +8,7 @@
 #   ./run_all.sh --only 01,02 -j 1 --force        (-j: training runs side by side; default one per CPU core)
 #   ./run_all.sh --verify [--scratch DIR]          regenerate from nothing elsewhere, compare every committed table
 #   ./run_all.sh --executor slurm                  grid points as SLURM jobs (submitit; job settings in HGRLIB_SLURM)
+#   ./run_all.sh --stack 16                        runs of one model shape trained 16 at a time as one network (GPU default)
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/ensure_env.sh

@@ -29,9 +29,10 @@ from hgrlib.train import FeatureSet
 from hgrlib.train_stacked import stack_signature, stackable
 
 EXECUTORS = ("pool", "slurm", "submitit-local")
-# runs per stack when none is asked for; measured in benchmarks/README.md (bench_stack.py): on the 2-core
-# CPU a stack trains slower per run than runs alone, so runs train alone there
-AUTO_STACK = {"cpu": 1, "cuda": 8}
+# runs per stack when none is asked for; measured in benchmarks/README.md: on the 2-core CPU a stack trains
+# no faster per run than runs alone (the convolutions already run near the core's matmul rate), so runs train
+# alone there; on an H100 stacks of 16 train 1.8x (default profile) to 2.2x (paper profile) faster per run
+AUTO_STACK = {"cpu": 1, "cuda": 16}
 
 
 def resolve_jobs(jobs: int, fs: FeatureSet | None = None) -> int:

@@ -71,10 +71,15 @@ def execute(nb: Path, out: Path, params: dict, cwd: Path) -> None:
 
 def run(profile: str = "default", dataset: str = "synthetic", root: str | None = None, classes: int = 6, only: list[str] | None = None,
         jobs: int = 1, force: bool = False, results_dir: str = "results", figures_dir: str = "figures",
-        cache_dir: str = "cache", runs_dir: str = "runs", extra: dict | None = None, executor: str = "pool") -> list[dict]:
+        cache_dir: str = "cache", runs_dir: str = "runs", extra: dict | None = None, executor: str = "pool",
+        stack: int = 0) -> list[dict]:
     """Execute the notebooks in order, `jobs` training runs at a time, grid points trained by `executor`
-    (hgrlib.launch: pool | slurm | submitit-local); returns what was done."""
+    (hgrlib.launch: pool | slurm | submitit-local), `stack` runs per stacked network (0: this machine's
+    default, hgrlib.launch.stack_size); returns what was done."""
+    from hgrlib.launch import stack_size
+
     repo = project_dir()
+    stack = stack_size(stack)
     tag = f"{dataset}-{profile}"
     from hgrlib.runs import check_writable
 
@@ -93,7 +98,7 @@ def run(profile: str = "default", dataset: str = "synthetic", root: str | None =
     def one(nb: Path, upstream: bytes) -> dict:
         p = params | ({"runs_dir": runs_dir} if nb.stem != "01_data_prep" else {"workers": 2})
         p = {k: v for k, v in p.items() if _has_parameter(nb, k)}
-        stamp = _sha(nb.read_bytes(), json.dumps(p, sort_keys=True).encode(), src, upstream, libs)
+        stamp = _sha(nb.read_bytes(), json.dumps(p, sort_keys=True).encode(), src, upstream, libs, f"stack={stack}".encode())
         out = out_dir / f"{nb.stem}.ipynb"
         stamp_file = out_dir / f".{nb.stem}.stamp.json"
         why = "forced" if force else _stale(stamp_file, stamp, repo)
@@ -122,12 +127,16 @@ def run(profile: str = "default", dataset: str = "synthetic", root: str | None =
     # -j N parallelises the grid points inside each notebook (the kernels inherit HGRLIB_JOBS);
     # notebooks run in order, since later ones read back the runs of earlier ones.
     os.environ["HGRLIB_JOBS"] = str(max(0, jobs))
-    before = os.environ.get("HGRLIB_EXECUTOR")
-    os.environ["HGRLIB_EXECUTOR"] = executor  # where the kernels train (not in the stamps: the numbers are the same)
+    # where the kernels train (not in the stamps: the numbers are the same) and in stacks of how many runs
+    # (in the stamps: a run's last digits depend on its stack's size)
+    settings = {"HGRLIB_EXECUTOR": executor, "HGRLIB_STACK": str(stack)}
+    before = {k: os.environ.get(k) for k in settings}
+    os.environ.update(settings)
     try:
         done += [one(nb, upstream) for nb in rest]
     finally:
-        os.environ.pop("HGRLIB_EXECUTOR") if before is None else os.environ.update(HGRLIB_EXECUTOR=before)
+        for k, v in before.items():
+            os.environ.pop(k) if v is None else os.environ.update({k: v})
     from hgrlib.claims import write_claims
 
     write_claims(out_dir)  # deterministic from the run tables: written even when every notebook was skipped
@@ -211,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--executor", default="pool", choices=["pool", "slurm", "submitit-local"],
                     help="where grid points train: pool (this machine, -j at a time), slurm (one submitit job per grid "
                          "point; job settings from HGRLIB_SLURM, see hgrlib/launch.py), submitit-local (submitit's local executor)")
+    ap.add_argument("--stack", type=int, default=0,
+                    help="training runs of one model shape trained as one stacked network (default 0: this machine's "
+                         "default, 1 on a CPU, 16 on a GPU; see hgrlib/launch.py)")
     ap.add_argument("--force", action="store_true", help="re-run notebooks even if unchanged")
     ap.add_argument("--results", default="results")
     ap.add_argument("--figures", default="figures")
@@ -230,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     try:
         run(a.profile, a.dataset, a.root, a.classes, [o for o in a.only.split(",") if o], a.jobs, a.force,
-            a.results, a.figures, a.cache, a.runs, executor=a.executor)
+            a.results, a.figures, a.cache, a.runs, executor=a.executor, stack=a.stack)
     except OSError as e:
         from hgrlib.cli import os_error
 

@@ -23,8 +23,8 @@ from tqdm.auto import tqdm
 from hgrlib.config import Config
 from hgrlib.losses import joint_loss
 from hgrlib.stacked import Stack, member_state, stack_inputs, stack_models, stacked_forward
-from hgrlib.train import (FeatureSet, RunSetup, evaluate, finish_run, fresh_state, pick_device, record_epoch,
-                          setup_run)
+from hgrlib.train import (FeatureSet, RunSetup, evaluate, finish_run, fresh_state, keep_freed_memory, pick_device,
+                          record_epoch, setup_run)
 
 BETA2, EPS = 0.999, 1e-8  # torch.optim.AdamW's defaults, as fit uses them
 # parameters that get no gradient in a solo run unless its loss has the named part (AdamW then skips them)
@@ -186,6 +186,7 @@ def fit_stacked(cfgs: list[Config], fs: FeatureSet, run_dirs: list[str], progres
         raise ValueError("fit_stacked: the configs differ in data, features, model or schedule length, or use amp/compile")
     tc = cfgs[0].train
     device = pick_device(tc.device)
+    keep_freed_memory()
     runs, gens = [], []
     for c in cfgs:
         runs.append(setup_run(c, fs, device))

@@ -144,3 +144,18 @@ def test_notebook_02_grid_launches_through_submitit_local_executor(smoke_run, tm
     pool, jobs = (pd.read_csv(d / "synthetic-smoke" / "02_supervised_runs.csv").drop(columns="seconds")
                   for d in (base / "results", tmp_path / "results"))
     pd.testing.assert_frame_equal(pool, jobs)
+
+
+def test_notebook_02_with_stacked_runs_gives_the_same_table(smoke_run, tmp_path):
+    """`--stack 4`: notebook 02's grid trained as stacks of up to 4 runs (keyed apart by stack size, so the
+    notebook runs again), with the same scores as the runs trained alone (members match to float tolerance)."""
+    base, kw, _ = smoke_run
+    alt = kw | {"runs_dir": str(tmp_path / "runs"), "results_dir": str(tmp_path / "results"), "figures_dir": str(tmp_path / "figures")}
+    done = runner.run(**alt, only=["02"], stack=4)
+    assert [d["status"] for d in done] == ["ran"]
+    assert done[0]["stamp"] != json.loads((base / "results" / "synthetic-smoke" / ".02_supervised.stamp.json").read_text())["stamp"]
+    sizes = {json.loads(f.read_text())["stack_size"] for f in (tmp_path / "runs").glob("*/result.json")}
+    assert sizes == {3, 4}  # smoke: 6 runs per unimodal condition (3 + 3), 12 fusion runs (4 + 4 + 4)
+    alone, stacked = (pd.read_csv(d / "synthetic-smoke" / "02_supervised_runs.csv") for d in (base / "results", tmp_path / "results"))
+    for col in ("acc", "uar"):
+        assert (alone[col] - stacked[col]).abs().max() < 1e-9, col
