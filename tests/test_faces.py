@@ -69,3 +69,11 @@ def test_square_crop_pads_at_border():
     assert (out == 255).all()
     out = square_crop(frame, (80, 80, 20, 20), size=10, margin=1.0)  # 40 px box over the corner
     assert (out[:7, :7] == 255).all() and (out[-2:, -2:] == 0).all()  # 30 px inside, 10 px padded
+
+
+def test_an_opencv_without_haar_cascades_is_a_clear_error(monkeypatch):
+    import hgrlib.data.faces as faces
+
+    monkeypatch.delattr(faces.cv2, "CascadeClassifier")  # as in OpenCV 5
+    with pytest.raises(RuntimeError, match="no Haar cascade detector.*opencv-python-headless 4"):
+        faces.FaceDetector()

@@ -159,6 +159,10 @@ def prepare(records: list[ClipRecord], cache: FeatureCache, workers: int = 2, pr
     todo = [r for r, why in zip(records, problems) if why is not None]
     rep.recomputed = [(r.path, why) for r, why in zip(records, problems) if why not in (None, "missing")]
     rep.cached = len(records) - len(todo)
+    if todo:
+        from hgrlib.data.faces import FaceDetector
+
+        FaceDetector(max_side=cache.cfg.detect_max_side)  # a missing detector fails here, not in every worker
 
     def consume(results) -> None:
         for rec, feats, err in tqdm(results, total=len(todo), desc="features", unit="clip", disable=not progress):

@@ -36,6 +36,9 @@ class FaceDetector:
         self.scale_factor = scale_factor
         self.min_neighbors = min_neighbors
         self.min_rel_size = min_rel_size  # smallest face side, as a fraction of the frame's shorter side
+        if not hasattr(cv2, "CascadeClassifier"):  # OpenCV 5 moved the Haar cascades out of its main modules
+            raise RuntimeError(f"OpenCV {cv2.__version__} has no Haar cascade detector (cv2.CascadeClassifier); "
+                               "install the pinned opencv-python-headless 4.x (pip install -e . in this repository)")
         self.cascade = cv2.CascadeClassifier(cv2.data.haarcascades + CASCADE)
         if self.cascade.empty():
             raise RuntimeError(f"cannot load {cv2.data.haarcascades + CASCADE}")
