@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+import hgrlib.runs as runs
 import hgrlib.train_stacked as ts
 from fixtures import random_featureset
 from hgrlib.config import Config, LossConfig, ModelConfig, TrainConfig
@@ -129,6 +130,18 @@ def test_run_all_stacks_keys_by_stack_size_and_reads_back(tmp_path, monkeypatch)
     assert {r["key"]["exec"] for r in out} == {"cpu-1threads", "cpu-1threads-stack2"}
     alone = [c for c, r in zip(cfgs, out) if r.get("stack_size", 1) == 1][0]
     assert read_result(run_dir(alone, fs, str(tmp_path))) is not None
-    monkeypatch.setattr(ts, "fit_stacked", lambda *a, **k: pytest.fail("trained again"))
+    monkeypatch.setattr(runs, "fit_stacked", lambda *a, **k: pytest.fail("trained again"))
     again = run_all(cfgs, fs, str(tmp_path), progress=False, stack=2)
     assert [r["seconds"] for r in again] == [r["seconds"] for r in out]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CPU keys")
+def test_a_stack_through_submitit_is_the_stack_a_process_trains(tmp_path, monkeypatch):
+    fs = random_featureset()
+    cfgs = [BASE.with_(train={"seed": s}) for s in range(2)]
+    jobs = run_all(cfgs, fs, str(tmp_path), progress=False, stack=2, executor="submitit-local")
+    assert [r["key"]["exec"] for r in jobs] == ["cpu-1threads-stack2"] * 2
+    assert any((tmp_path / ".submitit").iterdir())
+    monkeypatch.setattr(runs, "fit_stacked", lambda *a, **k: pytest.fail("trained again"))
+    here = run_all(cfgs, fs, str(tmp_path), progress=False, stack=2)  # in this process: read back, same runs
+    assert [r["features_sha256"] for r in here] == [r["features_sha256"] for r in jobs]
