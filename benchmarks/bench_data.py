@@ -5,11 +5,16 @@
 
 Per clip, in one process, the steps of hgrlib.data.features.extract_clip are timed separately:
 audio read (.wav, soundfile), log-mel + segmenting (torch), video decode to the key frames (PyAV),
-face detection + cropping (Haar). Then a log-mel baseline: librosa per clip (same parameters:
-640-sample Hann window, hop 160, 94 HTK mel bands without norm, reflect padding, power 2, dB with
-top_db 80) vs one batched torch `log_mel` call over all clips, as a ratio, with their max difference.
-The corpus is generated once into --root (outside the repository) and reused. Timings are medians
-where repeated; the CPU may be shared (see benchmarks/README.md).
+face detection + cropping (Haar). Then rates in clips/s, measured in interleaved rounds on the same
+clips (one after the other in each round; median over rounds): the decoder's limit
+`ffmpeg -threads 2 -i clip.mp4 -f null -` (ffmpeg from the system, benchmark only; skipped with a note
+when absent), PyAV decoding every frame, `read_frames` (the key frames), `extract_clip` and
+`prepare()` into a fresh cache with --prep-workers processes; with the CPU seconds each used (this
+process and its children) and prep's rate as a fraction of ffmpeg's, per round and of the medians.
+Then a log-mel baseline: librosa per clip (same parameters: 640-sample Hann window, hop 160, 94 HTK
+mel bands without norm, reflect padding, power 2, dB with top_db 80) vs one batched torch `log_mel`
+call over all clips, as a ratio, with their max difference. The corpus is generated once into --root
+(outside the repository) and reused. The CPU may be shared (see benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -19,19 +24,25 @@ import json
 import math
 import os
 import platform
+import resource
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import av
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hgrlib.config import FeatureConfig  # noqa: E402
+from hgrlib.data.cache import FeatureCache, prepare  # noqa: E402
 from hgrlib.data.datasets import index_dataset  # noqa: E402
 from hgrlib.data.faces import FaceDetector, crop_faces  # noqa: E402
-from hgrlib.data.features import audio_segments, key_frame_times, log_mel  # noqa: E402
+from hgrlib.data.features import audio_segments, extract_clip, key_frame_times, log_mel  # noqa: E402
 from hgrlib.data.media import read_audio, read_frames  # noqa: E402
 from hgrlib.data.synthetic import SyntheticConfig, generate_corpus  # noqa: E402
 
@@ -46,6 +57,63 @@ def corpus(root: Path, n_clips: int, workers: int) -> tuple[list, SyntheticConfi
     gen_s = time.perf_counter() - t0
     records, _ = index_dataset("synthetic", str(folder))
     return records[:n_clips], cfg, gen_s
+
+
+def ffmpeg_decode(path: str) -> None:
+    """The decoder's limit: ffmpeg decodes every frame (and the audio) to nothing, on 2 threads."""
+    subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-threads", "2", "-i", path, "-f", "null", "-"], check=True)
+
+
+def pyav_decode(path: str) -> None:
+    """PyAV decoding every video frame, with the threading read_frames uses."""
+    with av.open(path) as box:
+        stream = box.streams.video[0]
+        stream.thread_type = "AUTO"
+        for _ in box.decode(stream):
+            pass
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process (all threads) and of its finished children (ffmpeg, prepare's workers)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def rates(records: list, fcfg: FeatureConfig, det: FaceDetector, times: dict, rounds: int, prep_workers: int) -> dict:
+    """Seconds and CPU seconds per round of each way of going through all `records`, in interleaved rounds."""
+
+    def prep() -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            prepare(records, FeatureCache(tmp, "synthetic", fcfg), workers=prep_workers, progress=False)
+
+    ways = {
+        "ffmpeg_threads2": lambda: [ffmpeg_decode(r.path) for r in records],
+        "pyav_full_decode": lambda: [pyav_decode(r.path) for r in records],
+        "read_frames": lambda: [read_frames(r.path, times[r.path]) for r in records],
+        "extract_clip": lambda: [extract_clip(r, fcfg, det) for r in records],
+        "prepare": prep,
+    }
+    if shutil.which("ffmpeg") is None:
+        print("ffmpeg not found: its rate is skipped (apt-get install ffmpeg; benchmark only)")
+        del ways["ffmpeg_threads2"]
+    out = {k: {"seconds": [], "cpu_seconds": []} for k in ways}
+    for r in range(rounds):
+        for k, run in ways.items():
+            t0, c0 = time.perf_counter(), cpu_seconds()
+            run()
+            out[k]["seconds"].append(time.perf_counter() - t0)
+            out[k]["cpu_seconds"].append(cpu_seconds() - c0)
+        print(f"  round {r + 1}/{rounds}: " + ", ".join(f"{k} {v['seconds'][-1]:.1f} s" for k, v in out.items())
+              + f"; load {os.getloadavg()[0]:.1f}", flush=True)
+    n = len(records)
+    for v in out.values():
+        v["clips_per_s"] = n / statistics.median(v["seconds"])
+        v["cpu_ms_per_clip"] = 1e3 * statistics.median(v["cpu_seconds"]) / n
+    if "ffmpeg_threads2" in out:
+        ff = out["ffmpeg_threads2"]
+        out["prepare"]["fraction_of_ffmpeg"] = out["prepare"]["clips_per_s"] / ff["clips_per_s"]
+        out["prepare"]["fraction_of_ffmpeg_by_round"] = [a / b for a, b in zip(ff["seconds"], out["prepare"]["seconds"])]
+    return out
 
 
 def librosa_log_mel(wave: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
@@ -64,7 +132,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="processes for corpus generation only")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--prep-workers", type=int, default=2, help="processes for the prepare() run")
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=5, help="log-mel baseline rounds")
+    ap.add_argument("--rate-rounds", type=int, default=3, help="interleaved rounds of the clips/s comparison")
     ap.add_argument("--out", default=str(Path(__file__).with_name("results_data.json")))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -75,7 +144,7 @@ def main() -> None:
 
     det = FaceDetector(max_side=fcfg.detect_max_side)
     parts = {"audio_read": [], "log_mel": [], "video_decode": [], "faces": []}
-    waves, detected = [], 0
+    waves, detected, times = [], 0, {}
     t_all = time.perf_counter()
     for rec in records:
         t0 = time.perf_counter()
@@ -84,7 +153,8 @@ def main() -> None:
         spec = log_mel(torch.from_numpy(wave)[None], fcfg)[0]
         _, starts = audio_segments(spec, fcfg)
         t2 = time.perf_counter()
-        frames, _, _ = read_frames(rec.path, key_frame_times(starts, fcfg))
+        times[rec.path] = key_frame_times(starts, fcfg)
+        frames, _, _ = read_frames(rec.path, times[rec.path])
         t3 = time.perf_counter()
         _, stats = crop_faces(frames, list(range(len(frames))), fcfg.face_size, fcfg.face_margin, det)
         t4 = time.perf_counter()
@@ -127,22 +197,22 @@ def main() -> None:
     print(f"  torch per clip     {1e3 * mtl:8.1f} ms ({len(batch) / mtl:7.1f} clips/s)")
     print(f"  torch batched      {1e3 * mt:8.1f} ms ({len(batch) / mt:7.1f} clips/s)  librosa/batched = {ml / mt:.1f}x; "
           f"max |diff| {diff:.3g} dB")
-    # the real pipeline: hgrlib.data.cache.prepare into a fresh cache, `--prep-workers` processes
-    import tempfile
-
-    from hgrlib.data.cache import FeatureCache, prepare
-
-    with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        rep = prepare(records, FeatureCache(tmp, "synthetic", fcfg), workers=args.prep_workers, progress=False)
-        t_prep = time.perf_counter() - t0
-    print(f"\nprepare() into a fresh cache, {args.prep_workers} workers: {n / t_prep:.2f} clips/s ({t_prep:.1f} s for {n} clips, "
-          f"{rep.extracted} extracted, {len(rep.skipped)} skipped); 1440 clips ~{1440 * t_prep / n / 60:.1f} min")
+    load_before = list(os.getloadavg())
+    print(f"\nclips/s, median of {args.rate_rounds} interleaved rounds over the {n} clips (load {load_before[0]:.1f}):")
+    rate = rates(records, fcfg, det, times, args.rate_rounds, args.prep_workers)
+    print(f"{'':18}{'clips/s':>9}{'CPU ms/clip':>13}")
+    for k, v in rate.items():
+        print(f"{k:<18}{v['clips_per_s']:>9.2f}{v['cpu_ms_per_clip']:>13.0f}")
+    prep = rate["prepare"]
+    if "fraction_of_ffmpeg" in prep:
+        print(f"prepare() ({args.prep_workers} workers) at {100 * prep['fraction_of_ffmpeg']:.0f}% of ffmpeg's rate "
+              f"(by round: {', '.join(f'{100 * x:.0f}%' for x in prep['fraction_of_ffmpeg_by_round'])})")
     res = {
         "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads(),
                     "load_average_at_end": list(os.getloadavg()), "note": "one process unless stated"},
-        "prepare": {"workers": args.prep_workers, "seconds": t_prep, "clips_per_s": n / t_prep,
-                    "estimated_1440_clips_s": 1440 * t_prep / n},
+        "prepare": {"workers": args.prep_workers, "seconds": statistics.median(prep["seconds"]),
+                    "clips_per_s": prep["clips_per_s"], "estimated_1440_clips_s": 1440 / prep["clips_per_s"]},
+        "rates": {"rounds": args.rate_rounds, "load_average_before": load_before, **rate},
         "corpus": {"clips": n, "width": scfg.width, "height": scfg.height, "fps": scfg.fps, "duration_s": scfg.duration,
                    "generate_or_check_s": gen_s},
         "extraction": {"clips_per_s": n / total, "ms_per_clip": 1e3 * total / n,

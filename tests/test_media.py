@@ -30,6 +30,15 @@ def test_video_round_trip_and_key_frames(clip):
     assert abs(int(picked[1, 16, 24, 0]) - 125) < 12 and abs(int(picked[2, 16, 24, 0]) - 225) < 12
 
 
+def test_read_frames_gives_exactly_the_frames_at_the_times(clip):
+    path, _ = clip
+    every, _ = read_video(path)
+    picked, fps, decoded = read_frames(path, [0.12, 0.0, 0.36, 0.12, 9.0])  # 25 fps: frames 3, 0, 9, 3; 9 s: the last
+    assert fps == 25.0 and decoded == 10 and np.array_equal(picked, every[[3, 0, 9, 3, 9]])
+    picked, _, decoded = read_frames(path, [0.08, 0.04])
+    assert decoded == 3 and np.array_equal(picked, every[[2, 1]])  # stops at the last frame wanted
+
+
 def test_audio_from_the_video_track_and_from_wav(clip, tmp_path):
     path, audio = clip
     x = read_audio(path, sr=16000)
