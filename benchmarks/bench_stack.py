@@ -27,62 +27,36 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.flop_counter import FlopCounterMode
+
+import bench_train as bt  # the solo step, its inputs, the FLOP count and sync: one copy, in bench_train.py
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from hgrlib.config import LossConfig, ModelConfig  # noqa: E402
+from hgrlib.config import ModelConfig  # noqa: E402
 from hgrlib.losses import joint_loss  # noqa: E402
 from hgrlib.models import EmotionModel  # noqa: E402
 from hgrlib.stacked import stack_inputs, stack_models, stacked_forward  # noqa: E402
 from hgrlib.train import keep_freed_memory  # noqa: E402
 from hgrlib.train_stacked import StackedAdamW  # noqa: E402
 
-B, N_CLASSES, FRAMES, FACE = 64, 6, 3, 48
-LOSS = LossConfig(lam=0.1)
+B = bt.B
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def batch(device: torch.device, seed: int):
-    g = torch.Generator().manual_seed(seed)
-    a, v = torch.randn(B, 1, 94, 64, generator=g), torch.randn(B, FRAMES, 3, FACE, FACE, generator=g)
-    return a.to(device), v.to(device), torch.randint(0, N_CLASSES, (B,), generator=g).to(device)
-
-
-def solo_step(device: torch.device):
-    """One solo training step (hgrlib.train.train_one_epoch's work for one batch)."""
+def stack_step(k: int):
+    """One step of a stack of k members on bt.DEVICE (train_one_epoch_stacked's work for one batch): member i
+    on bt.make_inputs(i), so member 0 trains on the solo step's batch."""
+    device = bt.DEVICE
     torch.manual_seed(0)
-    model = EmotionModel(N_CLASSES, 1, FRAMES, ModelConfig()).to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
-    a, v, y = batch(device, 0)
-    lab = torch.ones(B, dtype=torch.bool, device=device)
-
-    def step():
-        loss = joint_loss(model(a, v, y), y, lab, LOSS)[0]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    return step
-
-
-def stack_step(k: int, device: torch.device):
-    """One step of a stack of k members (hgrlib.train_stacked.train_one_epoch_stacked's work for one batch)."""
-    torch.manual_seed(0)
-    stack = stack_models([EmotionModel(N_CLASSES, 1, FRAMES, ModelConfig()).to(device) for _ in range(k)])
+    stack = stack_models([EmotionModel(bt.N_CLASSES, 1, bt.FRAMES, ModelConfig()).to(device) for _ in range(k)])
     gens = [torch.Generator(device=device).manual_seed(i) for i in range(k)]
     opt = StackedAdamW(stack.params, np.full(k, 1e-4))
-    a, v, y = stack_inputs(*zip(*[batch(device, i) for i in range(k)]))
+    a, v, y = stack_inputs(*zip(*[bt.make_inputs(i) for i in range(k)]))
     lab = torch.ones(B, dtype=torch.bool, device=device)
     takes = {n: np.ones(k, bool) for n in stack.params}
     lr, beta1 = np.full(k, 1e-3), np.full(k, 0.9)
 
     def step():
         out = stacked_forward(stack, a, v, y, gens)
-        loss = sum(joint_loss({n: o[i] for n, o in out.items()}, y[i], lab, LOSS)[0] for i in range(k))
+        loss = sum(joint_loss({n: o[i] for n, o in out.items()}, y[i], lab, bt.LOSS)[0] for i in range(k))
         for p in stack.params.values():
             p.grad = None
         loss.backward()
@@ -91,18 +65,10 @@ def stack_step(k: int, device: torch.device):
     return step
 
 
-def flops_per_sample() -> float:
-    """Convolution and matmul FLOPs of one sample's forward + backward (FlopCounterMode), as bench_train.py counts."""
-    model = EmotionModel(N_CLASSES, 1, FRAMES, ModelConfig()).train()
-    a, v, y = batch(torch.device("cpu"), 0)
-    with FlopCounterMode(display=False) as fc:
-        joint_loss(model(a, v, y), y, torch.ones(B, dtype=torch.bool), LOSS)[0].backward()
-    return fc.get_total_flops() / B
-
-
 def measure(variant: str, device: torch.device, steps: int) -> dict:
     """Seconds per step of `variant` ("solo", "stack<K>" or "matmul"; "+keep": with train.keep_freed_memory, as
     training runs now) after warm-up, and samples (or FLOPs) per s."""
+    bt.DEVICE = device
     variant, keep = variant.removesuffix("+keep"), variant.endswith("+keep")
     if keep:
         keep_freed_memory()
@@ -112,15 +78,15 @@ def measure(variant: str, device: torch.device, steps: int) -> dict:
         step, per_step = (lambda: x @ w), 2 * n**3
     else:
         k = 1 if variant == "solo" else int(variant.removeprefix("stack"))
-        step = solo_step(device) if variant == "solo" else stack_step(k, device)
+        step = bt.make_step("av")[0] if variant == "solo" else stack_step(k)
         per_step = k * B
     for _ in range(3):
         step()
-    sync(device)
+    bt.sync()
     t0 = time.perf_counter()
     for _ in range(steps):
         step()
-    sync(device)
+    bt.sync()
     s = (time.perf_counter() - t0) / steps
     return {"s_per_step": s, "rate": per_step / s}
 
@@ -152,7 +118,8 @@ def main() -> None:
         sys.exit("bench_stack.py: --device cuda asked for, but no CUDA device is available")
     ks = args.ks or ([1, 2, 4, 8, 16] if device.type == "cpu" else [1, 2, 4, 8, 16, 32, 64])
     rounds = 3 if args.quick else 5
-    fps = flops_per_sample()
+    bt.DEVICE = device
+    fps = bt.count_flops(bt.make_step("av")[1]) / B  # convolution and matmul FLOPs per sample, fwd + bwd
     cpu = device.type == "cpu"
     # (variant, processes, threads each); on a GPU one process
     # "solo": runs alone as before keep_freed_memory; "+keep": as training runs now
