@@ -503,115 +503,132 @@ def verdict(summary: pd.DataFrame, factor: float = 100.0, biased: float = 0.5) -
 
 
 def _short(x: float) -> str:
-    return f"{x:.0e}".replace("e+0", "e").replace("e-0", "e-") if abs(x) >= 1000 else f"{x:.2g}"
+    """Two significant digits, compact: 0.0025, 0.53, 4.8, 81, 240 (not 2.4e+02), 2e3 (from 1000: one digit and exponent)."""
+    if abs(x) >= 1000:
+        return f"{x:.0e}".replace("e+0", "e").replace("e+", "e")
+    if abs(x) >= 100:
+        return f"{float(f'{x:.2g}'):.0f}"
+    return f"{x:.2g}"
+
+
+def _wrap_objective(name: str) -> str:
+    return name.replace(", ", ",\n", 1) if len(name) > 16 else name
 
 
 def plot_study(summary: pd.DataFrame, title: str = ""):
-    """Heatmaps (rows: objective; columns: fraction of batches non-finite or over the objective's bound,
-    relative bias, median gradient norm, gradient-norm relative spread) over batch size × dimension; boxed:
-    the cells outside the objective's well-posed regime (StudyObjective.regime)."""
+    """Heatmaps, one panel per quantity (fraction of batches non-finite or over the objective's bound, relative
+    bias, median gradient norm, gradient-norm relative spread), each with its colour bar: rows batch size,
+    columns objective × feature dimension; boxed: the cells outside the objective's well-posed regime
+    (StudyObjective.regime)."""
     import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm, SymLogNorm
+
+    from hgrlib.plots import annotate
 
     names = list(dict.fromkeys(summary["objective"]))
     dims = sorted(summary["dim"].unique())
     batches = sorted(summary["batch"].unique())
-    metrics = [("frac_failed", "fraction non-finite or over bound", None), ("rel_bias", "value bias / |whole-pool value|", "sym"),
+    metrics = [("frac_failed", "fraction of batches non-finite or over the bound", None),
+               ("rel_bias", "value bias / |whole-pool value|", "sym"),
                ("grad_median", "median gradient norm", "loggrad"), ("grad_rel_spread", "gradient norm: std / mean", "log")]
-    fig, axes = plt.subplots(len(names), len(metrics), figsize=(4.0 * len(metrics), 0.6 + (1.0 + 0.45 * len(dims)) * len(names)),
-                             squeeze=False)
-    for i, name in enumerate(names):
-        s = summary[summary["objective"] == name]
-        for j, (m, label, scale) in enumerate(metrics):
-            ax = axes[i, j]
-            grid = np.full((len(dims), len(batches)), np.nan)
-            for _, r in s.iterrows():
-                grid[dims.index(r["dim"]), batches.index(r["batch"])] = r[m]
-            if scale == "sym":
-                norm, cmap = SymLogNorm(linthresh=0.1, vmin=-1e4, vmax=1e4), "RdBu_r"
-                grid = np.clip(grid, -1e4, 1e4)
-            elif scale == "loggrad":
-                norm, cmap = LogNorm(vmin=1e-3, vmax=1e6), "magma"
-                grid = np.clip(grid, 1e-3, 1e6)
-            elif scale == "log":
-                norm, cmap = LogNorm(vmin=1e-2, vmax=1e2), "viridis"
-                grid = np.clip(grid, 1e-2, 1e2)
-            else:
-                norm, cmap = plt.Normalize(0, 1), "Reds"
-            im = ax.imshow(grid, cmap=cmap, norm=norm, aspect="auto", origin="lower")
-            for a in range(len(dims)):
-                for b in range(len(batches)):
-                    if np.isfinite(grid[a, b]):
-                        ax.text(b, a, _short(grid[a, b]), ha="center", va="center", fontsize=6.5,
-                                color="white" if (m == "grad_rel_spread" and grid[a, b] < 0.3) or (m == "grad_median" and grid[a, b] < 10) else "black")
-            for _, r in s[~s["well_posed"].astype(bool)].iterrows():  # cells outside the well-posed regime
-                ax.add_patch(plt.Rectangle((batches.index(r["batch"]) - 0.5, dims.index(r["dim"]) - 0.5), 1, 1, fill=False, ec="k", lw=1.2))
-            ax.set_xticks(range(len(batches)), batches, fontsize=8)
-            ax.set_yticks(range(len(dims)), dims, fontsize=8)
-            ax.set_xlabel("batch size"), ax.set_ylabel("feature dim d")
-            ax.set_title(f"{name}: {label}", fontsize=8)
-            cb = fig.colorbar(im, ax=ax, fraction=0.046)
-            if scale == "sym":
-                cb.set_ticks([-1e4, -1e2, -1, 0, 1, 1e2, 1e4])
+    nc = len(names) * len(dims)
+    fig, axes = plt.subplots(len(metrics), 1, figsize=(min(2.4 + 0.72 * nc, 11.0), len(metrics) * (1.25 + 0.3 * len(batches)) + 0.5),
+                             squeeze=False, layout="constrained")
+    col = {(n, d): i * len(dims) + k for i, n in enumerate(names) for k, d in enumerate(dims)}
+    for (m, label, scale), ax in zip(metrics, axes[:, 0]):
+        grid = np.full((len(batches), nc), np.nan)
+        for _, r in summary.iterrows():
+            grid[batches.index(r["batch"]), col[r["objective"], r["dim"]]] = r[m]
+        if scale == "sym":
+            norm, cmap, lim = SymLogNorm(linthresh=0.1, vmin=-1e4, vmax=1e4), "RdBu_r", (-1e4, 1e4)
+        elif scale == "loggrad":
+            norm, cmap, lim = LogNorm(vmin=1e-3, vmax=1e6), "magma", (1e-3, 1e6)
+        elif scale == "log":
+            norm, cmap, lim = LogNorm(vmin=1e-2, vmax=1e2), "viridis", (1e-2, 1e2)
+        else:
+            norm, cmap, lim = plt.Normalize(0, 1), "Reds", (0, 1)
+        im = ax.imshow(np.clip(grid, *lim), cmap=cmap, norm=norm, aspect="auto", origin="lower")  # colours clipped, numbers not
+        ax.set_facecolor("0.93")
+        annotate(ax, im, [[_short(v) if np.isfinite(v) else None for v in row] for row in grid])
+        for _, r in summary[~summary["well_posed"].astype(bool)].iterrows():  # outside the well-posed regime
+            xy = (col[r["objective"], r["dim"]] - 0.5, batches.index(r["batch"]) - 0.5)
+            ax.add_patch(plt.Rectangle(xy, 1, 1, fill=False, ec="k", lw=2.4))
+            ax.add_patch(plt.Rectangle((xy[0] + 0.06, xy[1] + 0.06), 0.88, 0.88, fill=False, ec="w", lw=0.9))
+        for k in range(1, len(names)):
+            ax.axvline(k * len(dims) - 0.5, color="w", lw=4)
+        ax.set_xticks(range(nc), [f"d={d}" for _ in names for d in dims], fontsize=9)
+        ax.set_yticks(range(len(batches)), batches, fontsize=9)
+        ax.set_ylabel("batch size")
+        top = ax.secondary_xaxis("top")
+        top.set_xticks([(i + 0.5) * len(dims) - 0.5 for i in range(len(names))], [_wrap_objective(n) for n in names], fontsize=9)
+        top.tick_params(length=0)
+        ax.set_title(label, fontsize=10, loc="left", fontweight="bold")
+        cb = fig.colorbar(im, ax=ax, fraction=0.04, pad=0.01)
+        if scale == "sym":
+            cb.set_ticks([-1e4, -1e2, -1, 0, 1, 1e2, 1e4])
+        cb.ax.tick_params(labelsize=9)
     if title:
-        fig.suptitle(title + "  (boxed: not well-posed, e.g. CCA on k > batch/4 dimensions)", fontsize=10)
-    fig.tight_layout()
+        fig.suptitle(title + "\n(boxed: not well-posed, e.g. CCA on k > batch/4 dimensions)", fontsize=11)
     return fig
 
 
 def plot_value_spread(summary: pd.DataFrame, title: str = ""):
     """Per dimension: mean ± std of the value relative to the whole-pool value, and the median gradient norm,
-    against batch size; one line per objective."""
+    against batch size; one line per objective (one legend, below)."""
     import matplotlib.pyplot as plt
 
     dims = sorted(summary["dim"].unique())
-    fig, axes = plt.subplots(2, len(dims), figsize=(3.8 * len(dims), 6.2), squeeze=False)
+    fig, axes = plt.subplots(2, len(dims), figsize=(min(3.6 * len(dims) + 0.6, 11.0), 6.8), squeeze=False, layout="constrained")
     for j, d in enumerate(dims):
         s = summary[summary["dim"] == d]
         for name, t in s.groupby("objective", sort=False):
             t = t.sort_values("batch")
             full = t["full_value"].replace(0, np.nan)
             rel, err = t["value_mean"] / full, t["value_std"] / full.abs()
-            axes[0, j].errorbar(t["batch"], rel, yerr=err, marker="o", ms=3, capsize=2, label=name)
-            axes[1, j].plot(t["batch"], t["grad_median"], marker="o", ms=3, label=name)
+            axes[0, j].errorbar(t["batch"], rel, yerr=err, marker="o", ms=4, capsize=2, label=name)
+            axes[1, j].plot(t["batch"], t["grad_median"], marker="o", ms=4, label=name)
             bad = t[t["frac_nonfinite"] > 0]
-            axes[1, j].scatter(bad["batch"], bad["grad_median"].fillna(1e-3), marker="x", color="red", zorder=3)
+            axes[1, j].scatter(bad["batch"], bad["grad_median"].fillna(1e-3), marker="x", s=50, color="red", zorder=3,
+                               label="non-finite seen")
         for ax in axes[:, j]:
             ax.set_xscale("log", base=2)
             ax.axvline(d, color="gray", ls=":", lw=1)
         axes[0, j].set_yscale("symlog", linthresh=1)
         axes[1, j].set_yscale("log")
         axes[0, j].axhline(1.0, color="k", lw=0.6)
-        axes[0, j].set_title(f"d = {d}: value / whole-pool value", fontsize=9)
-        axes[1, j].set_title(f"d = {d}: median gradient norm (x: non-finite seen)", fontsize=9)
+        axes[0, j].set_title(f"d = {d}: value / whole-pool value", fontsize=10)
+        axes[1, j].set_title(f"d = {d}: median gradient norm", fontsize=10)
         axes[1, j].set_xlabel("batch size (dotted: batch = d)")
-    axes[0, 0].legend(fontsize=7)
+    handles = dict(zip(*reversed(axes[0, 0].get_legend_handles_labels())))
+    for ax in axes[1]:
+        handles |= {lab: h for h, lab in zip(*ax.get_legend_handles_labels()) if lab == "non-finite seen"}
+    fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncol=min(len(handles), 3), fontsize=9, frameon=False)
     if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+        fig.suptitle(title, fontsize=11)
     return fig
 
 
 def plot_protocols(table: pd.DataFrame, metrics: tuple[str, ...] = ("seg_acc", "clip_acc")):
     """Left: `metrics` mean ± std per protocol; right: the paired differences (mean ± std over pairs, points)
-    of a protocol_table."""
+    of a protocol_table; one legend, to the right."""
     import matplotlib.pyplot as plt
 
     base = table[table["component"].fillna("") == ""]
     diff = table[table["component"].fillna("") != ""]
-    fig, axes = plt.subplots(1, 2, figsize=(10.5, 3.6), gridspec_kw={"width_ratios": [1, 1.2]})
+    fig, axes = plt.subplots(1, 2, figsize=(11.0, 3.9), gridspec_kw={"width_ratios": [1, 1.2]}, layout="constrained")
     w = 0.8 / len(metrics)
     for ax, t, labels in ((axes[0], base, list(base["protocol"])),
                           (axes[1], diff, [f"{p}\n({c})" for p, c in zip(diff["protocol"], diff["component"])])):
         x = np.arange(len(t))
         for k, m in enumerate(metrics):
-            ax.bar(x + (k - (len(metrics) - 1) / 2) * w, 100 * t[f"{m}_mean"], w, yerr=100 * t[f"{m}_std"], capsize=3, label=m)
-        ax.set_xticks(x, labels, fontsize=8)
-        ax.legend(fontsize=8)
+            ax.bar(x + (k - (len(metrics) - 1) / 2) * w, 100 * t[f"{m}_mean"], w, yerr=100 * t[f"{m}_std"], capsize=3, label=m,
+                   color=f"C{k}")
+        ax.set_xticks(x, labels, fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper", fontsize=9, frameon=False)
     axes[0].set_ylabel("test accuracy (%)")
-    axes[0].set_title("per protocol: mean ± std over runs", fontsize=9)
+    axes[0].set_title("per protocol: mean ± std over runs", fontsize=10)
     axes[1].axhline(0, color="k", lw=0.6)
     axes[1].set_ylabel("difference (points)")
-    axes[1].set_title("paired differences: mean ± std over (fold, seed) pairs", fontsize=9)
-    fig.tight_layout()
+    axes[1].set_title("paired differences: mean ± std over (fold, seed) pairs", fontsize=10)
     return fig

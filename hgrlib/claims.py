@@ -255,3 +255,24 @@ def write_claims(results_dir: str | Path, claims: tuple[Claim, ...] = CLAIMS) ->
         if not f.is_file() or f.read_text() != text:  # unchanged: keep the file (and its time) as it is
             write_text(f, text)
     return df
+
+
+def findings(results_dir: str | Path, prefix: str, claims: tuple[Claim, ...] = CLAIMS) -> str:
+    """What the claims read off one notebook's tables (those whose file starts with `prefix`, e.g. "02_")
+    say, as Markdown: the paired effect, its interval and the verdict, from the tables as written."""
+    lines = []
+    for c in claims:
+        if not c.table.startswith(prefix):
+            continue
+        r = evaluate(c, results_dir)
+        if r["verdict"] == "not run":
+            lines.append(f"- **{c.id}**: not run ({r['reason']}).")
+            continue
+        lines.append(f"- **{c.id}** ({c.statement}): {r['comparison']} = {_num(r['effect'])} points of {c.metric}, "
+                     f"95% CI [{_num(r['ci_low'])}, {_num(r['ci_high'])}], {r['n']} pairs, p {_p(r['p']).replace('<', '< ') if r['p'] < 0.001 else '= ' + _p(r['p'])}"
+                     f" → **{r['verdict']}**.")
+    if not lines:
+        return ""
+    return ("**What these runs found** (generated from this notebook's tables: each claim paired over the same "
+            "(fold, seed) pairs, its verdict at 95% on its own; `claims.md` also adjusts p for all claims at once):\n\n"
+            + "\n".join(lines) + "\n")

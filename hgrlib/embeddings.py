@@ -165,7 +165,8 @@ def plt_cmap(name: str, n: int) -> list:
 
 def plot_grid(feats_by_condition: dict, embeddings: dict, method: str, classes, keys=("f", "g", "z"),
               scores: pd.DataFrame | None = None, shown: str = "test-clip features (held-out subjects)"):
-    """Rows: conditions; columns: each feature coloured by emotion, then each feature coloured by subject.
+    """Two blocks, the features coloured by emotion, then by subject, each with its legend to the right; in
+    each block, rows: conditions; columns: the features.
 
     With `scores` (from `silhouettes`) each panel's title carries the silhouette of its input features.
     """
@@ -173,29 +174,27 @@ def plot_grid(feats_by_condition: dict, embeddings: dict, method: str, classes, 
 
     conds = list(feats_by_condition)
     nk = len(keys)
-    fig, axes = plt.subplots(len(conds), 2 * nk, figsize=(2.35 * 2 * nk, 2.35 * len(conds) + 0.9), squeeze=False)
-    handles = {}
-    for r, cond in enumerate(conds):
-        fe = feats_by_condition[cond]
-        for j, key in enumerate(keys):
-            e = embeddings[(cond, key, method)]
-            for block, (col, names, cmap) in enumerate((("labels", list(classes), "tab10"), ("subjects", None, "subjects"))):
-                ax = axes[r, block * nk + j]
-                _scatter(ax, e, fe[col], names, cmap)
-                what = "emotion" if block == 0 else "subject"
-                title = f"{FEATURE_NAMES.get(key, key)} · {what}"
+    side = 2.55  # inches per panel
+    fig = plt.figure(figsize=(side * nk + 2.6, 2 * (side + 0.45) * len(conds) + 0.9), layout="constrained")
+    blocks = fig.subfigures(2, 1)
+    for block, (sub, (col, names, cmap, what)) in enumerate(zip(blocks, (("labels", list(classes), "tab10", "emotion"),
+                                                                         ("subjects", None, "subjects", "subject")))):
+        axes = sub.subplots(len(conds), nk, squeeze=False)
+        for r, cond in enumerate(conds):
+            fe = feats_by_condition[cond]
+            for j, key in enumerate(keys):
+                ax = axes[r, j]
+                _scatter(ax, embeddings[(cond, key, method)], fe[col], names, cmap, size=24)
+                title = FEATURE_NAMES.get(key, key)
                 if scores is not None:
                     s = scores[(scores["condition"] == cond) & (scores["feature"] == key)][what]
                     if len(s):
-                        title += f"\nsilhouette {float(s.iloc[0]):.2f}"
-                ax.set_title(title, fontsize=8)
-                if r == 0 or what not in handles:
-                    handles[what] = ax.get_legend_handles_labels()
-        axes[r, 0].set_ylabel(cond, fontsize=9)
-    for block, what in enumerate(("emotion", "subject")):
-        h, lab = handles[what]
-        fig.legend(h, lab, loc="lower center", ncol=min(len(lab), 12), fontsize=7, markerscale=1.5, frameon=False,
-                   title=f"colour: {what}", title_fontsize=7, bbox_to_anchor=(0.27 + 0.5 * block, -0.01))
-    fig.suptitle(f"{method.upper()} of {shown}", fontsize=10)
-    fig.tight_layout(rect=(0, 0.08, 1, 0.97))
+                        title += f" · silhouette {float(s.iloc[0]):.2f}"
+                ax.set_title(title, fontsize=10)
+            axes[r, 0].set_ylabel(cond, fontsize=10)
+        h, lab = axes[0, 0].get_legend_handles_labels()
+        sub.legend(h, lab, loc="outside right center", ncol=1 if len(lab) <= 14 else 2, fontsize=10, markerscale=1.6,
+                   frameon=False, title=f"colour: {what}", title_fontsize=10)
+        sub.suptitle(f"coloured by {what}", fontsize=11, x=0.02, ha="left", fontweight="bold")
+    fig.suptitle(f"{method.upper()} of {shown}", fontsize=12)
     return fig

@@ -109,15 +109,15 @@ def run_all(cfgs: list[Config], fs: FeatureSet, runs_dir: str = "runs", progress
 
 def _pool_all(groups: list[list[Config]], fs: FeatureSet, runs_dir: str, jobs: int, catch: tuple, progress: bool) -> list:
     """Each group's results, the groups trained in this process or in `jobs` processes side by side."""
-    from tqdm.auto import tqdm
+    from hgrlib.progress import bar as progress_bar, batch
 
     n_runs = sum(map(len, groups))
     jobs = min(resolve_jobs(jobs, fs), len(groups))
     if jobs <= 1:
-        bar = tqdm(total=n_runs, desc="runs", unit="run", disable=not progress)
+        bar = progress_bar(total=n_runs, desc="runs", unit="run", disable=not progress)
         out = []
         for g in groups:
-            out.append(fit_group(g, fs, runs_dir, catch, progress))
+            out.append(fit_group(g, fs, runs_dir, catch, progress and not batch()))  # epoch bars only where watched
             bar.update(len(g))
         bar.close()
         return out
@@ -125,7 +125,7 @@ def _pool_all(groups: list[list[Config]], fs: FeatureSet, runs_dir: str, jobs: i
     fs.fingerprint  # computed once here and sent to the workers with the features
     with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(fs, threads)) as ex:
         futures = {ex.submit(_fit_in_worker, g, runs_dir, catch): len(g) for g in groups}
-        with tqdm(total=n_runs, desc=f"runs ({jobs} jobs)", unit="run", disable=not progress) as bar:
+        with progress_bar(total=n_runs, desc=f"runs ({jobs} jobs)", unit="run", disable=not progress) as bar:
             for f in as_completed(futures):
                 bar.update(futures[f])
         return [f.result() for f in futures]
@@ -169,7 +169,8 @@ def submit_all(groups: list[list[Config]], fs: FeatureSet, runs_dir: str, execut
     runs_dir/.featuresets/<fingerprint>.pkl (runs_dir must be on a file system the jobs share); job logs go
     to runs_dir/.submitit/."""
     import submitit
-    from tqdm.auto import tqdm
+
+    from hgrlib.progress import bar as progress_bar
 
     results = [_finished(g, fs, runs_dir, catch) for g in groups]  # finished: nothing to submit
     todo = [i for i, r in enumerate(results) if r is None]
@@ -179,7 +180,7 @@ def submit_all(groups: list[list[Config]], fs: FeatureSet, runs_dir: str, execut
     ex = submitit.AutoExecutor(folder=os.path.join(runs_dir, ".submitit", "%j"), cluster="slurm" if executor == "slurm" else "local")
     ex.update_parameters(**({"timeout_min": 120} | slurm_parameters(os.environ.get("HGRLIB_SLURM", ""))))
     chunk = len(todo) if executor == "slurm" else max(1, parallel)  # the local executor starts every job at once
-    bar = tqdm(total=sum(len(groups[i]) for i in todo), desc=f"runs ({executor} jobs)", unit="run", disable=not progress)
+    bar = progress_bar(total=sum(len(groups[i]) for i in todo), desc=f"runs ({executor} jobs)", unit="run", disable=not progress)
     for k in range(0, len(todo), chunk):
         part = todo[k : k + chunk]
         jobs = ex.map_array(train_job, [groups[i] for i in part], [fs_file] * len(part), [runs_dir] * len(part),

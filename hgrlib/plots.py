@@ -1,10 +1,63 @@
-"""Figures shared by the notebooks."""
+"""Figures shared by the notebooks.
+
+Sized for the page: the README shows figures at about 860 px wide and `hgrlib.report.save_figure` writes them
+at 120 dpi, so a figure W inches wide is shrunk by about 860 / (120 W). Text is at least 9 pt (annotations
+10 pt) in figures of at most ~11 inches; every heatmap has a labelled colour bar and its annotations are black
+or white, whichever contrasts more with the cell (`text_colour`); legends are placed outside the data axes.
+"""
 
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+
+ANNOT = 10  # pt, heatmap annotations
+SMALL = 9  # pt, tick labels, legends, panel titles
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def luminance(rgba) -> float:
+    """WCAG relative luminance of an RGB(A) colour (components in [0, 1] or a matplotlib colour spec)."""
+    from matplotlib.colors import to_rgb
+
+    c = np.asarray(to_rgb(rgba), float)
+    c = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    return float(0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2])
+
+
+def contrast_ratio(a, b) -> float:
+    """WCAG contrast ratio of two colours (1: none, 21: black on white)."""
+    la, lb = sorted((luminance(a), luminance(b)))
+    return (lb + 0.05) / (la + 0.05)
+
+
+def text_colour(background) -> str:
+    """'black' or 'white', whichever contrasts more with `background` (a ratio of at least 4.5 either way)."""
+    return "black" if contrast_ratio(background, "black") >= contrast_ratio(background, "white") else "white"
+
+
+def annotate(ax, im, texts, fontsize: float = ANNOT, **kw):
+    """Write texts[i][j] (None: nothing) at cell (i, j) of the image `im`, in black or white by the cell's colour."""
+    a = np.ma.masked_invalid(np.asarray(im.get_array(), float))
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            t = texts[i][j]
+            if t is None or t == "":
+                continue
+            bg = (1, 1, 1) if a.mask[i, j] else im.to_rgba(a[i, j])
+            ax.text(j, i, t, ha="center", va="center", fontsize=fontsize, color=text_colour(bg), **kw)
+
+
+def legend_outside(ax, fontsize: float = SMALL, **kw):
+    """The axes' legend to the right of it, outside the data area."""
+    kw = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0), "borderaxespad": 0.0, "frameon": False, **kw}
+    return ax.legend(fontsize=fontsize, **kw)
+
+
+# --------------------------------------------------------------------------- notebooks 01-04
 
 
 def examples(fs, n_per_class: int = 1):
@@ -14,83 +67,219 @@ def examples(fs, n_per_class: int = 1):
     for k, name in enumerate(fs.classes):
         i = int(np.flatnonzero(fs.labels == k)[0])
         axes[0, k].imshow(fs.audio[i, 0, 0].astype(np.float32), origin="lower", aspect="auto", cmap="magma")
-        axes[0, k].set_title(name, fontsize=9)
+        axes[0, k].set_title(name, fontsize=11)
         axes[1, k].imshow(fs.faces[i, 0, 0])
         for ax in axes[:, k]:
             ax.set_xticks([]), ax.set_yticks([])
-    axes[0, 0].set_ylabel("log-mel (94 bands)")
-    axes[1, 0].set_ylabel("face key frame")
+    axes[0, 0].set_ylabel("log-mel (94 bands)", fontsize=10)
+    axes[1, 0].set_ylabel("face key frame", fontsize=10)
     fig.tight_layout()
     return fig
 
 
-def confusion(cm: np.ndarray, classes: tuple[str, ...], title: str = "", ax=None):
-    """Row-normalised confusion matrix (rows: true class)."""
+def confusion(cm: np.ndarray, classes: tuple[str, ...], title: str = "", ax=None, colorbar: bool = True):
+    """Row-normalised confusion matrix (rows: true class), annotated in %, with a colour bar."""
     cm = np.asarray(cm, float)
     norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
     if ax is None:
-        _, ax = plt.subplots(figsize=(4.6, 4))
-    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    for i in range(len(classes)):
-        for j in range(len(classes)):
-            ax.text(j, i, f"{100 * norm[i, j]:.0f}", ha="center", va="center", fontsize=8, color="white" if norm[i, j] > 0.5 else "black")
-    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(len(classes)), classes, fontsize=8)
-    ax.set_xlabel("predicted"), ax.set_ylabel("true"), ax.set_title(title, fontsize=9)
+        _, ax = plt.subplots(figsize=(5.0, 4.2), layout="constrained")
+    im = ax.imshow(100 * norm, cmap="Blues", vmin=0, vmax=100)
+    annotate(ax, im, [[f"{100 * v:.0f}" for v in row] for row in norm])
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=SMALL)
+    ax.set_yticks(range(len(classes)), classes, fontsize=SMALL)
+    ax.set_xlabel("predicted"), ax.set_ylabel("true"), ax.set_title(title, fontsize=10)
+    if colorbar:
+        ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.03, label="% of the true class")
     return ax.figure
+
+
+def confusions(cms: dict[str, np.ndarray], classes: tuple[str, ...]):
+    """Side-by-side row-normalised confusion matrices (title: matrix), one shared colour bar."""
+    fig, axes = plt.subplots(1, len(cms), figsize=(4.3 * len(cms) + 1.0, 4.4), squeeze=False, layout="constrained")
+    for ax, (title, cm) in zip(axes[0], cms.items()):
+        confusion(cm, classes, title=title, ax=ax, colorbar=False)
+    fig.colorbar(axes[0, 0].images[0], ax=list(axes[0]), fraction=0.04, pad=0.02, label="% of the true class")
+    for ax in axes[0, 1:]:
+        ax.set_ylabel("")
+    return fig
 
 
 def training_curves(histories: dict[str, list[list[dict]]], key: str = "val_uar"):
     """Mean ± std over runs of a per-epoch quantity, one line per condition; and the training loss."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.9), layout="constrained")
     for name, runs in histories.items():
         for ax, k in zip(axes, ("loss", key)):
             m = np.array([[h[k] for h in run] for run in runs])
             x = np.arange(1, m.shape[1] + 1)
             ax.plot(x, m.mean(0), label=name)
             ax.fill_between(x, m.mean(0) - m.std(0), m.mean(0) + m.std(0), alpha=0.2)
-    axes[0].set_title("training loss"), axes[1].set_title(f"validation {key.split('_')[-1].upper()}")
+    axes[0].set_title("training loss", fontsize=10), axes[1].set_title(f"validation {key.split('_')[-1].upper()}", fontsize=10)
     for ax in axes:
         ax.set_xlabel("epoch")
-    axes[1].legend(fontsize=8)
-    fig.tight_layout()
+    fig.legend(*axes[1].get_legend_handles_labels(), loc="outside lower center", ncol=min(4, len(histories)),
+               fontsize=SMALL, frameon=False, title="mean ± std over runs", title_fontsize=SMALL)
     return fig
 
 
 def bar_with_errors(table: pd.DataFrame, label: str, metric: str = "acc", ax=None):
     """Bars of mean ± std of `metric` per row of a mean_std() table."""
     if ax is None:
-        _, ax = plt.subplots(figsize=(6, 3.4))
+        _, ax = plt.subplots(figsize=(6, 3.6), layout="constrained")
     ax.bar(table[label], 100 * table[f"{metric}_mean"], yerr=100 * table[f"{metric}_std"], capsize=4, color="tab:blue", alpha=0.8)
     ax.set_ylabel(f"test {metric} (%)")
-    ax.tick_params(axis="x", labelrotation=20)
+    ax.tick_params(axis="x", labelrotation=20, labelsize=SMALL)
     return ax.figure
 
 
 def curves_with_errors(table: pd.DataFrame, x: str, group: str, metric: str = "acc", xlabel: str | None = None, ax=None):
-    """One line per `group` value: mean ± std of `metric` (a mean_std() table) against `x`."""
+    """One line per `group` value: mean ± std of `metric` (a mean_std() table) against `x`; legend to the right."""
     if ax is None:
-        _, ax = plt.subplots(figsize=(6, 3.8))
+        _, ax = plt.subplots(figsize=(7.5, 3.8), layout="constrained")
     for name, t in table.groupby(group, sort=False):
         t = t.sort_values(x)
         ax.errorbar(t[x], 100 * t[f"{metric}_mean"], yerr=100 * t[f"{metric}_std"], marker="o", capsize=3, label=name)
     ax.set_xlabel(xlabel or x), ax.set_ylabel(f"test {metric} (%)")
-    ax.legend(fontsize=8)
+    legend_outside(ax)
     return ax.figure
 
 
-def heatmaps(grids: dict[str, pd.DataFrame], fmt: str = "{:.1f}", scale: float = 100.0):
-    """Side-by-side annotated heatmaps of equally shaped grids (rows × columns), NaN cells left blank."""
-    fig, axes = plt.subplots(1, len(grids), figsize=(4.6 * len(grids), 3.2), squeeze=False)
-    for ax, (title, g) in zip(axes[0], grids.items()):
+def heatmaps(grids: dict[str, pd.DataFrame], fmt: str = "{:.1f}", scale: float = 100.0, title: str = "",
+             cbar_label: str = ""):
+    """Side-by-side annotated heatmaps of equally shaped grids (rows × columns), NaN cells left blank (grey: not
+    run); each with its own colour bar labelled `cbar_label`."""
+    n = len(grids)
+    shape = next(iter(grids.values())).shape
+    w = max(3.6, 0.95 * shape[1] + 1.6)
+    fig, axes = plt.subplots(1, n, figsize=(w * n, 0.55 * shape[0] + 1.9), squeeze=False, layout="constrained")
+    for ax, (name, g) in zip(axes[0], grids.items()):
         v = scale * g.to_numpy(dtype=float)
-        ax.imshow(np.ma.masked_invalid(v), cmap="viridis", aspect="auto")
-        for i in range(v.shape[0]):
-            for j in range(v.shape[1]):
-                if np.isfinite(v[i, j]):
-                    ax.text(j, i, fmt.format(v[i, j]), ha="center", va="center", color="white", fontsize=9)
+        im = ax.imshow(np.ma.masked_invalid(v), cmap="viridis", aspect="auto")
+        ax.set_facecolor("0.93")
+        annotate(ax, im, [[fmt.format(x) if np.isfinite(x) else None for x in row] for row in v])
         ax.set_xticks(range(v.shape[1]), [str(c) for c in g.columns])
         ax.set_yticks(range(v.shape[0]), [str(r) for r in g.index])
-        ax.set_xlabel(g.columns.name or ""), ax.set_ylabel(g.index.name or ""), ax.set_title(title, fontsize=9)
-    fig.tight_layout()
+        ax.set_xlabel(g.columns.name or ""), ax.set_ylabel(g.index.name or ""), ax.set_title(name, fontsize=10)
+        fig.colorbar(im, ax=ax, fraction=0.08, pad=0.02, label=cbar_label)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+# --------------------------------------------------------------------------- notebook 05
+
+
+def score_spread(runs: pd.DataFrame, by: str = "condition", group: str | None = "fold",
+                 metrics: tuple[str, ...] = ("acc", "uar")):
+    """Every run's test score as a dot, coloured by `by`, with the mean ± std as a black square and whisker; one
+    slot on the x axis per value of `group` (a fold number is shown as 'fold k'); one legend, to the right."""
+    hues = list(dict.fromkeys(runs[by]))
+    groups = list(dict.fromkeys(runs[group])) if group else [None]
+    names = [("" if g is None else f"{group} {g}" if group == "fold" and not isinstance(g, str) else str(g)) for g in groups]
+    w = 0.8 / len(hues)
+    width = 3.2 if len(groups) == 1 else 1.4 + 0.45 * len(groups) * max(2, len(hues))  # per metric
+    fig, axes = plt.subplots(1, len(metrics), figsize=(min(width * len(metrics) + 2.2, 11.0), 3.8), squeeze=False,
+                             layout="constrained")
+    rng = np.random.default_rng(0)
+    for ax, m in zip(axes[0], metrics):
+        lo, hi = np.inf, -np.inf
+        for gi, gname in enumerate(groups):
+            for hi_, h in enumerate(hues):
+                sel = (runs[by] == h) & ((runs[group] == gname) if group else True)
+                v = 100 * runs.loc[sel, m].to_numpy(float)
+                if not len(v):
+                    continue
+                x = gi + (hi_ - (len(hues) - 1) / 2) * w
+                ax.scatter(x + rng.uniform(-0.2, 0.2, len(v)) * w, v, color=f"C{hi_}", alpha=0.7, s=26, zorder=2,
+                           label=h if gi == 0 else None)
+                ax.errorbar(x, v.mean(), yerr=v.std(ddof=1) if len(v) > 1 else 0, fmt="s", color="k", capsize=5, ms=5, zorder=3,
+                            label="mean ± std" if gi == 0 and hi_ == 0 else None)
+                lo, hi = min(lo, v.min()), max(hi, v.max())
+        pad = max(2.0, 0.15 * (hi - lo))
+        ax.set_ylim(lo - pad, hi + pad)
+        ax.set_xticks(range(len(groups)), names, fontsize=SMALL)
+        ax.set_xlim(-0.5, len(groups) - 0.5)
+        ax.set_ylabel(f"test {m.upper()} (%)")
+        ax.grid(axis="y", alpha=0.3)
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside right upper", fontsize=SMALL, frameon=False)
+    return fig
+
+
+def seed_cka(pairs: pd.DataFrame, value: str = "cka", by: str = "condition", panel: str = "feature",
+             pair_on: tuple[str, ...] = ("fold", "pair"), ylabel: str = "linear CKA between seeds",
+             title: str = "similarity of features learned with different seeds (test clips)"):
+    """One panel per feature; in each, one column per condition, a grey line joining the values of one (fold,
+    seed pair) unit across the conditions, the mean as a black square: a paired comparison shown as such."""
+    from hgrlib.embeddings import FEATURE_NAMES
+
+    conds, panels = list(dict.fromkeys(pairs[by])), list(dict.fromkeys(pairs[panel]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(min(1.2 + 1.6 * len(conds) * len(panels), 11.0), 4.0), sharey=True,
+                             squeeze=False, layout="constrained")
+    for ax, p in zip(axes[0], panels):
+        wide = pairs[pairs[panel] == p].pivot_table(index=list(pair_on), columns=by, values=value, aggfunc="mean").reindex(columns=conds)
+        x = np.arange(len(conds))
+        for _, row in wide.iterrows():
+            ax.plot(x, row.to_numpy(float), "-", color="0.6", alpha=0.6, lw=1, zorder=1)
+        for j, c in enumerate(conds):
+            v = wide[c].dropna().to_numpy(float)
+            ax.scatter(np.full(len(v), j), v, color=f"C{j}", s=22, alpha=0.8, zorder=2)
+            if len(v):
+                ax.plot(j, v.mean(), "s", color="k", ms=8, zorder=3)
+        ax.set_xticks(x, [c.replace(" (", "\n(") for c in conds], fontsize=SMALL)
+        ax.set_xlim(-0.5, len(conds) - 0.5)
+        ax.set_title(FEATURE_NAMES.get(p, p), fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0, 0].set_ylabel(ylabel)
+    if title:
+        fig.suptitle(f"{title}; grey: one (fold, seed pair), black square: mean", fontsize=10)
+    return fig
+
+
+def av_correlation(cca: pd.DataFrame, by: str = "condition"):
+    """Canonical correlations of f and g against component, per condition (colour); solid: in-sample, dashed:
+    directions fitted on the training clips; legend to the right."""
+    fig, ax = plt.subplots(figsize=(7.8, 3.6), layout="constrained")
+    for i, (name, sub) in enumerate(cca.groupby(by, sort=False)):
+        g = sub.groupby("component")
+        ax.plot(g["in_sample"].mean().index, g["in_sample"].mean(), "o-", color=f"C{i}", label=f"{name}, in-sample")
+        if "held_out" in sub:
+            ax.plot(g["held_out"].mean().index, g["held_out"].mean(), "s--", color=f"C{i}", label=f"{name}, held-out directions")
+    ax.set_xlabel("canonical component")
+    ax.set_ylabel("correlation of f and g\n(test clips, mean over runs)")
+    ax.set_ylim(0, 1.02)
+    ax.set_xticks(sorted(cca["component"].unique()))
+    legend_outside(ax)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def factor_probes(probes: pd.DataFrame, by: str = "condition", value: str = "score"):
+    """Factors (rows, with their metric and kind) × features, one panel per condition, annotated with the mean
+    score over runs; one colour bar (clipped to [0, 1]: R² can be negative, worse than predicting the mean)."""
+    from hgrlib.embeddings import FEATURE_NAMES
+
+    conds = list(dict.fromkeys(probes[by]))
+    feats = list(dict.fromkeys(probes["feature"]))
+    facs = list(dict.fromkeys(probes["factor"]))
+    info = probes.drop_duplicates("factor").set_index("factor")
+    tab = probes.pivot_table(index="factor", columns=[by, "feature"], values=value, aggfunc="mean", dropna=False)
+    chance = probes.groupby("factor")["chance"].mean() if "chance" in probes else pd.Series(dtype=float)
+
+    def label(f):
+        c = chance.get(f, np.nan)
+        extra = f", chance {c:.2f}" if info.loc[f, "metric"] == "acc" and np.isfinite(c) else ""
+        return f"{f} ({info.loc[f, 'metric']}{extra}, {info.loc[f, 'kind']})"
+
+    fig, axes = plt.subplots(1, len(conds), figsize=(min(3.6 + 1.05 * len(feats) * len(conds) + 1.0, 11.0), 0.4 * len(facs) + 1.6),
+                             sharey=True, squeeze=False, layout="constrained")
+    for ax, c in zip(axes[0], conds):
+        m = tab.reindex(index=facs, columns=pd.MultiIndex.from_tuples([(c, f) for f in feats])).to_numpy(float)
+        im = ax.imshow(np.clip(m, 0, 1), cmap="viridis", vmin=0, vmax=1, aspect="auto")
+        ax.set_facecolor("0.93")
+        annotate(ax, im, [["–" if np.isnan(x) else f"{x:.2f}" for x in row] for row in m])
+        ax.set_xticks(range(len(feats)), [FEATURE_NAMES.get(f, f) for f in feats], fontsize=SMALL)
+        ax.tick_params(axis="x", top=True, labeltop=True, bottom=False, labelbottom=False)
+        ax.set_title(c, fontsize=11, fontweight="bold", pad=8)
+    axes[0, 0].set_yticks(range(len(facs)), [label(f) for f in facs], fontsize=SMALL)
+    fig.colorbar(im, ax=list(axes[0]), fraction=0.04, pad=0.02, label="probe score (colour clipped to [0, 1])")
+    fig.suptitle("linear probes on test-clip features (acc: accuracy; R²: variance explained), mean over runs", fontsize=10)
     return fig

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from hgrlib.io import write_text
@@ -19,21 +23,89 @@ def project_dir(start: str | Path | None = None) -> Path:
     return here
 
 
+# scores stored as fractions (0..1): shown as percent with one decimal
+PERCENT = re.compile(r"^(val_|test_|train_)?(acc|uar|seg_acc|clip_acc|f1)(_(mean|std|seed_std|seed_range|pooled_std|diff))?$")
+NBSP = "\u00a0"
+
+
+def readable(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The table as text for reading, and a note on what was left out.
+
+    Scores stored as fractions become percent with one decimal (the column named "… (%)"); whole numbers
+    lose their ".0"; other numbers keep three significant digits; missing values read "–"; "m ± s" stays
+    on one line; a numeric `X_mean`/`X_std` pair is dropped where a "m ± s" column `X` shows it (the CSV
+    keeps every column); columns that are zero in every row are dropped and named in the note.
+    """
+    out, zero = {}, []
+    spread = [str(c) for c in df.columns if not pd.api.types.is_numeric_dtype(df[c]) and df[c].astype(str).str.contains(" ± ").any()]
+    for col in df.columns:
+        v, name = df[col], str(col)
+        if (name.rsplit("_", 1)[0] in spread and name.endswith(("_mean", "_std"))) or (name in ("mean", "std") and spread):
+            continue
+        if pd.api.types.is_bool_dtype(v):
+            out[name] = v.map({True: "yes", False: "no"})
+        elif pd.api.types.is_numeric_dtype(v):
+            x = v.astype(float)
+            finite = x[np.isfinite(x)]
+            if len(x) > 1 and len(finite) == len(x) and (finite == 0).all():
+                zero.append(name)
+                continue
+            if PERCENT.match(name) and len(finite) and finite.abs().max() <= 1.0:
+                out[f"{name} (%)"] = x.map(lambda f: "–" if not np.isfinite(f) else f"{100 * f:.1f}")
+            elif len(finite) and (finite == finite.round()).all():
+                out[name] = x.map(lambda f: "–" if not np.isfinite(f) else f"{int(f)}")
+            else:
+                out[name] = x.map(lambda f: "–" if not np.isfinite(f) else f"{f:.3g}")
+        else:
+            out[name] = v.map(lambda t: "–" if t is None or (isinstance(t, float) and not np.isfinite(t))
+                              else str(t).replace(" ± ", f"{NBSP}±{NBSP}"))
+    note = f"Zero in every row, not shown: {', '.join(zero)}." if zero else ""
+    return pd.DataFrame(out, index=df.index), note
+
+
 def markdown_table(df: pd.DataFrame) -> str:
-    """A GitHub-flavoured Markdown table (no extra dependency)."""
+    """A GitHub-flavoured Markdown table of the cells as given (no extra dependency)."""
     cols = [str(c) for c in df.columns]
-    fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)  # noqa: E731
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    cell = lambda v: str(v).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    lines = ["| " + " | ".join(map(cell, cols)) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
     return "\n".join(lines) + "\n"
 
 
 def write_table(df: pd.DataFrame, stem: str | Path, title: str | None = None) -> tuple[Path, Path]:
-    """`stem`.csv and `stem`.md, written atomically."""
+    """`stem`.csv (every column, full precision) and `stem`.md (`readable`), written atomically."""
     stem = Path(stem)
     csv = write_text(stem.with_suffix(".csv"), df.to_csv(index=False))
-    md = write_text(stem.with_suffix(".md"), (f"# {title}\n\n" if title else "") + markdown_table(df))
+    view, note = readable(df)
+    md = write_text(stem.with_suffix(".md"), (f"# {title}\n\n" if title else "") + markdown_table(view) + (f"\n{note}\n" if note else ""))
     return csv, md
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table as a notebook shows it: HTML without the index, every row; plain text elsewhere."""
+
+    view: pd.DataFrame
+    caption: str = ""
+
+    def _repr_html_(self) -> str:
+        if self.view.empty:
+            return f"<p>{self.caption} (no rows)</p>".replace("<p> ", "<p>")
+        # ids from the content, not random: a re-executed notebook shows the same HTML
+        uuid = hashlib.sha256(self.view.to_csv().encode()).hexdigest()[:8]
+        styler = self.view.style.hide(axis="index").set_uuid(uuid)
+        return (styler.set_caption(self.caption) if self.caption else styler).to_html()
+
+    def __repr__(self) -> str:
+        if self.view.empty:
+            return f"{self.caption} (no rows)".strip()
+        return (self.caption + "\n" if self.caption else "") + self.view.to_string(index=False)
+
+
+def show(df: pd.DataFrame, caption: str | None = None) -> Table:
+    """`df` for a notebook: `readable`, no index, nothing truncated; what was left out said in the caption."""
+    view, note = readable(df)
+    return Table(view, " ".join(t for t in (caption, note) if t))
 
 
 def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from hgrlib.io import read_json, write_json, write_text
 from hgrlib.provenance import FEATURE_LIBS, TRAINING_LIBS, file_sha256, library_versions, package_digest
-from hgrlib.report import markdown_table, project_dir
+from hgrlib.report import project_dir
+from hgrlib.results_index import update_readme, write_manifest  # results/README.md, manifest.json, README.md's sections
 
 # every library whose version can change a table or figure: a new version re-runs the notebooks
 STAMP_LIBS = tuple(dict.fromkeys(TRAINING_LIBS + FEATURE_LIBS + ("scikit-learn", "scipy", "pandas", "umap-learn", "matplotlib")))
@@ -56,17 +57,69 @@ def git_commit(repo: Path) -> str:
 
 
 def execute(nb: Path, out: Path, params: dict, cwd: Path) -> None:
-    """Run one notebook with papermill, then render it to HTML beside the executed copy."""
+    """Run one notebook with papermill, then render it to HTML beside the executed copy.
+
+    The kernel runs with HGRLIB_BATCH=1 (progress bars print one line when done, hgrlib.progress); the
+    executed copy records its paths relative to the project, not this machine's folders."""
     import nbformat
     import papermill as pm
     from nbconvert import HTMLExporter
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.running.ipynb")
-    pm.execute_notebook(str(nb), str(tmp), parameters=params, kernel_name="python3", cwd=str(cwd), progress_bar=sys.stderr.isatty())
+    before = os.environ.get("HGRLIB_BATCH")
+    os.environ["HGRLIB_BATCH"] = "1"
+    try:
+        pm.execute_notebook(str(nb), str(tmp), parameters=params, kernel_name="python3", cwd=str(cwd),
+                            progress_bar=sys.stderr.isatty())
+    finally:
+        os.environ.pop("HGRLIB_BATCH") if before is None else os.environ.update(HGRLIB_BATCH=before)
+    done = nbformat.read(tmp, as_version=4)
+    done.metadata.papermill.update(input_path=_rel(nb, cwd), output_path=_rel(out, cwd))
+    nbformat.write(done, tmp)
     tmp.replace(out)
-    html, _ = HTMLExporter().from_notebook_node(nbformat.read(out, as_version=4))
+    html, _ = HTMLExporter().from_notebook_node(done, resources={"metadata": {"name": notebook_title(done, out.stem)}})
     write_text(out.with_suffix(".html"), html)
+
+
+def notebook_problems(ipynb: Path) -> list[str]:
+    """What an executed notebook shows that a reader should not see: errors, stderr streams (warnings,
+    progress refreshes), this machine's paths; and its HTML lacking a <title>. Empty when clean."""
+    import re
+
+    import nbformat
+
+    nb, out = nbformat.read(ipynb, as_version=4), []
+    for i, cell in enumerate(nb.cells):
+        for o in cell.get("outputs", []):
+            if o.output_type == "error":
+                out.append(f"cell {i}: error {o.ename}")
+            elif o.output_type == "stream" and o.name == "stderr":
+                out.append(f"cell {i}: stderr {o.text.strip()[:80]!r}")
+            text = json.dumps(o)
+            for home in {str(Path.home()), str(project_dir()), sys.prefix} - {"/"}:
+                if home in text:
+                    out.append(f"cell {i}: shows the path {home}")
+    html = ipynb.with_suffix(".html")
+    if html.exists():
+        m = re.search(r"<title>(.*?)</title>", html.read_text(), flags=re.S)
+        if not m or m.group(1).strip() in ("", "Notebook"):
+            out.append(f"{html.name}: no title")
+    return out
+
+
+def _rel(path: Path, base: Path) -> str:
+    return Path(os.path.relpath(Path(path).resolve(), Path(base).resolve())).as_posix()
+
+
+def notebook_title(nb, default: str) -> str:
+    """The notebook's first Markdown heading without its #s (the HTML page's title), else `default`."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("#"):
+                    return line.lstrip("#").strip()
+    return default
 
 
 def run(profile: str = "default", dataset: str = "synthetic", root: str | None = None, classes: int = 6, only: list[str] | None = None,
@@ -115,6 +168,8 @@ def run(profile: str = "default", dataset: str = "synthetic", root: str | None =
                                 "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                                 "outputs": {Path(os.path.relpath(f, repo)).as_posix(): file_sha256(f) for f in outputs}})
         print(f"[done] {nb.stem} in {sec:.0f} s", flush=True)
+        for problem in notebook_problems(out):
+            print(f"[warn] {nb.stem}: {problem}", flush=True)
         return {"notebook": nb.stem, "status": "ran", "stamp": stamp, "parameters": p, "seconds": sec}
 
     rest = list(notebooks)
@@ -172,42 +227,6 @@ def _has_parameter(nb: Path, name: str) -> bool:
     return params is not None and any(line.split("=")[0].strip() == name for line in "".join(params["source"]).splitlines())
 
 
-def write_manifest(repo: Path, results_dir: str = "results", figures_dir: str = "figures") -> Path:
-    """results/manifest.json and results/README.md: every table and figure, who made it, when, its sha256."""
-    commit = git_commit(repo)
-    entries = []
-    for base in (repo / results_dir, repo / figures_dir):
-        for f in sorted(base.rglob("*")):
-            if not f.is_file() or f.name.startswith(".") or f.suffix not in (".csv", ".md", ".json", ".png") or f.name in ("manifest.json", "README.md"):
-                continue
-            tag = f.parent.name
-            nb = f.name.split("_")[0]
-            notebook = next((s.name for s in (repo / NOTEBOOK_DIR).glob(f"{nb}_*.ipynb")), None)
-            stamp_file = repo / results_dir / tag / (f".{Path(notebook).stem}.stamp.json" if notebook else "-")
-            meta = read_json(stamp_file) if stamp_file.exists() else {}
-            if f.stem == "claims":  # made by hgrlib/claims.py from the run tables: dated by the newest notebook run
-                notebook = "hgrlib/claims.py"
-                stamps = [read_json(s) for s in (repo / results_dir / tag).glob(".*.stamp.json")]
-                meta = max((st for st in stamps if "finished" in st), key=lambda st: st["finished"], default={})
-            entries.append({
-                "file": Path(os.path.relpath(f, repo)).as_posix(), "notebook": notebook,
-                # when and at which commit the notebook that wrote it ran (its stamp), so that a re-run that
-                # skips everything, or a fresh clone, rewrites the same manifest
-                "parameters": meta.get("parameters"), "commit": meta.get("commit", commit),
-                "time": meta.get("finished") or datetime.fromtimestamp(f.stat().st_mtime, timezone.utc).isoformat(timespec="seconds"),
-                "sha256": hashlib.sha256(f.read_bytes()).hexdigest(),
-            })
-    write_json(repo / results_dir / "manifest.json", entries)
-    import pandas as pd
-
-    df = pd.DataFrame([{"file": f"[{e['file']}](../{e['file']})", "notebook": e["notebook"],
-                        "parameters": ", ".join(f"{k}={v}" for k, v in (e["parameters"] or {}).items() if k in ("profile", "dataset", "root", "lam", "seeds")),
-                        "time": e["time"], "sha256": e["sha256"][:12]} for e in entries])
-    text = "# Results index\n\nEvery table and figure, the notebook and parameters that made it (`run_all.sh`), when, and a sha256 prefix. Full details: `manifest.json`.\n\n"
-    write_text(repo / results_dir / "README.md", text + (markdown_table(df) if len(df) else "(nothing yet)\n"))
-    return repo / results_dir / "manifest.json"
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Run the notebooks through papermill (see run_all.sh).")
     ap.add_argument("--profile", default="default", choices=["smoke", "default", "paper"])
@@ -254,68 +273,6 @@ def main(argv: list[str] | None = None) -> int:
     if table.exists():
         print("\n" + table.read_text())
     return 0
-
-
-
-README_TABLES = [  # (file under results/<tag>/, heading) shown in the README's results section
-    ("02_supervised_table.md", "Main table (notebook 02)"),
-    ("02_replication_table.md", "The main comparison on a second corpus (notebook 02)"),
-    ("03_semi_supervised_table.md", "Semi-supervised, with matched optimiser steps (notebook 03)"),
-    ("04_label_free.md", "Trained without cross-entropy, linear probe (notebook 04)"),
-    ("04_ablation_table.md", "Loss-weight ablation, exploratory (notebook 04)"),
-    ("04_ablation_pairs.md", "Which pairs matter, exploratory (notebook 04)"),
-    ("05_score_spread_summary.md", "Spread over seeds within a fold (notebook 05)"),
-    ("05_seed_cka.md", "Seed-to-seed CKA of the features (notebook 05)"),
-    ("07_baselines_table.md", "Soft-HGR against other correlation losses, λ picked on validation (notebook 07)"),
-    ("07_lam_selection.md", "λ selection on validation UAR (notebook 07)"),
-    ("07_protocols_table.md", "Subject, clip and segment splits (notebook 07)"),
-]
-README_FIGURES = ["02_accuracy.png", "02_confusion.png", "03_semi_supervised.png", "04_ablation_heatmap.png",
-                  "05_seed_cka.png", "05_factor_probes.png", "06_umap.png", "07_minibatch_heatmaps.png", "07_protocols.png"]
-
-
-def _fill(text: str, start: str, end: str, body: str) -> str | None:
-    """`text` with what lies between the markers `start` and `end` replaced by `body` (None: no such markers)."""
-    if start not in text or end not in text[text.index(start):]:
-        return None
-    i, j = text.index(start) + len(start), text.index(end, text.index(start))
-    return text[:i] + "\n" + body + "\n" + text[j:]
-
-
-def update_readme(repo: Path, tag: str = "synthetic-default", results_dir: str = "results", figures_dir: str = "figures") -> bool:
-    """Rewrite the README's generated sections from the regenerated outputs: the results (tables and figures,
-    between `<!-- results:start -->` and `<!-- results:end -->`) and the claims (claims.csv through
-    `claims_markdown`, between `<!-- claims:start -->` and `<!-- claims:end -->`). False if it has neither."""
-    readme = repo / "README.md"
-    text = readme.read_text() if readme.exists() else ""
-    new, filled = text, False
-    if "<!-- results:start -->" in text:
-        stamps = [read_json(f) for f in sorted((repo / results_dir / tag).glob(".*.stamp.json"))]
-        latest = max((st for st in stamps if "finished" in st), key=lambda st: st["finished"], default={})
-        commit = latest.get("commit") or git_commit(repo)  # the code that last ran a notebook, not today's HEAD
-        parts = [f"*Regenerated by `./run_all.sh` ({tag}), commit `{commit[:12]}`. Do not edit by hand.*\n"]
-        for name, heading in README_TABLES:
-            f = repo / results_dir / tag / name
-            if f.exists():
-                body = "\n".join(line for line in f.read_text().splitlines() if not line.startswith("# "))
-                parts.append(f"**{heading}** — [{name}]({results_dir}/{tag}/{name})\n{body.strip()}\n")
-        figs = [f for f in README_FIGURES if (repo / figures_dir / tag / f).exists()]
-        parts += [f"![{f}]({figures_dir}/{tag}/{f})" for f in figs]
-        done = _fill(new, "<!-- results:start -->", "<!-- results:end -->", "\n".join(parts))
-        new, filled = done or new, filled or done is not None
-    if "<!-- claims:start -->" in text:
-        import pandas as pd
-
-        from hgrlib.claims import claims_markdown
-
-        claims_csv = repo / results_dir / tag / "claims.csv"
-        body = (f"*Generated from [claims.csv]({results_dir}/{tag}/claims.csv) ({tag}). Do not edit by hand.*\n\n"
-                + claims_markdown(pd.read_csv(claims_csv))) if claims_csv.is_file() else "*No claims.csv yet: run `./run_all.sh`.*"
-        done = _fill(new, "<!-- claims:start -->", "<!-- claims:end -->", body.rstrip("\n"))
-        new, filled = done or new, filled or done is not None
-    if new != text:
-        write_text(readme, new)
-    return filled
 
 
 if __name__ == "__main__":

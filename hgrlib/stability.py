@@ -457,148 +457,22 @@ def factor_probes(feats: dict, factors: pd.DataFrame, part: str = "test", keys=F
 # --------------------------------------------------------------------------- figures
 
 
-def plot_spread(runs: pd.DataFrame, by: str = "condition", group: str | None = None,
-                metrics: tuple[str, ...] = ("acc", "uar")):
-    """Every run's test score as a dot, coloured by `by`, with the mean ± std as a square and whisker.
+def probe_findings(probes: pd.DataFrame, by: str = "condition", keep: float = 0.2) -> str:
+    """What the factor probes found, in words from their own numbers: how well each feature carries the
+    emotion, and which single-modality nuisances (R² ≥ `keep` on average in some condition) a feature keeps."""
+    mean = probes.groupby(["factor", "kind", "metric", "feature", by], sort=False)["score"].mean()
+    conds = list(dict.fromkeys(probes[by]))
 
-    With `group` (e.g. a column saying which runs were pooled) the x axis has one slot per group value.
-    """
-    import matplotlib.pyplot as plt
+    def values(factor: str, feature: str) -> str:
+        return ", ".join(f"{mean.xs((factor, feature), level=('factor', 'feature')).xs(c, level=by).iloc[0]:.2f} with {c}"
+                         for c in conds)
 
-    hues = list(dict.fromkeys(runs[by]))
-    groups = list(dict.fromkeys(runs[group])) if group else [None]
-    w = 0.8 / len(hues)
-    width = 3.2 if len(groups) == 1 else 1.6 + 0.5 * len(groups) * max(2, len(hues))  # per metric
-    fig, axes = plt.subplots(1, len(metrics), figsize=(width * len(metrics) + 0.6, 3.6), squeeze=False)
-    rng = np.random.default_rng(0)
-    for ax, m in zip(axes[0], metrics):
-        lo, hi = np.inf, -np.inf
-        for gi, gname in enumerate(groups):
-            for hi_, h in enumerate(hues):
-                sel = (runs[by] == h) & ((runs[group] == gname) if group else True)
-                v = 100 * runs.loc[sel, m].to_numpy(float)
-                if not len(v):
-                    continue
-                x = gi + (hi_ - (len(hues) - 1) / 2) * w
-                ax.scatter(x + rng.uniform(-0.2, 0.2, len(v)) * w, v, color=f"C{hi_}", alpha=0.6, zorder=2,
-                           label=h if gi == 0 else None)
-                ax.errorbar(x, v.mean(), yerr=v.std(ddof=1) if len(v) > 1 else 0, fmt="s", color="k", capsize=5, ms=5, zorder=3)
-                lo, hi = min(lo, v.min()), max(hi, v.max())
-        pad = max(2.0, 0.15 * (hi - lo))
-        ax.set_ylim(lo - pad, hi + pad)
-        ax.set_xticks(range(len(groups)), [str(g) if g is not None else "" for g in groups], fontsize=8)
-        ax.set_xlim(-0.5, len(groups) - 0.5)
-        ax.set_ylabel(f"test {m.upper()} (%)")
-        ax.grid(axis="y", alpha=0.3)
-    axes[0, -1].legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    return fig
-
-
-def plot_grouped(df: pd.DataFrame, x: str, hue: str, mean: str = "mean", std: str = "std", ylabel: str = "",
-                 xlabels: dict | None = None, ylim: tuple[float, float] | None = None, ax=None):
-    """Grouped bars (one group per value of `x`, one bar per value of `hue`) with std whiskers."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(5.2, 3.4))
-    xs, hs = list(dict.fromkeys(df[x])), list(dict.fromkeys(df[hue]))
-    w = 0.8 / len(hs)
-    for j, h in enumerate(hs):
-        sub = df[df[hue] == h].set_index(x).reindex(xs)
-        pos = np.arange(len(xs)) + (j - (len(hs) - 1) / 2) * w
-        ax.bar(pos, sub[mean], w, yerr=sub[std] if std else None, capsize=3, label=h, color=f"C{j}")
-    ax.set_xticks(range(len(xs)), [(xlabels or {}).get(v, v) for v in xs])
-    ax.set_ylabel(ylabel)
-    if ylim:
-        ax.set_ylim(*ylim)
-    ax.legend(fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
-    return ax.figure
-
-
-def plot_av_correlation(df: pd.DataFrame, by: str = "condition"):
-    """Canonical correlations of f and g against component, per condition; solid in-sample, dashed held-out."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.2, 3.4))
-    for i, (name, sub) in enumerate(df.groupby(by, sort=False)):
-        g = sub.groupby("component")
-        ax.plot(g["in_sample"].mean().index, g["in_sample"].mean(), "o-", color=f"C{i}", label=f"{name}, in-sample")
-        if "held_out" in sub:
-            ax.plot(g["held_out"].mean().index, g["held_out"].mean(), "s--", color=f"C{i}", label=f"{name}, held-out directions")
-    ax.set_xlabel("canonical component")
-    ax.set_ylabel("correlation of f and g (test clips)")
-    ax.set_ylim(0, 1.02)
-    ax.set_xticks(sorted(df["component"].unique()))
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
-
-
-def plot_factor_heatmap(df: pd.DataFrame, by: str = "condition", value: str = "score"):
-    """Factors (rows, with their metric and kind) × feature and condition (columns), annotated with the scores.
-
-    Colours are clipped to [0, 1]; R² can be negative (worse than predicting the mean).
-    """
-    import matplotlib.pyplot as plt
-
-    conds = list(dict.fromkeys(df[by]))
-    feats = list(dict.fromkeys(df["feature"]))
-    facs = list(dict.fromkeys(df["factor"]))
-    info = df.drop_duplicates("factor").set_index("factor")
-    tab = df.pivot_table(index="factor", columns=[by, "feature"], values=value, aggfunc="mean", dropna=False)
-    cols = [(c, f) for c in conds for f in feats]
-    tab = tab.reindex(index=facs, columns=pd.MultiIndex.from_tuples(cols))
-    m = tab.to_numpy(float)
-    fig, ax = plt.subplots(figsize=(1.0 * len(cols) + 3.2, 0.42 * len(facs) + 1.6))
-    ax.imshow(np.clip(np.nan_to_num(m, nan=0.0), 0, 1), cmap="viridis", vmin=0, vmax=1, aspect="auto")
-    for i in range(m.shape[0]):
-        for j in range(m.shape[1]):
-            txt = "–" if np.isnan(m[i, j]) else f"{m[i, j]:.2f}"
-            ax.text(j, i, txt, ha="center", va="center", fontsize=8, color="white" if np.nan_to_num(m[i, j]) < 0.55 else "black")
-    chance = df.groupby("factor")["chance"].mean() if "chance" in df else pd.Series(dtype=float)
-
-    def label(f):
-        c = chance.get(f, np.nan)
-        extra = f", chance {c:.2f}" if info.loc[f, "metric"] == "acc" and np.isfinite(c) else ""
-        return f"{f} ({info.loc[f, 'metric']}{extra}, {info.loc[f, 'kind']})"
-
-    ax.set_yticks(range(len(facs)), [label(f) for f in facs], fontsize=8)
-    ax.set_xticks(range(len(cols)), [FEATURE_NAMES.get(f, f) for _, f in cols], fontsize=8)
-    for k in range(1, len(conds)):
-        ax.axvline(k * len(feats) - 0.5, color="w", lw=3)
-    for k, c in enumerate(conds):
-        ax.text((k + 0.5) * len(feats) - 0.5, -0.75, c, ha="center", va="bottom", fontsize=9)
-    ax.set_title("linear probes on test-clip features (acc: accuracy, R²: variance explained)", fontsize=9, pad=22)
-    fig.tight_layout()
-    return fig
-
-
-def plot_paired(df: pd.DataFrame, value: str = "cka", by: str = "condition", panel: str = "feature",
-                pair_on: tuple[str, ...] = ("fold", "pair"), ylabel: str = "linear CKA between seeds"):
-    """One panel per value of `panel`; in each, one column per value of `by`, a grey line joining the values
-    of one (`pair_on`) unit across the columns (e.g. one fold and seed pair under each condition), the
-    mean as a black square. Shows a paired comparison as such."""
-    import matplotlib.pyplot as plt
-
-    conds, panels = list(dict.fromkeys(df[by])), list(dict.fromkeys(df[panel]))
-    fig, axes = plt.subplots(1, len(panels), figsize=(1.2 + 1.3 * len(conds) * len(panels), 3.6), sharey=True, squeeze=False)
-    for ax, p in zip(axes[0], panels):
-        wide = df[df[panel] == p].pivot_table(index=list(pair_on), columns=by, values=value, aggfunc="mean").reindex(columns=conds)
-        x = np.arange(len(conds))
-        for _, row in wide.iterrows():
-            ax.plot(x, row.to_numpy(float), "-", color="0.6", alpha=0.6, lw=1, zorder=1)
-        for j, c in enumerate(conds):
-            v = wide[c].dropna().to_numpy(float)
-            ax.scatter(np.full(len(v), j), v, color=f"C{j}", s=14, alpha=0.8, zorder=2)
-            if len(v):
-                ax.plot(j, v.mean(), "s", color="k", ms=7, zorder=3)
-        ax.set_xticks(x, [c.replace(" (", "\n(") for c in conds], fontsize=7)
-        ax.set_xlim(-0.5, len(conds) - 0.5)
-        ax.set_title(FEATURE_NAMES.get(p, p), fontsize=9)
-        ax.grid(axis="y", alpha=0.3)
-    axes[0, 0].set_ylabel(ylabel)
-    fig.tight_layout()
-    return fig
+    lines = []
+    if "emotion" in set(probes["factor"]):
+        lines.append("- emotion (probe accuracy): " + "; ".join(f"{k}: {values('emotion', k)}" for k in dict.fromkeys(probes["feature"])) + ".")
+    kept = []
+    for (factor, kind, metric, feature), m in mean.groupby(level=["factor", "kind", "metric", "feature"], sort=False):
+        if kind in ("audio only", "video only") and metric == "R²" and m.max() >= keep:
+            kept.append(f"{factor} in {feature} ({values(factor, feature)})")
+    lines.append("- single-modality nuisances kept (mean R² ≥ " + f"{keep:g}): " + ("; ".join(kept) if kept else "none") + ".")
+    return "**What the probes found** (mean over folds × seeds):\n\n" + "\n".join(lines) + "\n"

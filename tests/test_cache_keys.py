@@ -174,3 +174,16 @@ def test_damaged_feature_files_are_reported_and_extracted_again(corpus_copy, cap
     err = capfd.readouterr().err
     assert str(p0) in err and str(p2) in err
     assert len(kept) == 4 and all(np.array_equal(audio[i], good[i][0]) for i in range(4))
+
+
+def test_report_of_cached_clips_says_how_their_faces_were_found(corpus_copy):
+    records, cache = corpus_copy
+    first = prepare(records, cache, workers=1, progress=False)  # every clip read from the cache
+    assert first.extracted == 0 and first.cached == 4 and first.faces_unknown == 0
+    frames = first.frames_detected + first.frames_borrowed + first.frames_fallback
+    assert frames == 4 * cache.cfg.n_segments * cache.cfg.frames_per_segment
+    assert "face detected" in first.summary()
+    cache.path(records[0]).unlink()  # one clip extracted now, three from the cache: the same totals
+    again = prepare(records, cache, workers=1, progress=False)
+    assert again.extracted == 1 and again.cached == 3
+    assert (again.frames_detected, again.frames_borrowed, again.frames_fallback) == (first.frames_detected, first.frames_borrowed, first.frames_fallback)

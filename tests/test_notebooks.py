@@ -159,3 +159,19 @@ def test_notebook_02_with_stacked_runs_gives_the_same_table(smoke_run, tmp_path)
     alone, stacked = (pd.read_csv(d / "synthetic-smoke" / "02_supervised_runs.csv") for d in (base / "results", tmp_path / "results"))
     for col in ("acc", "uar"):
         assert (alone[col] - stacked[col]).abs().max() < 1e-9, col
+
+
+def test_executed_notebooks_read_clean(smoke_run):
+    """No errors, no stderr (warnings, progress refreshes), no machine paths, a titled HTML page."""
+    base, _, _ = smoke_run
+    executed = sorted((base / "results" / "synthetic-smoke").glob("*.ipynb"))
+    assert executed
+    for nb in executed:
+        assert runner.notebook_problems(nb) == [], nb.name
+
+
+def test_committed_executed_notebooks_read_clean():
+    executed = sorted(Path("results").glob("*/*.ipynb"))
+    assert executed
+    for nb in executed:
+        assert runner.notebook_problems(nb) == [], nb

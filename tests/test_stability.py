@@ -294,17 +294,18 @@ def test_probe_score_copes_with_tiny_or_constant_targets():
 def test_figures_draw(tmp_path):
     import matplotlib
 
+    from hgrlib import plots
+
     matplotlib.use("Agg")
-    runs = pd.DataFrame({"condition": ["a", "a", "b", "b"], "acc": [0.5, 0.6, 0.55, 0.57], "uar": [0.5, 0.6, 0.5, 0.6]})
-    st.plot_spread(runs).savefig(tmp_path / "s.png")
-    st.plot_spread(runs.assign(pool=["x", "y", "x", "y"]), group="pool").savefig(tmp_path / "s.png")
+    runs = pd.DataFrame({"condition": ["a", "a", "b", "b"], "fold": [0, 1, 0, 1], "acc": [0.5, 0.6, 0.55, 0.57], "uar": [0.5, 0.6, 0.5, 0.6]})
+    plots.score_spread(runs).savefig(tmp_path / "s.png")
     cca = pd.DataFrame({"condition": ["a"] * 2 + ["b"] * 2, "component": [1, 2] * 2, "in_sample": [0.9, 0.5, 0.8, 0.4],
                         "held_out": [0.7, 0.2, 0.6, 0.1]})
-    st.plot_av_correlation(cca).savefig(tmp_path / "c.png")
+    plots.av_correlation(cca).savefig(tmp_path / "c.png")
     pr = pd.DataFrame({"condition": ["a", "a", "b", "b"], "factor": ["emotion", "yaw"] * 2, "kind": ["shared", "visual nuisance"] * 2,
                        "metric": ["acc", "R²"] * 2, "feature": ["f"] * 4, "score": [0.8, -0.3, 0.9, np.nan]})
-    st.plot_factor_heatmap(pr).savefig(tmp_path / "h.png")
+    plots.factor_probes(pr).savefig(tmp_path / "h.png")
     pairs = pd.DataFrame({"condition": ["a"] * 6 + ["b"] * 6, "fold": [0, 0, 0, 1, 1, 1] * 2, "pair": ["0-1", "0-2", "1-2"] * 4,
                           "feature": "z", "cka": np.linspace(0.8, 0.95, 12)})
-    st.plot_paired(pairs).savefig(tmp_path / "p.png")
+    plots.seed_cka(pairs).savefig(tmp_path / "p.png")
     assert all((tmp_path / p).stat().st_size > 1000 for p in ("s.png", "c.png", "h.png", "p.png"))

@@ -1,7 +1,8 @@
 """Feature cache on disk, keyed by dataset, preprocessing config, feature code and libraries; resumable.
 
 Layout: <cache_dir>/<dataset>-<key hash>/clips/<subject>__<stem>.npz, one file per clip, written
-atomically and checked when read, plus key.json (what the hash stands for) and prep_report.json.
+atomically and checked when read (each with how its face crops were found), plus key.json (what the
+hash stands for) and prep_report.json (the last preparation's report).
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from hgrlib.config import FeatureConfig, config_hash
 from hgrlib.data.records import ClipRecord, DataError
 from hgrlib.io import CorruptFile, write_json
+from hgrlib.progress import bar
 from hgrlib.provenance import FEATURE_LIBS, arrays_sha256, code_digest, library_versions
 
 
@@ -47,10 +48,12 @@ class FeatureCache:
     def path(self, rec: ClipRecord) -> Path:
         return self.root / "clips" / f"{rec.subject}__{Path(rec.path).stem}.npz"
 
-    def save(self, rec: ClipRecord, audio: np.ndarray, faces: np.ndarray) -> None:
+    def save(self, rec: ClipRecord, audio: np.ndarray, faces: np.ndarray, face_stats: dict | None = None) -> None:
         p = self.path(rec)
         tmp = p.with_name(p.stem + ".part.npz")
         meta = {"source": source_identity(rec), "sha256": arrays_sha256(audio, faces)}
+        if face_stats is not None:  # so a report of clips read from the cache can say how their faces were found
+            meta["faces"] = face_stats
         np.savez(tmp, audio=audio, faces=faces, meta=np.array(json.dumps(meta)))
         os.replace(tmp, p)
 
@@ -71,6 +74,11 @@ class FeatureCache:
         if not same_source:
             raise CorruptFile(f"{p}: stale, {rec.path} (or its audio) changed or moved since its features were extracted")
         return audio, faces
+
+    def face_stats(self, rec: ClipRecord) -> dict | None:
+        """How a cached clip's key-frame crops were found (FaceStats as a dict); None if not recorded."""
+        with np.load(self.path(rec), allow_pickle=False) as z:
+            return json.loads(str(z["meta"])).get("faces")
 
     def problem(self, rec: ClipRecord) -> str | None:
         """Why a clip's cached features cannot be used ('missing', corrupt, stale), or None if they can."""
@@ -95,18 +103,34 @@ def source_identity(rec: ClipRecord) -> list:
 
 @dataclass
 class PrepReport:
-    """What preparation did: clips extracted, found in the cache, skipped (with why), face counts."""
+    """What preparation did (clips extracted, found in the cache, skipped with why) and how the faces of
+    every usable clip were found, whether extracted now or read from the cache."""
 
     clips: int = 0
     extracted: int = 0
     cached: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     recomputed: list[tuple[str, str]] = field(default_factory=list)  # cached but stale or damaged: extracted again
-    frames_detected: int = 0
+    frames_detected: int = 0  # key frames of all usable clips, from here on
     frames_borrowed: int = 0
     frames_fallback: int = 0
     clips_without_face: list[str] = field(default_factory=list)
+    clips_mostly_borrowed: list[tuple[str, int, int]] = field(default_factory=list)  # (path, borrowed or centre crops, key frames)
+    faces_unknown: int = 0  # cached clips extracted by a version that did not record face counts
     seconds: float = 0.0
+
+    def add_faces(self, path: str, stats: dict | None) -> None:
+        if stats is None:
+            self.faces_unknown += 1
+            return
+        self.frames_detected += stats["detected"]
+        self.frames_borrowed += stats["borrowed"]
+        self.frames_fallback += stats["fallback"]
+        frames = stats["detected"] + stats["borrowed"] + stats["fallback"]
+        if not stats["clip_has_face"]:
+            self.clips_without_face.append(path)
+        elif frames and stats["detected"] < frames / 2:
+            self.clips_mostly_borrowed.append((path, frames - stats["detected"], frames))
 
     def summary(self) -> str:
         frames = self.frames_detected + self.frames_borrowed + self.frames_fallback
@@ -116,10 +140,13 @@ class PrepReport:
         ]
         if frames:
             lines.append(
-                f"key frames of extracted clips: {self.frames_detected} face detected ({100 * self.frames_detected / frames:.1f}%), "
-                f"{self.frames_borrowed} borrowed from the clip's other frames, {self.frames_fallback} centre crops; "
-                f"{len(self.clips_without_face)} clips without any face"
+                f"key frames of the {self.extracted + self.cached - self.faces_unknown} usable clips: {self.frames_detected} "
+                f"face detected ({100 * self.frames_detected / frames:.1f}%), {self.frames_borrowed} borrowed from the "
+                f"clip's other key frames, {self.frames_fallback} centre crops; {len(self.clips_without_face)} clips "
+                f"without any face, {len(self.clips_mostly_borrowed)} with most key frames not detected"
             )
+        if self.faces_unknown:
+            lines.append(f"  {self.faces_unknown} cached clips carry no face counts (extracted by an older hgrlib)")
         lines += [f"  skipped {p}: {r}" for p, r in self.skipped]
         lines += [f"  extracted again {p}: {r}" for p, r in self.recomputed]
         return "\n".join(lines)
@@ -159,25 +186,24 @@ def prepare(records: list[ClipRecord], cache: FeatureCache, workers: int = 2, pr
     todo = [r for r, why in zip(records, problems) if why is not None]
     rep.recomputed = [(r.path, why) for r, why in zip(records, problems) if why not in (None, "missing")]
     rep.cached = len(records) - len(todo)
+    for r, why in zip(records, problems):
+        if why is None:
+            rep.add_faces(str(r.path), cache.face_stats(r))
     if todo:
         from hgrlib.data.faces import FaceDetector
 
         FaceDetector(max_side=cache.cfg.detect_max_side)  # a missing detector fails here, not in every worker
 
     def consume(results) -> None:
-        for rec, feats, err in tqdm(results, total=len(todo), desc="features", unit="clip", disable=not progress):
+        for rec, feats, err in bar(results, total=len(todo), desc="features", unit="clip", disable=not progress):
             if err is not None:
                 rep.skipped.append((rec.path, err))
                 cache.path(rec).unlink(missing_ok=True)  # a stale entry of a clip that is now broken
                 continue
-            cache.save(rec, feats.audio, feats.faces)
+            stats = asdict(feats.faces_stats)
+            cache.save(rec, feats.audio, feats.faces, stats)
             rep.extracted += 1
-            s = feats.faces_stats
-            rep.frames_detected += s.detected
-            rep.frames_borrowed += s.borrowed
-            rep.frames_fallback += s.fallback
-            if not s.clip_has_face:
-                rep.clips_without_face.append(rec.path)
+            rep.add_faces(str(rec.path), stats)
 
     if workers <= 1 or len(todo) <= 1:
         _init_worker(cache.cfg)
@@ -199,7 +225,7 @@ def load_features(records: list[ClipRecord], cache: FeatureCache) -> tuple[list[
 
     def load_all() -> tuple[list, list]:
         got, bad = [], []
-        for r in tqdm(records, desc="load cache", unit="clip", leave=False, disable=len(records) < 200):
+        for r in bar(records, desc="load cache", unit="clip", leave=False, disable=len(records) < 200):
             if cache.path(r).exists():
                 try:
                     got.append((r, *cache.load(r)))

@@ -361,7 +361,7 @@ def generate_corpus(root: str | Path, cfg: SyntheticConfig = SyntheticConfig(), 
     recorded, or whose sha256 differs is (re)generated; a corpus of an older generator version is
     regenerated in place; one of another config is a DataError.
     """
-    from tqdm.auto import tqdm
+    from hgrlib.progress import bar as progress_bar
 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -408,7 +408,7 @@ def generate_corpus(root: str | Path, cfg: SyntheticConfig = SyntheticConfig(), 
     write_text(root / "factors.csv", buf.getvalue())
     if report.upgraded_from is not None and progress:
         print(f"{root}: corpus of generator version {report.upgraded_from}; regenerating every clip in place")
-    bar = tqdm(total=len(facs), initial=len(facs) - len(jobs), desc="synthetic corpus", disable=not progress)
+    bar = progress_bar(total=len(facs), initial=len(facs) - len(jobs), desc="synthetic corpus", unit="clip", disable=not progress)
     parallel = workers > 1 and len(jobs) > 1  # spawn, not fork: fork is unsafe after torch/OpenMP start
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if parallel else nullcontext() as ex:
         for k, written in enumerate(ex.map(_write_clip, jobs, chunksize=4) if parallel else map(_write_clip, jobs)):

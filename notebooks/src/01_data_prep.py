@@ -28,7 +28,7 @@ from hgrlib import plots
 from hgrlib.experiment import load_featureset, prepare_data
 from hgrlib.io import write_json
 from hgrlib.profiles import get_profile
-from hgrlib.report import save_figure, write_table
+from hgrlib.report import save_figure, show, write_table
 
 P = get_profile(profile, dataset, root, classes)
 cfg = P.config
@@ -38,10 +38,10 @@ print(tag, cfg.data, cfg.features, sep="\n")
 
 # %%
 index_report, prep_report = prepare_data(cfg.data, cfg.features, cache_dir, P.synthetic, workers=workers)
-print(index_report.summary())
-print(prep_report.summary())
 write_json(f"{out_res}/01_prep_report.json", {"index": {"accepted": index_report.accepted, "skipped": index_report.skipped},
                                               "prep": prep_report.__dict__})
+print(index_report.summary())
+print(prep_report.summary())
 
 # %%
 fs = load_featureset(cfg.data, cfg.features, cache_dir)
@@ -51,11 +51,11 @@ counts = pd.crosstab(pd.Series([fs.classes[y] for y in fs.labels], name="emotion
 counts["subjects"] = [len({s for s, y in zip(fs.subjects, fs.labels) if fs.classes[y] == e}) for e in counts.index]
 write_table(counts.reset_index(), f"{out_res}/01_class_counts", title=f"Clips per emotion ({tag})")
 print(f"audio segments {fs.audio.shape}, face crops {fs.faces.shape}, {len(set(fs.subjects))} subjects")
-counts
+show(counts.reset_index())
 
 # %%
 fig = plots.examples(fs)
-save_figure(fig, f"{out_fig}/01_examples.png")
+save_figure(fig, f"{out_fig}/01_examples.png");
 
 # %% [markdown]
 # Each column is one clip of one emotion: its first log-mel segment (top) and the face crop of its

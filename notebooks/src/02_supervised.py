@@ -37,7 +37,7 @@ from hgrlib import plots
 from hgrlib.experiment import fold_seed_runs, load_featureset, mean_std, prepare_data, results_frame
 from hgrlib.launch import run_all
 from hgrlib.profiles import get_profile, with_corpus_seed
-from hgrlib.report import save_figure, write_table
+from hgrlib.report import save_figure, show, write_table
 
 P = get_profile(profile, dataset, root, classes)
 cfg = P.config
@@ -67,30 +67,26 @@ cols = ["condition", "runs", "acc", "uar", "seg_acc", "nonfinite_steps"]
 write_table(runs, f"{out_res}/02_supervised_runs")
 write_table(table[cols], f"{out_res}/02_supervised_table",
             title=f"Test accuracy and UAR, % mean ± std over every fold × seed ({tag}, λ={lam})")
-table[cols]
+show(table[cols])
 
 # %%
 fig = plots.bar_with_errors(table, "condition", "acc")
-save_figure(fig, f"{out_fig}/02_accuracy.png")
+save_figure(fig, f"{out_fig}/02_accuracy.png");
 
 # %%
-import matplotlib.pyplot as plt
-
-fig, axes = plt.subplots(1, 2, figsize=(9.5, 4))
-for ax, name in zip(axes, ["fusion (CE)", "fusion (CE + Soft-HGR)"]):
-    cm = sum(np.array(r["test"]["confusion"]) for r, n in zip(results, names) if n == name)
-    plots.confusion(cm, fs.classes, title=f"{name}, all runs", ax=ax)
-fig.tight_layout()
-save_figure(fig, f"{out_fig}/02_confusion.png")
+cms = {f"{name}, all runs": sum(np.array(r["test"]["confusion"]) for r, n in zip(results, names) if n == name)
+       for name in ["fusion (CE)", "fusion (CE + Soft-HGR)"]}
+fig = plots.confusions(cms, fs.classes)
+save_figure(fig, f"{out_fig}/02_confusion.png");
 
 # %%
 histories = {n: [r["history"] for r, m in zip(results, names) if m == n] for n in conditions}
 fig = plots.training_curves(histories)
-save_figure(fig, f"{out_fig}/02_training_curves.png")
+save_figure(fig, f"{out_fig}/02_training_curves.png");
 
 # %% [markdown]
 # Read the table first: the paper expects fusion to beat either modality alone, and the Soft-HGR terms
-# to add to fusion with cross-entropy alone. The spread over folds and seeds says how much of a
+# to add to fusion with cross-entropy alone (what these runs found is generated at the end of this notebook). The spread over folds and seeds says how much of a
 # difference is noise; whether a difference is one is decided paired, over the same (fold, seed) pairs,
 # in the claims table that `run_all.sh` generates (`claims.md` beside this notebook's tables, and the
 # README). The confusion matrices show where the errors are.
@@ -120,4 +116,11 @@ if replica_seed is not None and dataset == "synthetic":
     rep_table = mean_std(rep, ["corpus_seed", "condition"], metrics=("acc", "uar"))
     write_table(rep_table[["corpus_seed", "condition", "runs", "acc", "uar"]], f"{out_res}/02_replication_table",
                 title=f"The main comparison on a second corpus (generator seed {replica_seed}), % mean ± std over every fold × seed")
-    display(rep_table[["corpus_seed", "condition", "runs", "acc", "uar"]])
+    display(show(rep_table[["corpus_seed", "condition", "runs", "acc", "uar"]]))
+
+# %%
+from IPython.display import Markdown
+
+from hgrlib.claims import findings
+
+Markdown(findings(out_res, "02_"))

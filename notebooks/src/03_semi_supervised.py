@@ -41,7 +41,7 @@ from hgrlib import plots
 from hgrlib.experiment import fold_seed_runs, load_featureset, mean_std, results_frame
 from hgrlib.launch import run_all
 from hgrlib.profiles import get_profile
-from hgrlib.report import save_figure, write_table
+from hgrlib.report import save_figure, show, write_table
 
 P = get_profile(profile, dataset, root, classes)
 cfg = P.config
@@ -75,11 +75,11 @@ cols = ["condition", "labeled_frac", "runs", "acc", "uar", "steps", "nonfinite_s
 write_table(runs, f"{out_res}/03_semi_supervised_runs")
 write_table(table[cols], f"{out_res}/03_semi_supervised_table",
             title=f"Test accuracy / UAR (%) against the labeled fraction, mean ± std over every fold × seed ({tag}, λ={lam})")
-table[cols]
+show(table[cols])
 
 # %%
 fig = plots.curves_with_errors(table, x="labeled_frac", group="condition", metric="acc", xlabel="labeled fraction of training clips")
-save_figure(fig, f"{out_fig}/03_semi_supervised.png")
+save_figure(fig, f"{out_fig}/03_semi_supervised.png");
 
 # %% [markdown]
 # The steps column shows the control at work: at every fraction the three conditions take the same
@@ -87,3 +87,10 @@ save_figure(fig, f"{out_fig}/03_semi_supervised.png")
 # makes of the unlabeled clips; the gap between **labeled only** and **labeled + unlabeled (CE, λ = 0)**
 # is what merely batching with unlabeled clips does. Whether a gap is larger than the spread over folds
 # and seeds is decided paired in the generated claims table (`claims.md`, and the README).
+
+# %%
+from IPython.display import Markdown
+
+from hgrlib.claims import findings
+
+Markdown(findings(out_res, "03_"))

@@ -48,7 +48,7 @@ from hgrlib.evaluate import probe_split
 from hgrlib.experiment import fold_seed_runs, load_featureset, mean_std, results_frame, run_features, seeded_runs
 from hgrlib.launch import run_all
 from hgrlib.profiles import get_profile
-from hgrlib.report import save_figure, write_table
+from hgrlib.report import save_figure, show, write_table
 
 P = get_profile(profile, dataset, root, classes)
 cfg = P.config
@@ -71,7 +71,7 @@ grid["design"] = "exploratory: seed i on fold i"
 write_table(runs, f"{out_res}/04_ablation_runs")
 write_table(grid[["w_ce", "w_uni", "lam", "runs", "acc", "probe_acc", "design"]], f"{out_res}/04_ablation_table",
             title=f"Classifier and linear-probe test accuracy (%) over loss weights, exploratory ({tag})")
-grid[["w_ce", "w_uni", "lam", "runs", "acc", "probe_acc", "design"]]
+show(grid[["w_ce", "w_uni", "lam", "runs", "acc", "probe_acc", "design"]])
 
 # %%
 no_ce = {
@@ -92,14 +92,13 @@ free_table["chance"] = f"{100 / len(fs.classes):.1f}"
 write_table(free_runs, f"{out_res}/04_label_free_runs")
 write_table(free_table[["condition", "runs", "probe_acc", "probe_uar", "chance"]], f"{out_res}/04_label_free",
             title=f"Linear probe on [f, g] of models trained without cross-entropy, % mean ± std over every fold × seed ({tag})")
-free_table[["condition", "runs", "probe_acc", "probe_uar", "chance"]]
+show(free_table[["condition", "runs", "probe_acc", "probe_uar", "chance"]])
 
 # %%
 fig = plots.heatmaps({"fusion classifier": grid.pivot(index="w_uni", columns="lam", values="acc_mean"),
-                      "linear probe on [f, g]": grid.pivot(index="w_uni", columns="lam", values="probe_acc_mean")})
-fig.suptitle("test accuracy (%), w_ce = 1, exploratory (one run per seed)", fontsize=9)
-fig.tight_layout()
-save_figure(fig, f"{out_fig}/04_ablation_heatmap.png")
+                      "linear probe on [f, g]": grid.pivot(index="w_uni", columns="lam", values="probe_acc_mean")},
+                     title="test accuracy (%), w_ce = 1, exploratory (one run per seed)", cbar_label="test accuracy (%)")
+save_figure(fig, f"{out_fig}/04_ablation_heatmap.png");
 
 # %%
 pairs = {"all three pairs": {}, "audio-visual pair only": {"w_ay": 0.0, "w_vy": 0.0}, "label pairs only": {"w_av": 0.0}}
@@ -113,7 +112,7 @@ pair_table = mean_std(pair_runs, ["pairs"])
 pair_table["design"] = "exploratory: seed i on fold i"
 write_table(pair_table[["pairs", "runs", "acc", "uar", "design"]], f"{out_res}/04_ablation_pairs",
             title=f"Which Soft-HGR pairs matter (λ={lam}, CE weight 1), test %, exploratory ({tag})")
-pair_table[["pairs", "runs", "acc", "uar", "design"]]
+show(pair_table[["pairs", "runs", "acc", "uar", "design"]])
 
 # %% [markdown]
 # The label-free row is the test of the premise: a probe on features trained only to maximise S(f, g)
@@ -121,3 +120,9 @@ pair_table[["pairs", "runs", "acc", "uar", "design"]]
 # by construction of the generator: see notebook 05 for which factors the two modalities share, which
 # include more than emotion). The label-pairs row is supervised and is expected near the CE reference.
 # The grid and the pair table are exploratory: read them for direction, not for verdicts.
+
+# %%
+from IPython.display import Markdown
+
+Markdown("**What these runs found** (test %, mean ± std over every fold × seed; exploratory, no verdict):\n\n"
+         + "\n".join(f"- {r.condition}: probe accuracy {r.probe_acc} (chance {r.chance})" for r in free_table.itertuples()))

@@ -45,11 +45,12 @@ from hgrlib.report import project_dir
 os.chdir(project_dir())
 import pandas as pd
 
+from hgrlib import plots
 from hgrlib import stability as st
 from hgrlib.experiment import fold_seed_runs, load_featureset, results_frame, run_features
 from hgrlib.launch import run_all
 from hgrlib.profiles import get_profile
-from hgrlib.report import save_figure, write_table
+from hgrlib.report import save_figure, show, write_table
 
 P = get_profile(profile, dataset, root, classes)
 cfg = P.config
@@ -89,10 +90,10 @@ write_table(spread, f"{out_res}/05_score_spread",
 spread_sum = st.spread_summary(runs).round(4)
 write_table(spread_sum, f"{out_res}/05_score_spread_summary",
             title=f"Spread over seeds averaged over folds, and over all runs pooled (fractions) ({tag}, λ={lam})")
-fig = st.plot_spread(runs.assign(fold=[f"fold {f}" for f in runs["fold"]]), group="fold")
+fig = plots.score_spread(runs)
 save_figure(fig, f"{out_fig}/05_score_spread.png")
-display(spread_sum)
-spread
+display(show(spread_sum))
+show(spread)
 
 # %% [markdown]
 # ## 2 · Do different seeds learn the same features?
@@ -111,10 +112,9 @@ cka_table = st.summarize(pairs, ["condition", "feature"], "cka").rename(columns=
 cka_table = cka_table[["condition", "feature", "pairs", "cka", "mean", "std"]]
 write_table(cka_table.round(4), f"{out_res}/05_seed_cka",
             title=f"Linear CKA between seeds on test clips, mean ± std over folds × seed pairs ({tag}, λ={lam})")
-fig = st.plot_paired(pairs)
-fig.suptitle("similarity of features learned with different seeds (test clips)", fontsize=9, y=1.02)
+fig = plots.seed_cka(pairs)
 save_figure(fig, f"{out_fig}/05_seed_cka.png")
-cka_table
+show(cka_table)
 
 # %% [markdown]
 # ## 3 · How correlated are the audio and visual features on held-out clips?
@@ -131,9 +131,9 @@ cca_table = cca.groupby(["condition", "component"], sort=False).agg(
 write_table(cca_table, f"{out_res}/05_av_correlation",
             title=f"Canonical correlations of f and g on test clips (in-sample; and directions fitted on training clips), "
                   f"mean ± std over all folds × seeds runs ({tag}, λ={lam}, feature dim {cfg.model.dim})")
-fig = st.plot_av_correlation(cca)
+fig = plots.av_correlation(cca)
 save_figure(fig, f"{out_fig}/05_av_correlation.png")
-cca_table
+show(cca_table)
 
 # %% [markdown]
 # ## 4 · Which generating factors do the features carry? (synthetic corpus)
@@ -172,7 +172,7 @@ cca_table
 gen = st.generator_factors()
 write_table(gen, f"{out_res}/05_generator_factors",
             title="Factors of the synthetic generator (hgrlib/data/synthetic.py) and the modalities they reach")
-gen
+show(gen)
 
 # %%
 if cfg.data.dataset != "synthetic":
@@ -190,9 +190,9 @@ else:
     probe_table = info.join(chance).join(wide).reset_index()
     write_table(probe_table, f"{out_res}/05_factor_probes",
                 title=f"Linear probes of generating factors on test-clip features, mean ± std over folds × seeds ({tag}, λ={lam})")
-    fig = st.plot_factor_heatmap(probes)
+    fig = plots.factor_probes(probes)
     save_figure(fig, f"{out_fig}/05_factor_probes.png")
-probe_table if probes is not None else None
+show(probe_table) if probes is not None else None
 
 # %% [markdown]
 # **Reading the results.** (1) The spread over seeds is taken within a fold, so it is the part of
@@ -204,7 +204,16 @@ probe_table if probes is not None else None
 # are few compared with the feature dimension. (4) The shared factors are what a common-information
 # objective can reward: emotion, but also intensity, the statement and its syllable timing, and
 # the subject's speaking rate, none of which is the label. The modality-specific nuisances (gain,
-# pose, lighting, ...) are shared by nothing. Whether a difference between the conditions is larger
+# pose, lighting, ...) are shared by nothing, but neither loss has a term that removes them from the
+# features of their own modality: the probes say how much of them each feature keeps (generated
+# below from this run's numbers). Whether a difference between the conditions is larger
 # than the spread over folds and seed pairs is decided by the generated claims table,
 # `results/<tag>/claims.md`, not here. The smoke profile trains for two epochs on a dozen test
 # clips; only the default or paper profile gives numbers worth reading.
+
+# %%
+from IPython.display import Markdown
+
+from hgrlib.claims import findings
+
+Markdown(findings(out_res, "05_") + ("\n" + st.probe_findings(probes) if probes is not None else ""))

@@ -45,7 +45,7 @@ import pandas as pd
 from hgrlib import baselines as B
 from hgrlib.experiment import fold_seed_runs, load_featureset, results_frame, run_features, seeded_runs
 from hgrlib.profiles import get_profile
-from hgrlib.report import save_figure, write_table
+from hgrlib.report import save_figure, show, write_table
 
 P = get_profile(profile, dataset, root, classes)
 cfg = P.config
@@ -89,7 +89,7 @@ chosen = B.select_lam(selection_runs)
 selection = B.lam_selection_table(selection_runs, chosen)
 write_table(selection, f"{out_res}/07_lam_selection",
             title=f"λ selection (not a result): mean ± std validation UAR, %, seed i on fold i; chosen: best mean, ties to the smaller λ ({tag})")
-selection[["objective", "lam", "runs", "runs_failed", "val_uar", "chosen"]]
+show(selection[["objective", "lam", "runs", "runs_failed", "val_uar", "chosen"]])
 
 # %%
 plan = B.baseline_plan(cfg, conditions, seeds, make_runs, chosen, select_runs=select_runs)
@@ -99,10 +99,10 @@ cols = ["condition", "lam", "runs", "acc", "uar", "seg_acc", "regime", "nonfinit
 write_table(runs, f"{out_res}/07_baselines_runs")
 write_table(table[cols], f"{out_res}/07_baselines_table",
             title=f"Baselines: test accuracy and UAR (clip-level), % mean ± std over every fold × seed; λ chosen on validation; skipped non-finite steps and failed runs ({tag}, d={d}, batch={batch})")
-table[cols]
+show(table[cols])
 
 # %%
-runs[(runs["error"] != "") | (runs["nonfinite_steps"] > 0)]  # the runs that went wrong, if any
+show(runs[(runs["error"] != "") | (runs["nonfinite_steps"] > 0)], caption="The runs that went wrong, if any.")
 
 # %% [markdown]
 # `nonfinite_steps` counts optimiser steps the trainer skipped because the loss or its gradient was not
@@ -134,11 +134,11 @@ pcols = ["protocol", "component", "runs", "seg_acc", "clip_acc", "n_train_segmen
 write_table(pruns, f"{out_res}/07_protocols_runs")
 write_table(ptable[pcols], f"{out_res}/07_protocols_table",
             title=f"Protocols ({proto_model}, λ={lam}): test accuracy, % mean ± std; differences paired by (fold, seed), points, mean ± std over pairs ({tag})")
-ptable[pcols]
+show(ptable[pcols])
 
 # %%
 fig = B.plot_protocols(ptable)
-save_figure(fig, f"{out_fig}/07_protocols.png")
+save_figure(fig, f"{out_fig}/07_protocols.png");
 
 # %% [markdown]
 # ## 3 · CCA-style vs Soft-HGR on mini-batches
@@ -166,10 +166,10 @@ verdict = B.verdict(summary)
 write_table(summary, f"{out_res}/07_minibatch_planted")
 save_figure(B.plot_study(summary, f"Planted Gaussian pairs, {n_batches} mini-batches per cell"), f"{out_fig}/07_minibatch_heatmaps.png")
 save_figure(B.plot_value_spread(summary, "Planted Gaussian pairs"), f"{out_fig}/07_minibatch_lines.png")
-verdict.groupby(["objective", "well_posed"], sort=False)[["nonfinite", "impossible", "exploding", "vanishing", "biased"]].sum()
+show(verdict.groupby(["objective", "well_posed"], sort=False)[["nonfinite", "impossible", "exploding", "vanishing", "biased"]].sum().reset_index())
 
 # %%
-verdict[["objective", "dim", "batch", "k", "regime", "nonfinite", "impossible", "exploding", "vanishing", "biased", "rel_bias"]]
+show(verdict[["objective", "dim", "batch", "k", "regime", "nonfinite", "impossible", "exploding", "vanishing", "biased", "rel_bias"]])
 
 # %%
 ref = next(r for r, o in zip(results, plan["objective"]) if o == "hgr3" and r.get("run_dir"))
@@ -180,7 +180,7 @@ lsummary, _ = B.minibatch_study(B.feature_source(f, g), ldims, [b for b in batch
 write_table(lsummary, f"{out_res}/07_minibatch_learned")
 save_figure(B.plot_value_spread(lsummary, f"Learned clip features of a CE + Soft-HGR run ({len(f)} clips, d={f.shape[1]})"),
             f"{out_fig}/07_minibatch_learned.png")
-B.verdict(lsummary).groupby(["objective", "well_posed"], sort=False)[["nonfinite", "impossible", "exploding", "vanishing", "biased"]].sum()
+show(B.verdict(lsummary).groupby(["objective", "well_posed"], sort=False)[["nonfinite", "impossible", "exploding", "vanishing", "biased"]].sum().reset_index())
 
 # %% [markdown]
 # **Reading.** The tables above are the evidence; what to look for in them:
@@ -199,3 +199,10 @@ B.verdict(lsummary).groupby(["objective", "well_posed"], sort=False)[["nonfinite
 #
 # In training (section 1) the CCA term runs in the well-posed regime by construction (its `regime` column), so
 # the baselines row compares Soft-HGR with a CCA that works, not with the broken full-d one.
+
+# %%
+from IPython.display import Markdown
+
+from hgrlib.claims import findings
+
+Markdown(findings(out_res, "07_"))

@@ -1,0 +1,364 @@
+"""The results index and the README's generated sections, written after every `./run_all.sh`.
+
+* `results/manifest.json`: every executed notebook (`.ipynb`, `.html`), table, figure and data file, with
+  the notebook and parameters that made it, the commit and time of that run (from its stamp, so that a
+  re-run that skips everything, or a fresh clone, rewrites the same file) and a sha256.
+* `results/README.md`: the same for people: first every executed notebook per results folder (links to the
+  `.ipynb` and its HTML; commit, finish time and parameters once per notebook), then the tables and figures
+  grouped by the notebook that wrote them. Hashes stay in the manifest.
+* `README.md`: the tables and figures between `<!-- results:start -->` and `<!-- results:end -->`, the claims
+  between `<!-- claims:start -->` and `<!-- claims:end -->`.
+
+All Markdown written here keeps a blank line before and after every table, image and caption, so that
+strict CommonMark/GFM readers (pandoc, markdown-it) render it as GitHub does (tests/test_markdown.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+
+from hgrlib.io import read_json, write_json, write_text
+
+NOTEBOOK_DIR = "notebooks"
+MANIFEST_SUFFIXES = (".ipynb", ".html", ".csv", ".md", ".json", ".png")
+
+README_TABLES = [  # (file under results/<tag>/, heading) shown in the README's results section
+    ("02_supervised_table.md", "Main table (notebook 02)"),
+    ("02_replication_table.md", "Replication on a second corpus (notebook 02)"),
+    ("03_semi_supervised_table.md", "Semi-supervised, with matched optimiser steps (notebook 03)"),
+    ("04_label_free.md", "Trained without cross-entropy, linear probe (notebook 04)"),
+    ("04_ablation_table.md", "Loss-weight ablation, exploratory (notebook 04)"),
+    ("04_ablation_pairs.md", "Which pairs matter, exploratory (notebook 04)"),
+    ("05_score_spread_summary.md", "Spread over seeds within a fold (notebook 05)"),
+    ("05_seed_cka.md", "Seed-to-seed CKA of the features (notebook 05)"),
+    ("07_baselines_table.md", "Soft-HGR against other correlation losses, λ picked on validation (notebook 07)"),
+    ("07_lam_selection.md", "λ selection on validation UAR (notebook 07)"),
+    ("07_protocols_table.md", "Subject, clip and segment splits (notebook 07)"),
+]
+README_FIGURES = ["02_accuracy.png", "02_confusion.png", "03_semi_supervised.png", "04_ablation_heatmap.png",
+                  "05_seed_cka.png", "05_factor_probes.png", "06_umap.png", "07_minibatch_heatmaps.png", "07_protocols.png"]
+
+# What each figure shows: the README's figure captions (and alt text), and the index's description.
+# No `*` in these (the README sets them in italics).
+FIGURE_CAPTIONS = {
+    "01_examples.png": "One log-mel segment (top) and one face key frame (bottom) per emotion, as the models see them.",
+    "02_accuracy.png": "Test accuracy (%) of audio only, visual only, fusion (CE) and fusion (CE + Soft-HGR), "
+                       "mean ± std over every fold × seed.",
+    "02_confusion.png": "Confusion matrices (true against predicted emotion) of fusion (CE) and fusion (CE + Soft-HGR), "
+                        "summed over all their runs.",
+    "02_training_curves.png": "Training loss and validation UAR per epoch, mean ± std over runs, one line per condition.",
+    "03_semi_supervised.png": "Test accuracy (%) against the labeled fraction of the training clips: labeled only with "
+                              "matched optimiser steps, labeled + unlabeled with λ = 0, labeled + unlabeled with Soft-HGR; "
+                              "mean ± std over every fold × seed.",
+    "04_ablation_heatmap.png": "Test accuracy (%) of the fusion classifier (left) and of a linear probe on [f, g] (right) "
+                               "over the Soft-HGR weight λ and the unimodal weight w_uni, CE weight 1; exploratory, one "
+                               "run per seed; blank cells are not in the grid.",
+    "05_av_correlation.png": "Canonical correlations of the audio and visual features f and g on test clips, per "
+                             "component and condition: in-sample (solid) and along directions fitted on training clips (dashed).",
+    "05_score_spread.png": "Every run's test accuracy and UAR, per fold and condition, with the mean ± std over seeds.",
+    "05_seed_cka.png": "Linear CKA between the features of two seeds on one fold's test clips, for audio f, visual g "
+                       "and fused z; grey lines join one (fold, seed pair) across fusion (CE) and fusion "
+                       "(CE + Soft-HGR), black squares are the means.",
+    "05_factor_probes.png": "Linear probes of the synthetic generator's factors from the test-clip features f, g and z "
+                            "of both fusion conditions: accuracy for discrete factors, R² for continuous ones; each "
+                            "factor names the modalities it reaches.",
+    "06_umap.png": "UMAP of the audio f, visual g and fused z features of held-out clips, coloured by emotion and by "
+                   "subject, for fusion (CE) (top) and fusion (CE + Soft-HGR) (bottom), with silhouette scores.",
+    "06_tsne.png": "t-SNE of the audio f, visual g and fused z features of held-out clips, coloured by emotion and by "
+                   "subject, for fusion (CE) (top) and fusion (CE + Soft-HGR) (bottom), with silhouette scores.",
+    "07_minibatch_heatmaps.png": "Soft-HGR and three CCA variants on planted Gaussian pairs, per batch size and feature "
+                                 "dimension: fraction of non-finite or out-of-bound values, bias of the batch value "
+                                 "against the whole pool, median gradient norm and its spread; boxed cells lie outside "
+                                 "the objective's well-posed regime.",
+    "07_minibatch_lines.png": "Planted Gaussian pairs: each objective's mini-batch value relative to its whole-pool "
+                              "value (mean ± std) and its median gradient norm, against batch size, per feature dimension.",
+    "07_minibatch_learned.png": "As the planted-pairs lines, on the learned clip features f, g of a CE + Soft-HGR run "
+                                "(at its dimension and random projections to smaller ones).",
+    "07_protocols.png": "Test accuracy (%, segment and clip level) of fusion (CE + Soft-HGR) with subject, clip and "
+                        "segment splits (left, mean ± std over runs), and their paired differences (right, points, "
+                        "mean ± std over (fold, seed) pairs).",
+}
+
+
+# ---------------------------------------------------------------------------------------------- Markdown pieces
+
+def _cell(text: object) -> str:
+    """A table cell: one line, `|` escaped (GFM splits cells on it, even inside code spans)."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def _table(header: list[str], rows: list[list[object]]) -> str:
+    """A GFM pipe table (no trailing blank line: the caller separates blocks with blank lines)."""
+    lines = ["| " + " | ".join(_cell(h) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _link(text: str, target: str) -> str:
+    """`[text](target)`, the target in <...> when it holds a space or a parenthesis."""
+    return f"[{text}](<{target}>)" if re.search(r"[\s()<>]", target) else f"[{text}]({target})"
+
+
+def _rel(path: Path, base: Path) -> str:
+    """`path` relative to the folder `base` (a Markdown file's folder), with forward slashes."""
+    return Path(os.path.relpath(path, base)).as_posix()
+
+
+def _blocks(*parts: str) -> str:
+    """Markdown blocks joined by one blank line each (empty parts dropped)."""
+    return "\n\n".join(p.strip("\n") for p in parts if p and p.strip())
+
+
+def table_title(md_text: str) -> tuple[str, str]:
+    """(title, the rest) of a table file written by `hgrlib.report.write_table`: its title is the first
+    line, `# title` (empty when it has none); the rest is the table (and any notes), stripped."""
+    lines = md_text.strip("\n").splitlines()
+    i = next((k for k, line in enumerate(lines) if line.strip()), None)
+    if i is not None and lines[i].startswith("# "):
+        return lines[i][2:].strip(), "\n".join(lines[i + 1:]).strip("\n")
+    return "", "\n".join(lines).strip("\n")
+
+
+# ---------------------------------------------------------------------------------------------- stamps and files
+
+def _stamps(folder: Path) -> dict[str, dict]:
+    """The run stamps of one results folder, by notebook stem (`.NN_name.stamp.json`); unreadable ones skipped."""
+    out = {}
+    for f in sorted(folder.glob(".*.stamp.json")) if folder.is_dir() else []:
+        try:
+            out[f.name[1:-len(".stamp.json")]] = read_json(f)
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def _latest(stamps: dict[str, dict]) -> dict:
+    return max((st for st in stamps.values() if "finished" in st), key=lambda st: st["finished"], default={})
+
+
+def _notebook_of(name: str, repo: Path) -> str | None:
+    """The source notebook (`NN_name.ipynb` under notebooks/) that wrote the file `name` (its `NN_` prefix)."""
+    nb = name.split("_")[0]
+    return next((s.name for s in sorted((repo / NOTEBOOK_DIR).glob(f"{nb}_*.ipynb"))), None) if nb.isdigit() else None
+
+
+def _listed(base: Path) -> list[Path]:
+    """The files under `base` the manifest lists (no hidden files, not the index itself)."""
+    return [f for f in sorted(base.rglob("*")) if f.is_file() and not f.name.startswith(".")
+            and f.suffix in MANIFEST_SUFFIXES and f.name not in ("manifest.json", "README.md")] if base.is_dir() else []
+
+
+def _when(iso: str | None) -> str:
+    if not iso:
+        return "—"
+    try:
+        return datetime.fromisoformat(iso).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return iso
+
+
+def _took(seconds: object) -> str:
+    if not isinstance(seconds, (int, float)):
+        return "—"
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def _params(p: dict) -> str:
+    return ", ".join(f"`{k}={v}`" for k, v in sorted(p.items())) or "—"
+
+
+# ---------------------------------------------------------------------------------------------- manifest + index
+
+def write_manifest(repo: Path, results_dir: str = "results", figures_dir: str = "figures") -> Path:
+    """results/manifest.json and results/README.md: every executed notebook (and its HTML), table, figure and
+    data file, who made it, at which commit, when; the manifest also gives each file's sha256."""
+    from hgrlib.runner import git_commit
+
+    repo = Path(repo)
+    results, figures = repo / results_dir, repo / figures_dir
+    commit = git_commit(repo)
+    stamps = {d.name: _stamps(d) for d in sorted(results.iterdir()) if d.is_dir()} if results.is_dir() else {}
+    entries = []
+    for f in _listed(results) + _listed(figures):
+        tag = f.parent.name
+        notebook = _notebook_of(f.name, repo)
+        meta = stamps.get(tag, {}).get(Path(notebook).stem, {}) if notebook else {}
+        if f.stem == "claims":  # made by hgrlib/claims.py from the run tables: dated by the newest notebook run
+            notebook, meta = "hgrlib/claims.py", _latest(stamps.get(tag, {}))
+        entries.append({
+            "file": Path(os.path.relpath(f, repo)).as_posix(), "notebook": notebook,
+            # when and at which commit the notebook that wrote it ran (its stamp), so that a re-run that
+            # skips everything, or a fresh clone, rewrites the same manifest
+            "parameters": meta.get("parameters"), "commit": meta.get("commit", commit),
+            "time": meta.get("finished") or datetime.fromtimestamp(f.stat().st_mtime, timezone.utc).isoformat(timespec="seconds"),
+            "sha256": hashlib.sha256(f.read_bytes()).hexdigest(),
+        })
+    write_json(results / "manifest.json", entries)
+    write_text(results / "README.md", results_index(repo, results_dir, figures_dir))
+    return results / "manifest.json"
+
+
+def results_index(repo: Path, results_dir: str = "results", figures_dir: str = "figures") -> str:
+    """The text of results/README.md (see the module's docstring); deterministic: stamps and names only."""
+    repo = Path(repo)
+    results, figures = repo / results_dir, repo / figures_dir
+    here = results  # links are relative to results/README.md
+    tags = sorted({d.name for base in (results, figures) if base.is_dir() for d in base.iterdir() if d.is_dir()})
+    sources = sorted(s.stem for s in (repo / NOTEBOOK_DIR).glob("[0-9][0-9]_*.ipynb"))
+    head = ("# Results index\n\n"
+            "Written by `./run_all.sh` (`hgrlib/results_index.py`) from the notebooks' run stamps; do not edit by hand. "
+            "First the executed notebooks, the main rendered results with every output cell (the `.html` opens in a "
+            "browser, the `.ipynb` in JupyterLab), with the commit, time and parameters of each run; then every "
+            "table and figure under the notebook that wrote it. The sha256 of every file is in "
+            f"{_link('manifest.json', 'manifest.json')}.")
+    if not tags:
+        return _blocks(head, "Nothing yet: run `./run_all.sh`.") + "\n"
+    runs, outputs = ["## Executed notebooks"], ["## Tables and figures, by notebook"]
+    for tag in tags:
+        stamps = _stamps(results / tag)
+        runs += [f"### {tag}", *_notebooks_section(results / tag, stamps, sources, here)]
+        outputs += _outputs_section(tag, results / tag, figures / tag, stamps, sources, here)
+    return _blocks(head, *runs, *outputs) + "\n"
+
+
+def _notebooks_section(folder: Path, stamps: dict[str, dict], sources: list[str], here: Path) -> list[str]:
+    """Blocks listing a results folder's executed notebooks: what all share once, then a row per notebook."""
+    executed = sorted(f.stem for f in folder.glob("[0-9][0-9]_*.ipynb")) if folder.is_dir() else []
+    if not executed:
+        return ["No executed notebook here."]
+    known = [stamps[n] for n in executed if n in stamps]
+    commits = {st.get("commit") for st in known}
+    one_commit = len(known) == len(executed) and len(commits) == 1 and None not in commits
+    params = [st.get("parameters") or {} for st in known]
+    common = {k: v for k, v in params[0].items() if all(k in p and p[k] == v for p in params)} if len(params) > 1 else {}
+    said = []
+    if one_commit:
+        said.append(("It" if len(executed) == 1 else f"All {len(executed)}") + f" ran at commit `{next(iter(commits))[:12]}`.")
+    if common:
+        said.append(f"Parameters of all {len(known)}" + (" with a stamp" if len(known) < len(executed) else "")
+                    + f": {_params(common)}.")
+    missing = [s for s in sources if s not in executed]
+    if missing:
+        said.append("Not executed here: " + ", ".join(f"`{s}`" for s in missing) + ".")
+    own = {n: {k: v for k, v in (stamps.get(n, {}).get("parameters") or {}).items() if k not in common} for n in executed}
+    with_params = any(own.values()) or len(known) < len(executed)
+    header = ["notebook", "rendered", "finished (UTC)", "run time"] + ["commit"] * (not one_commit)
+    header += ["its other parameters" if common else "parameters"] * with_params
+    rows = []
+    for n in executed:
+        st = stamps.get(n, {})
+        html = folder / f"{n}.html"
+        row = [_link(f"{n}.ipynb", _rel(folder / f"{n}.ipynb", here)),
+               _link("HTML", _rel(html, here)) if html.is_file() else "—", _when(st.get("finished")), _took(st.get("seconds"))]
+        if not one_commit:
+            row.append(f"`{st['commit'][:12]}`" if st.get("commit") else "— (no stamp)")
+        if with_params:
+            row.append(_params(own[n]) if n in stamps else "— (no stamp)")
+        rows.append(row)
+    return [" ".join(said), _table(header, rows)] if said else [_table(header, rows)]
+
+
+def _outputs_section(tag: str, res: Path, fig: Path, stamps: dict[str, dict], sources: list[str], here: Path) -> list[str]:
+    """Blocks listing a results folder's tables, figures and data files, one table per notebook."""
+    files = [f for base in (res, fig) if base.is_dir() for f in sorted(base.iterdir())
+             if f.is_file() and not f.name.startswith(".") and f.suffix in (".csv", ".md", ".json", ".png")]
+    executed = {f.stem for f in res.glob("[0-9][0-9]_*.ipynb")} if res.is_dir() else set()
+    groups: dict[str, dict[str, list[Path]]] = {}
+    for f in files:
+        nb = f.name.split("_")[0]
+        key = "claims" if f.stem == "claims" else nb if nb.isdigit() and len(nb) == 2 else "other"
+        groups.setdefault(key, {}).setdefault(f.stem, []).append(f)
+    order = {".csv": 0, ".md": 1, ".json": 2, ".png": 3}
+    blocks = []
+    for key in sorted(groups, key=lambda k: (k == "claims", k == "other", k)):
+        stems = groups[key]
+        name = next((s for s in sorted(executed | set(stamps)) + sources if s.startswith(key + "_")), None) if key.isdigit() else None
+        if key == "claims":
+            blocks += [f"### claims ({tag})", "Made by `hgrlib/claims.py` from the notebooks' run tables, after the notebooks."]
+        elif name:
+            nb = res / f"{name}.ipynb"
+            blocks += [f"### {name} ({tag})",
+                       "Written by " + (_link(f"{name}.ipynb", _rel(nb, here)) if nb.is_file() else f"`{name}.ipynb`") + "."]
+        else:
+            blocks += [f"### {key if key != 'other' else 'other files'} ({tag})"]
+        rows = []
+        kinds = {"table": 0, "figure": 1, "data": 2}
+        for stem, fs in stems.items():
+            fs = sorted(fs, key=lambda f: order.get(f.suffix, 9))
+            md = next((f for f in fs if f.suffix == ".md"), None)
+            png = next((f for f in fs if f.suffix == ".png"), None)
+            kind = "table" if md or any(f.suffix == ".csv" for f in fs) else "figure" if png else "data"
+            if md:
+                what = table_title(md.read_text())[0] or ("every training run, one row each" if stem.endswith("_runs") else "—")
+            elif png:
+                what = FIGURE_CAPTIONS.get(png.name, "—")
+            else:
+                what = "—"
+            rows.append((kinds[kind], stem, [stem, " · ".join(_link(f.suffix[1:], _rel(f, here)) for f in fs), what]))
+        blocks.append(_table(["output", "files", "what it shows"], [r for *_, r in sorted(rows, key=lambda r: r[:2])]))
+    return blocks
+
+
+# ---------------------------------------------------------------------------------------------- README.md
+
+def _fill(text: str, start: str, end: str, body: str) -> str | None:
+    """`text` with what lies between the markers `start` and `end` replaced by `body`, a blank line on either
+    side (None: no such markers)."""
+    if start not in text or end not in text[text.index(start):]:
+        return None
+    i, j = text.index(start) + len(start), text.index(end, text.index(start))
+    return text[:i] + "\n\n" + body.strip("\n") + "\n\n" + text[j:]
+
+
+def readme_results(repo: Path, tag: str = "synthetic-default", results_dir: str = "results", figures_dir: str = "figures") -> str:
+    """The README's results section: each table under a bold heading and its file's title (what the numbers
+    are, in which units), then each figure with a caption; blank lines around every block."""
+    from hgrlib.runner import git_commit
+
+    repo = Path(repo)
+    res, fig = repo / results_dir / tag, repo / figures_dir / tag
+    latest = _latest(_stamps(res))
+    commit = latest.get("commit") or git_commit(repo)  # the code that last ran a notebook, not today's HEAD
+    parts = [f"*Regenerated by `./run_all.sh` ({tag}), commit `{commit[:12]}`. Do not edit by hand.*"]
+    for name, heading in README_TABLES:
+        f = res / name
+        if f.exists():
+            title, body = table_title(f.read_text())
+            caption = f"**{heading}.** " + (f"{title.rstrip('.')}. " if title else "") + _link(name, _rel(f, repo))
+            parts += [caption, body]
+    for n, name in enumerate((x for x in README_FIGURES if (fig / x).exists()), 1):
+        caption = FIGURE_CAPTIONS.get(name, name)
+        src = _rel(fig / name, repo)
+        alt = caption.replace("[", "(").replace("]", ")")  # alt text: brackets would end it
+        parts += [f"![{alt}]({src})", f"*Figure {n} (notebook {name[:2]}, {_link(name, src)}): {caption}*"]
+    return _blocks(*parts)
+
+
+def update_readme(repo: Path, tag: str = "synthetic-default", results_dir: str = "results", figures_dir: str = "figures") -> bool:
+    """Rewrite the README's generated sections from the regenerated outputs: the results (tables and figures,
+    between `<!-- results:start -->` and `<!-- results:end -->`) and the claims (claims.csv through
+    `claims_markdown`, between `<!-- claims:start -->` and `<!-- claims:end -->`). False if it has neither."""
+    repo = Path(repo)
+    readme = repo / "README.md"
+    text = readme.read_text() if readme.exists() else ""
+    new, filled = text, False
+    if "<!-- results:start -->" in text:
+        done = _fill(new, "<!-- results:start -->", "<!-- results:end -->", readme_results(repo, tag, results_dir, figures_dir))
+        new, filled = done or new, filled or done is not None
+    if "<!-- claims:start -->" in text:
+        import pandas as pd
+
+        from hgrlib.claims import claims_markdown
+
+        claims_csv = repo / results_dir / tag / "claims.csv"
+        body = (f"*Generated from {_link('claims.csv', _rel(claims_csv, repo))} ({tag}). Do not edit by hand.*\n\n"
+                + claims_markdown(pd.read_csv(claims_csv))) if claims_csv.is_file() else "*No claims.csv yet: run `./run_all.sh`.*"
+        done = _fill(new, "<!-- claims:start -->", "<!-- claims:end -->", body)
+        new, filled = done or new, filled or done is not None
+    if new != text:
+        write_text(readme, new)
+    return filled

@@ -1,0 +1,96 @@
+"""What readers see: one-line progress in batch runs, tables formatted for reading, findings from the
+tables themselves, executed notebooks checked for noise."""
+
+from __future__ import annotations
+
+import nbformat
+import numpy as np
+import pandas as pd
+
+from hgrlib import progress
+from hgrlib.claims import findings
+from hgrlib.report import markdown_table, readable, write_table
+from hgrlib.runner import notebook_problems, notebook_title
+from hgrlib.stability import probe_findings
+
+
+def test_batch_progress_prints_one_line_on_stdout(monkeypatch, capsys):
+    monkeypatch.setenv("HGRLIB_BATCH", "1")
+    with progress.bar(total=50, desc="runs", unit="run", mininterval=0) as b:
+        for _ in range(50):
+            b.update()
+    for _ in progress.bar(range(5), desc="load", leave=False):
+        pass
+    out, err = capsys.readouterr()
+    assert err == "" and out.splitlines() == [out.strip()] and out.startswith("runs: 50/50 run in")
+
+
+def test_interactive_progress_is_tqdm_auto(monkeypatch):
+    monkeypatch.delenv("HGRLIB_BATCH", raising=False)
+    from tqdm.auto import tqdm
+
+    b = progress.bar(total=1, disable=True)
+    assert type(b) is tqdm and not isinstance(b, progress.OneLine)
+
+
+def test_readable_tables():
+    df = pd.DataFrame({"condition": ["a", "b"], "runs": [12.0, 12.0], "acc": ["63.3 ± 2.3", "67.8 ± 2.2"],
+                       "acc_mean": [0.633, 0.678], "acc_std": [0.023, 0.022], "uar_mean": [0.6325, np.nan],
+                       "lam": [0.01, 7.9118], "nonfinite_steps": [0, 0], "chosen": [True, False]})
+    view, note = readable(df)
+    assert list(view.columns) == ["condition", "runs", "acc", "uar_mean (%)", "lam", "chosen"]
+    assert list(view["runs"]) == ["12", "12"] and list(view["uar_mean (%)"]) == ["63.2", "–"]
+    assert list(view["lam"]) == ["0.01", "7.91"] and list(view["chosen"]) == ["yes", "no"]
+    assert "\u00a0±\u00a0" in view["acc"].iloc[0]  # never broken across lines
+    assert "nonfinite_steps" in note
+
+
+def test_written_markdown_keeps_the_csv_whole(tmp_path):
+    df = pd.DataFrame({"a|b": ["x|y"], "acc_mean": [0.5]})
+    csv, md = write_table(df, tmp_path / "t", title="T")
+    assert pd.read_csv(csv).equals(df)
+    text = md.read_text()
+    assert text.startswith("# T\n\n|") and "x\\|y" in text and "50.0" in text
+    assert markdown_table(pd.DataFrame({"c": [1]})).splitlines()[1] == "|---|"
+
+
+def test_findings_come_from_the_tables(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = [{"condition": c, "fold": f, "seed": s, "acc": 0.5 + (0.1 if c == "fusion (CE + Soft-HGR)" else 0) + rng.normal(0, 0.01)}
+            for c in ("fusion (CE)", "fusion (CE + Soft-HGR)", "audio only (CE)", "visual only (CE)") for f in range(4) for s in range(3)]
+    df = pd.DataFrame(rows)
+    df.to_csv(tmp_path / "02_supervised_runs.csv", index=False)
+    acc = df.set_index(["condition", "fold", "seed"])["acc"]
+    effect = 100 * (acc["fusion (CE + Soft-HGR)"] - acc["fusion (CE)"]).mean()
+    text = findings(tmp_path, "02_")
+    main = next(line for line in text.splitlines() if line.startswith("- **main claim**"))
+    assert f"= {effect:+.1f} points" in main and "12 pairs" in main and "**supported**" in main
+    assert "not run (02_replication_runs.csv not found)" in text
+    assert findings(tmp_path, "04_") == ""
+
+
+def test_probe_findings_name_the_nuisances_kept():
+    rows = []
+    for cond in ("CE", "CE + Soft-HGR"):
+        for feat, skin in (("f", 0.0), ("g", 0.7)):
+            rows += [{"factor": "skin", "kind": "video only", "metric": "R²", "feature": feat, "condition": cond, "score": skin},
+                     {"factor": "gain_db", "kind": "audio only", "metric": "R²", "feature": feat, "condition": cond, "score": 0.05},
+                     {"factor": "emotion", "kind": "shared", "metric": "acc", "feature": feat, "condition": cond, "score": 0.6}]
+    text = probe_findings(pd.DataFrame(rows))
+    assert "skin in g (0.70 with CE, 0.70 with CE + Soft-HGR)" in text and "gain_db" not in text
+
+
+def test_notebook_problems_flag_stderr_errors_and_untitled_html(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# 09 · A title\ntext"), nbformat.v4.new_code_cell("1")]
+    assert notebook_title(nb, "x") == "09 · A title"
+    f = tmp_path / "09_x.ipynb"
+    nbformat.write(nb, f)
+    f.with_suffix(".html").write_text("<html><head><title>09 · A title</title></head></html>")
+    assert notebook_problems(f) == []
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", name="stderr", text="\rruns: 10%"),
+                           nbformat.v4.new_output("error", ename="ValueError", evalue="x", traceback=[])]
+    nbformat.write(nb, f)
+    f.with_suffix(".html").write_text("<html><head><title>Notebook</title></head></html>")
+    problems = notebook_problems(f)
+    assert len(problems) == 3 and any("stderr" in p for p in problems) and any("title" in p for p in problems)
