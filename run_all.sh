@@ -9,8 +9,13 @@
 #   ./run_all.sh --verify [--scratch DIR]          regenerate from nothing elsewhere, compare every committed table
 #   ./run_all.sh --executor slurm                  grid points as SLURM jobs (submitit; job settings in HGRLIB_SLURM)
 #   ./run_all.sh --stack 16                        runs of one model shape trained 16 at a time as one network (GPU default)
+#   ./run_all.sh lab [jupyter lab options]         JupyterLab on the project root (notebooks/, results/, figures/), opens notebooks/
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/ensure_env.sh
+if [ "${1:-}" = lab ]; then
+  shift
+  exec jupyter lab --ServerApp.root_dir="$PWD" --ContentsManager.preferred_dir=notebooks "$@"
+fi
 export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore::FutureWarning}"
 exec python -m hgrlib.runner "$@"
