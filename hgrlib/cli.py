@@ -1,5 +1,7 @@
 """Command line: `hgrlib prep` fills the feature cache, `hgrlib train` runs one experiment (also under torchrun,
-data parallel: `python -m torch.distributed.run --nproc_per_node=2 -m hgrlib.cli train ...`, hgrlib/distributed.py)."""
+data parallel: `python -m torch.distributed.run --nproc_per_node=2 -m hgrlib.cli train ...`, hgrlib/distributed.py),
+`hgrlib export RUN` writes a trained run as one model file, `hgrlib predict CLIP ... --model FILE` gives the
+emotion of your own clips (hgrlib/export.py, hgrlib/predict.py)."""
 
 from __future__ import annotations
 
@@ -89,6 +91,50 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from hgrlib.export import export_model
+
+    report = export_model(args.run, args.output, args.cache)
+    print(report.summary())
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Every clip predicted or reported: exit 0 when all were, 1 when some could not be used (each named on
+    stderr as `hgrlib predict: error: <file>: <problem>`); 2 when there is no usable model at all."""
+    from hgrlib.export import load_model, model_from_run
+    from hgrlib.predict import ClipFailure, format_text, predict_clips, to_csv, to_json
+    from hgrlib.train import pick_device
+
+    if (args.model is None) == (args.run is None):
+        raise ValueError("give the model: --model FILE (from hgrlib export) or --run runs/<hash>")
+    try:
+        device = pick_device(args.device)
+    except RuntimeError as e:
+        raise ValueError(str(e)) from e
+    if args.model is not None:
+        model = load_model(args.model, device)
+    else:
+        model, report = model_from_run(args.run, args.cache)
+        model.to(device)
+        for line in report.summary().splitlines():
+            print(f"hgrlib predict: {line.strip()}", file=sys.stderr)
+    for note in model.notes:
+        print(f"hgrlib predict: note: {note}", file=sys.stderr)
+    results = predict_clips(model, args.clips)
+    good = [r for r in results if not isinstance(r, ClipFailure)]
+    if args.json:
+        print(to_json(good))
+    elif args.csv:
+        sys.stdout.write(to_csv(good))
+    elif good:
+        print(format_text(good))
+    for r in results:
+        if isinstance(r, ClipFailure):
+            print(f"hgrlib predict: error: {r.error}", file=sys.stderr)
+    return 0 if len(good) == len(results) else 1
+
+
 @contextlib.contextmanager
 def torchrun_group():
     """This process's rank: under torchrun (WORLD_SIZE > 1) the process group is set up for the duration
@@ -137,6 +183,21 @@ def main(argv: list[str] | None = None) -> int:
                    help="override any config field, e.g. --set loss.w_ay=0 --set train.use_unlabeled=false (repeatable)")
     t.add_argument("--config", default=None, help="a config JSON (e.g. from --print-config or a run's result.json 'config') instead of the flags")
     t.add_argument("--print-config", action="store_true", help="print the config this command would train, and stop")
+    e = sub.add_parser("export", help="write a trained run as one model file (weights, configs, classes, normalisation)")
+    e.set_defaults(fn=cmd_export)
+    e.add_argument("run", help="the run folder, runs/<hash> (its result.json)")
+    e.add_argument("-o", "--output", default=None, help="model file to write (default: model-<hash>.pt here)")
+    e.add_argument("--cache", default="cache", help="the feature cache the run trained from (for its normalisation statistics)")
+    pr = sub.add_parser("predict", help="the emotion of your own clips, per clip and per segment, with a trained model")
+    pr.set_defaults(fn=cmd_predict)
+    pr.add_argument("clips", nargs="+", metavar="CLIP", help="video files (audio: their own track, or NAME.wav beside them)")
+    pr.add_argument("--model", default=None, help="a model file from hgrlib export")
+    pr.add_argument("--run", default=None, help="or a run folder runs/<hash> (exported in memory; needs --cache)")
+    pr.add_argument("--cache", default="cache", help="with --run: the feature cache the run trained from")
+    pr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    fmt = pr.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="a JSON list, one object per clip with its segments")
+    fmt.add_argument("--csv", action="store_true", help="CSV: one row per clip (level=clip) and per segment (level=segment)")
     args = ap.parse_args(argv)
     try:
         return args.fn(args)

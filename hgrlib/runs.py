@@ -62,8 +62,8 @@ def run_dir(cfg: Config, fs: FeatureSet, runs_dir: str = "runs", stack: int = 1)
 
 
 def read_result(run_dir: str) -> dict | None:
-    """A finished run's result, checked (result.json's checksum, and features.npz's against it); None if
-    there is none. A damaged one is reported by path and removed, so the run is trained again."""
+    """A finished run's result, checked (result.json's checksum, and features.npz's and weights.pt's against
+    it); None if there is none. A damaged one is reported by path and removed, so the run is trained again."""
     result_file = os.path.join(run_dir, "result.json")
     if not os.path.exists(result_file):
         return None
@@ -72,6 +72,9 @@ def read_result(run_dir: str) -> dict | None:
         feats = os.path.join(run_dir, "features.npz")
         if not os.path.exists(feats) or file_sha256(feats) != result.get("features_sha256"):
             raise CorruptFile(f"{feats}: missing or does not match its result.json")
+        weights = os.path.join(run_dir, "weights.pt")
+        if not os.path.exists(weights) or file_sha256(weights) != result.get("weights_sha256"):
+            raise CorruptFile(f"{weights}: missing or does not match its result.json")
     except CorruptFile as e:
         print(f"{e}; training this run again", file=sys.stderr)
         with contextlib.suppress(FileNotFoundError):  # another process may have removed it first

@@ -3,7 +3,8 @@ or several under torchrun. `train_one_epoch` / `evaluate` / `fit`, as in torchvi
 keying a run, reading a finished one back and the lock that trains it once live beside it, in hgrlib.runs.
 
 `fit` writes into its run folder: checkpoint.pt after every epoch (resumed if interrupted), then
-features.npz (clip-level features of every clip) and result.json.
+weights.pt (the best epoch's weights: what `hgrlib export` packs), features.npz (clip-level features of
+every clip) and result.json (with the sha256 of both).
 """
 
 from __future__ import annotations
@@ -300,7 +301,7 @@ def setup_run(cfg: Config, fs: FeatureSet, device: torch.device) -> RunSetup:
     tc = cfg.train
     seed_everything(tc.seed)
     split = make_split(fs.subjects, fs.labels, fs.n_segments, dataset=fs.dataset, protocol=tc.protocol,
-                       n_folds=tc.n_folds, fold=tc.fold, seed=tc.seed, labeled_frac=tc.labeled_frac)
+                       n_folds=tc.n_folds, fold=tc.fold, seed=tc.seed, labeled_frac=tc.labeled_frac, folds=cfg.data.folds)
     train_idx = split.train if tc.use_unlabeled else split.train[split.labeled]
     labeled = split.labeled if tc.use_unlabeled else np.ones(len(train_idx), bool)
     batcher = Batcher(fs, split.train, device)
@@ -310,13 +311,17 @@ def setup_run(cfg: Config, fs: FeatureSet, device: torch.device) -> RunSetup:
 
 
 def finish_run(cfg: Config, fs: FeatureSet, r: RunSetup, state: dict, run_dir: str, key: dict | None, extra: dict) -> dict:
-    """Load the best epoch's weights into r.model, test them, write features.npz and result.json; the result."""
+    """Load the best epoch's weights into r.model, test them, write weights.pt, features.npz and result.json; the result."""
     tc = cfg.train
     r.model.load_state_dict(state["best"])
     test = evaluate(r.model, r.batcher, r.split.test, fs, tc.protocol)
+    weights_file = os.path.join(run_dir, "weights.pt")
+    torch.save({k: v.detach().cpu() for k, v in r.model.state_dict().items()}, tmp := weights_file + ".part")
+    os.replace(tmp, weights_file)
     feats_file = _save_features(run_dir, r.model, r.batcher, r.split, fs)
     device = next(r.model.parameters()).device
-    result = {"config": cfg.to_dict(), "key": key or {}, "features_sha256": file_sha256(feats_file), "test": test,
+    result = {"config": cfg.to_dict(), "key": key or {}, "features_sha256": file_sha256(feats_file),
+              "weights_sha256": file_sha256(weights_file), "test": test,
               "history": state["history"], "best_val_uar": state["best_uar"],
               "n_train_segments": int(len(r.train_idx)), "n_labeled_segments": int(r.labeled.sum()),
               "steps": tc.epochs * r.n_batches, "n_test_segments": int(len(r.split.test)),

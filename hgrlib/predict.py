@@ -1,0 +1,357 @@
+"""Predict the emotion of clips with an exported model (hgrlib.export): `hgrlib predict CLIP ... --model FILE`.
+
+Each clip is preprocessed exactly as the training clips were (hgrlib.data.features.extract_clip, with the
+model's own FeatureConfig): its audio becomes `n_segments` log-mel segments spread over the clip, its
+video the face crops of `frames_per_segment` key frames inside each segment's window (OpenCV's Haar
+detector; a key frame without a face borrows the median box of the clip's other detections, a clip
+without any face gets centre crops, hgrlib.data.faces). The model gives class probabilities per
+segment; the clip's are their mean (as in the run's own scores, hgrlib.evaluate.clip_probs).
+
+Where a clip's audio comes from, in this order: the RAVDESS audio-only twin in the same folder
+(01-01-EE-II-SS-RR-AA.mp4 → 03-01-EE-II-SS-RR-AA.wav, as the RAVDESS and synthetic loaders pair them), a
+.wav of the same name beside it (clip.mp4 → clip.wav), else the clip's own audio track.
+
+A clip that cannot be used (missing or unreadable file, no audio or no video stream, silent audio) is a
+ClipFailure naming the file and the problem; the other clips are predicted.
+
+Output formats (`format_text`, `to_json`, `to_csv`): text for reading; JSON, a list with one object per
+clip (clip, audio, emotion, probs, segments, faces); CSV, one row per clip (level "clip", segment empty)
+followed by one row per segment of it (level "segment"), with the probabilities of every class as p_<class>.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hgrlib.data.faces import Box, FaceDetector, FaceStats, crop_faces
+from hgrlib.data.features import ClipFeatures, audio_segments, key_frame_times, log_mel
+from hgrlib.data.media import read_audio, read_frames
+from hgrlib.data.records import ClipRecord, DataError
+from hgrlib.export import LoadedModel
+
+RAVDESS_AV = re.compile(r"^01-(\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2})\.mp4$", re.IGNORECASE)
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class ClipView:
+    """What the model sees of a clip, for figures: the key frames with the boxes their crops were cut
+    around, the crops, and the whole clip's log-mel spectrogram."""
+
+    frames: np.ndarray  # (S*K, H, W, 3) uint8 key frames
+    boxes: list[Box]  # the box each key frame's crop was cut around (before the margin)
+    how: list[str]  # per key frame: "detected", "borrowed" or "centre"
+    crops: np.ndarray  # (S, K, size, size, 3) uint8: the network's visual input
+    spec: np.ndarray  # (n_mels, T) float32 dB, the whole clip
+    hop_s: float
+
+
+@dataclass
+class ClipPrediction:
+    clip: str  # the video file
+    audio: str  # where its audio came from (the video itself, or a .wav)
+    classes: tuple[str, ...]
+    probs: np.ndarray  # (n_classes,) the clip's: mean over its segments
+    seg_probs: np.ndarray  # (S, n_classes)
+    seg_times: np.ndarray  # (S, 2) start and end of each segment (s)
+    key_times: list[float]  # (S*K) times of the key frames (s)
+    faces: FaceStats
+    seconds: float = 0.0
+    view: ClipView | None = None
+
+    @property
+    def emotion(self) -> str:
+        return self.classes[int(self.probs.argmax())]
+
+    @property
+    def seg_emotions(self) -> list[str]:
+        return [self.classes[i] for i in self.seg_probs.argmax(1)]
+
+    def face_report(self) -> str:
+        f = self.faces
+        n = f.detected + f.borrowed + f.fallback
+        if not f.clip_has_face:
+            return f"no face found in any of the {n} key frames: every key frame is a centre crop"
+        return f"{f.detected} of {n} key frames detected, {f.borrowed} borrowed, {f.fallback} centre crops"
+
+    def to_dict(self) -> dict:
+        return {
+            "clip": self.clip, "audio": self.audio, "emotion": self.emotion,
+            "probs": {c: float(p) for c, p in zip(self.classes, self.probs)},
+            "segments": [{"segment": i, "start_s": round(float(t0), 3), "end_s": round(float(t1), 3), "emotion": e,
+                          "probs": {c: float(p) for c, p in zip(self.classes, ps)}}
+                         for i, ((t0, t1), e, ps) in enumerate(zip(self.seg_times, self.seg_emotions, self.seg_probs))],
+            "faces": {"key_frames": self.faces.detected + self.faces.borrowed + self.faces.fallback, **asdict(self.faces)},
+        }
+
+
+@dataclass
+class ClipFailure:
+    clip: str
+    error: str  # "<file>: <problem>"
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def clip_record(path: str | Path) -> ClipRecord:
+    """A ClipRecord for a video file given by path, its audio found as the module's docstring says."""
+    p = Path(path)
+    if p.suffix.lower() == ".wav":
+        raise DataError(f"{p}: an audio file; give the video (its audio is taken from a .wav of the same name beside it)")
+    audio = None
+    m = RAVDESS_AV.match(p.name)
+    for cand in ([p.with_name(f"03-{m.group(1)}.wav")] if m else []) + [p.with_suffix(".wav")]:
+        if cand != p and cand.is_file():
+            audio = str(cand)
+            break
+    return ClipRecord(path=str(p), subject="", emotion="", dataset="clip", audio_path=audio)
+
+
+class _RecordingDetector:
+    """A FaceDetector that remembers each frame's size and box, in the order crop_faces asks."""
+
+    def __init__(self, detector: FaceDetector) -> None:
+        self.detector, self.boxes, self.shapes = detector, [], []
+
+    def detect(self, frame_rgb: np.ndarray) -> Box | None:
+        box = self.detector.detect(frame_rgb)
+        self.boxes.append(box)
+        self.shapes.append(frame_rgb.shape[:2])
+        return box
+
+
+def used_boxes(found: list[Box | None], h: int, w: int) -> tuple[list[Box], list[str]]:
+    """The box each key frame's crop is cut around, and how it was obtained, by crop_faces' rule."""
+    hits = [b for b in found if b is not None]
+    median = tuple(int(v) for v in np.median(np.array(hits), axis=0).round()) if hits else None
+    side = round(0.8 * min(h, w))
+    centre = ((w - side) // 2, (h - side) // 2, side, side)
+    boxes = [b if b is not None else (median if hits else centre) for b in found]
+    how = ["detected" if b is not None else ("borrowed" if hits else "centre") for b in found]
+    return boxes, how
+
+
+def extract(rec: ClipRecord, cfg, detector: FaceDetector, keep_view: bool = False) -> tuple[ClipFeatures, dict]:
+    """The clip's features, made by the same steps as hgrlib.data.features.extract_clip (the same bytes;
+    tests/test_predict.py checks it), plus segment and key-frame times, face boxes and, if `keep_view`,
+    the frames and the spectrogram."""
+    wave = read_audio(rec.audio_path or rec.path, sr=cfg.sr)
+    if np.abs(wave).max() == 0:
+        raise DataError(f"{rec.audio_path or rec.path}: audio is silent (all zeros)")
+    spec = log_mel(torch.from_numpy(wave)[None], cfg)[0]
+    segs, starts = audio_segments(spec, cfg)
+    times = key_frame_times(starts, cfg)
+    frames, _, _ = read_frames(rec.path, times)
+    rec_det = _RecordingDetector(detector)
+    crops, stats = crop_faces(frames, list(range(len(frames))), cfg.face_size, cfg.face_margin, rec_det)
+    faces = crops.reshape(cfg.n_segments, cfg.frames_per_segment, cfg.face_size, cfg.face_size, 3)
+    feats = ClipFeatures(segs.numpy().astype(np.float16), faces, stats)
+    hop = cfg.hop_ms / 1000
+    extra = {"seg_times": np.stack([starts * hop, (starts + cfg.segment_frames) * hop], axis=1), "key_times": times}
+    if keep_view:
+        boxes, how = used_boxes(rec_det.boxes, *frames.shape[1:3])
+        extra["view"] = ClipView(frames, boxes, how, faces, spec.numpy().astype(np.float32), hop)
+    return feats, extra
+
+
+def _one_line(e: BaseException, rec: ClipRecord) -> str:
+    msg = " ".join(str(e).split())
+    if isinstance(e, DataError) and msg.endswith("no audio track"):
+        msg += f" (and no {Path(rec.path).with_suffix('.wav').name} beside it to take the audio from)"
+    if not isinstance(e, DataError):
+        msg = f"{rec.path}: {type(e).__name__}: {msg}"
+    return msg if msg.startswith((str(rec.path), str(rec.audio_path))) else f"{rec.path}: {msg}"
+
+
+# --------------------------------------------------------------------------- predicting
+
+
+def predict_clips(model: LoadedModel, clips: Iterable[str | Path | ClipRecord], detector: FaceDetector | None = None,
+                  keep_view: bool = False) -> list[ClipPrediction | ClipFailure]:
+    """One ClipPrediction (or ClipFailure) per clip, in order; clips as paths or ClipRecords (a record's own
+    audio_path is used as it is). `keep_view`: also keep what the model sees (frames, boxes, spectrogram)."""
+    cfg = model.features
+    detector = detector or FaceDetector(max_side=cfg.detect_max_side)
+    out: list[ClipPrediction | ClipFailure] = []
+    for c in clips:
+        t0 = time.perf_counter()
+        rec = c if isinstance(c, ClipRecord) else None
+        try:
+            rec = rec or clip_record(c)
+            feats, extra = extract(rec, cfg, detector, keep_view)
+        except Exception as e:  # noqa: BLE001 - a broken clip is reported and skipped, never fatal
+            out.append(ClipFailure(str(getattr(c, "path", c)), _one_line(e, rec or ClipRecord(str(c), "", "", "clip"))))
+            continue
+        seg = model.segment_probs(feats.audio[None], feats.faces[None])[0]
+        out.append(ClipPrediction(rec.path, rec.audio_path or rec.path, model.classes, seg.mean(axis=0), seg,
+                                  extra["seg_times"], extra["key_times"], feats.faces_stats,
+                                  time.perf_counter() - t0, extra.get("view")))
+    return out
+
+
+# --------------------------------------------------------------------------- output
+
+
+def format_text(preds: list[ClipPrediction]) -> str:
+    """For reading: per clip the emotion, the probabilities (highest first), each segment's emotion, the faces."""
+    blocks = []
+    for p in preds:
+        order = np.argsort(-p.probs, kind="stable")
+        lines = [p.clip, f"  emotion: {p.emotion} ({p.probs.max():.2f})",
+                 "  probabilities: " + ", ".join(f"{p.classes[i]} {p.probs[i]:.2f}" for i in order)]
+        if p.audio != p.clip:
+            lines.append(f"  audio from: {p.audio}")
+        lines.append(f"  segments ({len(p.seg_probs)}):")
+        for (t0, t1), e, ps in zip(p.seg_times, p.seg_emotions, p.seg_probs):
+            lines.append(f"    {t0:.2f}-{t1:.2f} s  {e} ({ps.max():.2f})")
+        lines.append(f"  faces: {p.face_report()}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def to_json(preds: list[ClipPrediction]) -> str:
+    return json.dumps([p.to_dict() for p in preds], indent=2)
+
+
+def to_csv(preds: list[ClipPrediction]) -> str:
+    """One row per clip (level "clip") and one per segment of it (level "segment"); p_<class> columns."""
+    if not preds:
+        return ""
+    classes = preds[0].classes
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["clip", "audio", "level", "segment", "start_s", "end_s", "emotion", *(f"p_{c}" for c in classes),
+                "faces_detected", "faces_borrowed", "faces_centre"])
+    for p in preds:
+        f = [p.faces.detected, p.faces.borrowed, p.faces.fallback]
+        w.writerow([p.clip, p.audio, "clip", "", f"{p.seg_times[0, 0]:.3f}", f"{p.seg_times[-1, 1]:.3f}", p.emotion,
+                    *(f"{x:.6f}" for x in p.probs), *f])
+        for i, ((t0, t1), e, ps) in enumerate(zip(p.seg_times, p.seg_emotions, p.seg_probs)):
+            w.writerow([p.clip, p.audio, "segment", i, f"{t0:.3f}", f"{t1:.3f}", e, *(f"{x:.6f}" for x in ps), "", "", ""])
+    return buf.getvalue()
+
+
+def predictions_frame(preds: list[ClipPrediction], truth: dict[str, str] | None = None):
+    """A pandas table, one row per clip: emotion, its probability, per-segment emotions, faces (and the
+    true emotion where `truth` maps the clip's path to it)."""
+    import pandas as pd
+
+    rows = []
+    for p in preds:
+        row = {"clip": Path(p.clip).name}
+        if truth is not None:
+            row["true"] = truth.get(p.clip, "")
+        row |= {"predicted": p.emotion, "p": float(p.probs.max()), "segments": " ".join(p.seg_emotions),
+                "faces_detected": p.faces.detected, "faces_borrowed": p.faces.borrowed, "faces_centre": p.faces.fallback}
+        row |= {f"p_{c}": float(x) for c, x in zip(p.classes, p.probs)}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- figures (notebook 08)
+
+BOX_STYLE = {"detected": ("#1a9850", "-"), "borrowed": ("#fdae61", "--"), "centre": ("#d73027", ":")}
+
+
+def plot_key_frames(preds: list[ClipPrediction], per_segment: int | None = None):
+    """One row per clip: one key frame per segment (the middle one) with the box its crop was cut around
+    (green: detected, orange dashed: borrowed from the clip's other key frames, red dotted: centre crop),
+    and beside it the crop the network gets."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    preds = [p for p in preds if p.view is not None]
+    s = max(len(p.seg_probs) for p in preds)
+    fig, axes = plt.subplots(len(preds), 2 * s, figsize=(min(11, 1.1 * 2 * s), 1.5 * len(preds) + 0.4),
+                             gridspec_kw={"width_ratios": [1.6, 1] * s}, squeeze=False)
+    for r, p in enumerate(preds):
+        k = len(p.key_times) // len(p.seg_probs)
+        mid = per_segment if per_segment is not None else k // 2
+        for j in range(2 * s):
+            axes[r, j].axis("off")
+        for i in range(len(p.seg_probs)):
+            idx = i * k + mid
+            ax, axc = axes[r, 2 * i], axes[r, 2 * i + 1]
+            ax.imshow(p.view.frames[idx])
+            x, y, w, h = p.view.boxes[idx]
+            colour, style = BOX_STYLE[p.view.how[idx]]
+            ax.add_patch(Rectangle((x, y), w, h, fill=False, edgecolor=colour, linestyle=style, linewidth=1.5))
+            ax.set_title(f"{p.key_times[idx]:.2f} s: {p.seg_emotions[i]}", fontsize=9, loc="left")
+            axc.imshow(p.view.crops[i, mid])
+        axes[r, 0].text(-0.08, 0.5, Path(p.clip).stem, transform=axes[r, 0].transAxes, rotation=90,
+                        ha="right", va="center", fontsize=9)
+    fig.suptitle("One key frame per segment with the box its face crop is cut around (green: detected, orange dashed: "
+                 "borrowed,\nred dotted: centre crop), the crop the network gets, and the segment's predicted emotion", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_log_mel(preds: list[ClipPrediction]):
+    """One row per clip: the whole clip's log-mel spectrogram and, as white brackets, the segments the
+    network sees (they overlap when the clip is short), each labelled with its predicted emotion."""
+    import matplotlib.pyplot as plt
+
+    preds = [p for p in preds if p.view is not None]
+    fig, axes = plt.subplots(len(preds), 1, figsize=(9, 1.8 * len(preds) + 0.4), squeeze=False, constrained_layout=True)
+    im = None
+    for ax, p in zip(axes[:, 0], preds):
+        spec = p.view.spec
+        m = spec.shape[0]
+        im = ax.imshow(spec, origin="lower", aspect="auto", extent=(0, spec.shape[1] * p.view.hop_s, 0, m), cmap="magma")
+        for i, ((t0, t1), e) in enumerate(zip(p.seg_times, p.seg_emotions)):
+            y = m * (0.08 + 0.28 * (i % 3))
+            ax.plot([t0, t0, t1, t1], [y + 3, y, y, y + 3], color="white", linewidth=1.5)
+            ax.text((t0 + t1) / 2, y + 1.5, f"{i}: {e}", color="white", fontsize=9, ha="center", va="bottom")
+        ax.set_ylabel("mel band", fontsize=9)
+        ax.set_title(f"{Path(p.clip).stem}: {p.emotion} ({p.probs.max():.2f})", fontsize=9, loc="left")
+        ax.tick_params(labelsize=9)
+    axes[-1, 0].set_xlabel("time (s)", fontsize=9)
+    cb = fig.colorbar(im, ax=axes[:, 0].tolist(), fraction=0.03, pad=0.01)
+    cb.set_label("dB", fontsize=9)
+    cb.ax.tick_params(labelsize=9)
+    return fig
+
+
+def plot_segment_probs(preds: list[ClipPrediction]):
+    """One panel per clip: each class's probability per segment (at the segment's centre), over time;
+    the clip's probability of its predicted class dashed."""
+    import matplotlib.pyplot as plt
+
+    from hgrlib.plots import legend_outside
+
+    n = len(preds)
+    cols = min(3, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols + 1.6, 2.3 * rows + 0.3), squeeze=False, sharey=True)
+    colours = plt.get_cmap("tab10")
+    for k, (ax, p) in enumerate(zip(axes.flat, preds)):
+        t = p.seg_times.mean(axis=1)
+        for c, name in enumerate(p.classes):
+            ax.plot(t, p.seg_probs[:, c], marker="o", markersize=3, color=colours(c), label=name)
+        best = int(p.probs.argmax())
+        ax.axhline(p.probs[best], color=colours(best), linestyle="--", linewidth=1)
+        ax.set_title(f"{Path(p.clip).stem}: {p.emotion}", fontsize=9)
+        ax.set_ylim(0, 1)
+        ax.tick_params(labelsize=9)
+        if k % cols == 0:
+            ax.set_ylabel("probability", fontsize=9)
+        if k >= n - cols:
+            ax.set_xlabel("segment centre (s)", fontsize=9)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    legend_outside(axes[0, cols - 1])
+    fig.tight_layout()
+    return fig
