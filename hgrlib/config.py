@@ -72,11 +72,15 @@ class DataConfig:
     dataset: str = "synthetic"  # synthetic | ravdess | enterface | baum1s | manifest
     root: str = "data/synthetic"  # folder (or CSV file for "manifest")
     classes: int = 6  # 6 (the paper's basic emotions) or 8 (RAVDESS only)
+    # subject folds of ravdess/enterface/baum1s: "shipped" (hgrlib/splits/*.json, as published; a fold the
+    # subjects on disk cannot train is refused) | "present" (folds made from the subjects present, for a
+    # partial corpus; as the synthetic corpus and a manifest always are). hgrlib/data/splits.py
+    folds: str = "shipped"
 
     def __post_init__(self) -> None:
         _typed(self, "data")
         _check(self, "data", _one_of("dataset", "synthetic", "ravdess", "enterface", "baum1s", "manifest"),
-               _one_of("classes", 6, 8),
+               _one_of("classes", 6, 8), _one_of("folds", "shipped", "present"),
                ("classes", lambda v: v == 6 or self.dataset in ("ravdess", "manifest"),
                 f"8 classes need dataset ravdess or manifest, not {self.dataset}"))
 
@@ -184,7 +188,7 @@ class Config:
         for name, typ in _hints(Config).items():
             if not isinstance(getattr(self, name), typ):
                 raise ValueError(f"{name}={getattr(self, name)!r}: expected a {typ.__name__}")
-        spec = FOLD_SPECS.get(self.data.dataset)
+        spec = FOLD_SPECS.get(self.data.dataset) if self.data.folds == "shipped" else None
         n = spec["n_folds"] if spec else self.train.n_folds
         why = f"{self.data.dataset} ships {n} folds" if spec else f"train.n_folds={n}"
         _check(self.train, "train", ("fold", lambda v: v < n, f"must be in [0, {n}): {why}"))

@@ -10,9 +10,9 @@ import pandas as pd
 
 from hgrlib.config import Config, DataConfig, FeatureConfig
 from hgrlib.data.cache import FeatureCache, PrepReport, load_features, prepare
-from hgrlib.data.datasets import classes_for, index_dataset
-from hgrlib.data.records import DataError, IndexReport
-from hgrlib.data.splits import subject_folds
+from hgrlib.data.datasets import FOLD_SPECS, classes_for, index_dataset, natural_key
+from hgrlib.data.records import ClipRecord, DataError, IndexReport
+from hgrlib.data.splits import fold_problems, refusal, subject_folds
 from hgrlib.data.synthetic import SyntheticConfig, generate_corpus
 from hgrlib.train import FeatureSet
 
@@ -28,8 +28,103 @@ def prepare_data(
     elif not Path(data.root).exists():
         raise DataError(f"{data.root}: dataset folder not found (dataset={data.dataset!r}); give the path where it lies on your disk")
     records, index_report = index_dataset(data.dataset, data.root, classes=data.classes)
+    cov = Coverage(records, data)
+    print(cov.table())
+    if cov.refusal():
+        print(f"note: training on these clips would be refused: {cov.refusal()}")
     cache = FeatureCache(cache_dir, data.dataset, features, data.root)
     return index_report, prepare(records, cache, workers=workers, progress=progress)
+
+
+class Coverage:
+    """The clips present against the folds a run would use: clips per subject and class, the subjects
+    the shipped folds list that are missing, and which folds are complete or cannot be trained."""
+
+    def __init__(self, records: list[ClipRecord], data: DataConfig, n_folds: int | None = None):
+        self.data, self.records = data, records
+        self.classes = classes_for(data.dataset, data.classes)
+        self.subjects = [r.subject for r in records]
+        self.labels = [r.emotion for r in records]
+        self.present = sorted(set(self.subjects), key=natural_key)
+        spec = FOLD_SPECS.get(data.dataset)
+        self.shipped = spec is not None and data.folds == "shipped"
+        self.missing = [s for s in spec["subjects"] if s not in set(self.present)] if self.shipped else []
+        self.empty_classes = [c for c in self.classes if c not in set(self.labels)]
+        # folds made from the subjects depend on train.n_folds: listed only when it is given
+        self.folds = (subject_folds(data.dataset, self.subjects, n_folds or 0, data.folds)
+                      if self.shipped or n_folds else [])
+        self.problems = fold_problems(data.dataset, self.subjects, self.labels, self.folds)
+
+    def which(self) -> str:
+        if self.shipped:
+            return f"shipped folds (hgrlib/splits/{self.data.dataset}.json)"
+        why = "folds=present" if self.data.dataset in FOLD_SPECS else "no shipped folds"
+        return f"folds made from the {len(self.present)} subjects present ({why})"
+
+    def incomplete(self) -> list[int]:
+        return [k for k, f in enumerate(self.folds) if any(s not in set(self.present) for s in f)]
+
+    def refusal(self) -> str:
+        """The one-line message of a refusal (empty when nothing is refused)."""
+        if self.empty_classes:
+            return (f"{self.data.root}: no {self.data.dataset} clips of class {', '.join(self.empty_classes)} "
+                    f"(classes={self.data.classes} uses {', '.join(self.classes)})")
+        if self.problems:
+            return refusal(self.data.dataset, self.subjects, self.problems, len(self.folds), self.data.folds)
+        return ""
+
+    def summary(self) -> str:
+        """One line: clips, subjects, classes, and the folds' state."""
+        head = (f"{self.data.dataset} at {self.data.root}: {len(self.records)} clips, {len(self.present)} subjects, "
+                f"{len(self.classes) - len(self.empty_classes)} of {len(self.classes)} classes")
+        if self.shipped:
+            inc = self.incomplete()
+            state = (f"all {len(self.folds)} shipped folds complete" if not inc else
+                     f"{len(self.folds) - len(inc)} of {len(self.folds)} shipped folds complete "
+                     f"(missing subjects {', '.join(self.missing)})")
+        else:
+            state = self.which() + (f": {len(self.folds)} folds" if self.folds else "")
+        return f"{head}; {state}"
+
+    def table(self) -> str:
+        """Clips per subject and class, and each fold with its state (what hgrlib prep and notebook 01 print)."""
+        counts = pd.crosstab(pd.Series(self.subjects, name="subject"), pd.Series(self.labels, name=""))
+        counts = counts.reindex(index=self.present, columns=list(self.classes), fill_value=0)
+        counts["clips"] = counts.sum(axis=1)
+        counts.loc["all"] = counts.sum(axis=0)
+        lines = [f"{self.summary()}", "clips per subject and class:", counts.to_string()]
+        if self.missing:
+            n = len(FOLD_SPECS[self.data.dataset]["subjects"])
+            lines.append(f"missing: {len(self.missing)} of the {n} subjects of the shipped folds: {', '.join(self.missing)}")
+        if self.folds:
+            lines.append(f"{self.which()}; fold k is a run's test part, fold k+1 its validation part:")
+        for k, f in enumerate(self.folds):
+            gone = [s for s in f if s not in set(self.present)]
+            state = "complete" if not gone else f"missing {', '.join(gone)}"
+            if k in self.problems:
+                state += f"; cannot be trained: {self.problems[k]}"
+            lines.append(f"  fold {k}: {', '.join(f)} ({state})")
+        return "\n".join(lines)
+
+
+def folds_caption(data: DataConfig) -> str:
+    """What a table's caption adds about its folds: "" on the shipped folds (and on corpora without any),
+    else that the folds were made from the subjects present, not the published ones."""
+    if data.folds == "present" and data.dataset in FOLD_SPECS:
+        return "; folds made from the subjects present (--folds present), not the shipped folds"
+    return ""
+
+
+def check_corpus(data: DataConfig, n_folds: int) -> Coverage:
+    """Index a real dataset and check it against the folds its runs use (before any notebook starts):
+    a DataError with a one-line cause if it cannot be read, a class has no clip, or a fold cannot be trained."""
+    if not Path(data.root).exists():
+        raise DataError(f"{data.root}: dataset folder not found (dataset={data.dataset!r}); give the path where it lies on your disk")
+    records, _ = index_dataset(data.dataset, data.root, classes=data.classes)
+    cov = Coverage(records, data, n_folds)
+    if cov.refusal():
+        raise DataError(cov.refusal())
+    return cov
 
 
 def load_featureset(data: DataConfig, features: FeatureConfig, cache_dir: str = "cache") -> FeatureSet:
@@ -45,16 +140,27 @@ def load_featureset(data: DataConfig, features: FeatureConfig, cache_dir: str = 
     )
 
 
+def _checked_folds(cfg: Config, fs: FeatureSet, used) -> int:
+    """The number of subject folds of cfg's runs on fs, after refusing (DataError) folds in `used` (a function
+    of that number) that the subjects present cannot train."""
+    folds = subject_folds(fs.dataset, fs.subjects, cfg.train.n_folds, cfg.data.folds)
+    problems = fold_problems(fs.dataset, fs.subjects, [fs.classes[y] for y in fs.labels], folds)
+    bad = {k: why for k, why in problems.items() if k in set(used(len(folds)))}
+    if bad:
+        raise DataError(refusal(fs.dataset, fs.subjects, bad, len(folds), cfg.data.folds))
+    return len(folds)
+
+
 def seeded_runs(cfg: Config, seeds: tuple[int, ...] | list[int], fs: FeatureSet) -> list[Config]:
     """One config per seed; run i uses seed i on subject fold i mod (number of folds): spread covers seeds and folds."""
-    n_folds = len(subject_folds(fs.dataset, fs.subjects, cfg.train.n_folds))
+    n_folds = _checked_folds(cfg, fs, lambda n: [i % n for i in range(len(seeds))])
     return [cfg.with_(train={"seed": int(s), "fold": i % n_folds}) for i, s in enumerate(seeds)]
 
 
 def fold_seed_runs(cfg: Config, seeds: tuple[int, ...] | list[int], fs: FeatureSet) -> list[Config]:
     """One config per (fold, seed): every subject fold tested with every seed, folds outer. Conditions made
     with it share their (fold, seed) pairs, so they can be compared paired (hgrlib.claims)."""
-    n_folds = len(subject_folds(fs.dataset, fs.subjects, cfg.train.n_folds))
+    n_folds = _checked_folds(cfg, fs, range)
     return [cfg.with_(train={"seed": int(s), "fold": f}) for f in range(n_folds) for s in seeds]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 
 from hgrlib.config import Config, DataConfig, FeatureConfig, LossConfig, ModelConfig, TrainConfig
@@ -54,16 +55,25 @@ PROFILES: dict[str, Profile] = {
 }
 
 
-def get_profile(name: str, dataset: str = "synthetic", root: str | None = None, classes: int = 6) -> Profile:
-    """A profile, pointed at a real dataset (`dataset`, `root`) instead of the synthetic corpus if asked."""
+def get_profile(name: str, dataset: str = "synthetic", root: str | None = None, classes: int = 6,
+                folds: str | None = None) -> Profile:
+    """A profile, pointed at a real dataset (`dataset`, `root`) instead of the synthetic corpus if asked.
+
+    `folds` (DataConfig.folds: "shipped" | "present"); None takes $HGRLIB_FOLDS, which run_all.sh --folds
+    sets for the notebooks it runs, else "shipped". It only applies to datasets with shipped folds: the
+    synthetic corpus and a manifest always get folds made from their subjects (and keep folds="shipped",
+    so their runs' keys do not change with it)."""
+    from hgrlib.data.datasets import FOLD_SPECS
+
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; choose from {sorted(PROFILES)}")
     p = PROFILES[name]
+    folds = (folds or os.environ.get("HGRLIB_FOLDS") or "shipped") if dataset in FOLD_SPECS else "shipped"
     if dataset == "synthetic" and root is None:
         return p
     if dataset != "synthetic" and not root:
         raise ValueError(f"dataset {dataset!r} needs root= (the folder where it lies on your disk)")
-    data = DataConfig(dataset=dataset, root=root or p.config.data.root, classes=classes)
+    data = DataConfig(dataset=dataset, root=root or p.config.data.root, classes=classes, folds=folds)
     return replace(p, config=replace(p.config, data=data))
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,13 +10,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hgrlib.io import write_text
+from hgrlib.io import atomic, write_text
 
 
 def project_dir(start: str | Path | None = None) -> Path:
-    """The repository root (the folder holding run_all.sh), found from `start` (default: cwd) upwards."""
+    """The repository root (the folder holding run_all.sh): found from `start` (default: cwd) upwards, else
+    from where this hgrlib lies (a project's hgrlib/, as an editable install imports it); else `start` itself
+    (hgrlib.runner then finds no notebooks there and says so)."""
     here = Path(start or Path.cwd()).resolve()
-    for d in (here, *here.parents):
+    package = Path(__file__).resolve().parent.parent
+    for d in (here, *here.parents, package):
         if (d / "run_all.sh").exists() and (d / "hgrlib").is_dir():
             return d
     return here
@@ -110,9 +112,6 @@ def show(df: pd.DataFrame, caption: str | None = None) -> Table:
 
 def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
     """Save a matplotlib figure as PNG atomically (deterministic metadata, so unchanged plots hash the same)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
-    os.replace(tmp, path)
-    return path
+    with atomic(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+    return Path(path)

@@ -42,8 +42,10 @@ def data_digest(dataset: str, root: str | None) -> bytes:
     """Digest of a real dataset's file listing (names, sizes, mtimes); the synthetic corpus is made from code."""
     if dataset == "synthetic" or not root or not Path(root).exists():
         return f"{dataset}:{root}".encode()
+    from hgrlib.data.walk import walk_files
+
     p = Path(root)
-    files = [p] if p.is_file() else sorted(x for x in p.rglob("*") if x.is_file())
+    files = [p] if p.is_file() else walk_files(p)  # through linked folders, as the loaders walk
     return _sha(*(f"{f}:{f.stat().st_size}:{f.stat().st_mtime_ns}".encode() for f in files)).encode()
 
 
@@ -125,21 +127,39 @@ def notebook_title(nb, default: str) -> str:
 def run(profile: str = "default", dataset: str = "synthetic", root: str | None = None, classes: int = 6, only: list[str] | None = None,
         jobs: int = 1, force: bool = False, results_dir: str = "results", figures_dir: str = "figures",
         cache_dir: str = "cache", runs_dir: str = "runs", extra: dict | None = None, executor: str = "pool",
-        stack: int = 0) -> list[dict]:
+        stack: int = 0, folds: str = "shipped") -> list[dict]:
     """Execute the notebooks in order, `jobs` training runs at a time, grid points trained by `executor`
     (hgrlib.launch: pool | slurm | submitit-local), `stack` runs per stacked network (0: this machine's
-    default, hgrlib.launch.stack_size); returns what was done."""
+    default, hgrlib.launch.stack_size), on the subject folds `folds` (DataConfig.folds: shipped | present);
+    returns what was done.
+
+    Before any notebook starts, a real dataset is indexed and checked against the folds its runs use
+    (hgrlib.experiment.check_corpus): a DataError with a one-line cause if it cannot be trained."""
+    from hgrlib.data.datasets import FOLD_SPECS
     from hgrlib.launch import stack_size
 
     repo = project_dir()
+    notebooks = find_notebooks(repo)
     stack = stack_size(stack)
+    folds = folds if dataset in FOLD_SPECS else "shipped"  # the synthetic corpus and a manifest have no shipped folds
     tag = f"{dataset}-{profile}"
     from hgrlib.runs import check_writable
 
-    check_writable([repo / results_dir / tag, repo / figures_dir / tag, repo / cache_dir, repo / runs_dir])
-    notebooks = sorted((repo / NOTEBOOK_DIR).glob("[0-9][0-9]_*.ipynb"))
     if only:
         notebooks = [n for n in notebooks if any(n.stem.startswith(o) for o in only)]
+    if dataset != "synthetic" and notebooks:  # the synthetic corpus is made by notebook 01
+        from hgrlib.experiment import check_corpus
+        from hgrlib.profiles import get_profile
+
+        cfg = get_profile(profile, dataset, root, classes, folds).config
+        cov = check_corpus(cfg.data, cfg.train.n_folds)
+        print(f"[data] {cov.summary()}", flush=True)
+        if cov.incomplete():
+            which = "; ".join(f"fold {k} misses {', '.join(s for s in cov.folds[k] if s not in cov.present)}"
+                              for k in cov.incomplete())
+            print(f"[warn] incomplete shipped folds ({which}): their runs test fewer subjects than published; "
+                  f"--folds present makes folds from the {len(cov.present)} subjects present", flush=True)
+    check_writable([repo / results_dir / tag, repo / figures_dir / tag, repo / cache_dir, repo / runs_dir])
     params = {"profile": profile, "dataset": dataset, "root": root, "classes": classes, "cache_dir": cache_dir,
               "figures_dir": figures_dir, "results_dir": results_dir} | (extra or {})
     src = package_digest().encode()  # the library's code (comments and docstrings aside)
@@ -151,7 +171,8 @@ def run(profile: str = "default", dataset: str = "synthetic", root: str | None =
     def one(nb: Path, upstream: bytes) -> dict:
         p = params | ({"runs_dir": runs_dir} if nb.stem != "01_data_prep" else {"workers": 2})
         p = {k: v for k, v in p.items() if _has_parameter(nb, k)}
-        stamp = _sha(nb.read_bytes(), json.dumps(p, sort_keys=True).encode(), src, upstream, libs, f"stack={stack}".encode())
+        stamp = _sha(nb.read_bytes(), json.dumps(p, sort_keys=True).encode(), src, upstream, libs, f"stack={stack}".encode(),
+                     *([f"folds={folds}".encode()] if folds != "shipped" else []))
         out = out_dir / f"{nb.stem}.ipynb"
         stamp_file = out_dir / f".{nb.stem}.stamp.json"
         why = "forced" if force else _stale(stamp_file, stamp, repo)
@@ -172,22 +193,23 @@ def run(profile: str = "default", dataset: str = "synthetic", root: str | None =
             print(f"[warn] {nb.stem}: {problem}", flush=True)
         return {"notebook": nb.stem, "status": "ran", "stamp": stamp, "parameters": p, "seconds": sec}
 
-    rest = list(notebooks)
-    if rest and rest[0].stem.startswith("01"):
-        first = one(rest.pop(0), upstream)
-        done.append(first)
-        upstream = first["stamp"].encode()
-    elif (out_dir / ".01_data_prep.stamp.json").exists():
-        upstream = read_json(out_dir / ".01_data_prep.stamp.json")["stamp"].encode()
     # -j N parallelises the grid points inside each notebook (the kernels inherit HGRLIB_JOBS);
     # notebooks run in order, since later ones read back the runs of earlier ones.
     os.environ["HGRLIB_JOBS"] = str(max(0, jobs))
-    # where the kernels train (not in the stamps: the numbers are the same) and in stacks of how many runs
-    # (in the stamps: a run's last digits depend on its stack's size)
-    settings = {"HGRLIB_EXECUTOR": executor, "HGRLIB_STACK": str(stack)}
+    # where the kernels train (not in the stamps: the numbers are the same), in stacks of how many runs
+    # (in the stamps: a run's last digits depend on its stack's size), on which subject folds (in the stamps;
+    # hgrlib.profiles.get_profile reads HGRLIB_FOLDS)
+    settings = {"HGRLIB_EXECUTOR": executor, "HGRLIB_STACK": str(stack), "HGRLIB_FOLDS": folds}
     before = {k: os.environ.get(k) for k in settings}
     os.environ.update(settings)
     try:
+        rest = list(notebooks)
+        if rest and rest[0].stem.startswith("01"):
+            first = one(rest.pop(0), upstream)
+            done.append(first)
+            upstream = first["stamp"].encode()
+        elif (out_dir / ".01_data_prep.stamp.json").exists():
+            upstream = read_json(out_dir / ".01_data_prep.stamp.json")["stamp"].encode()
         done += [one(nb, upstream) for nb in rest]
     finally:
         for k, v in before.items():
@@ -199,6 +221,20 @@ def run(profile: str = "default", dataset: str = "synthetic", root: str | None =
     if tag == "synthetic-default" and results_dir == "results" and figures_dir == "figures":
         update_readme(repo, tag)
     return done
+
+
+class RunnerError(RuntimeError):
+    """The runner cannot start: the message says why (one line)."""
+
+
+def find_notebooks(repo: Path) -> list[Path]:
+    """The project's numbered notebooks, or a RunnerError: never a run of zero notebooks reported as success."""
+    found = sorted((repo / NOTEBOOK_DIR).glob("[0-9][0-9]_*.ipynb"))
+    if not found:
+        raise RunnerError(f"no notebooks in {repo / NOTEBOOK_DIR}: this is not the project folder, and the hgrlib "
+                          f"imported ({Path(__file__).resolve().parent}) is not inside one; run ./run_all.sh, or "
+                          f"python -m hgrlib.runner from the project folder (the one holding run_all.sh)")
+    return found
 
 
 def _stale(stamp_file: Path, stamp: str, repo: Path) -> str | None:
@@ -227,12 +263,37 @@ def _has_parameter(nb: Path, name: str) -> bool:
     return params is not None and any(line.split("=")[0].strip() == name for line in "".join(params["source"]).splitlines())
 
 
+def notebook_failure(e: Exception, out_dir: Path, since: float) -> list[str]:
+    """A few lines for a notebook that failed: which, the cause (the exception's type and message, not the
+    stacks of the runner, papermill and the cell), and the partly executed copy that holds the full traceback."""
+    partial = sorted((p for p in Path(out_dir).glob(".*.running.ipynb") if p.stat().st_mtime >= since - 1),
+                     key=lambda p: p.stat().st_mtime)
+    name = partial[-1].name[1:-len(".running.ipynb")] if partial else "a notebook"
+    if hasattr(e, "ename"):  # papermill: the exception raised in a cell
+        cause = f"{e.ename}: {e.evalue}" + (f" (in cell [{e.exec_count}])" if getattr(e, "exec_count", None) else "")
+    else:  # the kernel died or a cell timed out
+        cause = f"{type(e).__name__}: {str(e).strip()}"
+    lines = cause.strip().splitlines() or [type(e).__name__]
+    out = [f"run_all.sh: {name} failed: {lines[0]}"] + [f"  {ln.strip()}" for ln in lines[1:4]] + (["  …"] if len(lines) > 4 else [])
+    if partial:
+        try:
+            where = partial[-1].resolve().relative_to(Path.cwd().resolve())
+        except ValueError:
+            where = partial[-1]
+        out.append(f"partly executed notebook (with the full traceback): {where}")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Run the notebooks through papermill (see run_all.sh).")
     ap.add_argument("--profile", default="default", choices=["smoke", "default", "paper"])
-    ap.add_argument("--dataset", default="synthetic")
+    ap.add_argument("--dataset", default="synthetic", choices=["synthetic", "ravdess", "enterface", "baum1s", "manifest"])
     ap.add_argument("--root", default=None)
-    ap.add_argument("--classes", type=int, default=6)
+    ap.add_argument("--classes", type=int, default=6, choices=[6, 8])
+    ap.add_argument("--folds", default=os.environ.get("HGRLIB_FOLDS") or "shipped", choices=["shipped", "present"],
+                    help="subject folds of ravdess/enterface/baum1s: shipped (hgrlib/splits/*.json; a corpus whose subjects "
+                         "cannot fill them is refused, naming the missing ones) or present (folds made from the subjects "
+                         "present, for a partial corpus; not comparable with the published folds). Default: $HGRLIB_FOLDS, else shipped")
     ap.add_argument("--only", default="", help="comma-separated notebook numbers, e.g. 01,02")
     ap.add_argument("-j", "--jobs", type=int, default=0,
                     help="training runs in parallel inside each notebook (default 0: one per CPU core, 1 on a GPU machine)")
@@ -258,18 +319,40 @@ def main(argv: list[str] | None = None) -> int:
         from hgrlib.verify import verify
 
         return verify(a.profile, a.dataset, a.root, a.classes, a.jobs, a.scratch, a.results, a.figures)
-    t0 = time.perf_counter()
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from papermill.exceptions import PapermillExecutionError
+
+    from hgrlib.data.records import DataError
+
+    t0, started = time.perf_counter(), time.time()
+    tag = f"{a.dataset}-{a.profile}"
+    only = [o for o in a.only.split(",") if o]
     try:
-        run(a.profile, a.dataset, a.root, a.classes, [o for o in a.only.split(",") if o], a.jobs, a.force,
-            a.results, a.figures, a.cache, a.runs, executor=a.executor, stack=a.stack)
+        repo = project_dir()
+        names = [n.stem for n in find_notebooks(repo)]
+        if only and not any(n.startswith(o) for n in names for o in only):
+            raise RunnerError(f"--only {a.only}: no notebook matches (notebooks: {', '.join(names)})")
+        if a.root and not os.path.isabs(a.root) and Path.cwd().resolve() != repo:
+            a.root = os.path.abspath(a.root)  # the notebooks run in the project folder: a path given from elsewhere
+        done = run(a.profile, a.dataset, a.root, a.classes, only, a.jobs, a.force, a.results, a.figures, a.cache,
+                   a.runs, executor=a.executor, stack=a.stack, folds=a.folds)
+    except (DataError, RunnerError, ValueError) as e:  # bad data, no project, a config value rejected: one line each
+        lines = str(e).strip().splitlines() or [type(e).__name__]
+        print("\n".join([f"run_all.sh: error: {lines[0]}"] + [f"  {ln.strip()}" for ln in lines[1:4]]
+                        + (["  …"] if len(lines) > 4 else [])), file=sys.stderr)
+        return 1
     except OSError as e:
         from hgrlib.cli import os_error
 
         print(f"run_all.sh: error: {os_error(e)}", file=sys.stderr)
         return 1
-    tag = f"{a.dataset}-{a.profile}"
+    except (PapermillExecutionError, CellTimeoutError, DeadKernelError) as e:
+        print("\n".join(notebook_failure(e, project_dir() / a.results / tag, started)), file=sys.stderr)
+        return 1
     table = project_dir() / a.results / tag / "02_supervised_table.md"
-    print(f"\nAll notebooks done in {time.perf_counter() - t0:.0f} s. Executed notebooks: {a.results}/{tag}/, figures: {a.figures}/{tag}/")
+    ran = sum(d["status"] == "ran" for d in done)
+    print(f"\nAll notebooks done in {time.perf_counter() - t0:.0f} s ({ran} run, {len(done) - ran} unchanged). "
+          f"Executed notebooks: {a.results}/{tag}/, figures: {a.figures}/{tag}/")
     if table.exists():
         print("\n" + table.read_text())
     return 0

@@ -21,8 +21,8 @@ def _with(section: str, name: str, value):
 
 def test_default_hash_is_unchanged():
     """Cache keys of existing runs and features: a change here retrains every run (pinned when
-    loss.cca_dim, loss.cca_ridge and train.match_steps came in)."""
-    assert config_hash(Config()) == "32f5518f3e1c"
+    loss.cca_dim, loss.cca_ridge and train.match_steps came in, and again for data.folds)."""
+    assert config_hash(Config()) == "1534ed69fd1f"
     assert FeatureConfig().key() == "a5502adc083e"
 
 

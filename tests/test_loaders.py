@@ -355,3 +355,81 @@ def test_fold_ids_match_loader_subject_ids(tmp_path):
     make_baum1s_fixture(tmp_path / "b", subjects=(1, 31))
     recs, _ = baum1s.index(tmp_path / "b")
     assert {r.subject for r in recs} == {"S001", "S031"} <= {s for f in datasets.load_folds("baum1s") for s in f}
+
+
+# --------------------------------------------------------------------------- linked into place
+
+def link_children(store: Path, root: Path) -> Path:
+    """root/<child> -> store/<child> for every child of store: subject folders linked into place, as on
+    shared storage (Actor_01 -> /datasets/ravdess/Actor_01)."""
+    root.mkdir(parents=True, exist_ok=True)
+    for child in sorted(store.iterdir()):
+        (root / child.name).symlink_to(child, target_is_directory=child.is_dir())
+    return root
+
+
+def rel(recs, base: Path) -> list[tuple]:
+    return [(Path(r.path).relative_to(base).as_posix(), r.subject, r.emotion,
+             Path(r.audio_path).relative_to(base).as_posix() if r.audio_path else None) for r in recs]
+
+
+def test_ravdess_actor_folders_linked_into_place(tmp_path):
+    store = make_ravdess_fixture(tmp_path / "store", actors=(1, 2), audio_only_actors=(1,))
+    direct, _ = ravdess.index(store, classes=8)
+    root = link_children(store, tmp_path / "root")
+    recs, rep = ravdess.index(root, classes=8)
+    assert rel(recs, root) == rel(direct, store) and len(recs) == 16  # the same clips, audio paired through links
+    assert rep.skipped == []
+    # linked files, a link loop (a link to an ancestor) and a broken link: walked once, reported, no hang
+    files = tmp_path / "files" / "Actor_03"
+    files.mkdir(parents=True)
+    for f in sorted((store / "Actor_01").iterdir()):
+        (files / f.name.replace("-01.", "-03.")).symlink_to(f)
+    (root / "Actor_03").symlink_to(files, target_is_directory=True)
+    (root / "Actor_01" / "again").symlink_to(root, target_is_directory=True)
+    (root / "Actor_02" / "gone").symlink_to(tmp_path / "nowhere", target_is_directory=True)
+    recs, rep = ravdess.index(root, classes=8)
+    assert [r.subject for r in recs].count("03") == 8 and len(recs) == 24
+    why = reasons(rep)
+    assert "a folder already walked" in why["again"] and "broken link" in why["gone"]
+    assert len(rep.skipped) == 2
+
+
+def test_ravdess_root_with_nothing_says_so(tmp_path):
+    (tmp_path / "Actor_01").symlink_to(tmp_path / "nowhere", target_is_directory=True)
+    with pytest.raises(DataError, match="broken link"):
+        ravdess.index(tmp_path)
+    (tmp_path / "Actor_01").unlink()
+    with pytest.raises(DataError, match="holds no files"):
+        ravdess.index(tmp_path)
+
+
+def test_enterface_subject_folders_linked_into_place(tmp_path):
+    store = make_enterface_fixture(tmp_path / "store", sentences=(1,)) / "enterface database"
+    direct, drep = enterface.index(store)
+    root = link_children(store, tmp_path / "root" / "enterface database")
+    (root / "subject 1" / "anger" / "up").symlink_to(root / "subject 1", target_is_directory=True)  # a loop
+    recs, rep = enterface.index(tmp_path / "root")  # the zip's parent folder, as accepted unlinked
+    assert rel(recs, root) == rel(direct, store) and len(recs) == 6 * 6 + 1
+    assert len(rep.skipped) == len(drep.skipped) + 1 and "a folder already walked" in reasons(rep)["up"]
+
+
+def test_baum1s_subject_folders_and_sheet_linked_into_place(tmp_path):
+    store = make_baum1s_fixture(tmp_path / "store", subjects=(1, 2))
+    direct, _ = baum1s.index(store / "BAUM1s_MP4 - All")
+    root = tmp_path / "root"
+    link_children(store / "BAUM1s_MP4 - All", root / "BAUM1s_MP4 - All")
+    (root / "Annotations_BAUM1s.csv").symlink_to(store / "Annotations_BAUM1s.csv")
+    recs, _ = baum1s.index(root / "BAUM1s_MP4 - All")  # the sheet found beside the root, through its link
+    assert rel(recs, root / "BAUM1s_MP4 - All") == rel(direct, store / "BAUM1s_MP4 - All") and len(recs) == 6
+
+
+def test_manifest_rows_through_linked_folders(tmp_path):
+    store = make_ravdess_fixture(tmp_path / "store", actors=(1, 2), emotions=("anger", "sadness"), audio_only_actors=())
+    root = link_children(store, tmp_path / "root")
+    rows = [f"{p.parent.name}/{p.name},{p.parent.name[-2:]},{'anger' if '-05-' in p.name else 'sadness'}"
+            for p in sorted(store.glob("Actor_*/*.mp4"))]
+    (root / "manifest.csv").write_text("path,subject,emotion\n" + "\n".join(rows) + "\n")
+    (tmp_path / "linked-root").symlink_to(root, target_is_directory=True)
+    recs, rep = manifest.index(tmp_path / "linked-root")
+    assert len(recs) == 4 and rep.skipped == [] and {r.subject for r in recs} == {"01", "02"}

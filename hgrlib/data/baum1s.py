@@ -26,6 +26,9 @@ A row whose name and code disagree is reported, not guessed. Only the six basic 
 rows with the other states are reported as skipped. Annotated clips missing on disk, clips on disk
 missing from the annotation, and non-.mp4 files (e.g. subtitle .srt files) are all reported.
 
+Subject folders, clips and the annotation file may be symbolic links (``S001 ->
+/datasets/baum1s/S001``): links are followed, each folder walked once (hgrlib.data.walk).
+
 ``.xlsx`` needs openpyxl; without it a DataError says to ``pip install openpyxl`` or export the
 sheet to CSV.
 """
@@ -39,6 +42,7 @@ import re
 from pathlib import Path
 
 from hgrlib.data.records import EMOTIONS6, ClipRecord, DataError, IndexReport
+from hgrlib.data.walk import walk
 
 CLIP_RE = re.compile(r"^(s\d{3})_(\d{3})(?:\.mp4)?$", re.IGNORECASE)
 SUBJECT_DIR_RE = re.compile(r"^s\d{3}$", re.IGNORECASE)
@@ -83,12 +87,11 @@ def find_annotation(root: Path) -> Path | None:
     a text export is preferred over the .xlsx."""
     cands = []
     for base, depth in ((root, 2), (root.parent, 0)):
-        for dirpath, dirnames, filenames in os.walk(base):
+        for dirpath, dirnames, filenames in walk(base):
             level = len(Path(dirpath).relative_to(base).parts)
             if level >= depth:
                 dirnames[:] = []
-            dirnames.sort()
-            cands += [Path(dirpath) / f for f in sorted(filenames) if ANNOTATION_RE.match(f)]
+            cands += [Path(dirpath) / f for f in filenames if ANNOTATION_RE.match(f)]
         if cands:
             break
     if not cands:
@@ -222,9 +225,8 @@ def index(
     report = IndexReport()
 
     on_disk: dict[str, Path] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(filenames):
+    for dirpath, dirnames, filenames in walk(root, report):
+        for name in filenames:
             p = Path(dirpath) / name
             if p.resolve() == ann.resolve():
                 continue
@@ -271,5 +273,6 @@ def index(
     records.sort(key=lambda r: (r.subject, r.meta["clip"]))
     report.accepted = len(records)
     if not records:
-        raise DataError(f"{root}: no usable BAUM-1s clips; {EXPECTED}. {report.summary()}")
+        found = report.summary() if report.skipped else "the folder holds no files (links are followed)"
+        raise DataError(f"{root}: no usable BAUM-1s clips; {EXPECTED}. {found}")
     return records, report

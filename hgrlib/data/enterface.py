@@ -38,7 +38,9 @@ README, albanie/mcnDatasets ``getEnterfaceImdb.m``):
   reported in the IndexReport.
 
 The root may be the folder holding the ``subject N`` folders or its parent (e.g. the folder the
-zip was extracted into, containing ``enterface database/``).
+zip was extracted into, containing ``enterface database/``). Any folder or file may be a symbolic
+link (``subject 1 -> /datasets/enterface/subject 1``): links are followed, each folder walked once
+(hgrlib.data.walk).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ import re
 from pathlib import Path
 
 from hgrlib.data.records import EMOTIONS6, ClipRecord, DataError, IndexReport
+from hgrlib.data.walk import walk, walk_files
 
 SUBJECT_DIR_RE = re.compile(r"^subject[\s_-]*(\d+)$", re.IGNORECASE)
 SENTENCE_DIR_RE = re.compile(r"^sentence[\s_-]*(\d+)$", re.IGNORECASE)
@@ -100,24 +103,22 @@ def index(
     subject_roots = {p for _, p in subjects}
 
     # files outside any subject folder
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in walk(root, report):
         here = Path(dirpath)
-        dirnames[:] = sorted(d for d in dirnames if here / d not in subject_roots)
-        for name in sorted(filenames):
+        dirnames[:] = [d for d in dirnames if here / d not in subject_roots]
+        for name in filenames:
             report.skip(here / name, "not inside a 'subject N' folder")
 
     seen_subjects: dict[str, Path] = {}
     records = []
     for subject, sdir in subjects:
         if subject in seen_subjects:
-            for p in sorted(sdir.rglob("*")):
-                if p.is_file():
-                    report.skip(p, f"second folder for subject {subject} (first: {seen_subjects[subject]})")
+            for p in walk_files(sdir, report):
+                report.skip(p, f"second folder for subject {subject} (first: {seen_subjects[subject]})")
             continue
         seen_subjects[subject] = sdir
-        for dirpath, dirnames, filenames in os.walk(sdir):
-            dirnames.sort()
-            for name in sorted(filenames):
+        for dirpath, dirnames, filenames in walk(sdir, report):
+            for name in filenames:
                 path = Path(dirpath) / name
                 rec = _one(path, sdir, subject, exclude, report)
                 if rec is not None:
@@ -126,7 +127,8 @@ def index(
     records.sort(key=lambda r: (_num_key(r.subject), r.emotion, r.meta.get("sentence") or 0, r.path))
     report.accepted = len(records)
     if not records:
-        raise DataError(f"{base}: no usable eNTERFACE'05 clips; {EXPECTED}. {report.summary()}")
+        found = report.summary() if report.skipped else "the folder holds no files (links are followed)"
+        raise DataError(f"{base}: no usable eNTERFACE'05 clips; {EXPECTED}. {found}")
     return records, report
 
 

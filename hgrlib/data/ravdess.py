@@ -20,7 +20,8 @@ Records: the full audio-visual speech clips ``01-01-*.mp4``. Everything else und
 reported in the IndexReport with a reason (video-only clips, songs, stray files, bad names, unknown
 codes, actor field disagreeing with the ``Actor_XX`` folder, duplicates, audio files with no clip).
 The project's synthetic corpus is written in this same layout and indexed with
-``dataset_name="synthetic"``.
+``dataset_name="synthetic"``. Folders and files may be symbolic links (``Actor_01 ->
+/datasets/ravdess/Actor_01``): they are followed, each folder walked once (hgrlib.data.walk).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import re
 from pathlib import Path
 
 from hgrlib.data.records import EMOTIONS6, EMOTIONS8, ClipRecord, DataError, IndexReport
+from hgrlib.data.walk import walk_files
 
 NAME_RE = re.compile(r"^(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})\.([A-Za-z0-9]+)$")
 ACTOR_DIR_RE = re.compile(r"^Actor_(\d{2})$")
@@ -46,14 +48,6 @@ def _check_classes(classes: int) -> tuple[str, ...]:
     if classes == 8:
         return EMOTIONS8
     raise ValueError(f"classes must be 6 or 8 for RAVDESS, got {classes!r}")
-
-
-def _walk_files(root: Path) -> list[Path]:
-    out = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        out += [Path(dirpath) / f for f in sorted(filenames)]
-    return out
 
 
 def parse_name(name: str) -> dict | None:
@@ -107,7 +101,7 @@ def index(
     clips: dict[tuple, tuple[Path, dict]] = {}
     audio: dict[tuple, Path] = {}
 
-    for path in _walk_files(root):
+    for path in walk_files(root, report):
         rel = path.relative_to(root)
         f = parse_name(path.name)
         if f is None:
@@ -175,5 +169,6 @@ def index(
     records.sort(key=lambda r: (r.subject, Path(r.path).name, r.path))
     report.accepted = len(records)
     if not records:
-        raise DataError(f"{root}: no usable RAVDESS clips; {EXPECTED}. {report.summary()}")
+        found = report.summary() if report.skipped else "the folder holds no files (links are followed)"
+        raise DataError(f"{root}: no usable RAVDESS clips; {EXPECTED}. {found}")
     return records, report
