@@ -39,7 +39,6 @@ clip is never fed with another preprocessing.
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +48,7 @@ import torch
 
 from hgrlib.config import Config, FeatureConfig
 from hgrlib.data.records import DataError
+from hgrlib.io import atomic
 from hgrlib.models import EmotionModel
 
 FORMAT = "hgrlib-model"
@@ -224,10 +224,8 @@ def export_model(run: str | Path, out: str | Path | None = None, cache_dir: str 
     run = _run_folder(run)
     out = Path(out) if out else Path(f"model-{run.name}.pt")
     payload, report = payload_from_run(run, cache_dir, fs)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.part")
-    torch.save(payload, tmp)
-    os.replace(tmp, out)
+    with atomic(out) as tmp:
+        torch.save(payload, tmp)
     report.path, report.size = str(out), out.stat().st_size
     return report
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from hgrlib.config import Config
+from hgrlib.io import atomic
 from hgrlib.runs import cached_fit, cached_fit_stack, read_result, run_dir
 from hgrlib.train import FeatureSet
 from hgrlib.train_stacked import stack_signature, stackable
@@ -213,11 +214,8 @@ def share_featureset(fs: FeatureSet, runs_dir: str) -> str:
     """Write `fs` once where jobs can read it (atomically; kept and reused while its fingerprint is the same)."""
     path = Path(runs_dir) / ".featuresets" / f"{fs.fingerprint}.pkl"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-        with open(tmp, "wb") as fh:
+        with atomic(path) as tmp, open(tmp, "wb") as fh:
             pickle.dump(fs, fh, protocol=5)
-        os.replace(tmp, path)
     return str(path)
 
 

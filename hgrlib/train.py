@@ -29,7 +29,7 @@ from hgrlib.config import Config, LossConfig
 from hgrlib.data.splits import Split, make_split
 from hgrlib.distributed import gather_rows, global_batchnorm, shard, world
 from hgrlib.evaluate import clip_probs, scores
-from hgrlib.io import read_sealed_json, write_sealed_json
+from hgrlib.io import atomic, read_sealed_json, write_sealed_json
 from hgrlib.losses import joint_loss
 from hgrlib.models import EmotionModel
 from hgrlib.provenance import arrays_sha256, file_sha256
@@ -261,10 +261,9 @@ def fit(cfg: Config, fs: FeatureSet, run_dir: str, progress: bool = True, key: d
             val = evaluate(model, batcher, split.val, fs, tc.protocol)
             record_epoch(state, sums, val, model.state_dict())
             bar.set_postfix(loss=f"{sums.get('loss', 0):.3f}", val_uar=f"{val['uar']:.3f}")
-            tmp = ckpt + ".part"
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "state": state,
-                        "rng": rngs}, tmp)
-            os.replace(tmp, ckpt)
+            with atomic(ckpt) as tmp:
+                torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "state": state,
+                            "rng": rngs}, tmp)
     result_file = os.path.join(run_dir, "result.json")
     if rank == 0:
         result = finish_run(cfg, fs, r, state, run_dir, key, {"world_size": size, "seconds": time.perf_counter() - t0})
@@ -316,8 +315,8 @@ def finish_run(cfg: Config, fs: FeatureSet, r: RunSetup, state: dict, run_dir: s
     r.model.load_state_dict(state["best"])
     test = evaluate(r.model, r.batcher, r.split.test, fs, tc.protocol)
     weights_file = os.path.join(run_dir, "weights.pt")
-    torch.save({k: v.detach().cpu() for k, v in r.model.state_dict().items()}, tmp := weights_file + ".part")
-    os.replace(tmp, weights_file)
+    with atomic(weights_file) as tmp:
+        torch.save({k: v.detach().cpu() for k, v in r.model.state_dict().items()}, tmp)
     feats_file = _save_features(run_dir, r.model, r.batcher, r.split, fs)
     device = next(r.model.parameters()).device
     result = {"config": cfg.to_dict(), "key": key or {}, "features_sha256": file_sha256(feats_file),
@@ -401,7 +400,6 @@ def _save_features(run_dir: str, model: EmotionModel, batcher: Batcher, split: S
     for k in ("f", "g", "z", "probs"):
         if k in pred:
             out[k] = pred[k].reshape(len(clips), s, -1).mean(axis=1).astype(np.float32)
-    tmp = os.path.join(run_dir, "features.part.npz")
-    np.savez(tmp, **out)
-    os.replace(tmp, path := os.path.join(run_dir, "features.npz"))
+    with atomic(path := os.path.join(run_dir, "features.npz")) as tmp:
+        np.savez(tmp, **out)
     return path

@@ -21,6 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from hgrlib.config import Config
+from hgrlib.io import atomic
 from hgrlib.losses import joint_loss
 from hgrlib.stacked import Stack, member_state, stack_inputs, stack_models, stacked_forward
 from hgrlib.train import (FeatureSet, RunSetup, evaluate, finish_run, fresh_state, keep_freed_memory, pick_device,
@@ -205,10 +206,9 @@ def fit_stacked(cfgs: list[Config], fs: FeatureSet, run_dirs: list[str], progres
             st["epoch"] = epoch + 1
             r.model.load_state_dict(member_state(stack, i))
             record_epoch(st, sums[i], evaluate(r.model, r.batcher, r.split.val, fs, c.train.protocol), r.model.state_dict())
-            tmp = ckpts[i] + ".part"
-            torch.save({"stacked": True, "model": member_state(stack, i), "opt": opt.member_state(i), "state": st,
-                        "gen": gens[i].get_state()}, tmp)
-            os.replace(tmp, ckpts[i])
+            with atomic(ckpts[i]) as tmp:
+                torch.save({"stacked": True, "model": member_state(stack, i), "opt": opt.member_state(i), "state": st,
+                            "gen": gens[i].get_state()}, tmp)
     seconds = time.perf_counter() - t0
     results = []
     for i, (c, r, st) in enumerate(zip(cfgs, runs, states)):

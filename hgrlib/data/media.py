@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from fractions import Fraction
@@ -13,6 +12,7 @@ import numpy as np
 import soundfile as sf
 
 from hgrlib.data.records import DataError
+from hgrlib.io import atomic
 
 
 def _resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
@@ -106,11 +106,8 @@ def read_video(path: str | Path, max_side: int | None = None) -> tuple[np.ndarra
 
 def write_wav(path: str | Path, x: np.ndarray, sr: int) -> None:
     """16-bit PCM .wav, written atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    sf.write(str(tmp), np.clip(x, -1, 1), sr, subtype="PCM_16", format="WAV")
-    os.replace(tmp, path)
+    with atomic(path) as tmp:
+        sf.write(str(tmp), np.clip(x, -1, 1), sr, subtype="PCM_16", format="WAV")
 
 
 def write_video(
@@ -122,11 +119,8 @@ def write_video(
     crf: int = 23,
 ) -> None:
     """H.264 .mp4 (with an AAC track if `audio` is given) from uint8 RGB frames (T, H, W, 3), atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".part" + path.suffix)
     t, h, w, _ = frames.shape
-    with av.open(str(tmp), mode="w") as box:
+    with atomic(path) as tmp, av.open(str(tmp), mode="w") as box:
         vs = box.add_stream("libx264", rate=Fraction(fps))
         vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
         # Same frames -> same bytes: x264's output depends on its thread count (by default the number of
@@ -149,7 +143,6 @@ def write_video(
                 box.mux(pkt)
             for pkt in aus.encode():
                 box.mux(pkt)
-    os.replace(tmp, path)
 
 
 def read_frames(path: str | Path, times: list[float]) -> tuple[np.ndarray, float, int]:
