@@ -25,10 +25,9 @@ import sys
 import time
 from pathlib import Path
 
+import bench_train as bt  # the solo step, its inputs, the FLOP count and sync: one copy, in bench_train.py
 import numpy as np
 import torch
-
-import bench_train as bt  # the solo step, its inputs, the FLOP count and sync: one copy, in bench_train.py
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hgrlib.config import ModelConfig  # noqa: E402

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +16,50 @@ from hgrlib.data.datasets import FOLD_SPECS, classes_for, index_dataset, natural
 from hgrlib.data.records import ClipRecord, DataError, IndexReport
 from hgrlib.data.splits import fold_problems, refusal, subject_folds
 from hgrlib.data.synthetic import SyntheticConfig, generate_corpus
+from hgrlib.profiles import Profile, get_profile, results_tag
 from hgrlib.train import FeatureSet
+
+
+@dataclass
+class Setup:
+    """What a notebook starts from: its profile (pointed at the dataset), the base config, λ and the seeds
+    (the notebook's parameters, else the profile's), where its tables and figures go, and the features."""
+
+    profile: Profile
+    config: Config
+    lam: float
+    seeds: list[int]
+    tag: str  # results/<tag>/ and figures/<tag>/
+    out_res: str
+    out_fig: str
+    fs: FeatureSet | None
+
+
+def setup(profile: str, dataset: str, root: str | None, classes: int, cache_dir: str = "cache",
+          results_dir: str = "results", figures_dir: str = "figures", lam: float | None = None,
+          seeds: list[int] | None = None, load: bool = True) -> Setup:
+    """Every notebook's first cell: work from the project's folder (so relative paths mean the same in
+    JupyterLab and under papermill), the profile, the output folders, and (if `load`) the cached features."""
+    from hgrlib.report import project_dir
+
+    os.chdir(project_dir())
+    P = get_profile(profile, dataset, root, classes)
+    cfg = P.config
+    tag = results_tag(cfg.data, profile)
+    fs = load_featureset(cfg.data, cfg.features, cache_dir) if load else None
+    return Setup(P, cfg, P.lam if lam is None else lam, list(P.seeds if seeds is None else seeds), tag,
+                 f"{results_dir}/{tag}", f"{figures_dir}/{tag}", fs)
+
+
+def grid(cfg: Config, conditions: dict[str, dict], seeds, fs: FeatureSet, runs=None) -> tuple[list[Config], list[str]]:
+    """Configs and their condition names: each condition (name → Config.with_ sections) on `runs`
+    (default `fold_seed_runs`: every fold × seed, so conditions share their (fold, seed) pairs)."""
+    cfgs, names = [], []
+    for name, change in conditions.items():
+        made = (runs or fold_seed_runs)(cfg.with_(**change), seeds, fs)
+        cfgs += made
+        names += [name] * len(made)
+    return cfgs, names
 
 
 def prepare_data(

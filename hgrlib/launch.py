@@ -110,7 +110,8 @@ def run_all(cfgs: list[Config], fs: FeatureSet, runs_dir: str = "runs", progress
 
 def _pool_all(groups: list[list[Config]], fs: FeatureSet, runs_dir: str, jobs: int, catch: tuple, progress: bool) -> list:
     """Each group's results, the groups trained in this process or in `jobs` processes side by side."""
-    from hgrlib.progress import bar as progress_bar, batch
+    from hgrlib.progress import bar as progress_bar
+    from hgrlib.progress import batch
 
     n_runs = sum(map(len, groups))
     jobs = min(resolve_jobs(jobs, fs), len(groups))

@@ -16,7 +16,6 @@ class Profile:
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     seeds: tuple[int, ...] = (0, 1, 2)  # claims: every subject fold x every seed; exploratory grids: seed i on fold i % n_folds
     lam: float = 0.1  # λ of the joint loss when Soft-HGR is on
-    workers: int = 2  # processes for feature extraction
 
 
 PROFILES: dict[str, Profile] = {
@@ -75,6 +74,13 @@ def get_profile(name: str, dataset: str = "synthetic", root: str | None = None, 
         raise ValueError(f"dataset {dataset!r} needs root= (the folder where it lies on your disk)")
     data = DataConfig(dataset=dataset, root=root or p.config.data.root, classes=classes, folds=folds)
     return replace(p, config=replace(p.config, data=data))
+
+
+def results_tag(data: DataConfig, profile: str) -> str:
+    """The folder name under results/ and figures/: <dataset>-<profile>, and "-folds-present" when the folds
+    were made from the subjects present, so those results never mix with the published folds' (and every
+    table title, which names the tag, says so)."""
+    return f"{data.dataset}-{profile}" + ("-folds-present" if data.folds == "present" else "")
 
 
 def with_corpus_seed(p: Profile, seed: int) -> Profile:

@@ -11,16 +11,19 @@ and a sha256.
 from __future__ import annotations
 
 import argparse
-import os
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from hgrlib.config import DataConfig
+from hgrlib.data.datasets import FOLD_SPECS
 from hgrlib.io import read_json, write_json, write_text
+from hgrlib.profiles import results_tag
 from hgrlib.provenance import FEATURE_LIBS, TRAINING_LIBS, file_sha256, library_versions, package_digest
 from hgrlib.report import project_dir
 from hgrlib.results_index import update_readme, write_manifest  # results/README.md, manifest.json, README.md's sections
@@ -135,14 +138,13 @@ def run(profile: str = "default", dataset: str = "synthetic", root: str | None =
 
     Before any notebook starts, a real dataset is indexed and checked against the folds its runs use
     (hgrlib.experiment.check_corpus): a DataError with a one-line cause if it cannot be trained."""
-    from hgrlib.data.datasets import FOLD_SPECS
     from hgrlib.launch import stack_size
 
     repo = project_dir()
     notebooks = find_notebooks(repo)
     stack = stack_size(stack)
     folds = folds if dataset in FOLD_SPECS else "shipped"  # the synthetic corpus and a manifest have no shipped folds
-    tag = f"{dataset}-{profile}"
+    tag = results_tag(DataConfig(dataset=dataset, folds=folds), profile)
     from hgrlib.runs import check_writable
 
     if only:
@@ -325,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     from hgrlib.data.records import DataError
 
     t0, started = time.perf_counter(), time.time()
-    tag = f"{a.dataset}-{a.profile}"
+    tag = results_tag(DataConfig(dataset=a.dataset, folds=a.folds if a.dataset in FOLD_SPECS else "shipped"), a.profile)
     only = [o for o in a.only.split(",") if o]
     try:
         repo = project_dir()

@@ -399,11 +399,11 @@ def probe_score(x: np.ndarray, target, discrete: bool, folds: int = 5, seed: int
     the data allow (at least 2, for a discrete target no more than the smallest class), so tiny test
     sets still get a number. NaN when the target does not vary or no class has two clips.
     """
+    import warnings
+
     from sklearn.linear_model import LogisticRegression, RidgeCV
     from sklearn.metrics import accuracy_score, r2_score
     from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
-
-    import warnings
 
     x = np.asarray(x, dtype=np.float64)
     t = np.asarray(target)

@@ -24,8 +24,7 @@ from hgrlib.config import Config
 from hgrlib.io import atomic
 from hgrlib.losses import joint_loss
 from hgrlib.stacked import Stack, member_state, stack_inputs, stack_models, stacked_forward
-from hgrlib.train import (FeatureSet, RunSetup, evaluate, finish_run, fresh_state, keep_freed_memory, pick_device,
-                          record_epoch, setup_run)
+from hgrlib.train import FeatureSet, RunSetup, evaluate, finish_run, fresh_state, keep_freed_memory, pick_device, record_epoch, setup_run
 
 BETA2, EPS = 0.999, 1e-8  # torch.optim.AdamW's defaults, as fit uses them
 # parameters that get no gradient in a solo run unless its loss has the named part (AdamW then skips them)

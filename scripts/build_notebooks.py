@@ -20,9 +20,9 @@ autosave leaves git clean (tests/test_lab.py):
 import hashlib
 import re
 import sys
+from pathlib import Path
 
 import nbformat
-from pathlib import Path
 
 PYTHON_VERSION = "3.11.7"  # .venv/bin/python of the reference machine (Python 3.11, environment.yml)
 # ipykernel's own spec for kernel name python3 (the default `ipykernel install` writes, and ensure_env.sh)

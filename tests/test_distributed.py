@@ -17,11 +17,11 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from fixtures import random_featureset
 
 from hgrlib.config import Config, LossConfig, ModelConfig
 from hgrlib.distributed import shard
 from hgrlib.losses import soft_hgr
-from fixtures import random_featureset
 
 WORLD = 2
 CFG = Config().with_(model={"dim": 8, "width": 4, "dropout": 0.0}, loss={"lam": 0.3, "w_ce_uni": 0.3},

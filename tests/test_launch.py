@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from fixtures import random_featureset
+
 from hgrlib.config import Config
 from hgrlib.launch import load_shared_featureset, run_all, share_featureset, slurm_parameters
 from hgrlib.runs import cached_fit

@@ -6,13 +6,18 @@ import json
 from pathlib import Path
 
 import pytest
+from fixtures import (
+    make_baum1s_fixture,
+    make_enterface_fixture,
+    make_ravdess_fixture,
+    media_file,
+    ravdess_name,
+    text_file,
+)
 
 from hgrlib.data import baum1s, datasets, enterface, manifest, ravdess
 from hgrlib.data.media import read_audio, video_info
 from hgrlib.data.records import EMOTIONS6, EMOTIONS8, DataError
-from fixtures import (
-    make_baum1s_fixture, make_enterface_fixture, make_ravdess_fixture, media_file, ravdess_name, text_file,
-)
 
 
 def reasons(report) -> dict[str, str]:

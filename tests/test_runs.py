@@ -10,8 +10,8 @@ import time
 
 import pytest
 from filelock import Timeout
-
 from fixtures import random_featureset
+
 from hgrlib.config import Config
 
 CFG = Config().with_(model={"dim": 8, "width": 4}, train={"epochs": 2, "batch_size": 16, "threads": 1})

@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from fixtures import random_featureset
 
 import hgrlib.runs as runs
 import hgrlib.train_stacked as ts
-from fixtures import random_featureset
 from hgrlib.config import Config, LossConfig, ModelConfig, TrainConfig
 from hgrlib.launch import pack, run_all
 from hgrlib.losses import joint_loss

@@ -19,21 +19,13 @@ figures_dir = "figures"
 results_dir = "results"
 
 # %%
-import os
-
-from hgrlib.report import project_dir
-
-os.chdir(project_dir())  # paths are relative to the repository root, in JupyterLab and under papermill
 from hgrlib import plots
-from hgrlib.experiment import load_featureset, prepare_data
+from hgrlib.experiment import load_featureset, prepare_data, setup
 from hgrlib.io import write_json
-from hgrlib.profiles import get_profile
 from hgrlib.report import save_figure, show, write_table
 
-P = get_profile(profile, dataset, root, classes)
-cfg = P.config
-tag = f"{cfg.data.dataset}-{profile}"
-out_res, out_fig = f"{results_dir}/{tag}", f"{figures_dir}/{tag}"
+S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, load=False)  # the features are made below
+P, cfg, tag, out_res, out_fig = S.profile, S.config, S.tag, S.out_res, S.out_fig
 print(tag, cfg.data, cfg.features, sep="\n")
 
 # %%

@@ -25,27 +25,17 @@ seeds = None  # list of seeds (None: the profile's)
 replica_seed = 1  # a second synthetic corpus drawn with this generator seed, for the main claim (None: skip)
 
 # %%
-import os
-
-from hgrlib.report import project_dir
-
-os.chdir(project_dir())
 import numpy as np
 from IPython.display import display
 
 from hgrlib import plots
-from hgrlib.experiment import fold_seed_runs, load_featureset, mean_std, prepare_data, results_frame
+from hgrlib.experiment import grid, load_featureset, mean_std, prepare_data, results_frame, setup
 from hgrlib.launch import run_all
-from hgrlib.profiles import get_profile, with_corpus_seed
+from hgrlib.profiles import with_corpus_seed
 from hgrlib.report import save_figure, show, write_table
 
-P = get_profile(profile, dataset, root, classes)
-cfg = P.config
-lam = P.lam if lam is None else lam
-seeds = P.seeds if seeds is None else seeds
-tag = f"{cfg.data.dataset}-{profile}"
-out_res, out_fig = f"{results_dir}/{tag}", f"{figures_dir}/{tag}"
-fs = load_featureset(cfg.data, cfg.features, cache_dir)
+S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, seeds)
+P, cfg, fs, lam, seeds, tag, out_res, out_fig = S.profile, S.config, S.fs, S.lam, S.seeds, S.tag, S.out_res, S.out_fig
 
 # %%
 conditions = {
@@ -54,11 +44,7 @@ conditions = {
     "fusion (CE)": {"model": {"modalities": "av"}, "loss": {"lam": 0.0}},
     "fusion (CE + Soft-HGR)": {"model": {"modalities": "av"}, "loss": {"lam": lam}},
 }
-cfgs, names = [], []
-for name, change in conditions.items():
-    for c in fold_seed_runs(cfg.with_(**change), seeds, fs):
-        cfgs.append(c)
-        names.append(name)
+cfgs, names = grid(cfg, conditions, seeds, fs)
 results = run_all(cfgs, fs, runs_dir)
 runs = results_frame(results, condition=names)
 table = mean_std(runs, ["condition"], metrics=("acc", "uar", "seg_acc"))
@@ -102,14 +88,10 @@ save_figure(fig, f"{out_fig}/02_training_curves.png");
 # %%
 if replica_seed is not None and dataset == "synthetic":
     R = with_corpus_seed(P, replica_seed)
-    prepare_data(R.config.data, R.config.features, cache_dir, R.synthetic, workers=R.workers)
+    prepare_data(R.config.data, R.config.features, cache_dir, R.synthetic)
     fs2 = load_featureset(R.config.data, R.config.features, cache_dir)
     main = {n: conditions[n] for n in ("fusion (CE)", "fusion (CE + Soft-HGR)")}
-    cfgs2, names2 = [], []
-    for name, change in main.items():
-        for c in fold_seed_runs(R.config.with_(**change), seeds, fs2):
-            cfgs2.append(c)
-            names2.append(name)
+    cfgs2, names2 = grid(R.config, main, seeds, fs2)
     rep = results_frame(run_all(cfgs2, fs2, runs_dir), condition=names2)
     rep.insert(0, "corpus_seed", replica_seed)
     write_table(rep, f"{out_res}/02_replication_runs")

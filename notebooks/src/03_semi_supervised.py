@@ -32,24 +32,13 @@ seeds = None  # None: the profile's
 fractions = [0.1, 0.25]  # labeled fractions of the training clips (1.0 is added from notebook 02); each costs 3 conditions × every fold × seed
 
 # %%
-import os
-
-from hgrlib.report import project_dir
-
-os.chdir(project_dir())
 from hgrlib import plots
-from hgrlib.experiment import fold_seed_runs, load_featureset, mean_std, results_frame
+from hgrlib.experiment import fold_seed_runs, mean_std, results_frame, setup
 from hgrlib.launch import run_all
-from hgrlib.profiles import get_profile
 from hgrlib.report import save_figure, show, write_table
 
-P = get_profile(profile, dataset, root, classes)
-cfg = P.config
-lam = P.lam if lam is None else lam
-seeds = P.seeds if seeds is None else seeds
-tag = f"{cfg.data.dataset}-{profile}"
-out_res, out_fig = f"{results_dir}/{tag}", f"{figures_dir}/{tag}"
-fs = load_featureset(cfg.data, cfg.features, cache_dir)
+S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, seeds)
+P, cfg, fs, lam, seeds, tag, out_res, out_fig = S.profile, S.config, S.fs, S.lam, S.seeds, S.tag, S.out_res, S.out_fig
 
 # %%
 conditions = {

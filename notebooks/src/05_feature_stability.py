@@ -38,38 +38,24 @@ seeds = None  # list of seeds (None: the profile's)
 n_components = 5  # canonical correlations reported
 
 # %%
-import os
-
-from hgrlib.report import project_dir
-
-os.chdir(project_dir())
 import pandas as pd
+from IPython.display import display
 
 from hgrlib import plots
 from hgrlib import stability as st
-from hgrlib.experiment import fold_seed_runs, load_featureset, results_frame, run_features
+from hgrlib.experiment import grid, results_frame, run_features, setup
 from hgrlib.launch import run_all
-from hgrlib.profiles import get_profile
 from hgrlib.report import save_figure, show, write_table
 
-P = get_profile(profile, dataset, root, classes)
-cfg = P.config
-lam = P.lam if lam is None else lam
-seeds = P.seeds if seeds is None else seeds
-tag = f"{cfg.data.dataset}-{profile}"
-out_res, out_fig = f"{results_dir}/{tag}", f"{figures_dir}/{tag}"
-fs = load_featureset(cfg.data, cfg.features, cache_dir)
+S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, seeds)
+P, cfg, fs, lam, seeds, tag, out_res, out_fig = S.profile, S.config, S.fs, S.lam, S.seeds, S.tag, S.out_res, S.out_fig
 assert len(seeds) >= 2, "seed-to-seed comparisons need at least two seeds"
 # the same conditions and configs as notebook 02, so its runs are read back, not retrained
 conditions = {
     "fusion (CE)": {"model": {"modalities": "av"}, "loss": {"lam": 0.0}},
     "fusion (CE + Soft-HGR)": {"model": {"modalities": "av"}, "loss": {"lam": lam}},
 }
-cfgs, names = [], []
-for name, change in conditions.items():
-    for c in fold_seed_runs(cfg.with_(**change), seeds, fs):
-        cfgs.append(c)
-        names.append(name)
+cfgs, names = grid(cfg, conditions, seeds, fs)
 results = run_all(cfgs, fs, runs_dir)
 runs = results_frame(results, condition=names)
 print(f"{len(runs)} runs: {runs['fold'].nunique()} folds x {len(seeds)} seeds x {len(conditions)} conditions")

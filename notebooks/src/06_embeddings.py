@@ -25,24 +25,14 @@ seed = 0  # the run shown (fold 0), also the seed of UMAP and t-SNE
 part = "test"  # clips shown: "test" (held-out subjects), "val", "train", or None for all
 
 # %%
-import os
-
-from hgrlib.report import project_dir
-
-os.chdir(project_dir())
 from hgrlib import embeddings as em
-from hgrlib.experiment import load_featureset, run_features
+from hgrlib.experiment import run_features, setup
 from hgrlib.launch import run_all
-from hgrlib.profiles import get_profile
 from hgrlib.report import save_figure, show, write_table
 from hgrlib.stability import select
 
-P = get_profile(profile, dataset, root, classes)
-cfg = P.config
-lam = P.lam if lam is None else lam
-tag = f"{cfg.data.dataset}-{profile}"
-out_res, out_fig = f"{results_dir}/{tag}", f"{figures_dir}/{tag}"
-fs = load_featureset(cfg.data, cfg.features, cache_dir)
+S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam)
+cfg, fs, lam, tag, out_res, out_fig = S.config, S.fs, S.lam, S.tag, S.out_res, S.out_fig
 conditions = {
     "fusion (CE)": {"model": {"modalities": "av"}, "loss": {"lam": 0.0}},
     "fusion (CE + Soft-HGR)": {"model": {"modalities": "av"}, "loss": {"lam": lam}},

@@ -35,27 +35,15 @@ cca_dim = None  # dimensions of the CCA term (None: batch size // 4, its well-po
 n_batches = None  # mini-batches per cell of the study (None: 15 for smoke, 100 otherwise)
 
 # %%
-import os
-
-from hgrlib.report import project_dir
-
-os.chdir(project_dir())
-import pandas as pd
 
 from hgrlib import baselines as B
-from hgrlib.experiment import fold_seed_runs, load_featureset, results_frame, run_features, seeded_runs
-from hgrlib.profiles import get_profile
+from hgrlib.experiment import fold_seed_runs, results_frame, run_features, seeded_runs, setup
 from hgrlib.report import save_figure, show, write_table
 
-P = get_profile(profile, dataset, root, classes)
-cfg = P.config
-lam = P.lam if lam is None else lam
-seeds = list(P.seeds if seeds is None else seeds)
+S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, seeds)
+P, cfg, fs, lam, seeds, tag, out_res, out_fig = S.profile, S.config, S.fs, S.lam, S.seeds, S.tag, S.out_res, S.out_fig
 lam_grid = tuple(B.LAM_GRID if lam_grid is None else lam_grid)
 n_batches = (15 if profile == "smoke" else 100) if n_batches is None else n_batches
-tag = f"{cfg.data.dataset}-{profile}"
-out_res, out_fig = f"{results_dir}/{tag}", f"{figures_dir}/{tag}"
-fs = load_featureset(cfg.data, cfg.features, cache_dir)
 d, batch = cfg.model.dim, cfg.train.batch_size
 make_runs = lambda c, s: fold_seed_runs(c, s, fs)  # noqa: E731  every subject fold × the given seeds
 select_runs = lambda c, s: seeded_runs(c, s, fs)  # noqa: E731  λ selection: seed i on fold i, like the exploratory grids

@@ -34,36 +34,20 @@ fold = 0
 seed = 0
 
 # %%
-import os
-
-from hgrlib.report import project_dir
-
-os.chdir(project_dir())
 from pathlib import Path
 
 import numpy as np
 from IPython.display import Markdown
 
 from hgrlib.data.datasets import index_dataset
-from hgrlib.experiment import fold_seed_runs, load_featureset, run_features
+from hgrlib.experiment import fold_seed_runs, run_features, setup
 from hgrlib.export import export_model, load_model
 from hgrlib.launch import run_all
-from hgrlib.predict import (
-    ClipFailure,
-    plot_key_frames,
-    plot_log_mel,
-    plot_segment_probs,
-    predict_clips,
-    predictions_frame,
-)
-from hgrlib.profiles import get_profile
+from hgrlib.predict import ClipFailure, plot_key_frames, plot_log_mel, plot_segment_probs, predict_clips, predictions_frame
 from hgrlib.report import save_figure, show, write_table
 
-P = get_profile(profile, dataset, root, classes)
-lam = P.lam if lam is None else lam
-tag = f"{P.config.data.dataset}-{profile}"
-out_res, out_fig = f"{results_dir}/{tag}", f"{figures_dir}/{tag}"
-fs = load_featureset(P.config.data, P.config.features, cache_dir)
+S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam)
+P, fs, lam, tag, out_res, out_fig = S.profile, S.fs, S.lam, S.tag, S.out_res, S.out_fig
 
 # %% [markdown]
 # ## The model: a run of notebook 02, exported
