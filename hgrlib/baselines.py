@@ -81,10 +81,10 @@ def baseline_conditions(lam: float, batch_size: int, grid: tuple[float, ...] = L
     grid = tuple(float(x) for x in grid)
     return [
         Condition("fusion (CE)", "ce", fusion | {"loss": {}}, (0.0,)),
-        Condition("CE + Soft-HGR (3 pairs)", "hgr3", fusion | {"loss": {}}, (float(lam),)),
-        Condition("CE + Soft-HGR (a–v)", "hgr", fusion | {"loss": av}, grid),
-        Condition("CE + CCA (a–v)", "cca", fusion | {"loss": {"corr": "cca", "cca_dim": k} | av}, grid),
-        Condition("CE + InfoNCE (a–v)", "infonce", fusion | {"loss": {"corr": "infonce"} | av}, grid),
+        Condition("fusion (CE + Soft-HGR)", "hgr3", fusion | {"loss": {}}, (float(lam),)),  # notebook 02's: 3 pairs
+        Condition("fusion (CE + Soft-HGR, a–v)", "hgr", fusion | {"loss": av}, grid),
+        Condition("fusion (CE + CCA, a–v)", "cca", fusion | {"loss": {"corr": "cca", "cca_dim": k} | av}, grid),
+        Condition("fusion (CE + InfoNCE, a–v)", "infonce", fusion | {"loss": {"corr": "infonce"} | av}, grid),
     ]
 
 
@@ -219,7 +219,7 @@ def run_plan(plan: pd.DataFrame, fs, runs_dir: str = "runs", progress: bool = Tr
 def baselines_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Per condition, over its final runs (selected): λ, runs, acc/uar/seg_acc mean ± std (%), the regime,
     skipped non-finite optimiser steps summed over its runs, and the runs that raised."""
-    from hgrlib.experiment import mean_std
+    from hgrlib.report import mean_std
 
     final = runs[runs["selected"].astype(bool)]
     t = mean_std(final, ["condition"], metrics=("acc", "uar", "seg_acc"))
@@ -407,7 +407,7 @@ def minibatch_study(data: Callable[[int], tuple[torch.Tensor, torch.Tensor, dict
         per = _study_rows(data, dims, batch_sizes, n_batches, objs, seed)
     finally:
         torch.set_num_threads(threads)
-    return summarise(per), per
+    return minibatch_summary(per), per
 
 
 def _study_rows(data, dims, batch_sizes, n_batches, objs, seed) -> pd.DataFrame:
@@ -438,7 +438,7 @@ def _true_for(obj: StudyObjective, true: dict | None, k: int) -> float:
     return float(rho[:k].sum()) if obj.kind == "cca" else float(rho.sum() - len(rho) / 2) if obj.kind == "hgr" else float("nan")
 
 
-def summarise(per: pd.DataFrame) -> pd.DataFrame:
+def minibatch_summary(per: pd.DataFrame) -> pd.DataFrame:
     """Per (objective, dim, batch) summary of a per-batch frame (see minibatch_study)."""
     out = []
     for (name, d, b), s in per.groupby(["objective", "dim", "batch"], sort=False):

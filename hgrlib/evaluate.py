@@ -38,17 +38,18 @@ def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
     return float(hsic / (np.linalg.norm(x.T @ x) * np.linalg.norm(y.T @ y)))
 
 
+def inv_sqrt(c: np.ndarray, eps: float = 1e-3) -> np.ndarray:
+    """(C + ε·tr(C)/d·I)^(−1/2) of a symmetric d×d covariance C: the whitening of regularised CCA."""
+    w, v = np.linalg.eigh(c + eps * np.trace(c) / len(c) * np.eye(len(c)))
+    return v @ np.diag(w.clip(1e-12) ** -0.5) @ v.T
+
+
 def canonical_correlations(x: np.ndarray, y: np.ndarray, k: int = 5, eps: float = 1e-3) -> np.ndarray:
     """Top-k canonical correlations between two feature sets on held-out samples (regularised)."""
     x = x - x.mean(0)
     y = y - y.mean(0)
     n = len(x)
-
-    def inv_sqrt(c: np.ndarray) -> np.ndarray:
-        w, v = np.linalg.eigh(c + eps * np.trace(c) / len(c) * np.eye(len(c)))
-        return v @ np.diag(w.clip(1e-12) ** -0.5) @ v.T
-
-    t = inv_sqrt(x.T @ x / n) @ (x.T @ y / n) @ inv_sqrt(y.T @ y / n)
+    t = inv_sqrt(x.T @ x / n, eps) @ (x.T @ y / n) @ inv_sqrt(y.T @ y / n, eps)
     return np.linalg.svd(t, compute_uv=False)[:k]
 
 

@@ -228,19 +228,6 @@ def results_frame(results: list[dict], **labels: list) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def mean_std(df: pd.DataFrame, by: list[str], metrics: tuple[str, ...] = ("acc", "uar")) -> pd.DataFrame:
-    """Mean and standard deviation (ddof=1) of `metrics` over runs, per group, plus 'mean ± std' text columns (in %)."""
-    g = df.groupby(by, sort=False)
-    out = g.size().rename("runs").to_frame()
-    for m in metrics:
-        out[f"{m}_mean"] = g[m].mean()
-        out[f"{m}_std"] = g[m].std(ddof=1).fillna(0.0)
-        out[m] = [f"{100 * a:.1f} ± {100 * s:.1f}" if np.isfinite(a) else "n/a" for a, s in zip(out[f"{m}_mean"], out[f"{m}_std"])]
-    return out.reset_index()
-
-
-
-
 def run_features(result: dict) -> dict[str, np.ndarray]:
     """The clip-level features a finished run saved: clip_ids, part (train/val/test), labels, subjects, f, g, z, probs."""
     with np.load(Path(result["run_dir"]) / "features.npz", allow_pickle=False) as z:

@@ -25,6 +25,24 @@ def project_dir(start: str | Path | None = None) -> Path:
     return here
 
 
+def mean_std(df: pd.DataFrame, by, metrics: tuple[str, ...] = ("acc", "uar"), scale: float = 100.0, digits: int = 1,
+             count: str = "runs", spread: bool = False) -> pd.DataFrame:
+    """Per group of `by` (a column or a list): the number of rows (`count`), then per metric {m}_mean and {m}_std
+    (ddof=1; 0 for a single row) as stored, and {m}, the text "mean ± std" of the values × `scale` with `digits`
+    decimals ("–" if missing); with `spread`, also {m}_min, {m}_max and {m}_range."""
+    g = df.groupby(by, sort=False)
+    out = g.size().rename(count).to_frame()
+    for m in metrics:
+        out[f"{m}_mean"] = g[m].mean()
+        out[f"{m}_std"] = g[m].std(ddof=1).fillna(0.0)
+        out[m] = ["–" if not np.isfinite(a) else f"{scale * a:.{digits}f} ± {scale * s:.{digits}f}"
+                  for a, s in zip(out[f"{m}_mean"], out[f"{m}_std"])]
+        if spread:
+            out[f"{m}_min"], out[f"{m}_max"] = g[m].min(), g[m].max()
+            out[f"{m}_range"] = out[f"{m}_max"] - out[f"{m}_min"]
+    return out.reset_index()
+
+
 # scores stored as fractions (0..1): shown as percent with one decimal
 PERCENT = re.compile(r"^(val_|test_|train_)?(acc|uar|seg_acc|clip_acc|f1)(_(mean|std|seed_std|seed_range|pooled_std|diff))?$")
 NBSP = "\u00a0"

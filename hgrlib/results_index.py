@@ -55,7 +55,7 @@ FIGURE_CAPTIONS = {
                               "matched optimiser steps, labeled + unlabeled with λ = 0, labeled + unlabeled with Soft-HGR; "
                               "mean ± std over every fold × seed.",
     "04_ablation_heatmap.png": "Test accuracy (%) of the fusion classifier (left) and of a linear probe on [f, g] (right) "
-                               "over the Soft-HGR weight λ and the unimodal weight w_uni, CE weight 1; exploratory, one "
+                               "over the Soft-HGR weight λ and the unimodal weight w_ce_uni, CE weight 1; exploratory, one "
                                "run per seed; blank cells are not in the grid.",
     "05_av_correlation.png": "Canonical correlations of the audio and visual features f and g on test clips, per "
                              "component and condition: in-sample (solid) and along directions fitted on training clips (dashed).",

@@ -30,10 +30,10 @@ import numpy as np
 import pandas as pd
 
 from hgrlib.embeddings import standardize
-from hgrlib.evaluate import canonical_correlations, linear_cka
+from hgrlib.evaluate import canonical_correlations, inv_sqrt, linear_cka
+from hgrlib.report import mean_std
 
 FEATURE_KEYS = ("f", "g", "z")
-FEATURE_NAMES = {"f": "audio f", "g": "visual g", "z": "fused z"}
 
 
 # --------------------------------------------------------------------------- what the generator shares
@@ -225,17 +225,9 @@ def align(feats_list: list[dict], part: str | None = "test") -> list[dict]:
 
 
 def score_spread(runs: pd.DataFrame, by="condition", metrics: tuple[str, ...] = ("acc", "uar")) -> pd.DataFrame:
-    """Per group (`by`: a column or a list of them): runs, mean, std (ddof=1; 0 for one run), min, max and
-    range of each metric (fractions, not %)."""
-    g = runs.groupby(by, sort=False)
-    out = g.size().rename("runs").to_frame()
-    for m in metrics:
-        out[f"{m}_mean"] = g[m].mean()
-        out[f"{m}_std"] = g[m].std(ddof=1).fillna(0.0)
-        out[f"{m}_min"] = g[m].min()
-        out[f"{m}_max"] = g[m].max()
-        out[f"{m}_range"] = out[f"{m}_max"] - out[f"{m}_min"]
-    return out.reset_index()
+    """Per group (`by`: a column or a list of them): runs, then mean, std (ddof=1; 0 for one run), the
+    "mean ± std" text (in %), min, max and range of each metric (fractions)."""
+    return mean_std(runs, by, metrics, spread=True)
 
 
 def seed_spread(runs: pd.DataFrame, by: str = "condition", within: str = "fold",
@@ -306,14 +298,6 @@ def seed_cka_pairs(features: dict, keys=FEATURE_KEYS, part: str | None = "test")
     return pd.DataFrame(rows, columns=PAIR_COLUMNS)
 
 
-def summarize(df: pd.DataFrame, by: list[str], value: str, digits: int = 3) -> pd.DataFrame:
-    """Mean, std (ddof=1; 0 for a single value) and count of `value` per group, plus a 'mean ± std' text column."""
-    g = df.groupby(by, sort=False)[value]
-    out = pd.DataFrame({"n": g.size(), "mean": g.mean(), "std": g.std(ddof=1).fillna(0.0)}).reset_index()
-    out[value] = ["–" if np.isnan(m) else f"{m:.{digits}f} ± {s:.{digits}f}" for m, s in zip(out["mean"], out["std"])]
-    return out
-
-
 # --------------------------------------------------------------------------- 3. audio-visual correlation
 
 
@@ -322,12 +306,7 @@ def _cca_directions(x: np.ndarray, y: np.ndarray, k: int, eps: float = 1e-3):
     mx, my = x.mean(0), y.mean(0)
     x, y = x - mx, y - my
     n = len(x)
-
-    def inv_sqrt(c):
-        w, v = np.linalg.eigh(c + eps * np.trace(c) / len(c) * np.eye(len(c)))
-        return v @ np.diag(w.clip(1e-12) ** -0.5) @ v.T
-
-    wx, wy = inv_sqrt(x.T @ x / n), inv_sqrt(y.T @ y / n)
+    wx, wy = inv_sqrt(x.T @ x / n, eps), inv_sqrt(y.T @ y / n, eps)
     u, _, vt = np.linalg.svd(wx @ (x.T @ y / n) @ wy)
     return mx, my, wx @ u[:, :k], wy @ vt.T[:, :k]
 

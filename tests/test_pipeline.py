@@ -14,8 +14,9 @@ from hgrlib.data.cache import FeatureCache, load_features, prepare
 from hgrlib.data.datasets import index_dataset
 from hgrlib.data.features import audio_segments, key_frame_times, log_mel, segment_starts
 from hgrlib.data.splits import make_split
-from hgrlib.experiment import mean_std, results_frame, seeded_runs
+from hgrlib.experiment import results_frame, seeded_runs
 from hgrlib.io import read_json
+from hgrlib.report import mean_std
 from hgrlib.runs import cached_fit
 
 

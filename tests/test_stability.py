@@ -54,12 +54,14 @@ def test_align_rejects_runs_without_common_clips():
         st.align([a, b])
 
 
-def test_summarize_gives_mean_and_std():
+def test_mean_std_gives_mean_std_and_text():
+    from hgrlib.report import mean_std
+
     df = pd.DataFrame({"c": ["x", "x", "y"], "v": [0.2, 0.4, 0.5]})
-    s = st.summarize(df, ["c"], "v")
-    assert s["mean"].tolist() == pytest.approx([0.3, 0.5]) and s["std"].iloc[1] == 0.0
+    s = mean_std(df, ["c"], ("v",), scale=1, digits=3, count="n")
+    assert s["n"].tolist() == [2, 1] and s["v_mean"].tolist() == pytest.approx([0.3, 0.5]) and s["v_std"].iloc[1] == 0.0
     assert s["v"].iloc[0] == "0.300 ± 0.141"
-    assert st.summarize(pd.DataFrame({"c": ["x"], "v": [np.nan]}), ["c"], "v")["v"].iloc[0] == "–"
+    assert mean_std(pd.DataFrame({"c": ["x"], "v": [np.nan]}), ["c"], ("v",))["v"].iloc[0] == "–"
 
 
 def _runs(values: dict) -> pd.DataFrame:

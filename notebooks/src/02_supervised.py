@@ -29,10 +29,10 @@ import numpy as np
 from IPython.display import display
 
 from hgrlib import plots
-from hgrlib.experiment import grid, load_featureset, mean_std, prepare_data, results_frame, setup
+from hgrlib.experiment import grid, load_featureset, prepare_data, results_frame, setup
 from hgrlib.launch import run_all
 from hgrlib.profiles import with_corpus_seed
-from hgrlib.report import save_figure, show, write_table
+from hgrlib.report import mean_std, save_figure, show, write_table
 
 S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, seeds)
 P, cfg, fs, lam, seeds, tag, out_res, out_fig = S.profile, S.config, S.fs, S.lam, S.seeds, S.tag, S.out_res, S.out_fig

@@ -33,9 +33,9 @@ fractions = [0.1, 0.25]  # labeled fractions of the training clips (1.0 is added
 
 # %%
 from hgrlib import plots
-from hgrlib.experiment import fold_seed_runs, mean_std, results_frame, setup
+from hgrlib.experiment import fold_seed_runs, results_frame, setup
 from hgrlib.launch import run_all
-from hgrlib.report import save_figure, show, write_table
+from hgrlib.report import mean_std, save_figure, show, write_table
 
 S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, seeds)
 P, cfg, fs, lam, seeds, tag, out_res, out_fig = S.profile, S.config, S.fs, S.lam, S.seeds, S.tag, S.out_res, S.out_fig

@@ -1,12 +1,12 @@
 # %% [markdown]
 # # 04 · Ablation over the loss weights, and what the objective learns without labels
 #
-# L = w_ce · CE(fusion) + w_uni · (CE(a) + CE(v)) − λ · (w_av·S(f, g) + w_ay·S(f, h) + w_vy·S(g, h)).
+# L = w_ce · CE(fusion) + w_ce_uni · (CE(a) + CE(v)) − λ · (w_av·S(f, g) + w_ay·S(f, h) + w_vy·S(g, h)).
 #
 # Only the *ratios* of the weights matter here: the optimiser (AdamW) is invariant to a common scale
 # of the loss, so (w_ce, λ) = (1, 0.1) and (2, 0.2) train the same model. The grid therefore fixes
 # w_ce = 1 and varies λ (0 is cross-entropy only) and, at λ = 0 and the profile's λ, the weight
-# w_uni of the per-modality cross-entropy terms (left open by the paper). The grid and the pair table
+# w_ce_uni of the per-modality cross-entropy terms (left open by the paper). The grid and the pair table
 # are **exploratory**: they carry no claim, so each cell has one run per seed, seed *i* on fold *i*
 # (marked in their tables), to keep the CPU profile within its time budget.
 #
@@ -31,34 +31,34 @@ runs_dir = "runs"
 figures_dir = "figures"
 results_dir = "results"
 seeds = None
-w_uni_grid = [0.0, 0.5]  # weight of the per-modality CE terms; 0.5 is tried at two λ values only
+w_ce_uni_grid = [0.0, 0.5]  # weight of the per-modality CE terms; 0.5 is tried at two λ values only
 lam_grid = [0.0, 0.01, 0.1, 1.0]
 lam = None  # λ for the pair ablation (None: the profile's)
 
 # %%
 from hgrlib import plots
 from hgrlib.evaluate import probe_split
-from hgrlib.experiment import fold_seed_runs, mean_std, results_frame, run_features, seeded_runs, setup
+from hgrlib.experiment import fold_seed_runs, results_frame, run_features, seeded_runs, setup
 from hgrlib.launch import run_all
-from hgrlib.report import save_figure, show, write_table
+from hgrlib.report import mean_std, save_figure, show, write_table
 
 S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, seeds)
 P, cfg, fs, lam, seeds, tag, out_res, out_fig = S.profile, S.config, S.fs, S.lam, S.seeds, S.tag, S.out_res, S.out_fig
 
 # %%
 # the full λ sweep without per-modality CE; with it, λ = 0 and the profile's λ (a CPU-sized grid)
-cells = [{"w_ce": 1.0, "w_ce_uni": u, "lam": l} for u in w_uni_grid for l in (lam_grid if u == 0 else sorted({0.0, lam}))]
+cells = [{"w_ce": 1.0, "w_ce_uni": u, "lam": l} for u in w_ce_uni_grid for l in (lam_grid if u == 0 else sorted({0.0, lam}))]
 cfgs = [c for w in cells for c in seeded_runs(cfg.with_(model={"modalities": "av"}, loss=w), seeds, fs)]
 results = run_all(cfgs, fs, runs_dir)
 probes = [probe_split(run_features(r), ("f", "g"), len(fs.classes)) for r in results]
-runs = results_frame(results, w_uni=[r["config"]["loss"]["w_ce_uni"] for r in results],
+runs = results_frame(results, w_ce_uni=[r["config"]["loss"]["w_ce_uni"] for r in results],
                      probe_acc=[p["acc"] for p in probes], probe_uar=[p["uar"] for p in probes])
-grid = mean_std(runs, ["w_ce", "w_uni", "lam"], metrics=("acc", "probe_acc"))
+grid = mean_std(runs, ["w_ce", "w_ce_uni", "lam"], metrics=("acc", "probe_acc"))
 grid["design"] = "exploratory: seed i on fold i"
 write_table(runs, f"{out_res}/04_ablation_runs")
-write_table(grid[["w_ce", "w_uni", "lam", "runs", "acc", "probe_acc", "design"]], f"{out_res}/04_ablation_table",
+write_table(grid[["w_ce", "w_ce_uni", "lam", "runs", "acc", "probe_acc", "design"]], f"{out_res}/04_ablation_table",
             title=f"Classifier and linear-probe test accuracy (%) over loss weights, exploratory ({tag})")
-show(grid[["w_ce", "w_uni", "lam", "runs", "acc", "probe_acc", "design"]])
+show(grid[["w_ce", "w_ce_uni", "lam", "runs", "acc", "probe_acc", "design"]])
 
 # %%
 no_ce = {
@@ -82,8 +82,8 @@ write_table(free_table[["condition", "runs", "probe_acc", "probe_uar", "chance"]
 show(free_table[["condition", "runs", "probe_acc", "probe_uar", "chance"]])
 
 # %%
-fig = plots.heatmaps({"fusion classifier": grid.pivot(index="w_uni", columns="lam", values="acc_mean"),
-                      "linear probe on [f, g]": grid.pivot(index="w_uni", columns="lam", values="probe_acc_mean")},
+fig = plots.heatmaps({"fusion classifier": grid.pivot(index="w_ce_uni", columns="lam", values="acc_mean"),
+                      "linear probe on [f, g]": grid.pivot(index="w_ce_uni", columns="lam", values="probe_acc_mean")},
                      title="test accuracy (%), w_ce = 1, exploratory (one run per seed)", cbar_label="test accuracy (%)")
 save_figure(fig, f"{out_fig}/04_ablation_heatmap.png");
 

@@ -45,7 +45,7 @@ from hgrlib import plots
 from hgrlib import stability as st
 from hgrlib.experiment import grid, results_frame, run_features, setup
 from hgrlib.launch import run_all
-from hgrlib.report import save_figure, show, write_table
+from hgrlib.report import mean_std, save_figure, show, write_table
 
 S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, seeds)
 P, cfg, fs, lam, seeds, tag, out_res, out_fig = S.profile, S.config, S.fs, S.lam, S.seeds, S.tag, S.out_res, S.out_fig
@@ -94,8 +94,8 @@ feats = {(n, int(r["config"]["train"]["fold"]), int(r["config"]["train"]["seed"]
 pairs = st.seed_cka_pairs(feats)
 write_table(pairs.round(4), f"{out_res}/05_seed_cka_pairs",
             title=f"Linear CKA between two seeds' features on one fold's test clips, per condition, fold, seed pair and feature ({tag}, λ={lam})")
-cka_table = st.summarize(pairs, ["condition", "feature"], "cka").rename(columns={"n": "pairs"})
-cka_table = cka_table[["condition", "feature", "pairs", "cka", "mean", "std"]]
+cka_table = mean_std(pairs, ["condition", "feature"], ("cka",), scale=1, digits=3, count="pairs")
+cka_table = cka_table[["condition", "feature", "pairs", "cka", "cka_mean", "cka_std"]]
 write_table(cka_table.round(4), f"{out_res}/05_seed_cka",
             title=f"Linear CKA between seeds on test clips, mean ± std over folds × seed pairs ({tag}, λ={lam})")
 fig = plots.seed_cka(pairs)
@@ -168,7 +168,7 @@ else:
     factors = st.factor_table(cfg.data.root, fs.clip_ids, envelope=True)
     probes = pd.concat([st.factor_probes(fe, factors).assign(condition=n, fold=f, seed=s)
                         for (n, f, s), fe in feats.items()], ignore_index=True)
-    summary = st.summarize(probes, ["factor", "kind", "level", "metric", "condition", "feature"], "score", digits=2)
+    summary = mean_std(probes, ["factor", "kind", "level", "metric", "condition", "feature"], ("score",), scale=1, digits=2)
     chance = probes.groupby("factor", sort=False)["chance"].mean().round(2)
     wide = summary.pivot_table(index="factor", columns=["condition", "feature"], values="score", aggfunc="first", sort=False)
     wide.columns = [f"{c}: {f}" for c, f in wide.columns]
