@@ -76,7 +76,7 @@ def execute(nb: Path, out: Path, params: dict, cwd: Path) -> None:
     os.environ["HGRLIB_BATCH"] = "1"
     try:
         pm.execute_notebook(str(nb), str(tmp), parameters=params, kernel_name="python3", cwd=str(cwd),
-                            progress_bar=sys.stderr.isatty())
+                            progress_bar=sys.stderr.isatty(), kernel_manager_class=_ipc_kernel_manager())
     finally:
         os.environ.pop("HGRLIB_BATCH") if before is None else os.environ.update(HGRLIB_BATCH=before)
     done = nbformat.read(tmp, as_version=4)
@@ -85,6 +85,18 @@ def execute(nb: Path, out: Path, params: dict, cwd: Path) -> None:
     tmp.replace(out)
     html, _ = HTMLExporter().from_notebook_node(done, resources={"metadata": {"name": notebook_title(done, out.stem)}})
     write_text(out.with_suffix(".html"), html)
+
+
+def _ipc_kernel_manager():
+    """nbclient's kernel manager talking to the kernel over local IPC sockets (in Jupyter's runtime folder),
+    not TCP: nothing listens on the network, and the kernel does not warn that TCP is unencrypted."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            super().__init__(transport="ipc", **kwargs)
+
+    return IPCKernelManager
 
 
 def notebook_problems(ipynb: Path) -> list[str]:
@@ -172,7 +184,7 @@ def run(profile: str = "default", dataset: str = "synthetic", root: str | None =
 
     def one(nb: Path, upstream: bytes) -> dict:
         p = params | ({"runs_dir": runs_dir} if nb.stem != "01_data_prep" else {"workers": 2})
-        p = {k: v for k, v in p.items() if _has_parameter(nb, k)}
+        p = {k: v for k, v in p.items() if k in notebook_parameters(nb)}  # papermill would inject unknown ones anyway
         stamp = _sha(nb.read_bytes(), json.dumps(p, sort_keys=True).encode(), src, upstream, libs, f"stack={stack}".encode(),
                      *([f"folds={folds}".encode()] if folds != "shipped" else []))
         out = out_dir / f"{nb.stem}.ipynb"
@@ -258,11 +270,11 @@ def _stale(stamp_file: Path, stamp: str, repo: Path) -> str | None:
     return None
 
 
-def _has_parameter(nb: Path, name: str) -> bool:
-    """Whether the notebook's parameters cell defines `name` (papermill would inject unknown ones anyway)."""
-    cells = json.loads(nb.read_text())["cells"]
-    params = next((c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])), None)
-    return params is not None and any(line.split("=")[0].strip() == name for line in "".join(params["source"]).splitlines())
+def notebook_parameters(nb: Path) -> set[str]:
+    """The names the notebook's parameters cell defines (papermill's own reading of it)."""
+    import papermill as pm
+
+    return set(pm.inspect_notebook(str(nb)))
 
 
 def notebook_failure(e: Exception, out_dir: Path, since: float) -> list[str]:

@@ -94,3 +94,10 @@ def test_notebook_problems_flag_stderr_errors_and_untitled_html(tmp_path):
     f.with_suffix(".html").write_text("<html><head><title>Notebook</title></head></html>")
     problems = notebook_problems(f)
     assert len(problems) == 3 and any("stderr" in p for p in problems) and any("title" in p for p in problems)
+
+
+def test_notebooks_run_over_ipc_not_tcp():
+    from hgrlib.runner import _ipc_kernel_manager
+
+    km = _ipc_kernel_manager()(kernel_name="python3")
+    assert km.transport == "ipc"  # no unencrypted TCP port, no kernel warning about it on every notebook
