@@ -62,7 +62,7 @@ def get_profile(name: str, dataset: str = "synthetic", root: str | None = None, 
     sets for the notebooks it runs, else "shipped". It only applies to datasets with shipped folds: the
     synthetic corpus and a manifest always get folds made from their subjects (and keep folds="shipped",
     so their runs' keys do not change with it)."""
-    from hgrlib.data.datasets import FOLD_SPECS
+    from hgrlib.data.folds import FOLD_SPECS
 
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; choose from {sorted(PROFILES)}")

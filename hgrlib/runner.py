@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from hgrlib.config import DataConfig
-from hgrlib.data.datasets import FOLD_SPECS
+from hgrlib.data.folds import FOLD_SPECS
 from hgrlib.io import read_json, write_json, write_text
 from hgrlib.profiles import results_tag
 from hgrlib.provenance import FEATURE_LIBS, TRAINING_LIBS, file_sha256, library_versions, package_digest

@@ -21,8 +21,9 @@ from test_loaders import link_children
 
 from hgrlib import runner
 from hgrlib.config import Config, DataConfig, TrainConfig
+from hgrlib.data.folds import fold_problems, subject_folds
 from hgrlib.data.records import EMOTIONS6, DataError
-from hgrlib.data.splits import fold_problems, make_split, subject_folds
+from hgrlib.data.splits import make_split
 from hgrlib.experiment import (
     Coverage,
     check_corpus,
@@ -209,7 +210,7 @@ def test_partial_corpus_run_refused_by_default_and_trained_with_the_option(tmp_p
 
 
 def test_complete_corpus_keeps_the_shipped_folds():
-    from hgrlib.data.datasets import load_folds
+    from hgrlib.data.folds import load_folds
 
     subjects = [f"{a:02d}" for a in range(1, 25) for _ in range(6)]
     labels = np.array([i % 6 for i in range(len(subjects))])

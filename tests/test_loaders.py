@@ -15,7 +15,7 @@ from fixtures import (
     text_file,
 )
 
-from hgrlib.data import baum1s, datasets, enterface, manifest, ravdess
+from hgrlib.data import baum1s, datasets, enterface, folds, manifest, ravdess
 from hgrlib.data.media import read_audio, video_info
 from hgrlib.data.records import EMOTIONS6, EMOTIONS8, DataError
 
@@ -323,43 +323,43 @@ def test_index_dataset_registry(tmp_path):
 def test_make_subject_folds_is_deterministic_and_balanced():
     subj = [f"{i:02d}" for i in range(1, 25)]
     groups = {s: int(s) % 2 for s in subj}
-    a = datasets.make_subject_folds(subj, 6, seed=0, groups={k: str(v) for k, v in groups.items()})
-    assert a == datasets.make_subject_folds(list(reversed(subj)), 6, seed=0,
+    a = folds.make_subject_folds(subj, 6, seed=0, groups={k: str(v) for k, v in groups.items()})
+    assert a == folds.make_subject_folds(list(reversed(subj)), 6, seed=0,
                                             groups={k: str(v) for k, v in groups.items()})
     assert all(len(f) == 4 and sum(groups[s] for s in f) == 2 for f in a)
-    b = datasets.make_subject_folds(subj, 5, seed=1)
+    b = folds.make_subject_folds(subj, 5, seed=1)
     assert sorted(len(f) for f in b) == [4, 5, 5, 5, 5]
     with pytest.raises(ValueError):
-        datasets.make_subject_folds(["1"], 2)
+        folds.make_subject_folds(["1"], 2)
 
 
 @pytest.mark.parametrize("name,n_subjects,n_folds", [("ravdess", 24, 6), ("enterface", 43, 5), ("baum1s", 31, 5)])
 def test_shipped_folds(name, n_subjects, n_folds):
-    shipped = datasets.load_fold_file(name)
-    assert shipped == datasets.fold_file_content(name)  # the JSON is what make_subject_folds gives
-    folds = datasets.load_folds(name)
-    assert len(folds) == shipped["n_folds"] == n_folds and shipped["protocol"] == "subject"
-    flat = [s for f in folds for s in f]
+    shipped = folds.load_fold_file(name)
+    assert shipped == folds.fold_file_content(name)  # the JSON is what make_subject_folds gives
+    got = folds.load_folds(name)
+    assert len(got) == shipped["n_folds"] == n_folds and shipped["protocol"] == "subject"
+    flat = [s for f in got for s in f]
     assert len(flat) == len(set(flat)) == n_subjects  # disjoint
-    assert set(flat) == set(datasets.FOLD_SPECS[name]["subjects"])  # covering
+    assert set(flat) == set(folds.FOLD_SPECS[name]["subjects"])  # covering
     path = Path(datasets.__file__).parent.parent / "splits" / f"{name}.json"
     assert json.loads(path.read_text()) == shipped
     if name == "ravdess":
-        assert all(sum(int(s) % 2 for s in f) == 2 for f in folds)
+        assert all(sum(int(s) % 2 for s in f) == 2 for f in got)
 
 
 def test_fold_ids_match_loader_subject_ids(tmp_path):
     make_ravdess_fixture(tmp_path / "r", actors=(1, 24), emotions=("anger",))
     recs, _ = ravdess.index(tmp_path / "r")
-    flat = {s for f in datasets.load_folds("ravdess") for s in f}
+    flat = {s for f in folds.load_folds("ravdess") for s in f}
     assert {r.subject for r in recs} <= flat
     make_enterface_fixture(tmp_path / "e", sentences=(1,))
     recs, _ = enterface.index(tmp_path / "e")
-    flat = {s for f in datasets.load_folds("enterface") for s in f}
+    flat = {s for f in folds.load_folds("enterface") for s in f}
     assert {r.subject for r in recs} <= flat and "6" not in flat
     make_baum1s_fixture(tmp_path / "b", subjects=(1, 31))
     recs, _ = baum1s.index(tmp_path / "b")
-    assert {r.subject for r in recs} == {"S001", "S031"} <= {s for f in datasets.load_folds("baum1s") for s in f}
+    assert {r.subject for r in recs} == {"S001", "S031"} <= {s for f in folds.load_folds("baum1s") for s in f}
 
 
 # --------------------------------------------------------------------------- linked into place
