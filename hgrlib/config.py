@@ -183,7 +183,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
-        from hgrlib.data.datasets import FOLD_SPECS  # lazy: hgrlib.data's modules import this one
+        from hgrlib.data.folds import FOLD_SPECS  # lazy: hgrlib.data's modules import this one
 
         for name, typ in _hints(Config).items():
             if not isinstance(getattr(self, name), typ):
