@@ -12,6 +12,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+FEATURE_NAMES = {"f": "audio f", "g": "visual g", "z": "fused z"}
+
 ANNOT = 10  # pt, heatmap annotations
 SMALL = 9  # pt, tick labels, legends, panel titles
 
@@ -209,7 +211,6 @@ def seed_cka(pairs: pd.DataFrame, value: str = "cka", by: str = "condition", pan
              title: str = "similarity of features learned with different seeds (test clips)"):
     """One panel per feature; in each, one column per condition, a grey line joining the values of one (fold,
     seed pair) unit across the conditions, the mean as a black square: a paired comparison shown as such."""
-    from hgrlib.embeddings import FEATURE_NAMES
 
     conds, panels = list(dict.fromkeys(pairs[by])), list(dict.fromkeys(pairs[panel]))
     fig, axes = plt.subplots(1, len(panels), figsize=(min(1.2 + 1.6 * len(conds) * len(panels), 11.0), 4.0), sharey=True,
@@ -255,7 +256,6 @@ def av_correlation(cca: pd.DataFrame, by: str = "condition"):
 def factor_probes(probes: pd.DataFrame, by: str = "condition", value: str = "score"):
     """Factors (rows, with their metric and kind) × features, one panel per condition, annotated with the mean
     score over runs; one colour bar (clipped to [0, 1]: R² can be negative, worse than predicting the mean)."""
-    from hgrlib.embeddings import FEATURE_NAMES
 
     conds = list(dict.fromkeys(probes[by]))
     feats = list(dict.fromkeys(probes["feature"]))
@@ -282,4 +282,202 @@ def factor_probes(probes: pd.DataFrame, by: str = "condition", value: str = "sco
     axes[0, 0].set_yticks(range(len(facs)), [label(f) for f in facs], fontsize=SMALL)
     fig.colorbar(im, ax=list(axes[0]), fraction=0.04, pad=0.02, label="probe score (colour clipped to [0, 1])")
     fig.suptitle("linear probes on test-clip features (acc: accuracy; R²: variance explained), mean over runs", fontsize=10)
+    return fig
+
+
+# --------------------------------------------------------------------------- notebook 07
+
+
+def _short(x: float) -> str:
+    """Two significant digits, compact: 0.0025, 0.53, 4.8, 81, 240 (not 2.4e+02), 2e3 (from 1000: one digit and exponent)."""
+    if abs(x) >= 1000:
+        return f"{x:.0e}".replace("e+0", "e").replace("e+", "e")
+    if abs(x) >= 100:
+        return f"{float(f'{x:.2g}'):.0f}"
+    return f"{x:.2g}"
+
+
+def _wrap_objective(name: str) -> str:
+    return name.replace(", ", ",\n", 1) if len(name) > 16 else name
+
+
+def plot_study(summary: pd.DataFrame, title: str = ""):
+    """Heatmaps, one panel per quantity (fraction of batches non-finite or over the objective's bound, relative
+    bias, median gradient norm, gradient-norm relative spread), each with its colour bar: rows batch size,
+    columns objective × feature dimension; boxed: the cells outside the objective's well-posed regime
+    (StudyObjective.regime)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LogNorm, SymLogNorm
+
+
+    names = list(dict.fromkeys(summary["objective"]))
+    dims = sorted(summary["dim"].unique())
+    batches = sorted(summary["batch"].unique())
+    metrics = [("frac_failed", "fraction of batches non-finite or over the bound", None),
+               ("rel_bias", "value bias / |whole-pool value|", "sym"),
+               ("grad_median", "median gradient norm", "loggrad"), ("grad_rel_spread", "gradient norm: std / mean", "log")]
+    nc = len(names) * len(dims)
+    fig, axes = plt.subplots(len(metrics), 1, figsize=(min(2.4 + 0.72 * nc, 11.0), len(metrics) * (1.25 + 0.3 * len(batches)) + 0.5),
+                             squeeze=False, layout="constrained")
+    col = {(n, d): i * len(dims) + k for i, n in enumerate(names) for k, d in enumerate(dims)}
+    for (m, label, scale), ax in zip(metrics, axes[:, 0]):
+        grid = np.full((len(batches), nc), np.nan)
+        for _, r in summary.iterrows():
+            grid[batches.index(r["batch"]), col[r["objective"], r["dim"]]] = r[m]
+        if scale == "sym":
+            norm, cmap, lim = SymLogNorm(linthresh=0.1, vmin=-1e4, vmax=1e4), "RdBu_r", (-1e4, 1e4)
+        elif scale == "loggrad":
+            norm, cmap, lim = LogNorm(vmin=1e-3, vmax=1e6), "magma", (1e-3, 1e6)
+        elif scale == "log":
+            norm, cmap, lim = LogNorm(vmin=1e-2, vmax=1e2), "viridis", (1e-2, 1e2)
+        else:
+            norm, cmap, lim = plt.Normalize(0, 1), "Reds", (0, 1)
+        im = ax.imshow(np.clip(grid, *lim), cmap=cmap, norm=norm, aspect="auto", origin="lower")  # colours clipped, numbers not
+        ax.set_facecolor("0.93")
+        annotate(ax, im, [[_short(v) if np.isfinite(v) else None for v in row] for row in grid])
+        for _, r in summary[~summary["well_posed"].astype(bool)].iterrows():  # outside the well-posed regime
+            xy = (col[r["objective"], r["dim"]] - 0.5, batches.index(r["batch"]) - 0.5)
+            ax.add_patch(plt.Rectangle(xy, 1, 1, fill=False, ec="k", lw=2.4))
+            ax.add_patch(plt.Rectangle((xy[0] + 0.06, xy[1] + 0.06), 0.88, 0.88, fill=False, ec="w", lw=0.9))
+        for k in range(1, len(names)):
+            ax.axvline(k * len(dims) - 0.5, color="w", lw=4)
+        ax.set_xticks(range(nc), [f"d={d}" for _ in names for d in dims], fontsize=9)
+        ax.set_yticks(range(len(batches)), batches, fontsize=9)
+        ax.set_ylabel("batch size")
+        top = ax.secondary_xaxis("top")
+        top.set_xticks([(i + 0.5) * len(dims) - 0.5 for i in range(len(names))], [_wrap_objective(n) for n in names], fontsize=9)
+        top.tick_params(length=0)
+        ax.set_title(label, fontsize=10, loc="left", fontweight="bold")
+        cb = fig.colorbar(im, ax=ax, fraction=0.04, pad=0.01)
+        if scale == "sym":
+            cb.set_ticks([-1e4, -1e2, -1, 0, 1, 1e2, 1e4])
+        cb.ax.tick_params(labelsize=9)
+    if title:
+        fig.suptitle(title + "\n(boxed: not well-posed, e.g. CCA on k > batch/4 dimensions)", fontsize=11)
+    return fig
+
+
+def plot_value_spread(summary: pd.DataFrame, title: str = ""):
+    """Per dimension: mean ± std of the value relative to the whole-pool value, and the median gradient norm,
+    against batch size; one line per objective (one legend, below)."""
+    import matplotlib.pyplot as plt
+
+    dims = sorted(summary["dim"].unique())
+    fig, axes = plt.subplots(2, len(dims), figsize=(min(3.6 * len(dims) + 0.6, 11.0), 6.8), squeeze=False, layout="constrained")
+    for j, d in enumerate(dims):
+        s = summary[summary["dim"] == d]
+        for name, t in s.groupby("objective", sort=False):
+            t = t.sort_values("batch")
+            full = t["full_value"].replace(0, np.nan)
+            rel, err = t["value_mean"] / full, t["value_std"] / full.abs()
+            axes[0, j].errorbar(t["batch"], rel, yerr=err, marker="o", ms=4, capsize=2, label=name)
+            axes[1, j].plot(t["batch"], t["grad_median"], marker="o", ms=4, label=name)
+            bad = t[t["frac_nonfinite"] > 0]
+            axes[1, j].scatter(bad["batch"], bad["grad_median"].fillna(1e-3), marker="x", s=50, color="red", zorder=3,
+                               label="non-finite seen")
+        for ax in axes[:, j]:
+            ax.set_xscale("log", base=2)
+            ax.axvline(d, color="gray", ls=":", lw=1)
+        axes[0, j].set_yscale("symlog", linthresh=1)
+        axes[1, j].set_yscale("log")
+        axes[0, j].axhline(1.0, color="k", lw=0.6)
+        axes[0, j].set_title(f"d = {d}: value / whole-pool value", fontsize=10)
+        axes[1, j].set_title(f"d = {d}: median gradient norm", fontsize=10)
+        axes[1, j].set_xlabel("batch size (dotted: batch = d)")
+    handles = dict(zip(*reversed(axes[0, 0].get_legend_handles_labels())))
+    for ax in axes[1]:
+        handles |= {lab: h for h, lab in zip(*ax.get_legend_handles_labels()) if lab == "non-finite seen"}
+    fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncol=min(len(handles), 3), fontsize=9, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return fig
+
+
+def plot_protocols(table: pd.DataFrame, metrics: tuple[str, ...] = ("seg_acc", "clip_acc")):
+    """Left: `metrics` mean ± std per protocol; right: the paired differences (mean ± std over pairs, points)
+    of a protocol_table; one legend, to the right."""
+    import matplotlib.pyplot as plt
+
+    base = table[table["component"].fillna("") == ""]
+    diff = table[table["component"].fillna("") != ""]
+    fig, axes = plt.subplots(1, 2, figsize=(11.0, 3.9), gridspec_kw={"width_ratios": [1, 1.2]}, layout="constrained")
+    w = 0.8 / len(metrics)
+    for ax, t, labels in ((axes[0], base, list(base["protocol"])),
+                          (axes[1], diff, [f"{p}\n({c})" for p, c in zip(diff["protocol"], diff["component"])])):
+        x = np.arange(len(t))
+        for k, m in enumerate(metrics):
+            ax.bar(x + (k - (len(metrics) - 1) / 2) * w, 100 * t[f"{m}_mean"], w, yerr=100 * t[f"{m}_std"], capsize=3, label=m,
+                   color=f"C{k}")
+        ax.set_xticks(x, labels, fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper", fontsize=9, frameon=False)
+    axes[0].set_ylabel("test accuracy (%)")
+    axes[0].set_title("per protocol: mean ± std over runs", fontsize=10)
+    axes[1].axhline(0, color="k", lw=0.6)
+    axes[1].set_ylabel("difference (points)")
+    axes[1].set_title("paired differences: mean ± std over (fold, seed) pairs", fontsize=10)
+    return fig
+
+
+# --------------------------------------------------------------------------- notebook 06
+
+
+def _scatter(ax, e: np.ndarray, labels, names=None, cmap="tab10", size=14):
+    labels = np.asarray(labels)
+    values = list(dict.fromkeys(sorted(labels.tolist())))
+    colors = plt_cmap(cmap, len(values))
+    for i, v in enumerate(values):
+        m = labels == v
+        ax.scatter(e[m, 0], e[m, 1], s=size, color=colors[i], label=str(names[v]) if names is not None else str(v),
+                   alpha=0.8, linewidths=0)
+    ax.set_xticks([]), ax.set_yticks([])
+    return values
+
+
+def plt_cmap(name: str, n: int) -> list:
+    """n distinct colours: tab10 for emotions; for subjects Dark2 (≤ 8), tab20 (≤ 20), else a continuous map."""
+    import matplotlib
+
+    if name == "subjects":
+        name = "Dark2" if n <= 8 else "tab20" if n <= 20 else "turbo"
+    cm = matplotlib.colormaps[name]
+    if getattr(cm, "N", 256) <= 20:
+        return [cm(i % cm.N) for i in range(n)]
+    return [cm(i / max(1, n - 1)) for i in range(n)]
+
+
+def plot_grid(feats_by_condition: dict, embeddings: dict, method: str, classes, keys=("f", "g", "z"),
+              scores: pd.DataFrame | None = None, shown: str = "test-clip features (held-out subjects)"):
+    """Two blocks, the features coloured by emotion, then by subject, each with its legend to the right; in
+    each block, rows: conditions; columns: the features.
+
+    With `scores` (from `silhouettes`) each panel's title carries the silhouette of its input features.
+    """
+    import matplotlib.pyplot as plt
+
+    conds = list(feats_by_condition)
+    nk = len(keys)
+    side = 2.55  # inches per panel
+    fig = plt.figure(figsize=(side * nk + 2.6, 2 * (side + 0.45) * len(conds) + 0.9), layout="constrained")
+    blocks = fig.subfigures(2, 1)
+    for block, (sub, (col, names, cmap, what)) in enumerate(zip(blocks, (("labels", list(classes), "tab10", "emotion"),
+                                                                         ("subjects", None, "subjects", "subject")))):
+        axes = sub.subplots(len(conds), nk, squeeze=False)
+        for r, cond in enumerate(conds):
+            fe = feats_by_condition[cond]
+            for j, key in enumerate(keys):
+                ax = axes[r, j]
+                _scatter(ax, embeddings[(cond, key, method)], fe[col], names, cmap, size=24)
+                title = FEATURE_NAMES.get(key, key)
+                if scores is not None:
+                    s = scores[(scores["condition"] == cond) & (scores["feature"] == key)][what]
+                    if len(s):
+                        title += f" · silhouette {float(s.iloc[0]):.2f}"
+                ax.set_title(title, fontsize=10)
+            axes[r, 0].set_ylabel(cond, fontsize=10)
+        h, lab = axes[0, 0].get_legend_handles_labels()
+        sub.legend(h, lab, loc="outside right center", ncol=1 if len(lab) <= 14 else 2, fontsize=10, markerscale=1.6,
+                   frameon=False, title=f"colour: {what}", title_fontsize=10)
+        sub.suptitle(f"coloured by {what}", fontsize=11, x=0.02, ha="left", fontweight="bold")
+    fig.suptitle(f"{method.upper()} of {shown}", fontsize=12)
     return fig

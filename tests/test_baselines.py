@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 import torch
 
-from hgrlib import baselines as B
+from hgrlib import plots
+from hgrlib.analysis import baselines as B
+from hgrlib.analysis import minibatch as M
 from hgrlib.config import Config
 from hgrlib.losses import cca_corr, soft_hgr
 
@@ -18,7 +20,7 @@ FULL4, FULL6, WELL = "CCA full-d, ridge 0.0001", "CCA full-d, ridge 1e-06", "CCA
 
 @pytest.fixture(scope="module")
 def planted_study():
-    return B.minibatch_study(B.planted_source(pool=512), **SMALL)
+    return M.minibatch_study(M.planted_source(pool=512), **SMALL)
 
 
 # --- λ selection and the conditions -----------------------------------------------------------------------
@@ -188,7 +190,7 @@ def test_protocol_table_decomposes_the_gap_into_paired_differences():
     assert t.loc["clip − subject", "seg_acc_std"] == pytest.approx(np.std([0.12, 0.06, 0.15], ddof=1))
     assert t.loc["clip − subject", "seg_acc"] == "+11.0 ± 4.6 pp"
     assert t.loc["clip − subject", "n_train_segments"] == 0.0
-    fig = B.plot_protocols(t.reset_index())
+    fig = plots.plot_protocols(t.reset_index())
     assert len(fig.axes) == 2
 
 
@@ -196,7 +198,7 @@ def test_protocol_table_decomposes_the_gap_into_paired_differences():
 
 
 def test_planted_pairs_have_the_planted_correlations():
-    f, g, true = B.planted_pairs(100_000, 4, rho=(0.9, 0.3), seed=1, dtype=torch.float64)
+    f, g, true = M.planted_pairs(100_000, 4, rho=(0.9, 0.3), seed=1, dtype=torch.float64)
     assert true["cca"] == pytest.approx(0.9 + 0.7 + 0.5 + 0.3) and true["rho"] == pytest.approx((0.9, 0.7, 0.5, 0.3))
     assert cca_corr(f, g, ridge=0.0).item() == pytest.approx(true["cca"], abs=0.02)
     assert soft_hgr(f, g).item() == pytest.approx(true["hgr"], abs=0.03)
@@ -204,7 +206,7 @@ def test_planted_pairs_have_the_planted_correlations():
 
 def test_study_frames_have_one_row_per_cell_the_documented_columns_and_regimes(planted_study):
     summary, per = planted_study
-    n_obj = len(B.objectives())
+    n_obj = len(M.objectives())
     assert n_obj == 4 and len(summary) == n_obj * 1 * 4  # batch 256 ≤ pool 512: nothing skipped
     assert len(per) == len(summary) * SMALL["n_batches"]
     for col in ("objective", "dim", "batch", "k", "regime", "well_posed", "frac_nonfinite", "frac_over_bound", "value_mean",
@@ -221,13 +223,13 @@ def test_study_frames_have_one_row_per_cell_the_documented_columns_and_regimes(p
     rho = np.linspace(0.9, 0.3, 32)
     assert s.loc[(WELL, 64), "true_value"] == pytest.approx(rho[:16].sum(), rel=1e-6)
     # batch sizes over the pool are skipped, not sampled with replacement
-    small, _ = B.minibatch_study(B.planted_source(pool=20), dims=[4], batch_sizes=[8, 64], n_batches=2)
+    small, _ = M.minibatch_study(M.planted_source(pool=20), dims=[4], batch_sizes=[8, 64], n_batches=2)
     assert sorted(small["batch"].unique()) == [8]
 
 
 def test_cca_breaks_outside_its_well_posed_regime_and_not_inside(planted_study):
     summary, _ = planted_study
-    v = B.verdict(summary).set_index(["objective", "batch"])
+    v = M.verdict(summary).set_index(["objective", "batch"])
     # batch 8 < d = 32, absolute ridge: 1e-4 saturates (value ≈ batch − 1, gradient gone); 1e-6 lets float32
     # round-off set the value (over its bound min(k, batch − 1)) or fail
     s = summary.set_index(["objective", "batch"])
@@ -248,29 +250,29 @@ def test_cca_breaks_outside_its_well_posed_regime_and_not_inside(planted_study):
 
 def test_study_is_deterministic_given_the_seed():
     kw = dict(dims=[8], batch_sizes=[4, 16], n_batches=5)
-    a, pa = B.minibatch_study(B.planted_source(pool=64, seed=3), seed=7, **kw)
-    b, pb = B.minibatch_study(B.planted_source(pool=64, seed=3), seed=7, **kw)
+    a, pa = M.minibatch_study(M.planted_source(pool=64, seed=3), seed=7, **kw)
+    b, pb = M.minibatch_study(M.planted_source(pool=64, seed=3), seed=7, **kw)
     pd.testing.assert_frame_equal(a, b)
     pd.testing.assert_frame_equal(pa, pb)
-    c, _ = B.minibatch_study(B.planted_source(pool=64, seed=3), seed=8, **kw)
+    c, _ = M.minibatch_study(M.planted_source(pool=64, seed=3), seed=8, **kw)
     assert not np.allclose(a["value_mean"], c["value_mean"])
 
 
 def test_feature_source_projects_down_only():
     gen = torch.Generator().manual_seed(0)
     f, g = torch.randn(40, 16, generator=gen), torch.randn(40, 16, generator=gen)
-    src = B.feature_source(f, g)
+    src = M.feature_source(f, g)
     pf, pg, true = src(8)
     assert pf.shape == (40, 8) and pg.shape == (40, 8) and true is None
     assert torch.equal(src(16)[0], f)
     with pytest.raises(ValueError, match="project"):
         src(32)
     feats = {"f": f.numpy(), "g": g.numpy(), "part": np.array(["train"] * 30 + ["test"] * 10)}
-    assert B.run_feature_pool(feats, parts=("test",))[0].shape == (10, 16)
+    assert M.run_feature_pool(feats, parts=("test",))[0].shape == (10, 16)
 
 
 def test_study_figures_render(planted_study, tmp_path):
     summary, _ = planted_study
-    B.plot_study(summary, "t").savefig(tmp_path / "a.png")
-    B.plot_value_spread(summary, "t").savefig(tmp_path / "b.png")
+    plots.plot_study(summary, "t").savefig(tmp_path / "a.png")
+    plots.plot_value_spread(summary, "t").savefig(tmp_path / "b.png")
     assert (tmp_path / "a.png").stat().st_size > 1000

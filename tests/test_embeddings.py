@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hgrlib import embeddings as em
+from hgrlib import plots
+from hgrlib.analysis import embeddings as em
 
 
 def _blobs(n_per=8, k=3, d=5, seed=0):
@@ -66,6 +67,6 @@ def test_silhouettes_table_and_grid(tmp_path):
     assert list(table.columns[:5]) == ["condition", "feature", "clips", "emotion", "subject"]
     assert len(table) == 6 and {"tsne emotion", "tsne subject"} <= set(table.columns)
     assert table.set_index(["condition", "feature"]).loc[("CE", "f"), "emotion"] > 0.5
-    fig = em.plot_grid(feats, embs, "tsne", classes=["a", "b", "c"], scores=table)
+    fig = plots.plot_grid(feats, embs, "tsne", classes=["a", "b", "c"], scores=table)
     fig.savefig(tmp_path / "grid.png")
     assert (tmp_path / "grid.png").stat().st_size > 1000

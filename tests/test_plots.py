@@ -15,8 +15,6 @@ import pytest  # noqa: E402
 from matplotlib.image import AxesImage  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
-from hgrlib import baselines as B  # noqa: E402
-from hgrlib import embeddings as em  # noqa: E402
 from hgrlib import plots  # noqa: E402
 
 SHOWN_PX, DPI = 860, 120  # the README's display width; hgrlib.report.save_figure's dpi
@@ -80,7 +78,7 @@ def _grid_figure():
     feats = {c: {"labels": np.repeat(np.arange(6), 8), "subjects": np.tile(["04", "07", "09", "10"], 12)} for c in conds}
     embs = {(c, k, "umap"): rng.normal(size=(48, 2)) for c in conds for k in "fgz"}
     scores = pd.DataFrame([dict(condition=c, feature=k, emotion=0.1, subject=-0.1) for c in conds for k in "fgz"])
-    return em.plot_grid(feats, embs, "umap", CLASSES, scores=scores)
+    return plots.plot_grid(feats, embs, "umap", CLASSES, scores=scores)
 
 
 def _protocols():
@@ -103,15 +101,15 @@ HEATMAPS = {
     "heatmaps": lambda: plots.heatmaps(_grids(), cbar_label="test accuracy (%)"),
     "confusions": lambda: plots.confusions({"a": np.eye(6) * 20 + 3, "b": np.ones((6, 6))}, CLASSES),
     "factor_probes": lambda: plots.factor_probes(_probes()),
-    "plot_study": lambda: B.plot_study(_study(), "planted"),
+    "plot_study": lambda: plots.plot_study(_study(), "planted"),
 }
 LEGENDS = {
     "training_curves": lambda: plots.training_curves(_histories()),
     "curves_with_errors": lambda: plots.curves_with_errors(_semi(), "labeled_frac", "condition"),
     "score_spread": lambda: plots.score_spread(_runs()),
     "av_correlation": lambda: plots.av_correlation(_cca()),
-    "plot_value_spread": lambda: B.plot_value_spread(_study(), "planted"),
-    "plot_protocols": lambda: B.plot_protocols(_protocols()),
+    "plot_value_spread": lambda: plots.plot_value_spread(_study(), "planted"),
+    "plot_protocols": lambda: plots.plot_protocols(_protocols()),
     "plot_grid": _grid_figure,
 }
 OTHERS = {"seed_cka": lambda: plots.seed_cka(pd.DataFrame({"condition": ["a"] * 6 + ["b"] * 6, "fold": [0, 0, 0, 1, 1, 1] * 2,
@@ -247,17 +245,17 @@ def test_factor_probes_show_the_mean_score_per_condition_panel():
 
 def test_study_heatmaps_show_the_raw_numbers_not_the_clipped_colours():
     s = _study()
-    fig = B.plot_study(s, "t")
+    fig = plots.plot_study(s, "t")
     panels = _image_axes(fig)
     metrics = ["frac_failed", "rel_bias", "grad_median", "grad_rel_spread"]
     assert len(panels) == len(metrics)
     names, dims, batches = list(dict.fromkeys(s["objective"])), sorted(s["dim"].unique()), sorted(s["batch"].unique())
     for (ax, im), m in zip(panels, metrics):
         got = {(i, j): t.get_text() for t, i, j in _cell_texts(ax, im)}
-        want = {(batches.index(r["batch"]), names.index(r["objective"]) * len(dims) + dims.index(r["dim"])): B._short(r[m])
+        want = {(batches.index(r["batch"]), names.index(r["objective"]) * len(dims) + dims.index(r["dim"])): plots._short(r[m])
                 for _, r in s.iterrows()}
         assert got == want, m
-    assert B._short(3e7) == "3e7" and B._short(239.6) == "240" and B._short(-0.0025) == "-0.0025"
+    assert plots._short(3e7) == "3e7" and plots._short(239.6) == "240" and plots._short(-0.0025) == "-0.0025"
     assert "3e7" in {t.get_text() for t in panels[2][0].texts}  # above the colour scale's 1e6: shown as given
 
 

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 
 from hgrlib import progress
+from hgrlib.analysis.stability import probe_findings
 from hgrlib.claims import findings
 from hgrlib.report import markdown_table, readable, write_table
 from hgrlib.runner import notebook_problems, notebook_title
-from hgrlib.stability import probe_findings
 
 
 def test_batch_progress_prints_one_line_on_stdout(monkeypatch, capsys):

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hgrlib import stability as st
-from hgrlib.embeddings import standardize
+from hgrlib.analysis import stability as st
+from hgrlib.analysis.embeddings import standardize
 
 
 def _feats(n=30, d=6, seed=0, parts=None):

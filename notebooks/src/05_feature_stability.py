@@ -42,7 +42,7 @@ import pandas as pd
 from IPython.display import display
 
 from hgrlib import plots
-from hgrlib import stability as st
+from hgrlib.analysis import stability as st
 from hgrlib.experiment import grid, results_frame, run_features, setup
 from hgrlib.launch import run_all
 from hgrlib.report import mean_std, save_figure, show, write_table
@@ -125,7 +125,7 @@ show(cca_table)
 # ## 4 · Which generating factors do the features carry? (synthetic corpus)
 #
 # **What the two modalities share, from the generator's code.** The table below
-# (`hgrlib.stability.generator_factors`; the factors the renderer reads directly are checked
+# (`hgrlib.analysis.stability.generator_factors`; the factors the renderer reads directly are checked
 # against it by perturbing each and re-rendering, in `tests/test_stability.py`) lists every factor
 # of `hgrlib/data/synthetic.py` and which modality it reaches:
 #

@@ -25,11 +25,12 @@ seed = 0  # the run shown (fold 0), also the seed of UMAP and t-SNE
 part = "test"  # clips shown: "test" (held-out subjects), "val", "train", or None for all
 
 # %%
-from hgrlib import embeddings as em
+from hgrlib import plots
+from hgrlib.analysis import embeddings as em
+from hgrlib.analysis.stability import select
 from hgrlib.experiment import run_features, setup
 from hgrlib.launch import run_all
 from hgrlib.report import save_figure, show, write_table
-from hgrlib.stability import select
 
 S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam)
 cfg, fs, lam, tag, out_res, out_fig = S.config, S.fs, S.lam, S.tag, S.out_res, S.out_fig
@@ -53,7 +54,7 @@ show(scores)
 
 # %%
 for method in em.METHODS:
-    fig = em.plot_grid(feats, embeddings, method, fs.classes, scores=scores,
+    fig = plots.plot_grid(feats, embeddings, method, fs.classes, scores=scores,
                        shown="test-clip features (held-out subjects)" if part == "test" else f"{part or 'all'} clips' features")
     save_figure(fig, f"{out_fig}/06_{method}.png")
 

@@ -36,7 +36,9 @@ n_batches = None  # mini-batches per cell of the study (None: 15 for smoke, 100 
 
 # %%
 
-from hgrlib import baselines as B
+from hgrlib import plots
+from hgrlib.analysis import baselines as B
+from hgrlib.analysis import minibatch as M
 from hgrlib.experiment import fold_seed_runs, results_frame, run_features, seeded_runs, setup
 from hgrlib.report import save_figure, show, write_table
 
@@ -125,7 +127,7 @@ write_table(ptable[pcols], f"{out_res}/07_protocols_table",
 show(ptable[pcols])
 
 # %%
-fig = B.plot_protocols(ptable)
+fig = plots.plot_protocols(ptable)
 save_figure(fig, f"{out_fig}/07_protocols.png");
 
 # %% [markdown]
@@ -149,11 +151,11 @@ save_figure(fig, f"{out_fig}/07_protocols.png");
 
 # %%
 batch_sizes, dims = [4, 8, 16, 32, 64, 128, 256], [8, 32, 128]
-summary, per = B.minibatch_study(B.planted_source(pool=1024 if profile == "smoke" else 4096), dims, batch_sizes, n_batches)
-verdict = B.verdict(summary)
+summary, per = M.minibatch_study(M.planted_source(pool=1024 if profile == "smoke" else 4096), dims, batch_sizes, n_batches)
+verdict = M.verdict(summary)
 write_table(summary, f"{out_res}/07_minibatch_planted")
-save_figure(B.plot_study(summary, f"Planted Gaussian pairs, {n_batches} mini-batches per cell"), f"{out_fig}/07_minibatch_heatmaps.png")
-save_figure(B.plot_value_spread(summary, "Planted Gaussian pairs"), f"{out_fig}/07_minibatch_lines.png")
+save_figure(plots.plot_study(summary, f"Planted Gaussian pairs, {n_batches} mini-batches per cell"), f"{out_fig}/07_minibatch_heatmaps.png")
+save_figure(plots.plot_value_spread(summary, "Planted Gaussian pairs"), f"{out_fig}/07_minibatch_lines.png")
 show(verdict.groupby(["objective", "well_posed"], sort=False)[["nonfinite", "impossible", "exploding", "vanishing", "biased"]].sum().reset_index())
 
 # %%
@@ -162,13 +164,13 @@ show(verdict[["objective", "dim", "batch", "k", "regime", "nonfinite", "impossib
 # %%
 ref = next(r for r, o in zip(results, plan["objective"]) if o == "hgr3" and r.get("run_dir"))
 feats = run_features(ref)
-f, g = B.run_feature_pool(feats)
+f, g = M.run_feature_pool(feats)
 ldims = sorted({x for x in dims if x <= f.shape[1]} | {f.shape[1]})
-lsummary, _ = B.minibatch_study(B.feature_source(f, g), ldims, [b for b in batch_sizes if b <= len(f)], n_batches)
+lsummary, _ = M.minibatch_study(M.feature_source(f, g), ldims, [b for b in batch_sizes if b <= len(f)], n_batches)
 write_table(lsummary, f"{out_res}/07_minibatch_learned")
-save_figure(B.plot_value_spread(lsummary, f"Learned clip features of a CE + Soft-HGR run ({len(f)} clips, d={f.shape[1]})"),
+save_figure(plots.plot_value_spread(lsummary, f"Learned clip features of a CE + Soft-HGR run ({len(f)} clips, d={f.shape[1]})"),
             f"{out_fig}/07_minibatch_learned.png")
-show(B.verdict(lsummary).groupby(["objective", "well_posed"], sort=False)[["nonfinite", "impossible", "exploding", "vanishing", "biased"]].sum().reset_index())
+show(M.verdict(lsummary).groupby(["objective", "well_posed"], sort=False)[["nonfinite", "impossible", "exploding", "vanishing", "biased"]].sum().reset_index())
 
 # %% [markdown]
 # **Reading.** The tables above are the evidence; what to look for in them:

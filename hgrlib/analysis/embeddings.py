@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 
 METHODS = ("umap", "tsne")
-FEATURE_NAMES = {"f": "audio f", "g": "visual g", "z": "fused z"}
 
 
 def standardize(x: np.ndarray, drop_below: float | None = None) -> np.ndarray:
@@ -137,64 +136,3 @@ def silhouettes(feats_by_condition: dict, keys=("f", "g", "z"), classes=None,
 def embed_all(feats_by_condition: dict, method: str, keys=("f", "g", "z"), seed: int = 0, **kw) -> dict:
     """{(condition, key, method): (n, 2)} for every condition and feature."""
     return {(c, k, method): embed(fe[k], method, seed=seed, **kw) for c, fe in feats_by_condition.items() for k in keys}
-
-
-def _scatter(ax, e: np.ndarray, labels, names=None, cmap="tab10", size=14):
-    labels = np.asarray(labels)
-    values = list(dict.fromkeys(sorted(labels.tolist())))
-    colors = plt_cmap(cmap, len(values))
-    for i, v in enumerate(values):
-        m = labels == v
-        ax.scatter(e[m, 0], e[m, 1], s=size, color=colors[i], label=str(names[v]) if names is not None else str(v),
-                   alpha=0.8, linewidths=0)
-    ax.set_xticks([]), ax.set_yticks([])
-    return values
-
-
-def plt_cmap(name: str, n: int) -> list:
-    """n distinct colours: tab10 for emotions; for subjects Dark2 (≤ 8), tab20 (≤ 20), else a continuous map."""
-    import matplotlib
-
-    if name == "subjects":
-        name = "Dark2" if n <= 8 else "tab20" if n <= 20 else "turbo"
-    cm = matplotlib.colormaps[name]
-    if getattr(cm, "N", 256) <= 20:
-        return [cm(i % cm.N) for i in range(n)]
-    return [cm(i / max(1, n - 1)) for i in range(n)]
-
-
-def plot_grid(feats_by_condition: dict, embeddings: dict, method: str, classes, keys=("f", "g", "z"),
-              scores: pd.DataFrame | None = None, shown: str = "test-clip features (held-out subjects)"):
-    """Two blocks, the features coloured by emotion, then by subject, each with its legend to the right; in
-    each block, rows: conditions; columns: the features.
-
-    With `scores` (from `silhouettes`) each panel's title carries the silhouette of its input features.
-    """
-    import matplotlib.pyplot as plt
-
-    conds = list(feats_by_condition)
-    nk = len(keys)
-    side = 2.55  # inches per panel
-    fig = plt.figure(figsize=(side * nk + 2.6, 2 * (side + 0.45) * len(conds) + 0.9), layout="constrained")
-    blocks = fig.subfigures(2, 1)
-    for block, (sub, (col, names, cmap, what)) in enumerate(zip(blocks, (("labels", list(classes), "tab10", "emotion"),
-                                                                         ("subjects", None, "subjects", "subject")))):
-        axes = sub.subplots(len(conds), nk, squeeze=False)
-        for r, cond in enumerate(conds):
-            fe = feats_by_condition[cond]
-            for j, key in enumerate(keys):
-                ax = axes[r, j]
-                _scatter(ax, embeddings[(cond, key, method)], fe[col], names, cmap, size=24)
-                title = FEATURE_NAMES.get(key, key)
-                if scores is not None:
-                    s = scores[(scores["condition"] == cond) & (scores["feature"] == key)][what]
-                    if len(s):
-                        title += f" · silhouette {float(s.iloc[0]):.2f}"
-                ax.set_title(title, fontsize=10)
-            axes[r, 0].set_ylabel(cond, fontsize=10)
-        h, lab = axes[0, 0].get_legend_handles_labels()
-        sub.legend(h, lab, loc="outside right center", ncol=1 if len(lab) <= 14 else 2, fontsize=10, markerscale=1.6,
-                   frameon=False, title=f"colour: {what}", title_fontsize=10)
-        sub.suptitle(f"coloured by {what}", fontsize=11, x=0.02, ha="left", fontweight="bold")
-    fig.suptitle(f"{method.upper()} of {shown}", fontsize=12)
-    return fig

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hgrlib.embeddings import standardize
+from hgrlib.analysis.embeddings import standardize
 from hgrlib.evaluate import canonical_correlations, inv_sqrt, linear_cka
 from hgrlib.report import mean_std
 
