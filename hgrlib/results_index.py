@@ -1,6 +1,6 @@
 """The results index and the README's generated sections, written after every `./run_all.sh`.
 
-* `results/manifest.json`: every executed notebook (`.ipynb`, `.html`), table, figure and data file, with
+* `results/manifest.json`: every executed notebook (`.ipynb`), table, figure and data file, with
   the notebook and parameters that made it, the commit and time of that run (from its stamp, so that a
   re-run that skips everything, or a fresh clone, rewrites the same file) and a sha256.
 * `results/README.md`: the same for people: first every executed notebook per results folder (links to the
@@ -24,7 +24,7 @@ from pathlib import Path
 from hgrlib.io import read_json, write_json, write_text
 
 NOTEBOOK_DIR = "notebooks"
-MANIFEST_SUFFIXES = (".ipynb", ".html", ".csv", ".md", ".json", ".png")
+MANIFEST_SUFFIXES = (".ipynb", ".csv", ".md", ".json", ".png")  # not .html: built locally, not committed
 
 README_TABLES = [  # (file under results/<tag>/, heading) shown in the README's results section
     ("02_supervised_table.md", "Main table (notebook 02)"),
@@ -211,8 +211,9 @@ def results_index(repo: Path, results_dir: str = "results", figures_dir: str = "
     sources = sorted(s.stem for s in (repo / NOTEBOOK_DIR).glob("[0-9][0-9]_*.ipynb"))
     head = ("# Results index\n\n"
             "Written by `./run_all.sh` (`hgrlib/results_index.py`) from the notebooks' run stamps; do not edit by hand. "
-            "First the executed notebooks, the main rendered results with every output cell (the `.html` opens in a "
-            "browser, the `.ipynb` in JupyterLab), with the commit, time and parameters of each run; then every "
+            "First the executed notebooks, the main rendered results with every output cell (GitHub and JupyterLab "
+            "render the `.ipynb`; `./run_all.sh` also writes an `.html` beside each, not committed), with the commit, "
+            "time and parameters of each run; then every "
             "table and figure under the notebook that wrote it. The sha256 of every file is in "
             f"{_link('manifest.json', 'manifest.json')}.")
     if not tags:
@@ -246,14 +247,12 @@ def _notebooks_section(folder: Path, stamps: dict[str, dict], sources: list[str]
         said.append("Not executed here: " + ", ".join(f"`{s}`" for s in missing) + ".")
     own = {n: {k: v for k, v in (stamps.get(n, {}).get("parameters") or {}).items() if k not in common} for n in executed}
     with_params = any(own.values()) or len(known) < len(executed)
-    header = ["notebook", "rendered", "finished (UTC)", "run time"] + ["commit"] * (not one_commit)
+    header = ["notebook", "finished (UTC)", "run time"] + ["commit"] * (not one_commit)
     header += ["its other parameters" if common else "parameters"] * with_params
     rows = []
     for n in executed:
         st = stamps.get(n, {})
-        html = folder / f"{n}.html"
-        row = [_link(f"{n}.ipynb", _rel(folder / f"{n}.ipynb", here)),
-               _link("HTML", _rel(html, here)) if html.is_file() else "—", _when(st.get("finished")), _took(st.get("seconds"))]
+        row = [_link(f"{n}.ipynb", _rel(folder / f"{n}.ipynb", here)), _when(st.get("finished")), _took(st.get("seconds"))]
         if not one_commit:
             row.append(f"`{st['commit'][:12]}`" if st.get("commit") else "— (no stamp)")
         if with_params:

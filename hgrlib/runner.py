@@ -3,7 +3,8 @@
 A notebook is re-run when its own file, its parameters, the hgrlib code (comments and docstrings
 aside), a library version, its upstream notebook (01's data preparation) or, for 01, the dataset's
 file listing changed, or when an output it wrote is missing or altered; otherwise it is skipped.
-Executed notebooks go to results/<dataset>-<profile>/ (also as HTML), and results/manifest.json
+Executed notebooks go to results/<dataset>-<profile>/, with an HTML copy beside each (written again from
+the executed notebook when missing, as on a fresh clone: it is not committed), and results/manifest.json
 lists every table and figure with the notebook and parameters that made it, the commit, the time
 and a sha256.
 """
@@ -68,7 +69,6 @@ def execute(nb: Path, out: Path, params: dict, cwd: Path) -> None:
     executed copy records its paths relative to the project, not this machine's folders."""
     import nbformat
     import papermill as pm
-    from nbconvert import HTMLExporter
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.running.ipynb")
@@ -83,8 +83,17 @@ def execute(nb: Path, out: Path, params: dict, cwd: Path) -> None:
     done.metadata.papermill.update(input_path=_rel(nb, cwd), output_path=_rel(out, cwd))
     nbformat.write(done, tmp)
     tmp.replace(out)
-    html, _ = HTMLExporter().from_notebook_node(done, resources={"metadata": {"name": notebook_title(done, out.stem)}})
-    write_text(out.with_suffix(".html"), html)
+    write_html(out)
+
+
+def write_html(ipynb: Path) -> Path:
+    """The executed notebook as an HTML page beside it, titled after the notebook (readable without Jupyter)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(ipynb, as_version=4)
+    html, _ = HTMLExporter().from_notebook_node(nb, resources={"metadata": {"name": notebook_title(nb, ipynb.stem)}})
+    return write_text(ipynb.with_suffix(".html"), html)
 
 
 def _ipc_kernel_manager():
@@ -192,13 +201,16 @@ def run(profile: str = "default", dataset: str = "synthetic", root: str | None =
         why = "forced" if force else _stale(stamp_file, stamp, repo)
         if why is None:
             print(f"[skip] {nb.stem}: unchanged since its last run", flush=True)
+            if not out.with_suffix(".html").exists():
+                write_html(out)
             return {"notebook": nb.stem, "status": "skipped", "stamp": stamp, "parameters": p}
         print(f"[run ] {nb.stem} ({tag}): {why} ...", flush=True)
         t0 = time.perf_counter()
         execute(nb, out, p, repo)
         sec = time.perf_counter() - t0
         prefix = nb.stem.split("_")[0] + "_"
-        outputs = [f for d in (out_dir, repo / figures_dir / tag) for f in sorted(d.glob(prefix + "*")) if f.is_file()]
+        outputs = [f for d in (out_dir, repo / figures_dir / tag) for f in sorted(d.glob(prefix + "*"))
+                   if f.is_file() and f.suffix != ".html"]  # the HTML is derived, written again when missing
         write_json(stamp_file, {"stamp": stamp, "parameters": p, "seconds": sec, "commit": git_commit(repo),
                                 "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                                 "outputs": {Path(os.path.relpath(f, repo)).as_posix(): file_sha256(f) for f in outputs}})

@@ -163,7 +163,7 @@ def test_results_index_lists_the_executed_notebooks_first():
     for nb in sorted((REPO / "results").glob("*/[0-9][0-9]_*.ipynb")):
         rel = nb.relative_to(REPO / "results").as_posix()
         assert runs < text.index(f"]({rel})") < outputs, rel
-        assert runs < text.index(f"]({rel[:-len('.ipynb')]}.html)") < outputs, rel
+        assert f"]({rel[:-len('.ipynb')]}.html)" not in text  # HTML is built locally, not committed: no link to it
     assert _columns_repeat(text) == []
     assert not re.search(r"\b[0-9a-f]{16,}\b", text)  # hashes stay in manifest.json; commits are 12 characters
 
@@ -215,8 +215,9 @@ def test_write_manifest_on_a_small_tree(tmp_path):
     text = (repo / "results" / "README.md").read_text()
     assert problems(text, repo / "results" / "README.md") == [] and _columns_repeat(text) == []
     runs, outputs = text.index("## Executed notebooks"), text.index("## Tables and figures")
-    for link in ("](t/01_data_prep.ipynb)", "](t/01_data_prep.html)", "](t/02_supervised.ipynb)", "](t/02_supervised.html)"):
+    for link in ("](t/01_data_prep.ipynb)", "](t/02_supervised.ipynb)"):
         assert runs < text.index(link) < outputs, link
+    assert ".html)" not in text
     section = text[runs:outputs]
     assert section.count(f"`{COMMIT[:12]}`") == 1 and COMMIT not in text  # once per folder: all ran at one commit
     assert section.count("`profile=default`") == 1 and section.count("`workers=2`") == 1 and "`runs_dir=runs`" in section
@@ -227,12 +228,13 @@ def test_write_manifest_on_a_small_tree(tmp_path):
     assert after.index("### 01_data_prep (t)") < after.index("### 02_supervised (t)")
     assert "| 01_class_counts | [csv](t/01_class_counts.csv) · [md](t/01_class_counts.md) | Clips per emotion (t) |" in after
     assert "[png](../figures/t/02_accuracy.png)" in after and "every training run, one row each" in after
-    # manifest.json: the same form as before, the executed notebooks and their HTML added
+    # manifest.json: the same form as before, the executed notebooks added (not their local HTML)
     files = {e["file"]: e for e in manifest}
     assert all(set(e) == {"file", "notebook", "parameters", "commit", "time", "sha256"} for e in manifest)
-    html = files["results/t/02_supervised.html"]
-    assert html["notebook"] == "02_supervised.ipynb" and html["parameters"]["runs_dir"] == "runs" and html["commit"] == COMMIT
-    assert html["time"] == "2026-01-02T10:00:00+00:00" and "results/t/01_data_prep.ipynb" in files
+    nb = files["results/t/02_supervised.ipynb"]
+    assert nb["notebook"] == "02_supervised.ipynb" and nb["parameters"]["runs_dir"] == "runs" and nb["commit"] == COMMIT
+    assert nb["time"] == "2026-01-02T10:00:00+00:00" and "results/t/01_data_prep.ipynb" in files
+    assert not any(f.endswith(".html") for f in files)
     for f, e in files.items():
         assert e["sha256"] == hashlib.sha256((repo / f).read_bytes()).hexdigest()
     for f in (repo / "results").rglob("*"):  # as on a fresh clone: file times are checkout times

@@ -63,8 +63,11 @@ def test_rerun_skips_unchanged_notebooks(smoke_run):
     before = manifest.read_text()
     for f in (base / "results").rglob("*.csv"):  # as on a fresh clone: file times are checkout times
         os.utime(f, (1, 1))
+    html = base / "results" / "synthetic-smoke" / "02_supervised.html"
+    html.unlink()  # as on a fresh clone: the HTML copies are not committed
     again = runner.run(**kw)
     assert all(d["status"] == "skipped" for d in again)
+    assert "<title>02 · Supervised" in html.read_text()  # written again from the executed notebook
     assert manifest.read_text() == before  # times and commits come from the stamps: a no-op run changes nothing
 
 
