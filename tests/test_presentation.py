@@ -101,3 +101,13 @@ def test_notebooks_run_over_ipc_not_tcp():
 
     km = _ipc_kernel_manager()(kernel_name="python3")
     assert km.transport == "ipc"  # no unencrypted TCP port, no kernel warning about it on every notebook
+
+
+def test_readme_layout_names_every_module():
+    from pathlib import Path
+
+    text = Path("README.md").read_text()
+    layout = text[text.index("## Layout"):text.index("## Tests")]
+    modules = [p.stem for p in Path("hgrlib").rglob("*.py") if p.stem != "__init__"]
+    missing = [m for m in modules if m not in layout]
+    assert not missing, f"README's Layout does not name {missing}"
