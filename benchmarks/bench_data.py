@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hgrlib.config import FeatureConfig  # noqa: E402
 from hgrlib.data.cache import FeatureCache, prepare  # noqa: E402
 from hgrlib.data.datasets import index_dataset  # noqa: E402
-from hgrlib.data.faces import FaceDetector, crop_faces  # noqa: E402
+from hgrlib.data.faces import Detector, crop_faces, make_detector  # noqa: E402
 from hgrlib.data.features import audio_segments, extract_clip, key_frame_times, log_mel  # noqa: E402
 from hgrlib.data.media import read_audio, read_frames  # noqa: E402
 from hgrlib.data.synthetic import SyntheticConfig, generate_corpus  # noqa: E402
@@ -79,7 +79,7 @@ def cpu_seconds() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def rates(records: list, fcfg: FeatureConfig, det: FaceDetector, times: dict, rounds: int, prep_workers: int) -> dict:
+def rates(records: list, fcfg: FeatureConfig, det: Detector, times: dict, rounds: int, prep_workers: int) -> dict:
     """Seconds and CPU seconds per round of each way of going through all `records`, in interleaved rounds."""
 
     def prep() -> None:
@@ -142,7 +142,7 @@ def main() -> None:
     print(f"{len(records)} clips at {scfg.width}x{scfg.height}, {scfg.fps} fps, {scfg.duration} s "
           f"(generated/checked in {gen_s:.1f} s); torch {torch.get_num_threads()} threads")
 
-    det = FaceDetector(max_side=fcfg.detect_max_side)
+    det = make_detector(fcfg)
     parts = {"audio_read": [], "log_mel": [], "video_decode": [], "faces": []}
     waves, detected, times = [], 0, {}
     t_all = time.perf_counter()

@@ -15,9 +15,14 @@ from hgrlib.data.records import DataError
 
 
 def _profile(args: argparse.Namespace):
+    """The profile pointed at the dataset, with the face detector and smallest face asked for (if any)."""
+    from dataclasses import replace
+
     from hgrlib.profiles import get_profile
 
-    return get_profile(args.profile, args.dataset, args.root, args.classes)
+    p = get_profile(args.profile, args.dataset, args.root, args.classes)
+    faces = {k: v for k, v in (("detector", args.detector), ("min_face", args.min_face)) if v is not None}
+    return replace(p, config=p.config.with_(features=faces)) if faces else p
 
 
 def cmd_prep(args: argparse.Namespace) -> int:
@@ -165,6 +170,10 @@ def main(argv: list[str] | None = None) -> int:
         s.add_argument("--classes", type=int, default=6, choices=[6, 8])
         s.add_argument("--cache", default="cache", help="feature cache folder")
         s.add_argument("--workers", type=int, default=2)
+        s.add_argument("--detector", default=None, choices=["haar", "mtcnn"],
+                       help="face detector (default: the profile's, haar; mtcnn needs scripts/install_mtcnn.sh)")
+        s.add_argument("--min-face", type=float, default=None,
+                       help="smallest face searched for, as a fraction of the frame height (default 0.1)")
     t = sub.choices["train"]
     t.add_argument("--runs", default="runs")
     t.add_argument("--modalities", default="av", choices=["av", "a", "v"])

@@ -99,13 +99,17 @@ class FeatureConfig:
     frames_per_segment: int = 3  # face key frames per segment
     face_size: int = 48  # face crop side in pixels
     face_margin: float = 0.2  # margin around the detected box, as a fraction of its side
-    detect_max_side: int = 320  # frames are downscaled to this before face detection
+    detector: str = "haar"  # haar (OpenCV, the default) | mtcnn (facenet-pytorch, the paper's; scripts/install_mtcnn.sh)
+    # smallest face searched for, as a fraction of the frame height: frames are downscaled (never upscaled) so that
+    # such a face keeps the detector's minimum size (Haar 32 px, MTCNN 24 px); smaller = slower (hgrlib/data/faces.py)
+    min_face: float = 0.1
 
     def __post_init__(self) -> None:
         _typed(self, "features")
         _check(self, "features",
-               _positive("sr n_mels win_ms hop_ms segment_frames n_segments frames_per_segment face_size detect_max_side"),
-               ("face_margin", lambda v: v >= 0, "must be >= 0"))
+               _positive("sr n_mels win_ms hop_ms segment_frames n_segments frames_per_segment face_size"),
+               ("face_margin", lambda v: v >= 0, "must be >= 0"), _one_of("detector", "haar", "mtcnn"),
+               ("min_face", lambda v: 0 < v <= 1, "must be in (0, 1], a fraction of the frame height"))
 
     def key(self) -> str:
         return config_hash(self)

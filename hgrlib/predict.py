@@ -2,10 +2,11 @@
 
 Each clip is preprocessed exactly as the training clips were (hgrlib.data.features.extract_clip, with the
 model's own FeatureConfig): its audio becomes `n_segments` log-mel segments spread over the clip, its
-video the face crops of `frames_per_segment` key frames inside each segment's window (OpenCV's Haar
-detector; a key frame without a face borrows the median box of the clip's other detections, a clip
-without any face gets centre crops, hgrlib.data.faces). The model gives class probabilities per
-segment; the clip's are their mean (as in the run's own scores, hgrlib.evaluate.clip_probs).
+video the face crops of `frames_per_segment` key frames inside each segment's window (the detector the
+model's FeatureConfig names, on the CPU as in `hgrlib prep`; a key frame without a face borrows the median
+box of the clip's other detections, a clip without any face gets centre crops, hgrlib.data.faces). The
+model gives class probabilities per segment; the clip's are their mean (as in the run's own scores,
+hgrlib.evaluate.clip_probs).
 
 Where a clip's audio comes from, in this order: the RAVDESS audio-only twin in the same folder
 (01-01-EE-II-SS-RR-AA.mp4 → 03-01-EE-II-SS-RR-AA.wav, as the RAVDESS and synthetic loaders pair them), a
@@ -31,11 +32,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from hgrlib.data.faces import Box, FaceDetector, FaceStats, crop_faces
-from hgrlib.data.features import ClipFeatures, audio_segments, key_frame_times, log_mel
-from hgrlib.data.media import read_audio, read_frames
+from hgrlib.data.faces import Box, Detector, FaceStats, make_detector
+from hgrlib.data.features import ClipFeatures, extract_clip
 from hgrlib.data.records import ClipRecord, DataError
 from hgrlib.export import LoadedModel
 
@@ -120,50 +119,17 @@ def clip_record(path: str | Path) -> ClipRecord:
     return ClipRecord(path=str(p), subject="", emotion="", dataset="clip", audio_path=audio)
 
 
-class _RecordingDetector:
-    """A FaceDetector that remembers each frame's size and box, in the order crop_faces asks."""
-
-    def __init__(self, detector: FaceDetector) -> None:
-        self.detector, self.boxes, self.shapes = detector, [], []
-
-    def detect(self, frame_rgb: np.ndarray) -> Box | None:
-        box = self.detector.detect(frame_rgb)
-        self.boxes.append(box)
-        self.shapes.append(frame_rgb.shape[:2])
-        return box
-
-
-def used_boxes(found: list[Box | None], h: int, w: int) -> tuple[list[Box], list[str]]:
-    """The box each key frame's crop is cut around, and how it was obtained, by crop_faces' rule."""
-    hits = [b for b in found if b is not None]
-    median = tuple(int(v) for v in np.median(np.array(hits), axis=0).round()) if hits else None
-    side = round(0.8 * min(h, w))
-    centre = ((w - side) // 2, (h - side) // 2, side, side)
-    boxes = [b if b is not None else (median if hits else centre) for b in found]
-    how = ["detected" if b is not None else ("borrowed" if hits else "centre") for b in found]
-    return boxes, how
-
-
-def extract(rec: ClipRecord, cfg, detector: FaceDetector, keep_view: bool = False) -> tuple[ClipFeatures, dict]:
-    """The clip's features, made by the same steps as hgrlib.data.features.extract_clip (the same bytes;
-    tests/test_predict.py checks it), plus segment and key-frame times, face boxes and, if `keep_view`,
-    the frames and the spectrogram."""
-    wave = read_audio(rec.audio_path or rec.path, sr=cfg.sr)
-    if np.abs(wave).max() == 0:
-        raise DataError(f"{rec.audio_path or rec.path}: audio is silent (all zeros)")
-    spec = log_mel(torch.from_numpy(wave)[None], cfg)[0]
-    segs, starts = audio_segments(spec, cfg)
-    times = key_frame_times(starts, cfg)
-    frames, _, _ = read_frames(rec.path, times)
-    rec_det = _RecordingDetector(detector)
-    crops, stats = crop_faces(frames, list(range(len(frames))), cfg.face_size, cfg.face_margin, rec_det)
-    faces = crops.reshape(cfg.n_segments, cfg.frames_per_segment, cfg.face_size, cfg.face_size, 3)
-    feats = ClipFeatures(segs.numpy().astype(np.float16), faces, stats)
+def extract(rec: ClipRecord, cfg, detector: Detector, keep_view: bool = False) -> tuple[ClipFeatures, dict]:
+    """The clip's features, by hgrlib.data.features.extract_clip itself (the bytes of `hgrlib prep`), plus
+    segment and key-frame times and, if `keep_view`, what the model sees (ClipView)."""
+    view: dict = {}
+    feats = extract_clip(rec, cfg, detector, view)
     hop = cfg.hop_ms / 1000
-    extra = {"seg_times": np.stack([starts * hop, (starts + cfg.segment_frames) * hop], axis=1), "key_times": times}
+    starts = view["starts"]
+    extra = {"seg_times": np.stack([starts * hop, (starts + cfg.segment_frames) * hop], axis=1),
+             "key_times": view["key_times"]}
     if keep_view:
-        boxes, how = used_boxes(rec_det.boxes, *frames.shape[1:3])
-        extra["view"] = ClipView(frames, boxes, how, faces, spec.numpy().astype(np.float32), hop)
+        extra["view"] = ClipView(view["frames"], view["boxes"], view["how"], feats.faces, view["spec"], hop)
     return feats, extra
 
 
@@ -179,12 +145,12 @@ def _one_line(e: BaseException, rec: ClipRecord) -> str:
 # --------------------------------------------------------------------------- predicting
 
 
-def predict_clips(model: LoadedModel, clips: Iterable[str | Path | ClipRecord], detector: FaceDetector | None = None,
+def predict_clips(model: LoadedModel, clips: Iterable[str | Path | ClipRecord], detector: Detector | None = None,
                   keep_view: bool = False) -> list[ClipPrediction | ClipFailure]:
     """One ClipPrediction (or ClipFailure) per clip, in order; clips as paths or ClipRecords (a record's own
     audio_path is used as it is). `keep_view`: also keep what the model sees (frames, boxes, spectrogram)."""
     cfg = model.features
-    detector = detector or FaceDetector(max_side=cfg.detect_max_side)
+    detector = detector or make_detector(cfg)  # on the CPU, as prep's workers: the training clips' bytes
     out: list[ClipPrediction | ClipFailure] = []
     for c in clips:
         t0 = time.perf_counter()

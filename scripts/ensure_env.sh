@@ -18,8 +18,13 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
   rm -f "$VENV/share/jupyter/kernels/python3/kernel.json"  # the wheel's copy: registered again below
   echo "$want" > "$STAMP"
 fi
+# MTCNN (features.detector=mtcnn), outside pip's resolver: scripts/install_mtcnn.sh says why; HGRLIB_MTCNN=0 skips it
+if [ "${HGRLIB_MTCNN:-1}" != 0 ] && ! "$VENV/bin/python" -c "import importlib.metadata as m; assert m.version('facenet-pytorch') == '2.6.0'" 2>/dev/null; then
+  echo "[env] installing facenet-pytorch 2.6.0 (MTCNN) without its dependencies"
+  bash "$HERE/scripts/install_mtcnn.sh"
+fi
 # the kernel under ipykernel's own name and display name, as the committed notebooks' metadata names it
-# (scripts/build_notebooks.py), so that Lab opens them without rewriting it; again where it differs
+# (scripts/sync_notebooks.py), so that Lab opens them without rewriting it; again where it differs
 grep -qs '"display_name": "Python 3 (ipykernel)"' "$VENV/share/jupyter/kernels/python3/kernel.json" ||
   "$VENV/bin/python" -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ipykernel)" >/dev/null
 export PATH="$VENV/bin:$PATH"

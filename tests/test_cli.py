@@ -111,3 +111,16 @@ def test_train_under_torchrun_writes_one_data_parallel_run(tiny, tmp_path):
     printed = json.loads(p.stdout[p.stdout.index("{"):])  # rank 0 alone prints
     saved = json.loads(open(os.path.join(printed["run_dir"], "result.json")).read())
     assert saved["world_size"] == 2 and saved["key"]["exec"].endswith("-ddp2") and printed["acc"] == saved["test"]["acc"]
+
+
+def test_prep_and_train_take_the_face_detector_and_smallest_face(capsys):
+    import argparse
+
+    from hgrlib.cli import _profile
+
+    args = argparse.Namespace(profile="smoke", dataset="synthetic", root=None, classes=6, detector="mtcnn", min_face=0.2)
+    f = _profile(args).config.features
+    assert (f.detector, f.min_face) == ("mtcnn", 0.2)
+    assert _profile(argparse.Namespace(**{**vars(args), "detector": None, "min_face": None})).config.features.detector == "haar"
+    assert main(["prep", "--profile", "smoke", "--min-face", "2"]) == 2
+    assert "features.min_face" in capsys.readouterr().err

@@ -21,9 +21,10 @@ def _with(section: str, name: str, value):
 
 def test_default_hash_is_unchanged():
     """Cache keys of existing runs and features: a change here retrains every run (pinned when
-    loss.cca_dim, loss.cca_ridge and train.match_steps came in, and again for data.folds)."""
-    assert config_hash(Config()) == "1534ed69fd1f"
-    assert FeatureConfig().key() == "a5502adc083e"
+    loss.cca_dim, loss.cca_ridge and train.match_steps came in, again for data.folds, and for features.detector
+    and features.min_face, which replaced detect_max_side)."""
+    assert config_hash(Config()) == "42c795822ff7"
+    assert FeatureConfig().key() == "7c4a0d9522e4"
 
 
 @pytest.mark.parametrize("profile", sorted(PROFILES))
@@ -88,7 +89,8 @@ def test_sections_convert_when_built_directly():
     ({"data": {"dataset": "baum1s", "root": "x", "classes": 8}}, "data.classes"),
     *[({"features": {f: 0}}, f"features.{f}") for f in ("sr", "n_mels", "win_ms", "hop_ms", "segment_frames",
                                                           "n_segments", "frames_per_segment", "face_size",
-                                                          "detect_max_side")],
+                                                          "min_face")],
+    ({"features": {"detector": "dlib"}}, "features.detector"),
     ({"features": {"win_ms": -40.0}}, "features.win_ms"),
     ({"features": {"face_margin": -0.1}}, "features.face_margin"),
     ({"model": {"dim": 0}}, "model.dim"), ({"model": {"width": -1}}, "model.width"),

@@ -1,15 +1,18 @@
-"""Opening a committed notebook in JupyterLab 4 leaves it as it is: not marked modified, and an autosave
-writes the same bytes, so git stays clean (scripts/build_notebooks.py writes them that way).
+"""Opening a committed notebook in JupyterLab 4 leaves it as it is: not marked modified, and a save writes the
+same bytes to it and to its paired text source, so git stays clean (scripts/sync_notebooks.py writes them that
+way).
 
 On open, Lab (NotebookPanel._onKernelChanged, @jupyterlab/notebook panel.ts) sets metadata.kernelspec to
 {name, display_name, language} of the running kernel's spec and metadata.language_info to the kernel's
 kernel_info reply; @jupyter/ydoc's YNotebook.setMetadata marks the notebook dirty only when the new value
 differs (JSONExt.deepEqual). Cells keep their ids (nbformat 4.5); saving goes through jupyter_server's
-contents manager.
+contents manager, which jupytext's server extension (jupyterlab_jupytext, installed with jupytext) replaces
+with one that writes the pair notebooks/NN.ipynb + notebooks/src/NN.py (notebooks/jupytext.toml), after
+adding the config's metadata filters to the notebook's metadata.jupytext on open.
 """
-
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shutil
@@ -52,6 +55,80 @@ def test_saving_through_jupyter_servers_contents_manager_rewrites_no_byte(tmp_pa
         assert (tmp_path / nb.name).read_bytes() == nb.read_bytes(), f"{nb}: saving changes it"
 
 
+def test_jupytext_pairs_notebooks_in_jupyterlab():
+    """jupytext's server extension is enabled: Lab saves a notebook and its text source together."""
+    from jupyter_core.paths import jupyter_config_path
+    from jupyter_server.extension.config import ExtensionConfigManager
+
+    enabled = ExtensionConfigManager(read_config_path=jupyter_config_path()).get_jpserver_extensions()
+    assert enabled.get("jupyterlab_jupytext"), "jupytext's server extension is not enabled: pip install jupytext"
+
+
+def _save_through_jupytexts_contents_manager(root: Path, edit=None):
+    """What Lab's open and save do on a server with jupytext: GET each notebook model through jupytext's
+    contents manager (derived from jupyter_server's default, AsyncLargeFileManager, as jupyterlab_jupytext
+    does), PUT its JSON back, after `edit(content)` if given."""
+    from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
+    from jupytext.async_contentsmanager import build_async_jupytext_contents_manager_class
+
+    cm = build_async_jupytext_contents_manager_class(AsyncLargeFileManager)(root_dir=str(root))
+
+    async def roundtrip():
+        for nb in NOTEBOOKS:
+            model = await cm.get(nb.as_posix())
+            content = json.loads(json.dumps(model["content"]))  # over the wire, as Lab sends it back
+            if edit:
+                edit(content)
+            await cm.save({"type": "notebook", "format": "json", "content": content}, nb.as_posix())
+
+    asyncio.run(roundtrip())
+
+
+def _copy_notebooks(root: Path):
+    (root / "notebooks" / "src").mkdir(parents=True)
+    for f in [Path("notebooks/jupytext.toml"), *NOTEBOOKS, *(Path("notebooks/src") / f"{nb.stem}.py" for nb in NOTEBOOKS)]:
+        shutil.copy(f, root / f)
+
+
+def test_saving_with_jupytext_rewrites_no_byte_of_the_notebook_or_its_text_source(tmp_path):
+    _copy_notebooks(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _save_through_jupytexts_contents_manager(tmp_path)
+    for nb in NOTEBOOKS:
+        src = Path("notebooks/src") / f"{nb.stem}.py"
+        assert (tmp_path / nb).read_bytes() == nb.read_bytes(), f"{nb}: saving changes it"
+        assert (tmp_path / src).read_bytes() == src.read_bytes(), f"{src}: saving {nb} changes it"
+
+
+def test_an_edit_saved_in_jupyterlab_lands_in_the_text_source(tmp_path):
+    """And scripts/sync_notebooks.py then gives the edited and the new cell their ids from their text."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("sync_notebooks", "scripts/sync_notebooks.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+
+    def edit(content):
+        params = next(c for c in content["cells"] if "parameters" in c["metadata"].get("tags", []))
+        params["source"] += "\nedited_in_lab = 1"
+        content["cells"].append({"cell_type": "code", "id": "random-id-from-lab", "metadata": {}, "execution_count": None,
+                                 "outputs": [], "source": "added_in_lab = 2"})
+
+    _copy_notebooks(tmp_path)
+    _save_through_jupytexts_contents_manager(tmp_path, edit)
+    for nb in NOTEBOOKS:
+        src = tmp_path / "notebooks" / "src" / f"{nb.stem}.py"
+        text = src.read_text(encoding="utf-8")
+        assert "\nedited_in_lab = 1\n" in text and text.endswith("\n# %%\nadded_in_lab = 2\n"), src
+        assert text.startswith(Path(f"notebooks/src/{nb.stem}.py").read_text(encoding="utf-8").split("# %% tags=")[0])  # no header
+        mod.build(src, tmp_path / nb)
+        cells = nbformat.read(tmp_path / nb, as_version=4).cells
+        ids = {c.id for c in nbformat.read(nb, as_version=4).cells}
+        assert [c.id in ids for c in cells].count(False) == 2, f"{nb}: only the edited and the new cell get new ids"
+        assert cells[-1].id == mod.cell_id(nbformat.v4.new_code_cell("added_in_lab = 2"), set()), nb
+
+
 def test_kernelspec_is_the_registered_kernels():
     """Lab writes {name, display_name, language} of the kernel spec it starts (python3): the same value."""
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
@@ -87,6 +164,6 @@ def test_language_info_is_the_kernels_kernel_info_reply():
         have = _metadata(nb)["language_info"]
         if "version" in have and info.get("version") != have["version"]:
             warnings.warn(f"kernel runs Python {info['version']}, {nb} names {have['version']}: "
-                          "Lab rewrites that one line on open (scripts/build_notebooks.py PYTHON_VERSION)")
+                          "Lab rewrites that one line on open (scripts/sync_notebooks.py PYTHON_VERSION)")
             info = info | {"version": have["version"]}
         assert have == info, f"{nb}: Lab would rewrite language_info to {info}"

@@ -78,18 +78,30 @@ def test_committed_notebooks_are_stripped_and_parameterized():
         assert any("parameters" in c.get("metadata", {}).get("tags", []) for c in cells), nb
 
 
-def test_notebooks_match_their_text_sources(tmp_path):
+def test_notebooks_match_their_text_sources():
+    """Each notebook and its text source are a jupytext pair (notebooks/jupytext.toml) that agree: the same
+    cells (jupytext's comparison), the .py exactly as jupytext writes the notebook (what a save in JupyterLab
+    writes to it), and the .ipynb exactly as scripts/sync_notebooks.py builds it from the .py alone (bytes: as
+    JupyterLab saves it, tests/test_lab.py)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("build_notebooks", "scripts/build_notebooks.py")
+    import jupytext
+    from jupytext.compare import compare_notebooks
+    from jupytext.config import load_jupytext_config
+
+    spec = importlib.util.spec_from_file_location("sync_notebooks", "scripts/sync_notebooks.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
+    notebooks = sorted(Path("notebooks").glob("[0-9][0-9]_*.ipynb"))
     sources = sorted(Path("notebooks/src").glob("*.py"))
-    assert [s.stem for s in sources] == sorted(p.stem for p in Path("notebooks").glob("[0-9][0-9]_*.ipynb"))
-    for src in sources:
-        mod.build(src, tmp_path / f"{src.stem}.ipynb")
-        built = (tmp_path / f"{src.stem}.ipynb").read_bytes()  # bytes: as JupyterLab saves it (tests/test_lab.py)
-        assert built == Path(f"notebooks/{src.stem}.ipynb").read_bytes(), f"rebuild {src}: python scripts/build_notebooks.py {src}"
+    assert [s.stem for s in sources] == [nb.stem for nb in notebooks]
+    for nb, src in zip(notebooks, sources):
+        hint = f"python scripts/sync_notebooks.py {src}"
+        assert mod.pair(nb) == mod.pair(src) == (src.resolve(), nb.resolve()), "notebooks/jupytext.toml pairs them"
+        config = load_jupytext_config(str(src))
+        compare_notebooks(jupytext.read(src, config=config), jupytext.read(nb), fmt="py:percent")  # says which cell
+        assert jupytext.writes(jupytext.read(nb), fmt="py:percent", config=config) == src.read_text(), f"{src}: {hint}"
+        assert mod.notebook_text(src).encode() == nb.read_bytes(), f"{nb}: {hint}"
 
 
 def test_an_edited_output_makes_its_notebook_run_again(smoke_run):

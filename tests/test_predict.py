@@ -16,7 +16,7 @@ import hgrlib
 from hgrlib.cli import main
 from hgrlib.config import FeatureConfig
 from hgrlib.data.datasets import index_dataset
-from hgrlib.data.faces import FaceDetector
+from hgrlib.data.faces import make_detector, square_crop
 from hgrlib.data.features import extract_clip
 from hgrlib.data.media import write_video
 from hgrlib.export import WEIGHTS_FILE, export_model, from_payload, load_model
@@ -69,7 +69,7 @@ def test_export_load_predict_reproduces_the_runs_test_predictions(trained, capsy
 
 def test_predict_extracts_the_training_features_byte_for_byte(trained):
     cfg, fs, _, _, _, records = trained
-    det = FaceDetector(max_side=cfg.features.detect_max_side)
+    det = make_detector(cfg.features)  # as prep's workers and predict_clips make it
     for r in records[:3]:
         feats, extra = extract(r, cfg.features, det, keep_view=True)
         ref = extract_clip(r, cfg.features, det)
@@ -80,6 +80,12 @@ def test_predict_extracts_the_training_features_byte_for_byte(trained):
         view = extra["view"]
         assert len(view.boxes) == len(view.how) == len(view.frames) == len(extra["key_times"]) == 9
         assert extra["seg_times"].shape == (3, 2) and np.allclose(extra["seg_times"][:, 1] - extra["seg_times"][:, 0], 0.64)
+        # each crop is cut around the box the view shows (the margin unless a centre crop), as counted
+        f = cfg.features
+        for k, (frame, box, how) in enumerate(zip(view.frames, view.boxes, view.how)):
+            want = square_crop(frame, box, f.face_size, 0.0 if how == "centre" else f.face_margin)
+            assert np.array_equal(view.crops.reshape(-1, *view.crops.shape[2:])[k], want)
+        assert view.how.count("detected") == feats.faces_stats.detected and view.how.count("borrowed") == feats.faces_stats.borrowed
 
 
 def test_the_cli_writes_the_same_model(trained, tmp_path, capsys):

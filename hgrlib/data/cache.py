@@ -37,6 +37,8 @@ class FeatureCache:
         self.cfg = cfg
         self.key = {"dataset": dataset, "features": asdict(cfg), "code": code_digest("hgrlib.data.features"),
                     "libs": library_versions(FEATURE_LIBS)}
+        if cfg.detector == "mtcnn":  # its networks make the face crops: a new facenet-pytorch is a new key
+            self.key["libs"] |= library_versions(("facenet-pytorch",))
         if source:  # the data folder as given: two corpora of one kind (e.g. two synthetic draws) keep apart
             self.key["source"] = os.path.normpath(str(source))
         self.root = Path(cache_dir) / f"{dataset}-{config_hash(self.key)}"
@@ -132,7 +134,15 @@ class PrepReport:
         elif frames and stats["detected"] < frames / 2:
             self.clips_mostly_borrowed.append((path, frames - stats["detected"], frames))
 
-    def summary(self) -> str:
+    def face_problems(self, limit: int | None = 10) -> list[tuple[str, str]]:
+        """(path, what) of the clips to look at: without any face first, then those with most key frames
+        not detected (most first); at most `limit` (None: all)."""
+        rows = [(p, "no face in any key frame: centre crops") for p in sorted(self.clips_without_face)]
+        rows += [(p, f"{n} of {k} key frames borrowed (not detected)")
+                 for p, n, k in sorted(self.clips_mostly_borrowed, key=lambda t: (-t[1] / max(t[2], 1), t[0]))]
+        return rows if limit is None else rows[:limit]
+
+    def summary(self, limit: int = 10) -> str:
         frames = self.frames_detected + self.frames_borrowed + self.frames_fallback
         lines = [
             f"{self.clips} clips: {self.extracted} extracted, {self.cached} already cached, "
@@ -145,6 +155,12 @@ class PrepReport:
                 f"clip's other key frames, {self.frames_fallback} centre crops; {len(self.clips_without_face)} clips "
                 f"without any face, {len(self.clips_mostly_borrowed)} with most key frames not detected"
             )
+        problems = len(self.clips_without_face) + len(self.clips_mostly_borrowed)
+        if problems:
+            lines.append("  clips whose face crops are mostly not detected faces (look at them: notebook 01):")
+            lines += [f"    {p}: {what}" for p, what in self.face_problems(limit)]
+            if problems > limit:
+                lines.append(f"    and {problems - limit} more (prep_report.json in the cache folder lists them all)")
         if self.faces_unknown:
             lines.append(f"  {self.faces_unknown} cached clips carry no face counts (extracted by an older hgrlib)")
         lines += [f"  skipped {p}: {r}" for p, r in self.skipped]
@@ -155,15 +171,15 @@ class PrepReport:
 _worker: dict = {}
 
 
-def _init_worker(cfg: FeatureConfig) -> None:
+def _init_worker(cfg: FeatureConfig, detect_device: str = "cpu") -> None:
     import cv2
     import torch
 
-    from hgrlib.data.faces import FaceDetector
+    from hgrlib.data.faces import make_detector
 
     torch.set_num_threads(1)  # one thread per worker process: the workers are the parallelism
     cv2.setNumThreads(1)
-    _worker["cfg"], _worker["detector"] = cfg, FaceDetector(max_side=cfg.detect_max_side)
+    _worker["cfg"], _worker["detector"] = cfg, make_detector(cfg, detect_device)
 
 
 def _extract(rec: ClipRecord):
@@ -177,9 +193,11 @@ def _extract(rec: ClipRecord):
         return rec, None, f"{rec.path}: {type(e).__name__}: {e}"
 
 
-def prepare(records: list[ClipRecord], cache: FeatureCache, workers: int = 2, progress: bool = True) -> PrepReport:
+def prepare(records: list[ClipRecord], cache: FeatureCache, workers: int = 2, progress: bool = True,
+            detect_device: str = "cpu") -> PrepReport:
     """Fill the cache for `records` in parallel; valid cached clips are not redone, stale or damaged ones are
-    (and reported), broken clips are skipped."""
+    (and reported), broken clips are skipped. `detect_device` (cpu | cuda | auto): where MTCNN runs
+    (hgrlib.data.faces.make_detector; Haar is CPU only); on cuda, one worker process is used."""
     t0 = time.perf_counter()
     rep = PrepReport(clips=len(records))
     problems = [cache.problem(r) for r in records]
@@ -190,9 +208,11 @@ def prepare(records: list[ClipRecord], cache: FeatureCache, workers: int = 2, pr
         if why is None:
             rep.add_faces(str(r.path), cache.face_stats(r))
     if todo:
-        from hgrlib.data.faces import FaceDetector
+        from hgrlib.data.faces import make_detector
 
-        FaceDetector(max_side=cache.cfg.detect_max_side)  # a missing detector fails here, not in every worker
+        make_detector(cache.cfg, detect_device)  # a missing detector fails here, not in every worker
+        if detect_device != "cpu" and cache.cfg.detector == "mtcnn":
+            workers = 1  # one process batches the key frames on the GPU
 
     def consume(results) -> None:
         for rec, feats, err in bar(results, total=len(todo), desc="features", unit="clip", disable=not progress):
@@ -206,10 +226,11 @@ def prepare(records: list[ClipRecord], cache: FeatureCache, workers: int = 2, pr
             rep.add_faces(str(rec.path), stats)
 
     if workers <= 1 or len(todo) <= 1:
-        _init_worker(cache.cfg)
+        _init_worker(cache.cfg, detect_device)
         consume(map(_extract, todo))
     else:
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(cache.cfg,)) as ex:
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
+                                 initargs=(cache.cfg, detect_device)) as ex:
             consume(ex.map(_extract, todo, chunksize=4))
     rep.seconds = time.perf_counter() - t0
     write_json(cache.root / "prep_report.json", asdict(rep))

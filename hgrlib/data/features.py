@@ -15,7 +15,7 @@ import torch
 import torchaudio
 
 from hgrlib.config import FeatureConfig
-from hgrlib.data.faces import FaceDetector, FaceStats, crop_faces
+from hgrlib.data.faces import CropBoxes, Detector, FaceStats, crop_faces
 from hgrlib.data.media import read_audio, read_frames
 from hgrlib.data.records import ClipRecord, DataError
 
@@ -69,14 +69,24 @@ class ClipFeatures:
     faces_stats: FaceStats
 
 
-def extract_clip(rec: ClipRecord, cfg: FeatureConfig, detector: FaceDetector) -> ClipFeatures:
-    """Features of one clip; raises DataError (naming the file) when a file cannot be used."""
+def extract_clip(rec: ClipRecord, cfg: FeatureConfig, detector: Detector, view: dict | None = None) -> ClipFeatures:
+    """Features of one clip; raises DataError (naming the file) when a file cannot be used.
+
+    `view`, if given, is filled with what the features were made from, for figures and reports
+    (hgrlib.predict): "spec" (n_mels, T) float32 dB of the whole clip, "starts" (first log-mel frame of
+    each segment), "key_times" (s), "frames" (S*K, H, W, 3) uint8 key frames, "boxes" and "how" (the box
+    each key frame's crop was cut around and how it was found: hgrlib.data.faces.crop_boxes)."""
     wave = read_audio(rec.audio_path or rec.path, sr=cfg.sr)
     if np.abs(wave).max() == 0:
         raise DataError(f"{rec.audio_path or rec.path}: audio is silent (all zeros)")
     spec = log_mel(torch.from_numpy(wave)[None], cfg)[0]
     segs, starts = audio_segments(spec, cfg)
-    frames, _, _ = read_frames(rec.path, key_frame_times(starts, cfg))
-    crops, stats = crop_faces(frames, list(range(len(frames))), cfg.face_size, cfg.face_margin, detector)
+    times = key_frame_times(starts, cfg)
+    frames, _, _ = read_frames(rec.path, times)
+    used = CropBoxes([], [])
+    crops, stats = crop_faces(frames, list(range(len(frames))), cfg.face_size, cfg.face_margin, detector, used)
     faces = crops.reshape(cfg.n_segments, cfg.frames_per_segment, cfg.face_size, cfg.face_size, 3)
+    if view is not None:
+        view.update(spec=spec.numpy().astype(np.float32), starts=starts, key_times=times, frames=frames,
+                    boxes=used.boxes, how=used.how)
     return ClipFeatures(segs.numpy().astype(np.float16), faces, stats)

@@ -4,8 +4,9 @@
 # Makes (or indexes) the clips, extracts the features every later notebook uses, and fills the
 # feature cache: per clip, `n_segments` aligned segments of a 94-band log-mel spectrogram (40 ms Hann
 # window, 10 ms hop, after the authors' follow-up work) and face crops of key frames in the same time
-# window (OpenCV Haar detector). On the default synthetic corpus the clips are generated first, as
-# real `.mp4`/`.wav` files in RAVDESS's layout, so the same loader and decoders run as on real data.
+# window (OpenCV's Haar cascade by default, MTCNN with `features.detector=mtcnn`). On the default
+# synthetic corpus the clips are generated first, as real `.mp4`/`.wav` files in RAVDESS's layout, so
+# the same loader and decoders run as on real data.
 # Re-running reuses the cache; a broken clip is reported and skipped.
 
 # %% tags=["parameters"]
@@ -19,6 +20,8 @@ figures_dir = "figures"
 results_dir = "results"
 
 # %%
+from pathlib import Path
+
 from hgrlib import plots
 from hgrlib.experiment import load_featureset, prepare_data, setup
 from hgrlib.io import write_json
@@ -53,3 +56,48 @@ save_figure(fig, f"{out_fig}/01_examples.png");
 # Each column is one clip of one emotion: its first log-mel segment (top) and the face crop of its
 # first key frame (bottom). The report above counts key frames where the detector found a face,
 # where a box was borrowed from the clip's other key frames, and clips that fell back to a centre crop.
+
+# %% [markdown]
+# ### Clips whose faces were mostly not found
+#
+# The clips the report above names: no face detected in any key frame (every crop a centre crop), or
+# in fewer than half of them (the others borrow the median of the clip's boxes). Below, up to three of
+# them: one key frame per segment with the box its crop was cut around, by the same
+# `extract_clip` that made the features (`features.detector`, `features.min_face`: README, "Face detection").
+
+# %%
+from hgrlib.data.datasets import index_dataset
+from hgrlib.data.faces import make_detector
+from hgrlib.data.features import extract_clip
+from hgrlib.predict import BOX_STYLE
+
+problems = prep_report.face_problems(limit=None)
+print(f"{len(problems)} of {prep_report.extracted + prep_report.cached} clips with most key frames not detected "
+      f"(detector {cfg.features.detector}, min_face {cfg.features.min_face})")
+show(pd.DataFrame(problems or [("(none)", "a face detected in most key frames of every clip")], columns=["clip", "faces"]).head(20))
+
+# %%
+if problems:
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    by_path = {r.path: r for r in index_dataset(cfg.data.dataset, cfg.data.root, classes=cfg.data.classes)[0]}
+    shown, det = [p for p, _ in problems if p in by_path][:3], make_detector(cfg.features)
+    k, s = cfg.features.frames_per_segment, cfg.features.n_segments
+    fig, axes = plt.subplots(len(shown), s, figsize=(1.6 * s, 1.5 * len(shown) + 0.5), squeeze=False)
+    for row, path in enumerate(shown):
+        view: dict = {}
+        extract_clip(by_path[path], cfg.features, det, view)
+        for i, ax in enumerate(axes[row]):
+            j = i * k + k // 2  # the middle key frame of segment i
+            ax.imshow(view["frames"][j])
+            colour, style = BOX_STYLE[view["how"][j]]
+            x, y, w, h = view["boxes"][j]
+            ax.add_patch(Rectangle((x, y), w, h, fill=False, edgecolor=colour, linestyle=style, linewidth=1.5))
+            ax.set_title(f"{view['key_times'][j]:.2f} s: {view['how'][j]}", fontsize=8, loc="left")
+            ax.axis("off")
+        axes[row, 0].text(-0.08, 0.5, Path(path).stem, transform=axes[row, 0].transAxes, rotation=90, ha="right", va="center", fontsize=8)
+    fig.suptitle("Key frames of clips whose faces were mostly not found, with the box each crop is cut around\n"
+                 "(green: detected, orange dashed: borrowed from the clip's other key frames, red dotted: centre crop)", fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, f"{out_fig}/01_faces_not_found.png");

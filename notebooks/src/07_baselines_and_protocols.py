@@ -35,7 +35,6 @@ cca_dim = None  # dimensions of the CCA term (None: batch size // 4, its well-po
 n_batches = None  # mini-batches per cell of the study (None: 15 for smoke, 100 otherwise)
 
 # %%
-
 from hgrlib import plots
 from hgrlib.analysis import baselines as B
 from hgrlib.analysis import minibatch as M
