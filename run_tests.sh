@@ -3,5 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/ensure_env.sh
-python -m ruff check hgrlib tests scripts benchmarks notebooks/src  # lint (rules in pyproject.toml)
+python -m ruff check hgrlib tests scripts benchmarks notebooks/src  # lint and format (rules in pyproject.toml)
+python -m ruff format --check --quiet hgrlib tests scripts benchmarks
 exec python -m pytest -q "$@"

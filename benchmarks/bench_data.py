@@ -49,8 +49,9 @@ from hgrlib.data.synthetic import SyntheticConfig, generate_corpus  # noqa: E402
 
 def corpus(root: Path, n_clips: int, workers: int) -> tuple[list, SyntheticConfig, float]:
     cpe = 4 if n_clips <= 24 else 8
-    cfg = SyntheticConfig(n_subjects=max(1, math.ceil(n_clips / (6 * cpe))), clips_per_emotion=cpe,
-                          height=720, width=1280, fps=30, duration=4.0)
+    cfg = SyntheticConfig(
+        n_subjects=max(1, math.ceil(n_clips / (6 * cpe))), clips_per_emotion=cpe, height=720, width=1280, fps=30, duration=4.0
+    )
     folder = root / f"s{cfg.n_subjects}-c{cpe}"
     t0 = time.perf_counter()
     generate_corpus(folder, cfg, workers=workers, progress=False)
@@ -103,8 +104,12 @@ def rates(records: list, fcfg: FeatureConfig, det: Detector, times: dict, rounds
             run()
             out[k]["seconds"].append(time.perf_counter() - t0)
             out[k]["cpu_seconds"].append(cpu_seconds() - c0)
-        print(f"  round {r + 1}/{rounds}: " + ", ".join(f"{k} {v['seconds'][-1]:.1f} s" for k, v in out.items())
-              + f"; load {os.getloadavg()[0]:.1f}", flush=True)
+        print(
+            f"  round {r + 1}/{rounds}: "
+            + ", ".join(f"{k} {v['seconds'][-1]:.1f} s" for k, v in out.items())
+            + f"; load {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
     n = len(records)
     for v in out.values():
         v["clips_per_s"] = n / statistics.median(v["seconds"])
@@ -120,8 +125,20 @@ def librosa_log_mel(wave: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     import librosa
 
     win, hop = round(cfg.sr * cfg.win_ms / 1000), round(cfg.sr * cfg.hop_ms / 1000)
-    m = librosa.feature.melspectrogram(y=wave, sr=cfg.sr, n_fft=win, hop_length=hop, win_length=win, window="hann",
-                                       center=True, pad_mode="reflect", power=2.0, n_mels=cfg.n_mels, htk=True, norm=None)
+    m = librosa.feature.melspectrogram(
+        y=wave,
+        sr=cfg.sr,
+        n_fft=win,
+        hop_length=hop,
+        win_length=win,
+        window="hann",
+        center=True,
+        pad_mode="reflect",
+        power=2.0,
+        n_mels=cfg.n_mels,
+        htk=True,
+        norm=None,
+    )
     return librosa.power_to_db(m, ref=1.0, amin=1e-10, top_db=80.0)
 
 
@@ -139,8 +156,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     fcfg = FeatureConfig()
     records, scfg, gen_s = corpus(Path(args.root), args.clips, args.workers)
-    print(f"{len(records)} clips at {scfg.width}x{scfg.height}, {scfg.fps} fps, {scfg.duration} s "
-          f"(generated/checked in {gen_s:.1f} s); torch {torch.get_num_threads()} threads")
+    print(
+        f"{len(records)} clips at {scfg.width}x{scfg.height}, {scfg.fps} fps, {scfg.duration} s "
+        f"(generated/checked in {gen_s:.1f} s); torch {torch.get_num_threads()} threads"
+    )
 
     det = make_detector(fcfg)
     parts = {"audio_read": [], "log_mel": [], "video_decode": [], "faces": []}
@@ -188,15 +207,17 @@ def main() -> None:
         t_torch[r] = time.perf_counter() - t0
         t0 = time.perf_counter()
         for i in range(len(batch)):
-            log_mel(xb[i:i + 1], fcfg)
+            log_mel(xb[i : i + 1], fcfg)
         t_torch_loop[r] = time.perf_counter() - t0
     diff = float(np.abs(np.stack(lib) - tb.numpy()).max())
     ml, mt, mtl = (statistics.median(x) for x in (t_lib, t_torch, t_torch_loop))
     print(f"\nlog-mel of {len(batch)} clips x {length / fcfg.sr:.2f} s (median of {args.rounds} interleaved rounds):")
     print(f"  librosa per clip   {1e3 * ml:8.1f} ms ({len(batch) / ml:7.1f} clips/s)")
     print(f"  torch per clip     {1e3 * mtl:8.1f} ms ({len(batch) / mtl:7.1f} clips/s)")
-    print(f"  torch batched      {1e3 * mt:8.1f} ms ({len(batch) / mt:7.1f} clips/s)  librosa/batched = {ml / mt:.1f}x; "
-          f"max |diff| {diff:.3g} dB")
+    print(
+        f"  torch batched      {1e3 * mt:8.1f} ms ({len(batch) / mt:7.1f} clips/s)  librosa/batched = {ml / mt:.1f}x; "
+        f"max |diff| {diff:.3g} dB"
+    )
     load_before = list(os.getloadavg())
     print(f"\nclips/s, median of {args.rate_rounds} interleaved rounds over the {n} clips (load {load_before[0]:.1f}):")
     rate = rates(records, fcfg, det, times, args.rate_rounds, args.prep_workers)
@@ -205,23 +226,50 @@ def main() -> None:
         print(f"{k:<18}{v['clips_per_s']:>9.2f}{v['cpu_ms_per_clip']:>13.0f}")
     prep = rate["prepare"]
     if "fraction_of_ffmpeg" in prep:
-        print(f"prepare() ({args.prep_workers} workers) at {100 * prep['fraction_of_ffmpeg']:.0f}% of ffmpeg's rate "
-              f"(by round: {', '.join(f'{100 * x:.0f}%' for x in prep['fraction_of_ffmpeg_by_round'])})")
+        print(
+            f"prepare() ({args.prep_workers} workers) at {100 * prep['fraction_of_ffmpeg']:.0f}% of ffmpeg's rate "
+            f"(by round: {', '.join(f'{100 * x:.0f}%' for x in prep['fraction_of_ffmpeg_by_round'])})"
+        )
     res = {
-        "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-                    "load_average_at_end": list(os.getloadavg()), "note": "one process unless stated"},
-        "prepare": {"workers": args.prep_workers, "seconds": statistics.median(prep["seconds"]),
-                    "clips_per_s": prep["clips_per_s"], "estimated_1440_clips_s": 1440 / prep["clips_per_s"]},
+        "machine": {
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "load_average_at_end": list(os.getloadavg()),
+            "note": "one process unless stated",
+        },
+        "prepare": {
+            "workers": args.prep_workers,
+            "seconds": statistics.median(prep["seconds"]),
+            "clips_per_s": prep["clips_per_s"],
+            "estimated_1440_clips_s": 1440 / prep["clips_per_s"],
+        },
         "rates": {"rounds": args.rate_rounds, "load_average_before": load_before, **rate},
-        "corpus": {"clips": n, "width": scfg.width, "height": scfg.height, "fps": scfg.fps, "duration_s": scfg.duration,
-                   "generate_or_check_s": gen_s},
-        "extraction": {"clips_per_s": n / total, "ms_per_clip": 1e3 * total / n,
-                       "ms_per_clip_by_step": {k: 1e3 * sums[k] / n for k in parts},
-                       "share_by_step": {k: sums[k] / total for k in parts},
-                       "estimated_1440_clips_s_one_process": est_1440},
-        "log_mel": {"clips": len(batch), "seconds_each": length / fcfg.sr, "librosa_per_clip_ms": 1e3 * ml,
-                    "torch_per_clip_ms": 1e3 * mtl, "torch_batched_ms": 1e3 * mt, "librosa_over_batched": ml / mt,
-                    "max_abs_diff_db": diff, "rounds": args.rounds},
+        "corpus": {
+            "clips": n,
+            "width": scfg.width,
+            "height": scfg.height,
+            "fps": scfg.fps,
+            "duration_s": scfg.duration,
+            "generate_or_check_s": gen_s,
+        },
+        "extraction": {
+            "clips_per_s": n / total,
+            "ms_per_clip": 1e3 * total / n,
+            "ms_per_clip_by_step": {k: 1e3 * sums[k] / n for k in parts},
+            "share_by_step": {k: sums[k] / total for k in parts},
+            "estimated_1440_clips_s_one_process": est_1440,
+        },
+        "log_mel": {
+            "clips": len(batch),
+            "seconds_each": length / fcfg.sr,
+            "librosa_per_clip_ms": 1e3 * ml,
+            "torch_per_clip_ms": 1e3 * mtl,
+            "torch_batched_ms": 1e3 * mt,
+            "librosa_over_batched": ml / mt,
+            "max_abs_diff_db": diff,
+            "rounds": args.rounds,
+        },
     }
     Path(args.out).write_text(json.dumps(res, indent=2))
     print(f"\n1440 clips in one process: ~{est_1440 / 60:.1f} min (estimated from this sample); wrote {args.out}")

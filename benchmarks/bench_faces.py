@@ -76,7 +76,7 @@ def cover(img: np.ndarray, h: int, w: int) -> np.ndarray:
     s = max(h / img.shape[0], w / img.shape[1])
     big = cv2.resize(img, (round(img.shape[1] * s) + 1, round(img.shape[0] * s) + 1), interpolation=cv2.INTER_AREA)
     y0, x0 = (big.shape[0] - h) // 2, (big.shape[1] - w) // 2
-    return np.ascontiguousarray(big[y0:y0 + h, x0:x0 + w])
+    return np.ascontiguousarray(big[y0 : y0 + h, x0 : x0 + w])
 
 
 def relight(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -128,11 +128,20 @@ def make_frames(variants: int, seed: int = 0) -> list[dict]:
             for size in SIZES:
                 for v in range(variants):
                     frame, box, angle = paste(covered[v % 2], img, face, size, rng)
-                    group.append({"frame": relight(frame, rng), "box": box, "angle": angle, "portrait": name, "size": size,
-                                  "comp": COMPRESSIONS[len(group) % 3]})
+                    group.append(
+                        {
+                            "frame": relight(frame, rng),
+                            "box": box,
+                            "angle": angle,
+                            "portrait": name,
+                            "size": size,
+                            "comp": COMPRESSIONS[len(group) % 3],
+                        }
+                    )
         for v in range(2 * variants):
-            group.append({"frame": relight(covered[v % 2], rng), "box": None, "angle": 0.0, "portrait": "", "size": 0,
-                          "comp": COMPRESSIONS[v % 3]})
+            group.append(
+                {"frame": relight(covered[v % 2], rng), "box": None, "angle": 0.0, "portrait": "", "size": 0, "comp": COMPRESSIONS[v % 3]}
+            )
         for it in group:
             if it["comp"] == "jpeg":
                 it["frame"] = jpeg(it["frame"], int(rng.integers(25, 61)))
@@ -181,15 +190,19 @@ class Equalised(HaarDetector):
 
 def detectors(quick: bool) -> list[tuple[str, str, float, object, int]]:
     """(label, detector, min_face, factory, stride over the frames)."""
-    out = [("haar, longest side 320 px (before)", "haar", 0.0, lambda: Before(), 1),
-           ("haar, min_face 0.1, equalised, largest", "haar", 0.1, lambda: Equalised(0.1), 1)]
-    for mf in ((0.1,) if quick else (0.2, 0.1, 0.05)):
+    out = [
+        ("haar, longest side 320 px (before)", "haar", 0.0, lambda: Before(), 1),
+        ("haar, min_face 0.1, equalised, largest", "haar", 0.1, lambda: Equalised(0.1), 1),
+    ]
+    for mf in (0.1,) if quick else (0.2, 0.1, 0.05):
         out.append((f"haar, min_face {mf}", "haar", mf, lambda mf=mf: HaarDetector(mf), 1))
     if not quick:
-        out += [("haar, min_face 0.1, min_px 24", "haar", 0.1, lambda: HaarDetector(0.1, min_px=24), 1),
-                ("haar, min_face 0.1, min_px 48", "haar", 0.1, lambda: HaarDetector(0.1, min_px=48), 1),
-                ("haar, full size", "haar", 0.03, lambda: HaarDetector(0.03, min_px=24), 1)]
-    for mf in ((0.1,) if quick else (0.2, 0.1, 0.05)):
+        out += [
+            ("haar, min_face 0.1, min_px 24", "haar", 0.1, lambda: HaarDetector(0.1, min_px=24), 1),
+            ("haar, min_face 0.1, min_px 48", "haar", 0.1, lambda: HaarDetector(0.1, min_px=48), 1),
+            ("haar, full size", "haar", 0.03, lambda: HaarDetector(0.03, min_px=24), 1),
+        ]
+    for mf in (0.1,) if quick else (0.2, 0.1, 0.05):
         out.append((f"mtcnn, min_face {mf}", "mtcnn", mf, lambda mf=mf: MtcnnDetector(mf), 1))
     if not quick:
         out.append(("mtcnn, full size", "mtcnn", 0.03, lambda: MtcnnDetector(0.03, min_px=24), 4))
@@ -214,15 +227,25 @@ def run(label: str, kind: str, min_face: float, make, stride: int, items: list[d
         idx = [i for i, it in enumerate(sub) if it["hw"] == hw]
         t0 = time.perf_counter()
         for j in range(0, len(idx), BATCH):
-            part = idx[j:j + BATCH]
+            part = idx[j : j + BATCH]
             for i, b in zip(part, det.detect_many([sub[i]["frame"] for i in part])):
                 found[i] = b
         ms[f"{hw[1]}x{hw[0]}"] = 1000 * (time.perf_counter() - t0) / len(idx)
     rows = []
     for it, b in zip(sub, found):
         v = iou(b, it["box"]) if (b is not None and it["box"] is not None) else 0.0
-        rows.append({"portrait": it["portrait"], "size": it["size"], "hw": it["hw"], "comp": it["comp"], "angle": it["angle"],
-                     "face": it["box"] is not None, "box": b is not None, "iou": v})
+        rows.append(
+            {
+                "portrait": it["portrait"],
+                "size": it["size"],
+                "hw": it["hw"],
+                "comp": it["comp"],
+                "angle": it["angle"],
+                "face": it["box"] is not None,
+                "box": b is not None,
+                "iou": v,
+            }
+        )
     pos = [r for r in rows if r["face"]]
     neg = [r for r in rows if not r["face"]]
 
@@ -233,9 +256,15 @@ def run(label: str, kind: str, min_face: float, make, stride: int, items: list[d
     hits = [r["iou"] for r in pos if r["iou"] >= HIT_IOU]
     s = det.scale(*FRAMES[1]) if kind else 320 / 1280
     res = {
-        "label": label, "detector": kind, "min_face": min_face, "frames": len(sub), "ms_per_frame": ms,
+        "label": label,
+        "detector": kind,
+        "min_face": min_face,
+        "frames": len(sub),
+        "ms_per_frame": ms,
         "detection_side_1280x720": None if label.endswith("(before)") else list(det.detection_size(*FRAMES[1])[::-1]),
-        "rate": rate(pos), "rate_within_min_face": rate(promised), "n_within_min_face": len(promised),
+        "rate": rate(pos),
+        "rate_within_min_face": rate(promised),
+        "n_within_min_face": len(promised),
         "rate_faces_from_0.1": rate([r for r in pos if r["size"] >= 0.1 * r["hw"][0]]),  # the default's promise
         "wrong_box": sum(r["box"] and r["iou"] < HIT_IOU for r in pos) / len(pos),
         "iou": float(np.mean(hits)) if hits else float("nan"),
@@ -243,8 +272,10 @@ def run(label: str, kind: str, min_face: float, make, stride: int, items: list[d
         "rate_by_size": {str(z): rate([r for r in pos if r["size"] == z]) for z in SIZES},
         "rate_by_frame": {f"{w}x{h}": rate([r for r in pos if r["hw"] == (h, w)]) for h, w in FRAMES},
         "rate_by_compression": {c: rate([r for r in pos if r["comp"] == c]) for c in COMPRESSIONS},
-        "rate_by_rotation": {"under 5 deg": rate([r for r in pos if abs(r["angle"]) < 5]),
-                             "5 to 10 deg": rate([r for r in pos if abs(r["angle"]) >= 5])},
+        "rate_by_rotation": {
+            "under 5 deg": rate([r for r in pos if abs(r["angle"]) < 5]),
+            "5 to 10 deg": rate([r for r in pos if abs(r["angle"]) >= 5]),
+        },
         "rate_by_portrait": {p: rate([r for r in pos if r["portrait"] == p]) for p in ("astronaut", "grace_hopper")},
         "scale_1280x720": s,
     }
@@ -272,16 +303,29 @@ def main() -> None:
         r = run(label, kind, mf, make, stride, items)
         results.append(r)
         ms = " / ".join(f"{v:.1f}" for v in r["ms_per_frame"].values())
-        print(f"{label:38s} rate {100 * r['rate']:5.1f}%  within min_face {100 * r['rate_within_min_face']:5.1f}%  "
-              f"faces >= 0.1 H {100 * r['rate_faces_from_0.1']:5.1f}%  "
-              f"IoU {r['iou']:.2f}  wrong {100 * r['wrong_box']:4.1f}%  false {100 * r['false_on_no_face']:4.1f}%  "
-              f"ms/frame (720x576 / 1280x720) {ms}  by size "
-              + " ".join(f"{k}:{100 * v:.0f}" for k, v in r["rate_by_size"].items())
-              + f"  [{time.perf_counter() - t1:.0f} s]", flush=True)
-    meta = {"variants": args.variants, "threads": args.threads, "frames": len(items), "with_face": n_pos,
-            "sizes": SIZES, "frame_sizes": [f"{w}x{h}" for h, w in FRAMES], "hit_iou": HIT_IOU,
-            "torch": torch.__version__, "opencv": cv2.__version__, "python": platform.python_version(),
-            "load_average": os.getloadavg(), "seconds": time.perf_counter() - t0}
+        print(
+            f"{label:38s} rate {100 * r['rate']:5.1f}%  within min_face {100 * r['rate_within_min_face']:5.1f}%  "
+            f"faces >= 0.1 H {100 * r['rate_faces_from_0.1']:5.1f}%  "
+            f"IoU {r['iou']:.2f}  wrong {100 * r['wrong_box']:4.1f}%  false {100 * r['false_on_no_face']:4.1f}%  "
+            f"ms/frame (720x576 / 1280x720) {ms}  by size "
+            + " ".join(f"{k}:{100 * v:.0f}" for k, v in r["rate_by_size"].items())
+            + f"  [{time.perf_counter() - t1:.0f} s]",
+            flush=True,
+        )
+    meta = {
+        "variants": args.variants,
+        "threads": args.threads,
+        "frames": len(items),
+        "with_face": n_pos,
+        "sizes": SIZES,
+        "frame_sizes": [f"{w}x{h}" for h, w in FRAMES],
+        "hit_iou": HIT_IOU,
+        "torch": torch.__version__,
+        "opencv": cv2.__version__,
+        "python": platform.python_version(),
+        "load_average": os.getloadavg(),
+        "seconds": time.perf_counter() - t0,
+    }
     Path(args.out).write_text(json.dumps({"meta": meta, "results": results}, indent=1) + "\n")
     print(f"wrote {args.out} ({meta['seconds']:.0f} s)")
 

@@ -154,7 +154,10 @@ VARIANTS = {
 
 # glibc malloc returns freed blocks over 128 KiB to the OS (mmap / trim), so every fresh activation buffer
 # page-faults again; "tuned" keeps them in the heap. Set before the process starts (or by mallopt at startup).
-ALLOCATORS = {"default": {}, "tuned": {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(4 << 30), "MALLOC_TOP_PAD_": str(64 << 20)}}
+ALLOCATORS = {
+    "default": {},
+    "tuned": {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(4 << 30), "MALLOC_TOP_PAD_": str(64 << 20)},
+}
 
 
 def case(b: int, k: int, w: int, input_grad: bool, seed: int = 0):
@@ -211,19 +214,37 @@ def aggregate(rounds: dict[tuple, list[list[dict]]]) -> list[dict]:
                 ms = [r[i]["variants"][name]["ms"] for r in per_round]
                 base = [r[i]["variants"]["conv2d (baseline)"]["ms"] for r in base_rounds]
                 d = entry["variants"][name]["diffs"]
-                rows.append({"threads": threads, "allocator": allocator, "B": b, "K": k, "w": w, "input_grad": input_grad, "variant": name,
-                             "ms_median": statistics.median(ms), "ms_best": min(ms), "speedup": statistics.median(x / y for x, y in zip(base, ms)),
-                             "rel_diff_out": d[0], "rel_diff_grad_w": d[1], "rel_diff_grad_x": d[2] if input_grad else None})
+                rows.append(
+                    {
+                        "threads": threads,
+                        "allocator": allocator,
+                        "B": b,
+                        "K": k,
+                        "w": w,
+                        "input_grad": input_grad,
+                        "variant": name,
+                        "ms_median": statistics.median(ms),
+                        "ms_best": min(ms),
+                        "speedup": statistics.median(x / y for x, y in zip(base, ms)),
+                        "rel_diff_out": d[0],
+                        "rel_diff_grad_w": d[1],
+                        "rel_diff_grad_x": d[2] if input_grad else None,
+                    }
+                )
     return rows
 
 
 def table(rows: list[dict]) -> str:
-    out = ["| threads | allocator | B | K | w | grad x | variant | ms median [best] | speedup vs conv2d, default alloc. | rel. diff out / grad w / grad x |",
-           "|---:|---|---:|---:|---:|---|---|---:|---:|---|"]
+    out = [
+        "| threads | allocator | B | K | w | grad x | variant | ms median [best] | speedup vs conv2d, default alloc. | rel. diff out / grad w / grad x |",
+        "|---:|---|---:|---:|---:|---|---|---:|---:|---|",
+    ]
     for r in rows:
         d = f"{r['rel_diff_out']:.0e} / {r['rel_diff_grad_w']:.0e}" + (f" / {r['rel_diff_grad_x']:.0e}" if r["input_grad"] else "")
-        out.append(f"| {r['threads']} | {r['allocator']} | {r['B']} | {r['K']} | {r['w']} | {'yes' if r['input_grad'] else 'no'} | {r['variant']} | "
-                   f"{r['ms_median']:.2f} [{r['ms_best']:.2f}] | {r['speedup']:.2f}× | {d} |")
+        out.append(
+            f"| {r['threads']} | {r['allocator']} | {r['B']} | {r['K']} | {r['w']} | {'yes' if r['input_grad'] else 'no'} | {r['variant']} | "
+            f"{r['ms_median']:.2f} [{r['ms_best']:.2f}] | {r['speedup']:.2f}× | {d} |"
+        )
     return "\n".join(out)
 
 

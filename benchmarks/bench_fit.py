@@ -36,8 +36,15 @@ def random_featureset(profile) -> FeatureSet:
     labels = r.integers(0, 6, n)
     audio = r.standard_normal((n, s, 3 if f.deltas else 1, f.n_mels, f.segment_frames), dtype=np.float32).astype(np.float16)
     faces = r.integers(0, 256, (n, s, f.frames_per_segment, f.face_size, f.face_size, 3), dtype=np.uint8)
-    return FeatureSet([f"c{i}" for i in range(n)], [f"{i % syn.n_subjects + 1:02d}" for i in range(n)], labels,
-                      ("anger", "disgust", "fear", "happiness", "sadness", "surprise"), audio, faces, "synthetic")
+    return FeatureSet(
+        [f"c{i}" for i in range(n)],
+        [f"{i % syn.n_subjects + 1:02d}" for i in range(n)],
+        labels,
+        ("anger", "disgust", "fear", "happiness", "sadness", "surprise"),
+        audio,
+        faces,
+        "synthetic",
+    )
 
 
 def main() -> None:
@@ -53,8 +60,11 @@ def main() -> None:
     cfg = p.config.with_(train={"epochs": args.epochs, "device": args.device})
     t0 = time.perf_counter()
     fs = random_featureset(p)
-    print(f"{args.profile}: {len(fs.clip_ids)} clips x {fs.n_segments} segments, audio {fs.audio.shape[2:]}, "
-          f"faces {fs.faces.shape[2:]}; made in {time.perf_counter() - t0:.0f} s", flush=True)
+    print(
+        f"{args.profile}: {len(fs.clip_ids)} clips x {fs.n_segments} segments, audio {fs.audio.shape[2:]}, "
+        f"faces {fs.faces.shape[2:]}; made in {time.perf_counter() - t0:.0f} s",
+        flush=True,
+    )
     n_folds = cfg.train.n_folds
     grid_runs = 4 * n_folds * len(p.seeds)
     rows = []
@@ -71,13 +81,31 @@ def main() -> None:
         per_run_epoch = (time.perf_counter() - t0) / n / args.epochs
         shutil.rmtree(tmp)
         grid_min = grid_runs * p.config.train.epochs * per_run_epoch / 60
-        rows.append({"stack": k, "runs": n, "s_per_run_epoch": per_run_epoch, "notebook02_grid_runs": grid_runs,
-                     "notebook02_training_min": grid_min})
-        print(f"stack {k:>3} ({n} runs, {args.epochs} epoch(s)): {per_run_epoch:.2f} s per run-epoch; notebook 02's "
-              f"{grid_runs} runs x {p.config.train.epochs} epochs: ~{grid_min:.0f} min of training", flush=True)
-    res = {"machine": {"platform": platform.platform(), "torch": torch.__version__,
-                       "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
-                       "threads": torch.get_num_threads()}, "profile": args.profile, "epochs": args.epochs, "rows": rows}
+        rows.append(
+            {
+                "stack": k,
+                "runs": n,
+                "s_per_run_epoch": per_run_epoch,
+                "notebook02_grid_runs": grid_runs,
+                "notebook02_training_min": grid_min,
+            }
+        )
+        print(
+            f"stack {k:>3} ({n} runs, {args.epochs} epoch(s)): {per_run_epoch:.2f} s per run-epoch; notebook 02's "
+            f"{grid_runs} runs x {p.config.train.epochs} epochs: ~{grid_min:.0f} min of training",
+            flush=True,
+        )
+    res = {
+        "machine": {
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+            "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
+            "threads": torch.get_num_threads(),
+        },
+        "profile": args.profile,
+        "epochs": args.epochs,
+        "rows": rows,
+    }
     out = args.out or str(Path(__file__).with_name(f"results_fit_{args.profile}_{args.device}.json"))
     Path(out).write_text(json.dumps(res, indent=2))
     print(f"wrote {out}")

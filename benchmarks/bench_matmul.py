@@ -93,9 +93,18 @@ def measure(sizes: list[int], thread_counts: list[int], rounds: int) -> list[dic
         for name, th, n in keys:
             torch.set_num_threads(th)
             samples[(name, th, n)] += gflops_rounds(variants[n][name][0], n, 1, warmup=2 if r == 0 else 0)
-    return [{"backend": name, "threads": th, "n": n, "gflops_median": statistics.median(samples[(name, th, n)]),
-             "gflops_best": max(samples[(name, th, n)]), "rounds": samples[(name, th, n)], "max_rel_diff": variants[n][name][1]}
-            for name, th, n in keys]
+    return [
+        {
+            "backend": name,
+            "threads": th,
+            "n": n,
+            "gflops_median": statistics.median(samples[(name, th, n)]),
+            "gflops_best": max(samples[(name, th, n)]),
+            "rounds": samples[(name, th, n)],
+            "max_rel_diff": variants[n][name][1],
+        }
+        for name, th, n in keys
+    ]
 
 
 PEAK_C = r"""
@@ -156,9 +165,11 @@ def fma_peak(lib: ctypes.CDLL, thread_counts: list[int], rounds: int) -> dict:
         ghz.append(8 * n_add / timed_parallel(lib.add_chain, n_add, 1) / 1e9)
         for th in thread_counts:
             peak[th].append(th * 512 * n_fma / timed_parallel(lib.fma_chains, n_fma, th) / 1e9)
-    return {"clock_ghz": {"median": statistics.median(ghz), "best": max(ghz)},
-            "flops_per_cycle_per_core": statistics.median(p / g for p, g in zip(peak[1], ghz)),
-            "fma_gflops": {str(th): {"median": statistics.median(v), "best": max(v)} for th, v in peak.items()}}
+    return {
+        "clock_ghz": {"median": statistics.median(ghz), "best": max(ghz)},
+        "flops_per_cycle_per_core": statistics.median(p / g for p, g in zip(peak[1], ghz)),
+        "fma_gflops": {str(th): {"median": statistics.median(v), "best": max(v)} for th, v in peak.items()},
+    }
 
 
 def cpu_flags() -> set[str]:
@@ -173,11 +184,17 @@ def machine() -> dict:
     flags = cpu_flags()
     config = torch.__config__.show().replace(", ", "\n").splitlines()
     return {
-        "model_name": info.get("model name", platform.processor()), "cpu_family": info.get("cpu family"), "model": info.get("model"),
-        "cpus": os.cpu_count(), "nominal_mhz": float(info.get("cpu MHz", "nan")),
+        "model_name": info.get("model name", platform.processor()),
+        "cpu_family": info.get("cpu family"),
+        "model": info.get("model"),
+        "cpus": os.cpu_count(),
+        "nominal_mhz": float(info.get("cpu MHz", "nan")),
         "flags": {f: f in flags for f in ("fma", "avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16")},
-        "torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "blas_lines": [ln.strip(" -") for ln in config if any(s in ln for s in ("Math Kernel", "MKL-DNN", "CPU capability", "BLAS_INFO", "USE_MKL"))],
+        "torch": torch.__version__,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "blas_lines": [
+            ln.strip(" -") for ln in config if any(s in ln for s in ("Math Kernel", "MKL-DNN", "CPU capability", "BLAS_INFO", "USE_MKL"))
+        ],
     }
 
 
@@ -186,14 +203,21 @@ def theoretical_peak(fma: dict | None, cores: int) -> dict:
     if fma is None:
         return {"gflops": None, "how": "not derived: no C compiler or no AVX-512 to measure FLOPs/cycle"}
     fpc, ghz = 2 ** round(math.log2(fma["flops_per_cycle_per_core"])), fma["clock_ghz"]["best"]  # SIMD widths × FMA units: a power of 2
-    return {"gflops": cores * ghz * fpc, "flops_per_cycle": fpc, "ghz": ghz,
-            "how": f"{cores} core(s) × {ghz:.2f} GHz × {fpc} fp32 FLOPs/cycle (clock: dependent-add chain, best round; "
-                   f"FLOPs/cycle: AVX-512 FMA kernel ÷ clock, median round, to a power of 2)"}
+    return {
+        "gflops": cores * ghz * fpc,
+        "flops_per_cycle": fpc,
+        "ghz": ghz,
+        "how": f"{cores} core(s) × {ghz:.2f} GHz × {fpc} fp32 FLOPs/cycle (clock: dependent-add chain, best round; "
+        f"FLOPs/cycle: AVX-512 FMA kernel ÷ clock, median round, to a power of 2)",
+    }
 
 
 def table(rows: list[dict]) -> str:
     out = ["| backend | threads | n | GFLOP/s median | best | max rel. diff vs default |", "|---|---:|---:|---:|---:|---:|"]
-    out += [f"| {r['backend']} | {r['threads']} | {r['n']} | {r['gflops_median']:.1f} | {r['gflops_best']:.1f} | {r['max_rel_diff']:.1e} |" for r in rows]
+    out += [
+        f"| {r['backend']} | {r['threads']} | {r['n']} | {r['gflops_median']:.1f} | {r['gflops_best']:.1f} | {r['max_rel_diff']:.1e} |"
+        for r in rows
+    ]
     return "\n".join(out)
 
 
@@ -207,17 +231,30 @@ def main() -> None:
     lib = load_peak_kernels()
     fma = fma_peak(lib, threads, 3 if args.quick else 5) if lib else None
     rows = measure(sizes, threads, rounds)
-    res = {"machine": m, "load_avg_start": os.getloadavg(), "rounds": rounds, "fma": fma,
-           "theoretical_peak": {str(th): theoretical_peak(fma, th) for th in threads}, "matmul": rows,
-           "reference": {str(th): next(r["gflops_median"] for r in rows if r["backend"] == "default (MKL)" and r["threads"] == th and r["n"] == REF_N) for th in threads}}
+    res = {
+        "machine": m,
+        "load_avg_start": os.getloadavg(),
+        "rounds": rounds,
+        "fma": fma,
+        "theoretical_peak": {str(th): theoretical_peak(fma, th) for th in threads},
+        "matmul": rows,
+        "reference": {
+            str(th): next(r["gflops_median"] for r in rows if r["backend"] == "default (MKL)" and r["threads"] == th and r["n"] == REF_N)
+            for th in threads
+        },
+    }
     args.out.write_text(json.dumps(res, indent=1) + "\n")
-    print(f"{m['model_name']} (family {m['cpu_family']} model {m['model']}), {m['cpus']} CPUs, torch {m['torch']}, ISA {m['cpu_capability']}")
+    print(
+        f"{m['model_name']} (family {m['cpu_family']} model {m['model']}), {m['cpus']} CPUs, torch {m['torch']}, ISA {m['cpu_capability']}"
+    )
     print("flags:", ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in m["flags"].items()))
     print("\n".join(m["blas_lines"]))
     if fma:
-        print(f"clock {fma['clock_ghz']['median']:.2f} GHz [best {fma['clock_ghz']['best']:.2f}] (nominal {m['nominal_mhz'] / 1e3:.2f}), "
-              f"{fma['flops_per_cycle_per_core']:.1f} fp32 FLOPs/cycle/core; FMA kernel "
-              + ", ".join(f"{k} thr {v['median']:.0f} [{v['best']:.0f}] GFLOP/s" for k, v in fma["fma_gflops"].items()))
+        print(
+            f"clock {fma['clock_ghz']['median']:.2f} GHz [best {fma['clock_ghz']['best']:.2f}] (nominal {m['nominal_mhz'] / 1e3:.2f}), "
+            f"{fma['flops_per_cycle_per_core']:.1f} fp32 FLOPs/cycle/core; FMA kernel "
+            + ", ".join(f"{k} thr {v['median']:.0f} [{v['best']:.0f}] GFLOP/s" for k, v in fma["fma_gflops"].items())
+        )
     for th, p in res["theoretical_peak"].items():
         print(f"theoretical peak, {th} thread(s): " + (f"{p['gflops']:.0f} GFLOP/s = {p['how']}" if p["gflops"] else p["how"]))
     print("\n" + table(rows))

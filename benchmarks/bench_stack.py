@@ -135,23 +135,38 @@ def main() -> None:
     for r in range(rounds):
         ref.append(side_by_side("matmul", args.cores, 1, 10) if cpu else measure("matmul", device, 10)["rate"])
         for v, procs, threads in plan:
-            rates[(v, procs, threads)].append(side_by_side(v, procs, threads, steps(v)) if cpu else
-                                              measure(v, device, steps(v))["rate"])
+            rates[(v, procs, threads)].append(side_by_side(v, procs, threads, steps(v)) if cpu else measure(v, device, steps(v))["rate"])
         print(f"round {r + 1}/{rounds} done", file=sys.stderr)
     mm = statistics.median(ref)
-    res = {"machine": {"platform": platform.platform(), "torch": torch.__version__,
-                       "device": torch.cuda.get_device_name() if not cpu else "cpu",
-                       "cpu_capability": torch.backends.cpu.get_cpu_capability(), "cores": args.cores, "rounds": rounds,
-                       "load_average_at_start": list(os.getloadavg())},
-           "flops_per_sample": fps, "matmul_gflops": mm / 1e9,
-           "matmul_reference": "one 1-thread 2048x2048 fp32 matmul loop per core, side by side (summed)" if cpu else "fp32 8192^3",
-           "variants": []}
+    res = {
+        "machine": {
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+            "device": torch.cuda.get_device_name() if not cpu else "cpu",
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "cores": args.cores,
+            "rounds": rounds,
+            "load_average_at_start": list(os.getloadavg()),
+        },
+        "flops_per_sample": fps,
+        "matmul_gflops": mm / 1e9,
+        "matmul_reference": "one 1-thread 2048x2048 fp32 matmul loop per core, side by side (summed)" if cpu else "fp32 8192^3",
+        "variants": [],
+    }
     solo = statistics.median(rates[plan[0]])
     print(f"\n{'variant':<14}{'processes x threads':>20}{'samples/s':>11}{'[best]':>8}{'vs solo':>9}{'% matmul':>10}")
     for (v, procs, threads), rs in rates.items():
         m = statistics.median(rs)
-        row = {"variant": v, "processes": procs, "threads": threads, "samples_per_s": m, "samples_per_s_best": max(rs),
-               "samples_per_s_per_core": m / (args.cores if cpu else 1), "vs_solo": m / solo, "frac_of_matmul": m * fps / mm}
+        row = {
+            "variant": v,
+            "processes": procs,
+            "threads": threads,
+            "samples_per_s": m,
+            "samples_per_s_best": max(rs),
+            "samples_per_s_per_core": m / (args.cores if cpu else 1),
+            "vs_solo": m / solo,
+            "frac_of_matmul": m * fps / mm,
+        }
         res["variants"].append(row)
         print(f"{v:<14}{f'{procs} x {threads}':>20}{m:>11.0f}{max(rs):>8.0f}{m / solo:>8.2f}x{100 * m * fps / mm:>9.1f}%")
     print(f"\nmatmul reference: {mm / 1e9:.1f} GFLOP/s ({res['matmul_reference']}); {fps / 1e9:.4f} GFLOP per sample")

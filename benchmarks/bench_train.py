@@ -67,7 +67,11 @@ def matmul_rate(n: int, reps: int, rounds: int) -> float:
 
 def make_inputs(seed: int = 0):
     g = torch.Generator().manual_seed(seed)
-    a, v, y = torch.randn(B, 1, 94, 64, generator=g), torch.randn(B, FRAMES, 3, FACE, FACE, generator=g), torch.randint(0, N_CLASSES, (B,), generator=g)
+    a, v, y = (
+        torch.randn(B, 1, 94, 64, generator=g),
+        torch.randn(B, FRAMES, 3, FACE, FACE, generator=g),
+        torch.randint(0, N_CLASSES, (B,), generator=g),
+    )
     return a.to(DEVICE), v.to(DEVICE), y.to(DEVICE)
 
 
@@ -154,9 +158,15 @@ def hgr_fb(fn, n: int, d: int):
 def data_wait(step, n_clips: int, rounds: int):
     """Time for Batcher to assemble a batch of 64 segments from cached in-memory arrays vs one step."""
     r = np.random.default_rng(0)
-    fs = FeatureSet(clip_ids=[str(i) for i in range(n_clips)], subjects=["01"] * n_clips, labels=r.integers(0, 6, n_clips),
-                    classes=tuple("abcdef"), audio=r.normal(size=(n_clips, 6, 1, 94, 64)).astype(np.float16),
-                    faces=r.integers(0, 256, (n_clips, 6, FRAMES, FACE, FACE, 3), dtype=np.uint8), dataset="synthetic")
+    fs = FeatureSet(
+        clip_ids=[str(i) for i in range(n_clips)],
+        subjects=["01"] * n_clips,
+        labels=r.integers(0, 6, n_clips),
+        classes=tuple("abcdef"),
+        audio=r.normal(size=(n_clips, 6, 1, 94, 64)).astype(np.float16),
+        faces=r.integers(0, 256, (n_clips, 6, FRAMES, FACE, FACE, 3), dtype=np.uint8),
+        dataset="synthetic",
+    )
     train_idx = np.arange(n_clips * 6)
     batcher = Batcher(fs, train_idx, DEVICE)
     order = r.permutation(train_idx)
@@ -165,7 +175,7 @@ def data_wait(step, n_clips: int, rounds: int):
     def get():
         i = k[0] % (len(order) // B)
         k[0] += 1
-        batcher(order[i * B:(i + 1) * B])
+        batcher(order[i * B : (i + 1) * B])
 
     return timeit(get, 10, rounds)
 
@@ -184,6 +194,7 @@ def step_worker(threads: int, steps: int) -> None:
 
 def jobs_vs_threads(cores: int, steps: int) -> dict:
     """Throughput of one process with `cores` threads against `cores` one-thread processes side by side."""
+
     def launch(threads: int, n: int) -> list[float]:
         cmd = [sys.executable, __file__, "--_worker", str(threads), "--_steps", str(steps)]
         procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(n)]
@@ -192,8 +203,14 @@ def jobs_vs_threads(cores: int, steps: int) -> dict:
     one = launch(cores, 1)[0]
     many = launch(1, cores)
     rate_one, rate_many = B / one * 1e3, sum(B / m * 1e3 for m in many)
-    return {"cores": cores, "one_process_ms_per_step": one, "per_process_ms_per_step": many,
-            "samples_per_s_one_process": rate_one, "samples_per_s_parallel": rate_many, "speedup": rate_many / rate_one}
+    return {
+        "cores": cores,
+        "one_process_ms_per_step": one,
+        "per_process_ms_per_step": many,
+        "samples_per_s_one_process": rate_one,
+        "samples_per_s_parallel": rate_many,
+        "speedup": rate_many / rate_one,
+    }
 
 
 def main() -> None:
@@ -217,13 +234,23 @@ def main() -> None:
     steps = 3 if args.quick else 8
     if DEVICE.type == "cuda":
         steps *= 10
-    res: dict = {"machine": {"platform": platform.platform(), "processor": platform.processor(), "torch": torch.__version__,
-                             "device": torch.cuda.get_device_name() if DEVICE.type == "cuda" else "cpu",
-                             "threads": torch.get_num_threads(), "quick": args.quick, "rounds": rounds,
-                             "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-                             "note": "medians over rounds"}}
-    print(f"torch {torch.__version__}, device {res['machine']['device']}, {torch.get_num_threads()} threads, medians of {rounds} rounds, "
-          f"load average {res['machine']['load_average_at_start']}")
+    res: dict = {
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "torch": torch.__version__,
+            "device": torch.cuda.get_device_name() if DEVICE.type == "cuda" else "cpu",
+            "threads": torch.get_num_threads(),
+            "quick": args.quick,
+            "rounds": rounds,
+            "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+            "note": "medians over rounds",
+        }
+    }
+    print(
+        f"torch {torch.__version__}, device {res['machine']['device']}, {torch.get_num_threads()} threads, medians of {rounds} rounds, "
+        f"load average {res['machine']['load_average_at_start']}"
+    )
 
     # (a) matmul rate
     big = 8192 if DEVICE.type == "cuda" else 2048
@@ -234,18 +261,29 @@ def main() -> None:
 
     # (b) model steps: variants interleaved round by round, each round next to its own matmul timing, so that
     # slowly varying contention hits all of them alike; the ratio to the matmul rate is taken per round
-    print(f"\n(b) training step, batch {B} (forward, joint loss lam={LOSS.lam}, backward, AdamW); "
-          f"median [best] over rounds, ratio per round to the matmul rate measured beside it")
+    print(
+        f"\n(b) training step, batch {B} (forward, joint loss lam={LOSS.lam}, backward, AdamW); "
+        f"median [best] over rounds, ratio per round to the matmul rate measured beside it"
+    )
     # (model, variant, channels_last, flush_denormal, compile, amp)
     if DEVICE.type == "cpu":
-        variants = [("av", "baseline", False, False, False, "off"), ("av", "channels_last", True, False, False, "off"),
-                    ("av", "flush_denormal", False, True, False, "off"), ("av", "bf16 autocast", False, False, False, "bf16"),
-                    ("av", "torch.compile", False, False, True, "off"), ("a", "baseline", False, False, False, "off"),
-                    ("v", "baseline", False, False, False, "off")]
+        variants = [
+            ("av", "baseline", False, False, False, "off"),
+            ("av", "channels_last", True, False, False, "off"),
+            ("av", "flush_denormal", False, True, False, "off"),
+            ("av", "bf16 autocast", False, False, False, "bf16"),
+            ("av", "torch.compile", False, False, True, "off"),
+            ("a", "baseline", False, False, False, "off"),
+            ("v", "baseline", False, False, False, "off"),
+        ]
     else:
-        variants = [("av", "baseline", False, False, False, "off"), ("av", "bf16 autocast", False, False, False, "bf16"),
-                    ("av", "torch.compile", False, False, True, "off"), ("av", "compile + bf16", False, False, True, "bf16"),
-                    ("av", "channels_last + bf16", True, False, False, "bf16")]
+        variants = [
+            ("av", "baseline", False, False, False, "off"),
+            ("av", "bf16 autocast", False, False, False, "bf16"),
+            ("av", "torch.compile", False, False, True, "off"),
+            ("av", "compile + bf16", False, False, True, "bf16"),
+            ("av", "channels_last + bf16", True, False, False, "bf16"),
+        ]
     built = []
     for mod, name, cl, fd, comp, amp in variants:
         step, fwd_bwd = make_step(mod, cl, comp, amp)
@@ -278,18 +316,34 @@ def main() -> None:
     rows = []
     for mod, name, fd, step, flops, warm, ts, ratios in built:
         t, tmin, q = statistics.median(ts), min(ts), statistics.median(ratios)
-        row = {"model": mod, "variant": name, "flops_per_sample": flops / B, "ms_per_step": t * 1e3, "ms_per_step_best": tmin * 1e3,
-               "samples_per_s": B / t, "samples_per_s_best": B / tmin, "gflops": flops / t / 1e9,
-               "frac_of_matmul": q, "frac_of_matmul_best": max(ratios), "frac_vs_run_matmul": flops / t / peak,
-               "warmup_s_3_steps": warm}
+        row = {
+            "model": mod,
+            "variant": name,
+            "flops_per_sample": flops / B,
+            "ms_per_step": t * 1e3,
+            "ms_per_step_best": tmin * 1e3,
+            "samples_per_s": B / t,
+            "samples_per_s_best": B / tmin,
+            "gflops": flops / t / 1e9,
+            "frac_of_matmul": q,
+            "frac_of_matmul_best": max(ratios),
+            "frac_vs_run_matmul": flops / t / peak,
+            "warmup_s_3_steps": warm,
+        }
         rows.append(row)
-        print(f"{mod:<6}{name:<24}{flops / B / 1e9:>13.4f}{t * 1e3:>9.1f} [{tmin * 1e3:>4.0f}]{B / t:>11.1f}{flops / t / 1e9:>9.1f}"
-              f"{100 * q:>8.1f}% [{100 * max(ratios):.0f}%]{warm:>11.1f}")
+        print(
+            f"{mod:<6}{name:<24}{flops / B / 1e9:>13.4f}{t * 1e3:>9.1f} [{tmin * 1e3:>4.0f}]{B / t:>11.1f}{flops / t / 1e9:>9.1f}"
+            f"{100 * q:>8.1f}% [{100 * max(ratios):.0f}%]{warm:>11.1f}"
+        )
     res["steps"] = rows
     base = next(r for r in rows if r["model"] == "av" and r["variant"] == "baseline")
     best = max((r for r in rows if r["model"] == "av"), key=lambda r: r["frac_of_matmul"])
-    res["goal_30pct_matmul"] = {"baseline_frac": base["frac_of_matmul"], "best_variant": best["variant"],
-                                "best_frac": best["frac_of_matmul"], "met": best["frac_of_matmul"] >= 0.30}
+    res["goal_30pct_matmul"] = {
+        "baseline_frac": base["frac_of_matmul"],
+        "best_variant": best["variant"],
+        "best_frac": best["frac_of_matmul"],
+        "met": best["frac_of_matmul"] >= 0.30,
+    }
 
     # (c) Soft-HGR share and scaling
     t_hgr = timeit(hgr_terms(64, B), 20, rounds, warmup=3)
@@ -311,15 +365,19 @@ def main() -> None:
     t_step = timeit(step, steps, rounds, warmup=1)
     t_batch = data_wait(step, 240 if args.quick else 720, rounds)
     res["data_wait"] = {"ms_batch": t_batch * 1e3, "ms_step": t_step * 1e3, "wait_frac": t_batch / (t_batch + t_step)}
-    print(f"\n(d) Batcher (cached in-memory arrays) {t_batch * 1e3:.2f} ms/batch vs step {t_step * 1e3:.1f} ms: "
-          f"the loop waits {100 * t_batch / (t_batch + t_step):.1f}% of its time for data (synchronous, not overlapped)")
+    print(
+        f"\n(d) Batcher (cached in-memory arrays) {t_batch * 1e3:.2f} ms/batch vs step {t_step * 1e3:.1f} ms: "
+        f"the loop waits {100 * t_batch / (t_batch + t_step):.1f}% of its time for data (synchronous, not overlapped)"
+    )
 
     # (e) on the CPU: one process with every core's thread against one single-thread process per core (run_all.sh -j)
     if DEVICE.type == "cpu" and args.threads > 1:
         jt = jobs_vs_threads(args.threads, 10 if args.quick else 30)
         res["jobs_vs_threads"] = jt
-        print(f"\n(e) 1 process x {jt['cores']} threads: {jt['samples_per_s_one_process']:.0f} samples/s; {jt['cores']} processes x 1 thread: "
-              f"{jt['samples_per_s_parallel']:.0f} samples/s in all ({jt['speedup']:.2f}x)")
+        print(
+            f"\n(e) 1 process x {jt['cores']} threads: {jt['samples_per_s_one_process']:.0f} samples/s; {jt['cores']} processes x 1 thread: "
+            f"{jt['samples_per_s_parallel']:.0f} samples/s in all ({jt['speedup']:.2f}x)"
+        )
     Path(out_file).write_text(json.dumps(res, indent=2))
     print(f"\nwrote {out_file}")
 

@@ -59,44 +59,127 @@ _SEMI = "03_semi_supervised_runs.csv"
 _PROTO = {"condition": "fusion (CE + Soft-HGR)"}  # one network per protocol line: the pairs (fold, seed) stay unique
 
 CLAIMS: tuple[Claim, ...] = (
-    Claim("fusion beats audio only", "fusing audio and video beats audio alone", "02_supervised_runs.csv",
-          "fusion (CE)", "audio only (CE)", isolates="same CE loss, training and clips; only the visual branch is added"),
-    Claim("fusion beats visual only", "fusing audio and video beats video alone", "02_supervised_runs.csv",
-          "fusion (CE)", "visual only (CE)", isolates="same CE loss, training and clips; only the audio branch is added"),
-    Claim("main claim", "CE + Soft-HGR learns better representations than CE alone", "02_supervised_runs.csv",
-          "fusion (CE + Soft-HGR)", "fusion (CE)", isolates="same fused network, data, steps and seeds; only λ > 0"),
-    Claim("main claim, second corpus", "CE + Soft-HGR beats CE alone, on a second corpus drawn with another seed",
-          "02_replication_runs.csv", "fusion (CE + Soft-HGR)", "fusion (CE)", keys=("corpus_seed", "fold", "seed"),
-          isolates="as the main claim, on an independently drawn corpus"),
-    *(Claim(f"unlabeled clips help through S(f, g), {int(round(100 * frac))}% labels",
-            "unlabeled clips improve the model through the label-free Soft-HGR term S(f, g)", _SEMI,
-            "labeled + unlabeled (CE + Soft-HGR)", "labeled + unlabeled (CE, λ=0)", filters={"labeled_frac": frac},
-            isolates="same batches and optimiser steps with the unlabeled clips; only λ > 0")
-      for frac in (0.1, 0.25)),
-    *(Claim(f"semi-supervised beats labeled only, {int(round(100 * frac))}% labels",
-            "training with the unlabeled clips (CE + Soft-HGR) beats training on the labeled clips alone", _SEMI,
-            "labeled + unlabeled (CE + Soft-HGR)", "labeled only, matched steps (CE)", filters={"labeled_frac": frac},
-            isolates="same labeled clips and optimiser steps; unlabeled clips and S(f, g) together")
-      for frac in (0.1, 0.25)),
-    Claim("more stable across seeds", "Soft-HGR features are more stable across seeds (CKA × 100 of z)",
-          "05_seed_cka_pairs.csv", "fusion (CE + Soft-HGR)", "fusion (CE)", metric="cka", filters={"feature": "z"},
-          keys=("fold", "pair"), isolates="linear CKA between two seeds' fused features on the same fold's test clips"),
-    Claim("smaller spread over seeds", "Soft-HGR's test accuracy varies less over seeds (std over seeds within a fold)",
-          "05_score_spread.csv", "fusion (CE)", "fusion (CE + Soft-HGR)", metric="acc_std", keys=("fold",),
-          isolates="A − B is CE's spread minus Soft-HGR's, per fold (so > 0 favours Soft-HGR); one pair per fold"),
-    Claim("beats a CCA-style loss", "Soft-HGR beats a CCA-style correlation loss when trained on mini-batches",
-          "07_baselines_runs.csv", None, None, filters_a={"objective": "hgr", "selected": True},
-          filters_b={"objective": "cca", "selected": True},
-          isolates="same audio–visual pair, network and data; each loss at the λ picked on validation"),
-    Claim("segment split inflates accuracy", "a random segment split scores higher than held-out subjects",
-          "07_protocols_runs.csv", "segment", "subject", metric="seg_acc", condition_col="protocol", filters=_PROTO,
-          isolates="same network (fusion, CE + Soft-HGR), seeds and training-set size; only the split"),
-    Claim("speaker dependence", "seeing the test speakers in training raises accuracy (clip split vs subjects)",
-          "07_protocols_runs.csv", "clip", "subject", metric="seg_acc", condition_col="protocol", filters=_PROTO,
-          isolates="same training-set size; test clips' speakers seen in training, their clips not"),
-    Claim("segment leakage", "segments of a test clip in training raise accuracy (segment vs clip split)",
-          "07_protocols_runs.csv", "segment", "clip", metric="seg_acc", condition_col="protocol", filters=_PROTO,
-          isolates="speakers seen in both; only whether a test clip's other segments are trained on"),
+    Claim(
+        "fusion beats audio only",
+        "fusing audio and video beats audio alone",
+        "02_supervised_runs.csv",
+        "fusion (CE)",
+        "audio only (CE)",
+        isolates="same CE loss, training and clips; only the visual branch is added",
+    ),
+    Claim(
+        "fusion beats visual only",
+        "fusing audio and video beats video alone",
+        "02_supervised_runs.csv",
+        "fusion (CE)",
+        "visual only (CE)",
+        isolates="same CE loss, training and clips; only the audio branch is added",
+    ),
+    Claim(
+        "main claim",
+        "CE + Soft-HGR learns better representations than CE alone",
+        "02_supervised_runs.csv",
+        "fusion (CE + Soft-HGR)",
+        "fusion (CE)",
+        isolates="same fused network, data, steps and seeds; only λ > 0",
+    ),
+    Claim(
+        "main claim, second corpus",
+        "CE + Soft-HGR beats CE alone, on a second corpus drawn with another seed",
+        "02_replication_runs.csv",
+        "fusion (CE + Soft-HGR)",
+        "fusion (CE)",
+        keys=("corpus_seed", "fold", "seed"),
+        isolates="as the main claim, on an independently drawn corpus",
+    ),
+    *(
+        Claim(
+            f"unlabeled clips help through S(f, g), {int(round(100 * frac))}% labels",
+            "unlabeled clips improve the model through the label-free Soft-HGR term S(f, g)",
+            _SEMI,
+            "labeled + unlabeled (CE + Soft-HGR)",
+            "labeled + unlabeled (CE, λ=0)",
+            filters={"labeled_frac": frac},
+            isolates="same batches and optimiser steps with the unlabeled clips; only λ > 0",
+        )
+        for frac in (0.1, 0.25)
+    ),
+    *(
+        Claim(
+            f"semi-supervised beats labeled only, {int(round(100 * frac))}% labels",
+            "training with the unlabeled clips (CE + Soft-HGR) beats training on the labeled clips alone",
+            _SEMI,
+            "labeled + unlabeled (CE + Soft-HGR)",
+            "labeled only, matched steps (CE)",
+            filters={"labeled_frac": frac},
+            isolates="same labeled clips and optimiser steps; unlabeled clips and S(f, g) together",
+        )
+        for frac in (0.1, 0.25)
+    ),
+    Claim(
+        "more stable across seeds",
+        "Soft-HGR features are more stable across seeds (CKA × 100 of z)",
+        "05_seed_cka_pairs.csv",
+        "fusion (CE + Soft-HGR)",
+        "fusion (CE)",
+        metric="cka",
+        filters={"feature": "z"},
+        keys=("fold", "pair"),
+        isolates="linear CKA between two seeds' fused features on the same fold's test clips",
+    ),
+    Claim(
+        "smaller spread over seeds",
+        "Soft-HGR's test accuracy varies less over seeds (std over seeds within a fold)",
+        "05_score_spread.csv",
+        "fusion (CE)",
+        "fusion (CE + Soft-HGR)",
+        metric="acc_std",
+        keys=("fold",),
+        isolates="A − B is CE's spread minus Soft-HGR's, per fold (so > 0 favours Soft-HGR); one pair per fold",
+    ),
+    Claim(
+        "beats a CCA-style loss",
+        "Soft-HGR beats a CCA-style correlation loss when trained on mini-batches",
+        "07_baselines_runs.csv",
+        None,
+        None,
+        filters_a={"objective": "hgr", "selected": True},
+        filters_b={"objective": "cca", "selected": True},
+        isolates="same audio–visual pair, network and data; each loss at the λ picked on validation",
+    ),
+    Claim(
+        "segment split inflates accuracy",
+        "a random segment split scores higher than held-out subjects",
+        "07_protocols_runs.csv",
+        "segment",
+        "subject",
+        metric="seg_acc",
+        condition_col="protocol",
+        filters=_PROTO,
+        isolates="same network (fusion, CE + Soft-HGR), seeds and training-set size; only the split",
+    ),
+    Claim(
+        "speaker dependence",
+        "seeing the test speakers in training raises accuracy (clip split vs subjects)",
+        "07_protocols_runs.csv",
+        "clip",
+        "subject",
+        metric="seg_acc",
+        condition_col="protocol",
+        filters=_PROTO,
+        isolates="same training-set size; test clips' speakers seen in training, their clips not",
+    ),
+    Claim(
+        "segment leakage",
+        "segments of a test clip in training raise accuracy (segment vs clip split)",
+        "07_protocols_runs.csv",
+        "segment",
+        "clip",
+        metric="seg_acc",
+        condition_col="protocol",
+        filters=_PROTO,
+        isolates="speakers seen in both; only whether a test clip's other segments are trained on",
+    ),
 )
 
 
@@ -132,8 +215,10 @@ def paired_effect(df_a: pd.DataFrame, df_b: pd.DataFrame, metric: str, keys=("fo
     for side, df in (("A", df_a), ("B", df_b)):
         dup = df[df.duplicated(keys, keep=False)]
         if len(dup):
-            raise ValueError(f"side {side} has {len(dup)} rows with duplicated keys {keys}, e.g. "
-                             f"{dup[keys].iloc[0].to_dict()}: a pair must identify one run per side")
+            raise ValueError(
+                f"side {side} has {len(dup)} rows with duplicated keys {keys}, e.g. "
+                f"{dup[keys].iloc[0].to_dict()}: a pair must identify one run per side"
+            )
     a, b = (df.dropna(subset=[metric])[keys + [metric]] for df in (df_a, df_b))
     both = a.merge(b, on=keys, suffixes=("_a", "_b"))
     n = len(both)
@@ -141,9 +226,20 @@ def paired_effect(df_a: pd.DataFrame, df_b: pd.DataFrame, metric: str, keys=("fo
     xa, xb = (scale * both[f"{metric}_{s}"].to_numpy(float) for s in ("a", "b"))
     d = np.round(xa - xb, 9)  # differences equal up to float error have zero spread
     (ma, sa), (mb, sb) = _mean_std(xa), _mean_std(xb)
-    out = {"n": n, "dropped": dropped, "effect": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p": np.nan,
-           "mean_a": ma, "std_a": sa, "mean_b": mb, "std_b": sb, "verdict": "not run",
-           "reason": f"{n} matched pair(s), 2 needed" if n < 2 else ""}
+    out = {
+        "n": n,
+        "dropped": dropped,
+        "effect": np.nan,
+        "ci_low": np.nan,
+        "ci_high": np.nan,
+        "p": np.nan,
+        "mean_a": ma,
+        "std_a": sa,
+        "mean_b": mb,
+        "std_b": sb,
+        "verdict": "not run",
+        "reason": f"{n} matched pair(s), 2 needed" if n < 2 else "",
+    }
     if n < 2:
         return out
     mean, sd = float(d.mean()), float(d.std(ddof=1))
@@ -162,12 +258,28 @@ def _describe(name: str | None, filters: dict) -> str:
 def evaluate(claim: Claim, results_dir: str | Path) -> dict:
     """One row for `claim` from `results_dir`/`claim.table`: the spec, paired_effect's numbers and the verdict."""
     path = Path(results_dir) / claim.table
-    row = {"claim": claim.id, "statement": claim.statement, "table": claim.table, "metric": claim.metric,
-           "comparison": f"{_describe(claim.a, claim.filters_a)} − {_describe(claim.b, claim.filters_b)}"
-                         + (f" ({_describe(None, claim.filters)})" if claim.filters else ""),
-           "isolates": claim.isolates}
-    empty = {"n": 0, "dropped": 0, "effect": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p": np.nan,
-             "mean_a": np.nan, "std_a": np.nan, "mean_b": np.nan, "std_b": np.nan, "verdict": "not run"}
+    row = {
+        "claim": claim.id,
+        "statement": claim.statement,
+        "table": claim.table,
+        "metric": claim.metric,
+        "comparison": f"{_describe(claim.a, claim.filters_a)} − {_describe(claim.b, claim.filters_b)}"
+        + (f" ({_describe(None, claim.filters)})" if claim.filters else ""),
+        "isolates": claim.isolates,
+    }
+    empty = {
+        "n": 0,
+        "dropped": 0,
+        "effect": np.nan,
+        "ci_low": np.nan,
+        "ci_high": np.nan,
+        "p": np.nan,
+        "mean_a": np.nan,
+        "std_a": np.nan,
+        "mean_b": np.nan,
+        "std_b": np.nan,
+        "verdict": "not run",
+    }
     if not path.is_file():
         return row | empty | {"reason": f"{claim.table} not found"}
     df = pd.read_csv(path)
@@ -183,15 +295,36 @@ def evaluate(claim: Claim, results_dir: str | Path) -> dict:
     except ValueError as e:
         raise ValueError(f"{path} (claim {claim.id!r}): {e}") from e
     if res["n"] < 2:
-        empty_side = [f"{s} ({_describe(c, claim.filters | f)})" for s, c, f, rows in
-                      (("A", claim.a, claim.filters_a, a), ("B", claim.b, claim.filters_b, b)) if not len(rows)]
-        res["reason"] = (f"no rows in {claim.table} for " + " or ".join(empty_side) if empty_side
-                         else f"{res['reason']} in {claim.table}")
+        empty_side = [
+            f"{s} ({_describe(c, claim.filters | f)})"
+            for s, c, f, rows in (("A", claim.a, claim.filters_a, a), ("B", claim.b, claim.filters_b, b))
+            if not len(rows)
+        ]
+        res["reason"] = f"no rows in {claim.table} for " + " or ".join(empty_side) if empty_side else f"{res['reason']} in {claim.table}"
     return row | res
 
 
-COLUMNS = ["claim", "verdict", "effect", "ci_low", "ci_high", "p", "p_holm", "n", "dropped", "mean_a", "std_a", "mean_b", "std_b",
-           "metric", "comparison", "table", "statement", "isolates", "reason"]
+COLUMNS = [
+    "claim",
+    "verdict",
+    "effect",
+    "ci_low",
+    "ci_high",
+    "p",
+    "p_holm",
+    "n",
+    "dropped",
+    "mean_a",
+    "std_a",
+    "mean_b",
+    "std_b",
+    "metric",
+    "comparison",
+    "table",
+    "statement",
+    "isolates",
+    "reason",
+]
 
 
 def holm(p: np.ndarray) -> np.ndarray:
@@ -224,24 +357,32 @@ def _p(p: float) -> str:
 
 def claims_markdown(df: pd.DataFrame) -> str:
     """A paragraph on the method and a Markdown table: claim, comparison, n, effect [95% CI] in points, p, verdict."""
-    text = ("Each claim is a paired comparison A − B over runs on the same (fold, seed) pairs (fold, seed pair "
-            "for CKA): the mean difference in percentage points (metric × 100), its 95% t interval over the "
-            "pairs, and the paired t test's two-sided p. *supported*: the interval lies above 0; *contradicted*: "
-            "below 0; *inconclusive*: it contains 0 (these runs cannot tell, which is not \"no effect\"). "
-            "n counts the pairs (runs without a partner are dropped and counted). The folds are all of the corpus's "
-            "subjects, so the interval also carries the fold-to-fold spread. Each verdict is at 95% on its own; "
-            "with this many claims about one in twenty could be a false alarm, so p (Holm) adjusts the p-values "
-            "for all of them at once (family-wise). "
-            "Numbers and specs: `claims.csv`; the claims: `hgrlib/claims.py`.\n\n")
+    text = (
+        "Each claim is a paired comparison A − B over runs on the same (fold, seed) pairs (fold, seed pair "
+        "for CKA): the mean difference in percentage points (metric × 100), its 95% t interval over the "
+        "pairs, and the paired t test's two-sided p. *supported*: the interval lies above 0; *contradicted*: "
+        'below 0; *inconclusive*: it contains 0 (these runs cannot tell, which is not "no effect"). '
+        "n counts the pairs (runs without a partner are dropped and counted). The folds are all of the corpus's "
+        "subjects, so the interval also carries the fold-to-fold spread. Each verdict is at 95% on its own; "
+        "with this many claims about one in twenty could be a false alarm, so p (Holm) adjusts the p-values "
+        "for all of them at once (family-wise). "
+        "Numbers and specs: `claims.csv`; the claims: `hgrlib/claims.py`.\n\n"
+    )
     rows = []
     for r in df.itertuples(index=False):
         reason = "" if pd.isna(r.reason) else str(r.reason)
         verdict = f"**{r.verdict}**" if r.verdict in ("supported", "contradicted") else str(r.verdict)
-        rows.append({
-            "claim": r.claim, "comparison (A − B)": f"{r.comparison} [{r.metric}]",
-            "n": f"{int(r.n)}" + (f" ({int(r.dropped)} unpaired)" if r.dropped else ""),
-            "effect, points [95% CI]": "—" if pd.isna(r.effect) else f"{_num(r.effect)} [{_num(r.ci_low)}, {_num(r.ci_high)}]",
-            "p": _p(r.p), "p (Holm)": _p(r.p_holm), "verdict": verdict + (f": {reason}" if reason else "")})
+        rows.append(
+            {
+                "claim": r.claim,
+                "comparison (A − B)": f"{r.comparison} [{r.metric}]",
+                "n": f"{int(r.n)}" + (f" ({int(r.dropped)} unpaired)" if r.dropped else ""),
+                "effect, points [95% CI]": "—" if pd.isna(r.effect) else f"{_num(r.effect)} [{_num(r.ci_low)}, {_num(r.ci_high)}]",
+                "p": _p(r.p),
+                "p (Holm)": _p(r.p_holm),
+                "verdict": verdict + (f": {reason}" if reason else ""),
+            }
+        )
     cols = ["claim", "comparison (A − B)", "n", "effect, points [95% CI]", "p", "p (Holm)", "verdict"]
     return text + markdown_table(pd.DataFrame(rows, columns=cols))
 
@@ -268,11 +409,16 @@ def findings(results_dir: str | Path, prefix: str, claims: tuple[Claim, ...] = C
         if r["verdict"] == "not run":
             lines.append(f"- **{c.id}**: not run ({r['reason']}).")
             continue
-        lines.append(f"- **{c.id}** ({c.statement}): {r['comparison']} = {_num(r['effect'])} points of {c.metric}, "
-                     f"95% CI [{_num(r['ci_low'])}, {_num(r['ci_high'])}], {r['n']} pairs, p {_p(r['p']).replace('<', '< ') if r['p'] < 0.001 else '= ' + _p(r['p'])}"
-                     f" → **{r['verdict']}**.")
+        lines.append(
+            f"- **{c.id}** ({c.statement}): {r['comparison']} = {_num(r['effect'])} points of {c.metric}, "
+            f"95% CI [{_num(r['ci_low'])}, {_num(r['ci_high'])}], {r['n']} pairs, p {_p(r['p']).replace('<', '< ') if r['p'] < 0.001 else '= ' + _p(r['p'])}"
+            f" → **{r['verdict']}**."
+        )
     if not lines:
         return ""
-    return ("**What these runs found** (generated from this notebook's tables: each claim paired over the same "
-            "(fold, seed) pairs, its verdict at 95% on its own; `claims.md` also adjusts p for all claims at once):\n\n"
-            + "\n".join(lines) + "\n")
+    return (
+        "**What these runs found** (generated from this notebook's tables: each claim paired over the same "
+        "(fold, seed) pairs, its verdict at 95% on its own; `claims.md` also adjusts p for all claims at once):\n\n"
+        + "\n".join(lines)
+        + "\n"
+    )

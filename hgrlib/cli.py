@@ -64,9 +64,17 @@ def train_config(args: argparse.Namespace):
         cfg = p.config.with_(
             model={"modalities": args.modalities},
             loss={"lam": p.lam if args.lam is None else args.lam, "corr": args.corr},
-            train={"seed": args.seed, "fold": args.fold, "protocol": args.protocol, "labeled_frac": args.labeled_frac,
-                   "amp": args.amp, "compile": args.compile, "device": args.device,
-                   **({"epochs": args.epochs} if args.epochs else {}), **({"threads": args.threads} if args.threads is not None else {})},
+            train={
+                "seed": args.seed,
+                "fold": args.fold,
+                "protocol": args.protocol,
+                "labeled_frac": args.labeled_frac,
+                "amp": args.amp,
+                "compile": args.compile,
+                "device": args.device,
+                **({"epochs": args.epochs} if args.epochs else {}),
+                **({"threads": args.threads} if args.threads is not None else {}),
+            },
         )
     sets = parse_sets(args.set)
     sections = [f.name for f in fields(Config)]
@@ -160,8 +168,10 @@ def torchrun_group():
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="hgrlib", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
-    for name, fn, help_ in (("prep", cmd_prep, "make/index the data and fill the feature cache (resumable)"),
-                            ("train", cmd_train, "train and test one configuration (cached by config)")):
+    for name, fn, help_ in (
+        ("prep", cmd_prep, "make/index the data and fill the feature cache (resumable)"),
+        ("train", cmd_train, "train and test one configuration (cached by config)"),
+    ):
         s = sub.add_parser(name, help=help_)
         s.set_defaults(fn=fn)
         s.add_argument("--dataset", default="synthetic", choices=["synthetic", "ravdess", "enterface", "baum1s", "manifest"])
@@ -170,10 +180,15 @@ def main(argv: list[str] | None = None) -> int:
         s.add_argument("--classes", type=int, default=6, choices=[6, 8])
         s.add_argument("--cache", default="cache", help="feature cache folder")
         s.add_argument("--workers", type=int, default=2)
-        s.add_argument("--detector", default=None, choices=["haar", "mtcnn"],
-                       help="face detector (default: the profile's, haar; mtcnn needs scripts/install_mtcnn.sh)")
-        s.add_argument("--min-face", type=float, default=None,
-                       help="smallest face searched for, as a fraction of the frame height (default 0.1)")
+        s.add_argument(
+            "--detector",
+            default=None,
+            choices=["haar", "mtcnn"],
+            help="face detector (default: the profile's, haar; mtcnn needs scripts/install_mtcnn.sh)",
+        )
+        s.add_argument(
+            "--min-face", type=float, default=None, help="smallest face searched for, as a fraction of the frame height (default 0.1)"
+        )
     t = sub.choices["train"]
     t.add_argument("--runs", default="runs")
     t.add_argument("--modalities", default="av", choices=["av", "a", "v"])
@@ -188,9 +203,16 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the profile's; 0: torch's default)")
     t.add_argument("--amp", default="off", choices=["off", "bf16"], help="mixed precision for the networks")
     t.add_argument("--compile", action="store_true", help="torch.compile the training forward pass")
-    t.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
-                   help="override any config field, e.g. --set loss.w_ay=0 --set train.use_unlabeled=false (repeatable)")
-    t.add_argument("--config", default=None, help="a config JSON (e.g. from --print-config or a run's result.json 'config') instead of the flags")
+    t.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.FIELD=VALUE",
+        help="override any config field, e.g. --set loss.w_ay=0 --set train.use_unlabeled=false (repeatable)",
+    )
+    t.add_argument(
+        "--config", default=None, help="a config JSON (e.g. from --print-config or a run's result.json 'config') instead of the flags"
+    )
     t.add_argument("--print-config", action="store_true", help="print the config this command would train, and stop")
     e = sub.add_parser("export", help="write a trained run as one model file (weights, configs, classes, normalisation)")
     e.set_defaults(fn=cmd_export)

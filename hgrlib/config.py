@@ -79,10 +79,18 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         _typed(self, "data")
-        _check(self, "data", _one_of("dataset", "synthetic", "ravdess", "enterface", "baum1s", "manifest"),
-               _one_of("classes", 6, 8), _one_of("folds", "shipped", "present"),
-               ("classes", lambda v: v == 6 or self.dataset in ("ravdess", "manifest"),
-                f"8 classes need dataset ravdess or manifest, not {self.dataset}"))
+        _check(
+            self,
+            "data",
+            _one_of("dataset", "synthetic", "ravdess", "enterface", "baum1s", "manifest"),
+            _one_of("classes", 6, 8),
+            _one_of("folds", "shipped", "present"),
+            (
+                "classes",
+                lambda v: v == 6 or self.dataset in ("ravdess", "manifest"),
+                f"8 classes need dataset ravdess or manifest, not {self.dataset}",
+            ),
+        )
 
 
 @dataclass(frozen=True)
@@ -106,10 +114,14 @@ class FeatureConfig:
 
     def __post_init__(self) -> None:
         _typed(self, "features")
-        _check(self, "features",
-               _positive("sr n_mels win_ms hop_ms segment_frames n_segments frames_per_segment face_size"),
-               ("face_margin", lambda v: v >= 0, "must be >= 0"), _one_of("detector", "haar", "mtcnn"),
-               ("min_face", lambda v: 0 < v <= 1, "must be in (0, 1], a fraction of the frame height"))
+        _check(
+            self,
+            "features",
+            _positive("sr n_mels win_ms hop_ms segment_frames n_segments frames_per_segment face_size"),
+            ("face_margin", lambda v: v >= 0, "must be >= 0"),
+            _one_of("detector", "haar", "mtcnn"),
+            ("min_face", lambda v: 0 < v <= 1, "must be in (0, 1], a fraction of the frame height"),
+        )
 
     def key(self) -> str:
         return config_hash(self)
@@ -124,8 +136,13 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         _typed(self, "model")
-        _check(self, "model", _positive("dim width"), ("dropout", lambda v: 0 <= v < 1, "must be in [0, 1)"),
-               _one_of("modalities", "av", "a", "v"))
+        _check(
+            self,
+            "model",
+            _positive("dim width"),
+            ("dropout", lambda v: 0 <= v < 1, "must be in [0, 1)"),
+            _one_of("modalities", "av", "a", "v"),
+        )
 
 
 @dataclass(frozen=True)
@@ -145,8 +162,13 @@ class LossConfig:
 
     def __post_init__(self) -> None:
         _typed(self, "loss")  # floats are finite from here on
-        _check(self, "loss", ("w_ce w_ce_uni lam w_av w_ay w_vy cca_dim", lambda v: v >= 0, "must be >= 0"),
-               _one_of("corr", "hgr", "cca", "infonce"), _positive("temperature cca_ridge"))
+        _check(
+            self,
+            "loss",
+            ("w_ce w_ce_uni lam w_av w_ay w_vy cca_dim", lambda v: v >= 0, "must be >= 0"),
+            _one_of("corr", "hgr", "cca", "infonce"),
+            _positive("temperature cca_ridge"),
+        )
 
 
 @dataclass(frozen=True)
@@ -169,13 +191,18 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _typed(self, "train")  # fold's upper bound depends on the dataset: checked by Config
-        _check(self, "train", _positive("epochs lr"),
-               ("batch_size", lambda v: v >= 2, "must be >= 2 (the correlation losses need two rows)"),
-               ("weight_decay seed threads fold", lambda v: v >= 0, "must be >= 0"),
-               _one_of("protocol", "subject", "clip", "segment"),
-               ("n_folds", lambda v: v >= 3, "must be >= 3 (a test fold, a validation fold and a training fold)"),
-               ("labeled_frac", lambda v: 0 < v <= 1, "must be in (0, 1]"),
-               _one_of("device", "auto", "cpu", "cuda"), _one_of("amp", "off", "bf16"))
+        _check(
+            self,
+            "train",
+            _positive("epochs lr"),
+            ("batch_size", lambda v: v >= 2, "must be >= 2 (the correlation losses need two rows)"),
+            ("weight_decay seed threads fold", lambda v: v >= 0, "must be >= 0"),
+            _one_of("protocol", "subject", "clip", "segment"),
+            ("n_folds", lambda v: v >= 3, "must be >= 3 (a test fold, a validation fold and a training fold)"),
+            ("labeled_frac", lambda v: 0 < v <= 1, "must be in (0, 1]"),
+            _one_of("device", "auto", "cpu", "cuda"),
+            _one_of("amp", "off", "bf16"),
+        )
 
 
 @dataclass(frozen=True)

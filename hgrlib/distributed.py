@@ -61,8 +61,10 @@ def shard(rows, rank: int, size: int):
     """This rank's contiguous part of a global batch; concatenated in rank order they are the batch."""
     n = len(rows)
     if n % size:
-        raise ValueError(f"a global batch of {n} rows cannot be split evenly over {size} processes; "
-                         f"use a batch size (TrainConfig.batch_size) that is a multiple of {size}")
+        raise ValueError(
+            f"a global batch of {n} rows cannot be split evenly over {size} processes; "
+            f"use a batch size (TrainConfig.batch_size) that is a multiple of {size}"
+        )
     return rows[rank * n // size : (rank + 1) * n // size]
 
 

@@ -35,9 +35,18 @@ class Setup:
     fs: FeatureSet | None
 
 
-def setup(profile: str, dataset: str, root: str | None, classes: int, cache_dir: str = "cache",
-          results_dir: str = "results", figures_dir: str = "figures", lam: float | None = None,
-          seeds: list[int] | None = None, load: bool = True) -> Setup:
+def setup(
+    profile: str,
+    dataset: str,
+    root: str | None,
+    classes: int,
+    cache_dir: str = "cache",
+    results_dir: str = "results",
+    figures_dir: str = "figures",
+    lam: float | None = None,
+    seeds: list[int] | None = None,
+    load: bool = True,
+) -> Setup:
     """Every notebook's first cell: work from the project's folder (so relative paths mean the same in
     JupyterLab and under papermill), the profile, the output folders, and (if `load`) the cached features."""
     from hgrlib.report import project_dir
@@ -47,8 +56,16 @@ def setup(profile: str, dataset: str, root: str | None, classes: int, cache_dir:
     cfg = P.config
     tag = results_tag(cfg.data, profile)
     fs = load_featureset(cfg.data, cfg.features, cache_dir) if load else None
-    return Setup(P, cfg, P.lam if lam is None else lam, list(P.seeds if seeds is None else seeds), tag,
-                 f"{results_dir}/{tag}", f"{figures_dir}/{tag}", fs)
+    return Setup(
+        P,
+        cfg,
+        P.lam if lam is None else lam,
+        list(P.seeds if seeds is None else seeds),
+        tag,
+        f"{results_dir}/{tag}",
+        f"{figures_dir}/{tag}",
+        fs,
+    )
 
 
 def grid(cfg: Config, conditions: dict[str, dict], seeds, fs: FeatureSet, runs=None) -> tuple[list[Config], list[str]]:
@@ -63,8 +80,12 @@ def grid(cfg: Config, conditions: dict[str, dict], seeds, fs: FeatureSet, runs=N
 
 
 def prepare_data(
-    data: DataConfig, features: FeatureConfig, cache_dir: str = "cache", synthetic: SyntheticConfig | None = None,
-    workers: int = 2, progress: bool = True,
+    data: DataConfig,
+    features: FeatureConfig,
+    cache_dir: str = "cache",
+    synthetic: SyntheticConfig | None = None,
+    workers: int = 2,
+    progress: bool = True,
 ) -> tuple[IndexReport, PrepReport]:
     """Generate the synthetic corpus if that is the dataset (resumable), index the clips, fill the feature cache."""
     if data.dataset == "synthetic":
@@ -96,8 +117,7 @@ class Coverage:
         self.missing = [s for s in spec["subjects"] if s not in set(self.present)] if self.shipped else []
         self.empty_classes = [c for c in self.classes if c not in set(self.labels)]
         # folds made from the subjects depend on train.n_folds: listed only when it is given
-        self.folds = (subject_folds(data.dataset, self.subjects, n_folds or 0, data.folds)
-                      if self.shipped or n_folds else [])
+        self.folds = subject_folds(data.dataset, self.subjects, n_folds or 0, data.folds) if self.shipped or n_folds else []
         self.problems = fold_problems(data.dataset, self.subjects, self.labels, self.folds)
 
     def which(self) -> str:
@@ -112,21 +132,28 @@ class Coverage:
     def refusal(self) -> str:
         """The one-line message of a refusal (empty when nothing is refused)."""
         if self.empty_classes:
-            return (f"{self.data.root}: no {self.data.dataset} clips of class {', '.join(self.empty_classes)} "
-                    f"(classes={self.data.classes} uses {', '.join(self.classes)})")
+            return (
+                f"{self.data.root}: no {self.data.dataset} clips of class {', '.join(self.empty_classes)} "
+                f"(classes={self.data.classes} uses {', '.join(self.classes)})"
+            )
         if self.problems:
             return refusal(self.data.dataset, self.subjects, self.problems, len(self.folds), self.data.folds)
         return ""
 
     def summary(self) -> str:
         """One line: clips, subjects, classes, and the folds' state."""
-        head = (f"{self.data.dataset} at {self.data.root}: {len(self.records)} clips, {len(self.present)} subjects, "
-                f"{len(self.classes) - len(self.empty_classes)} of {len(self.classes)} classes")
+        head = (
+            f"{self.data.dataset} at {self.data.root}: {len(self.records)} clips, {len(self.present)} subjects, "
+            f"{len(self.classes) - len(self.empty_classes)} of {len(self.classes)} classes"
+        )
         if self.shipped:
             inc = self.incomplete()
-            state = (f"all {len(self.folds)} shipped folds complete" if not inc else
-                     f"{len(self.folds) - len(inc)} of {len(self.folds)} shipped folds complete "
-                     f"(missing subjects {', '.join(self.missing)})")
+            state = (
+                f"all {len(self.folds)} shipped folds complete"
+                if not inc
+                else f"{len(self.folds) - len(inc)} of {len(self.folds)} shipped folds complete "
+                f"(missing subjects {', '.join(self.missing)})"
+            )
         else:
             state = self.which() + (f": {len(self.folds)} folds" if self.folds else "")
         return f"{head}; {state}"
@@ -179,9 +206,14 @@ def load_featureset(data: DataConfig, features: FeatureConfig, cache_dir: str = 
     cache = FeatureCache(cache_dir, data.dataset, features, data.root)
     kept, audio, faces = load_features(records, cache)
     return FeatureSet(
-        clip_ids=[r.clip_id for r in kept], subjects=[r.subject for r in kept],
-        labels=np.array([classes.index(r.emotion) for r in kept]), classes=classes,
-        audio=audio, faces=faces, dataset=data.dataset, feature_key=cache.root.name,
+        clip_ids=[r.clip_id for r in kept],
+        subjects=[r.subject for r in kept],
+        labels=np.array([classes.index(r.emotion) for r in kept]),
+        classes=classes,
+        audio=audio,
+        faces=faces,
+        dataset=data.dataset,
+        feature_key=cache.root.name,
     )
 
 
@@ -214,9 +246,17 @@ def results_frame(results: list[dict], **labels: list) -> pd.DataFrame:
     rows = []
     for i, r in enumerate(results):
         c = r["config"]
-        row = {"modalities": c["model"]["modalities"], "lam": c["loss"]["lam"], "corr": c["loss"]["corr"],
-               "w_ce": c["loss"]["w_ce"], "protocol": c["train"]["protocol"], "labeled_frac": c["train"]["labeled_frac"],
-               "use_unlabeled": c["train"]["use_unlabeled"], "seed": c["train"]["seed"], "fold": c["train"]["fold"]}
+        row = {
+            "modalities": c["model"]["modalities"],
+            "lam": c["loss"]["lam"],
+            "corr": c["loss"]["corr"],
+            "w_ce": c["loss"]["w_ce"],
+            "protocol": c["train"]["protocol"],
+            "labeled_frac": c["train"]["labeled_frac"],
+            "use_unlabeled": c["train"]["use_unlabeled"],
+            "seed": c["train"]["seed"],
+            "fold": c["train"]["fold"],
+        }
         row |= {k: v[i] for k, v in labels.items()}
         row |= {k: r["test"][k] for k in ("acc", "uar", "seg_acc", "seg_uar", "clip_acc", "clip_uar")}
         row["val_uar"] = r["best_val_uar"]

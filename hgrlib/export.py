@@ -94,8 +94,10 @@ class LoadedModel:
         c, run = self.config, self.meta.get("run", {})
         test = run.get("test", {})
         score = f"; its run's test acc {100 * test['acc']:.1f}%, UAR {100 * test['uar']:.1f}%" if "acc" in test else ""
-        return (f"{c.model.modalities} model (lam={c.loss.lam}, {c.loss.corr}), {len(self.classes)} classes, "
-                f"trained on {c.data.dataset} fold {c.train.fold} seed {c.train.seed}{score}")
+        return (
+            f"{c.model.modalities} model (lam={c.loss.lam}, {c.loss.corr}), {len(self.classes)} classes, "
+            f"trained on {c.data.dataset} fold {c.train.fold} seed {c.train.seed}{score}"
+        )
 
     @torch.no_grad()
     def segment_probs(self, audio: np.ndarray, faces: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -105,8 +107,10 @@ class LoadedModel:
         want_a = (3 if f.deltas else 1, f.n_mels, f.segment_frames)
         want_v = (f.frames_per_segment, f.face_size, f.face_size, 3)
         if audio.shape[2:] != want_a or faces.shape[2:] != want_v or audio.shape[:2] != faces.shape[:2]:
-            raise ValueError(f"features of shape audio {audio.shape[1:]}, faces {faces.shape[1:]} do not match the "
-                             f"model's FeatureConfig (audio (S, {', '.join(map(str, want_a))}), faces (S, {', '.join(map(str, want_v))}))")
+            raise ValueError(
+                f"features of shape audio {audio.shape[1:]}, faces {faces.shape[1:]} do not match the "
+                f"model's FeatureConfig (audio (S, {', '.join(map(str, want_a))}), faces (S, {', '.join(map(str, want_v))}))"
+            )
         n, s = audio.shape[:2]
         a_all = torch.from_numpy(np.ascontiguousarray(audio).reshape(n * s, *audio.shape[2:]))
         v_all = torch.from_numpy(np.ascontiguousarray(faces).reshape(n * s, *faces.shape[2:]))
@@ -114,8 +118,15 @@ class LoadedModel:
         out = []
         for k in range(0, n * s, batch_size):
             a = (a_all[k : k + batch_size].to(self.device).float() - self.audio_mean) / self.audio_std
-            v = (v_all[k : k + batch_size].to(self.device).permute(0, 1, 4, 2, 3).float()
-                 .div_(FACES_NORM["faces_scale"]).sub_(FACES_NORM["faces_mean"]).div_(FACES_NORM["faces_std"]))
+            v = (
+                v_all[k : k + batch_size]
+                .to(self.device)
+                .permute(0, 1, 4, 2, 3)
+                .float()
+                .div_(FACES_NORM["faces_scale"])
+                .sub_(FACES_NORM["faces_mean"])
+                .div_(FACES_NORM["faces_std"])
+            )
             logits = m(a if m.audio is not None else None, v if m.visual is not None else None)["logits"]
             out.append(logits.softmax(1).cpu())
         probs = torch.cat(out).numpy() if out else np.zeros((0, len(self.classes)), np.float32)
@@ -148,8 +159,10 @@ def from_payload(payload, where: str = "model", features: FeatureConfig | None =
         raise ValueError(f"{where}: not an hgrlib model file (no '{FORMAT}' format tag; make one with `hgrlib export`)")
     version = payload.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ValueError(f"{where}: model file format version {version!r}; this hgrlib ({_version()}) reads versions "
-                         f"up to {FORMAT_VERSION}: update hgrlib, or export the run again with this one")
+        raise ValueError(
+            f"{where}: model file format version {version!r}; this hgrlib ({_version()}) reads versions "
+            f"up to {FORMAT_VERSION}: update hgrlib, or export the run again with this one"
+        )
     missing = [k for k in ("config", "classes", "norm", "state_dict") if k not in payload]
     if missing:
         raise ValueError(f"{where}: damaged model file (missing {', '.join(missing)})")
@@ -158,8 +171,11 @@ def from_payload(payload, where: str = "model", features: FeatureConfig | None =
     except (TypeError, ValueError) as e:
         raise ValueError(f"{where}: its config cannot be read ({e})") from e
     if features is not None and features != cfg.features:
-        diff = [f"{f.name}={getattr(cfg.features, f.name)!r} (expected {getattr(features, f.name)!r})"
-                for f in dataclasses.fields(FeatureConfig) if getattr(cfg.features, f.name) != getattr(features, f.name)]
+        diff = [
+            f"{f.name}={getattr(cfg.features, f.name)!r} (expected {getattr(features, f.name)!r})"
+            for f in dataclasses.fields(FeatureConfig)
+            if getattr(cfg.features, f.name) != getattr(features, f.name)
+        ]
         raise ValueError(f"{where}: the model was trained on other features: {', '.join(diff)}")
     classes = tuple(payload["classes"])
     norm, state = payload["norm"], payload["state_dict"]
@@ -169,12 +185,16 @@ def from_payload(payload, where: str = "model", features: FeatureConfig | None =
     for name in ("audio_mean", "audio_std"):
         t = norm.get(name)
         if not isinstance(t, torch.Tensor) or tuple(t.shape) != (chans, f.n_mels, 1):
-            problems.append(f"norm.{name} has shape {tuple(t.shape) if isinstance(t, torch.Tensor) else t!r}, "
-                            f"its FeatureConfig (deltas={f.deltas}, n_mels={f.n_mels}) needs {(chans, f.n_mels, 1)}")
+            problems.append(
+                f"norm.{name} has shape {tuple(t.shape) if isinstance(t, torch.Tensor) else t!r}, "
+                f"its FeatureConfig (deltas={f.deltas}, n_mels={f.n_mels}) needs {(chans, f.n_mels, 1)}"
+            )
     if any(norm.get(k) != v for k, v in FACES_NORM.items()):
-        problems.append(f"face normalisation {({k: norm.get(k) for k in FACES_NORM})} is not this hgrlib's {FACES_NORM}")
-    checks = (("audio.body.0.0.weight", 1, chans, f"deltas={f.deltas}: {chans} audio channel(s)"),
-              ("visual.stem.0.weight", 2, f.frames_per_segment, f"frames_per_segment={f.frames_per_segment}"))
+        problems.append(f"face normalisation { ({k: norm.get(k) for k in FACES_NORM}) } is not this hgrlib's {FACES_NORM}")
+    checks = (
+        ("audio.body.0.0.weight", 1, chans, f"deltas={f.deltas}: {chans} audio channel(s)"),
+        ("visual.stem.0.weight", 2, f.frames_per_segment, f"frames_per_segment={f.frames_per_segment}"),
+    )
     for key, dim, want, what in checks:
         t = state.get(key)
         if isinstance(t, torch.Tensor) and t.dim() > dim and t.shape[dim] != want:
@@ -191,8 +211,10 @@ def from_payload(payload, where: str = "model", features: FeatureConfig | None =
     lm = LoadedModel(model.eval(), cfg, classes, norm["audio_mean"].float(), norm["audio_std"].float(), meta, where)
     feature_code = _feature_code()
     if meta.get("feature_code") and meta["feature_code"] != feature_code:
-        lm.notes.append(f"the feature-extraction code differs from the one the model's features were made with "
-                        f"({meta['feature_code']} then, {feature_code} now): a clip's features may differ a little from training's")
+        lm.notes.append(
+            f"the feature-extraction code differs from the one the model's features were made with "
+            f"({meta['feature_code']} then, {feature_code} now): a clip's features may differ a little from training's"
+        )
     return lm
 
 
@@ -212,9 +234,11 @@ class ExportReport:
     def summary(self) -> str:
         same = "identical to" if self.max_diff == 0 else f"within {self.max_diff:.1g} of"
         where = f"wrote {self.path} ({self.size / 1e6:.1f} MB)" if self.path else "loaded"
-        return (f"{where}: {self.describe}\n"
-                f"  weights from the run folder's weights.pt; its clip probabilities on all {self.n_clips} clips are {same} the run's own "
-                f"(features.npz); {self.seconds:.1f} s")
+        return (
+            f"{where}: {self.describe}\n"
+            f"  weights from the run folder's weights.pt; its clip probabilities on all {self.n_clips} clips are {same} the run's own "
+            f"(features.npz); {self.seconds:.1f} s"
+        )
 
 
 def export_model(run: str | Path, out: str | Path | None = None, cache_dir: str | Path = "cache", fs=None) -> ExportReport:
@@ -262,21 +286,41 @@ def payload_from_run(run: Path, cache_dir: str | Path = "cache", fs=None) -> tup
 
         fs = load_featureset(cfg.data, cfg.features, str(cache_dir))
     if key.get("data") and key["data"] != fs.fingerprint:
-        raise ValueError(f"{run}: the features in {cache_dir} are not the ones this run trained on (data fingerprint "
-                         f"{fs.fingerprint}, the run's {key['data']}); give the feature cache it was trained from (--cache)")
+        raise ValueError(
+            f"{run}: the features in {cache_dir} are not the ones this run trained on (data fingerprint "
+            f"{fs.fingerprint}, the run's {key['data']}); give the feature cache it was trained from (--cache)"
+        )
     tc = cfg.train
     state = _saved_weights(run)
-    split = make_split(fs.subjects, fs.labels, fs.n_segments, dataset=fs.dataset, protocol=tc.protocol,
-                       n_folds=tc.n_folds, fold=tc.fold, seed=tc.seed, labeled_frac=tc.labeled_frac)
+    split = make_split(
+        fs.subjects,
+        fs.labels,
+        fs.n_segments,
+        dataset=fs.dataset,
+        protocol=tc.protocol,
+        n_folds=tc.n_folds,
+        fold=tc.fold,
+        seed=tc.seed,
+        labeled_frac=tc.labeled_frac,
+    )
     b = Batcher(fs, split.train, torch.device("cpu"))
     payload = {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "hgrlib_version": _version(),
-        "code_version": key.get("code", ""), "feature_code": _feature_code(), "feature_libs": _feature_libs(),
-        "config": cfg.to_dict(), "classes": list(fs.classes),
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "hgrlib_version": _version(),
+        "code_version": key.get("code", ""),
+        "feature_code": _feature_code(),
+        "feature_libs": _feature_libs(),
+        "config": cfg.to_dict(),
+        "classes": list(fs.classes),
         "norm": {"audio_mean": b.mean.float().contiguous(), "audio_std": b.std.float().contiguous(), **FACES_NORM},
         "state_dict": {k: v.detach().cpu().clone() for k, v in state.items()},
-        "run": {"run_dir": str(run), "key": key, "test": result.get("test", {}), "features_sha256": result.get("features_sha256", ""),
-},
+        "run": {
+            "run_dir": str(run),
+            "key": key,
+            "test": result.get("test", {}),
+            "features_sha256": result.get("features_sha256", ""),
+        },
     }
     lm = from_payload(payload, str(run))
     on_gpu = str(key.get("exec", result.get("device", ""))).startswith("cuda")
@@ -302,9 +346,11 @@ def _check_against_run(lm: LoadedModel, fs, run: Path, tolerance: float = TOLERA
     probs = lm.segment_probs(fs.audio, fs.faces).mean(axis=1).astype(np.float32)
     diff = float(np.abs(probs - saved).max()) if len(saved) else 0.0
     if not diff <= tolerance:
-        raise ValueError(f"{run}: the exported model does not reproduce the run's predictions (clip probabilities differ "
-                         f"by up to {diff:.3g} > {tolerance:g}); its weights are not the run's (training is not "
-                         f"reproducible here: other code, libraries or CPU?); nothing was written")
+        raise ValueError(
+            f"{run}: the exported model does not reproduce the run's predictions (clip probabilities differ "
+            f"by up to {diff:.3g} > {tolerance:g}); its weights are not the run's (training is not "
+            f"reproducible here: other code, libraries or CPU?); nothing was written"
+        )
     return diff, len(ids)
 
 

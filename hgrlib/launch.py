@@ -84,8 +84,16 @@ def pack(cfgs: list[Config], stack: int) -> list[list[int]]:
     return groups
 
 
-def run_all(cfgs: list[Config], fs: FeatureSet, runs_dir: str = "runs", progress: bool = True, jobs: int | None = None,
-            catch: tuple[type[BaseException], ...] = (), executor: str | None = None, stack: int | None = None) -> list:
+def run_all(
+    cfgs: list[Config],
+    fs: FeatureSet,
+    runs_dir: str = "runs",
+    progress: bool = True,
+    jobs: int | None = None,
+    catch: tuple[type[BaseException], ...] = (),
+    executor: str | None = None,
+    stack: int | None = None,
+) -> list:
     """Fit every config (finished ones are read back from runs/, not redone); results in the order of `cfgs`.
 
     `jobs` defaults to HGRLIB_JOBS, else 1; 0 means one per core (`resolve_jobs`). Each process gets
@@ -164,8 +172,15 @@ def _fit_in_worker(cfgs: list[Config], runs_dir: str, catch: tuple) -> list:
     return fit_group(cfgs, _worker_fs[0], runs_dir, catch)
 
 
-def submit_all(groups: list[list[Config]], fs: FeatureSet, runs_dir: str, executor: str, parallel: int,
-               catch: tuple[type[BaseException], ...] = (), progress: bool = True) -> list:
+def submit_all(
+    groups: list[list[Config]],
+    fs: FeatureSet,
+    runs_dir: str,
+    executor: str,
+    parallel: int,
+    catch: tuple[type[BaseException], ...] = (),
+    progress: bool = True,
+) -> list:
     """Train the unfinished groups as submitit jobs (a SLURM array: one task per group, i.e. per grid point
     when runs are not stacked), wait, and return every group's results. The features travel once, as
     runs_dir/.featuresets/<fingerprint>.pkl (runs_dir must be on a file system the jobs share); job logs go
@@ -185,8 +200,7 @@ def submit_all(groups: list[list[Config]], fs: FeatureSet, runs_dir: str, execut
     bar = progress_bar(total=sum(len(groups[i]) for i in todo), desc=f"runs ({executor} jobs)", unit="run", disable=not progress)
     for k in range(0, len(todo), chunk):
         part = todo[k : k + chunk]
-        jobs = ex.map_array(train_job, [groups[i] for i in part], [fs_file] * len(part), [runs_dir] * len(part),
-                            [catch] * len(part))
+        jobs = ex.map_array(train_job, [groups[i] for i in part], [fs_file] * len(part), [runs_dir] * len(part), [catch] * len(part))
         sizes = {job.job_id: len(groups[i]) for i, job in zip(part, jobs)}
         for job in submitit.helpers.as_completed(jobs, poll_frequency=1 if executor != "slurm" else 10):
             bar.update(sizes[job.job_id])

@@ -74,8 +74,7 @@ def infonce(f: Tensor, g: Tensor, temperature: float = 0.1) -> Tensor:
     return -0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
 
 
-def correlation(f: Tensor, g: Tensor, kind: str, temperature: float = 0.1, cca_dim: int = 0,
-                cca_ridge: float = 1e-3) -> Tensor:
+def correlation(f: Tensor, g: Tensor, kind: str, temperature: float = 0.1, cca_dim: int = 0, cca_ridge: float = 1e-3) -> Tensor:
     """The pair objective named by LossConfig.corr (cca_dim, cca_ridge: CCA-style only, relative ridge)."""
     if kind == "hgr":
         return soft_hgr(f, g)

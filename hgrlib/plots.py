@@ -118,8 +118,15 @@ def training_curves(histories: dict[str, list[list[dict]]], key: str = "val_uar"
     axes[0].set_title("training loss", fontsize=10), axes[1].set_title(f"validation {key.split('_')[-1].upper()}", fontsize=10)
     for ax in axes:
         ax.set_xlabel("epoch")
-    fig.legend(*axes[1].get_legend_handles_labels(), loc="outside lower center", ncol=min(4, len(histories)),
-               fontsize=SMALL, frameon=False, title="mean ± std over runs", title_fontsize=SMALL)
+    fig.legend(
+        *axes[1].get_legend_handles_labels(),
+        loc="outside lower center",
+        ncol=min(4, len(histories)),
+        fontsize=SMALL,
+        frameon=False,
+        title="mean ± std over runs",
+        title_fontsize=SMALL,
+    )
     return fig
 
 
@@ -145,8 +152,7 @@ def curves_with_errors(table: pd.DataFrame, x: str, group: str, metric: str = "a
     return ax.figure
 
 
-def heatmaps(grids: dict[str, pd.DataFrame], fmt: str = "{:.1f}", scale: float = 100.0, title: str = "",
-             cbar_label: str = ""):
+def heatmaps(grids: dict[str, pd.DataFrame], fmt: str = "{:.1f}", scale: float = 100.0, title: str = "", cbar_label: str = ""):
     """Side-by-side annotated heatmaps of equally shaped grids (rows × columns), NaN cells left blank (grey: not
     run); each with its own colour bar labelled `cbar_label`."""
     n = len(grids)
@@ -170,8 +176,7 @@ def heatmaps(grids: dict[str, pd.DataFrame], fmt: str = "{:.1f}", scale: float =
 # --------------------------------------------------------------------------- notebook 05
 
 
-def score_spread(runs: pd.DataFrame, by: str = "condition", group: str | None = "fold",
-                 metrics: tuple[str, ...] = ("acc", "uar")):
+def score_spread(runs: pd.DataFrame, by: str = "condition", group: str | None = "fold", metrics: tuple[str, ...] = ("acc", "uar")):
     """Every run's test score as a dot, coloured by `by`, with the mean ± std as a black square and whisker; one
     slot on the x axis per value of `group` (a fold number is shown as 'fold k'); one legend, to the right."""
     hues = list(dict.fromkeys(runs[by]))
@@ -179,8 +184,7 @@ def score_spread(runs: pd.DataFrame, by: str = "condition", group: str | None = 
     names = [("" if g is None else f"{group} {g}" if group == "fold" and not isinstance(g, str) else str(g)) for g in groups]
     w = 0.8 / len(hues)
     width = 3.2 if len(groups) == 1 else 1.4 + 0.45 * len(groups) * max(2, len(hues))  # per metric
-    fig, axes = plt.subplots(1, len(metrics), figsize=(min(width * len(metrics) + 2.2, 11.0), 3.8), squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(1, len(metrics), figsize=(min(width * len(metrics) + 2.2, 11.0), 3.8), squeeze=False, layout="constrained")
     rng = np.random.default_rng(0)
     for ax, m in zip(axes[0], metrics):
         lo, hi = np.inf, -np.inf
@@ -191,10 +195,20 @@ def score_spread(runs: pd.DataFrame, by: str = "condition", group: str | None = 
                 if not len(v):
                     continue
                 x = gi + (hi_ - (len(hues) - 1) / 2) * w
-                ax.scatter(x + rng.uniform(-0.2, 0.2, len(v)) * w, v, color=f"C{hi_}", alpha=0.7, s=26, zorder=2,
-                           label=h if gi == 0 else None)
-                ax.errorbar(x, v.mean(), yerr=v.std(ddof=1) if len(v) > 1 else 0, fmt="s", color="k", capsize=5, ms=5, zorder=3,
-                            label="mean ± std" if gi == 0 and hi_ == 0 else None)
+                ax.scatter(
+                    x + rng.uniform(-0.2, 0.2, len(v)) * w, v, color=f"C{hi_}", alpha=0.7, s=26, zorder=2, label=h if gi == 0 else None
+                )
+                ax.errorbar(
+                    x,
+                    v.mean(),
+                    yerr=v.std(ddof=1) if len(v) > 1 else 0,
+                    fmt="s",
+                    color="k",
+                    capsize=5,
+                    ms=5,
+                    zorder=3,
+                    label="mean ± std" if gi == 0 and hi_ == 0 else None,
+                )
                 lo, hi = min(lo, v.min()), max(hi, v.max())
         pad = max(2.0, 0.15 * (hi - lo))
         ax.set_ylim(lo - pad, hi + pad)
@@ -206,15 +220,22 @@ def score_spread(runs: pd.DataFrame, by: str = "condition", group: str | None = 
     return fig
 
 
-def seed_cka(pairs: pd.DataFrame, value: str = "cka", by: str = "condition", panel: str = "feature",
-             pair_on: tuple[str, ...] = ("fold", "pair"), ylabel: str = "linear CKA between seeds",
-             title: str = "similarity of features learned with different seeds (test clips)"):
+def seed_cka(
+    pairs: pd.DataFrame,
+    value: str = "cka",
+    by: str = "condition",
+    panel: str = "feature",
+    pair_on: tuple[str, ...] = ("fold", "pair"),
+    ylabel: str = "linear CKA between seeds",
+    title: str = "similarity of features learned with different seeds (test clips)",
+):
     """One panel per feature; in each, one column per condition, a grey line joining the values of one (fold,
     seed pair) unit across the conditions, the mean as a black square: a paired comparison shown as such."""
 
     conds, panels = list(dict.fromkeys(pairs[by])), list(dict.fromkeys(pairs[panel]))
-    fig, axes = plt.subplots(1, len(panels), figsize=(min(1.2 + 1.6 * len(conds) * len(panels), 11.0), 4.0), sharey=True,
-                             squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(min(1.2 + 1.6 * len(conds) * len(panels), 11.0), 4.0), sharey=True, squeeze=False, layout="constrained"
+    )
     for ax, p in zip(axes[0], panels):
         wide = pairs[pairs[panel] == p].pivot_table(index=list(pair_on), columns=by, values=value, aggfunc="mean").reindex(columns=conds)
         x = np.arange(len(conds))
@@ -269,8 +290,14 @@ def factor_probes(probes: pd.DataFrame, by: str = "condition", value: str = "sco
         extra = f", chance {c:.2f}" if info.loc[f, "metric"] == "acc" and np.isfinite(c) else ""
         return f"{f} ({info.loc[f, 'metric']}{extra}, {info.loc[f, 'kind']})"
 
-    fig, axes = plt.subplots(1, len(conds), figsize=(min(3.6 + 1.05 * len(feats) * len(conds) + 1.0, 11.0), 0.4 * len(facs) + 1.6),
-                             sharey=True, squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        1,
+        len(conds),
+        figsize=(min(3.6 + 1.05 * len(feats) * len(conds) + 1.0, 11.0), 0.4 * len(facs) + 1.6),
+        sharey=True,
+        squeeze=False,
+        layout="constrained",
+    )
     for ax, c in zip(axes[0], conds):
         m = tab.reindex(index=facs, columns=pd.MultiIndex.from_tuples([(c, f) for f in feats])).to_numpy(float)
         im = ax.imshow(np.clip(m, 0, 1), cmap="viridis", vmin=0, vmax=1, aspect="auto")
@@ -309,16 +336,23 @@ def plot_study(summary: pd.DataFrame, title: str = ""):
     import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm, SymLogNorm
 
-
     names = list(dict.fromkeys(summary["objective"]))
     dims = sorted(summary["dim"].unique())
     batches = sorted(summary["batch"].unique())
-    metrics = [("frac_failed", "fraction of batches non-finite or over the bound", None),
-               ("rel_bias", "value bias / |whole-pool value|", "sym"),
-               ("grad_median", "median gradient norm", "loggrad"), ("grad_rel_spread", "gradient norm: std / mean", "log")]
+    metrics = [
+        ("frac_failed", "fraction of batches non-finite or over the bound", None),
+        ("rel_bias", "value bias / |whole-pool value|", "sym"),
+        ("grad_median", "median gradient norm", "loggrad"),
+        ("grad_rel_spread", "gradient norm: std / mean", "log"),
+    ]
     nc = len(names) * len(dims)
-    fig, axes = plt.subplots(len(metrics), 1, figsize=(min(2.4 + 0.72 * nc, 11.0), len(metrics) * (1.25 + 0.3 * len(batches)) + 0.5),
-                             squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        len(metrics),
+        1,
+        figsize=(min(2.4 + 0.72 * nc, 11.0), len(metrics) * (1.25 + 0.3 * len(batches)) + 0.5),
+        squeeze=False,
+        layout="constrained",
+    )
     col = {(n, d): i * len(dims) + k for i, n in enumerate(names) for k, d in enumerate(dims)}
     for (m, label, scale), ax in zip(metrics, axes[:, 0]):
         grid = np.full((len(batches), nc), np.nan)
@@ -373,8 +407,9 @@ def plot_value_spread(summary: pd.DataFrame, title: str = ""):
             axes[0, j].errorbar(t["batch"], rel, yerr=err, marker="o", ms=4, capsize=2, label=name)
             axes[1, j].plot(t["batch"], t["grad_median"], marker="o", ms=4, label=name)
             bad = t[t["frac_nonfinite"] > 0]
-            axes[1, j].scatter(bad["batch"], bad["grad_median"].fillna(1e-3), marker="x", s=50, color="red", zorder=3,
-                               label="non-finite seen")
+            axes[1, j].scatter(
+                bad["batch"], bad["grad_median"].fillna(1e-3), marker="x", s=50, color="red", zorder=3, label="non-finite seen"
+            )
         for ax in axes[:, j]:
             ax.set_xscale("log", base=2)
             ax.axvline(d, color="gray", ls=":", lw=1)
@@ -402,12 +437,15 @@ def plot_protocols(table: pd.DataFrame, metrics: tuple[str, ...] = ("seg_acc", "
     diff = table[table["component"].fillna("") != ""]
     fig, axes = plt.subplots(1, 2, figsize=(11.0, 3.9), gridspec_kw={"width_ratios": [1, 1.2]}, layout="constrained")
     w = 0.8 / len(metrics)
-    for ax, t, labels in ((axes[0], base, list(base["protocol"])),
-                          (axes[1], diff, [f"{p}\n({c})" for p, c in zip(diff["protocol"], diff["component"])])):
+    for ax, t, labels in (
+        (axes[0], base, list(base["protocol"])),
+        (axes[1], diff, [f"{p}\n({c})" for p, c in zip(diff["protocol"], diff["component"])]),
+    ):
         x = np.arange(len(t))
         for k, m in enumerate(metrics):
-            ax.bar(x + (k - (len(metrics) - 1) / 2) * w, 100 * t[f"{m}_mean"], w, yerr=100 * t[f"{m}_std"], capsize=3, label=m,
-                   color=f"C{k}")
+            ax.bar(
+                x + (k - (len(metrics) - 1) / 2) * w, 100 * t[f"{m}_mean"], w, yerr=100 * t[f"{m}_std"], capsize=3, label=m, color=f"C{k}"
+            )
         ax.set_xticks(x, labels, fontsize=9)
         ax.grid(axis="y", alpha=0.3)
     fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper", fontsize=9, frameon=False)
@@ -428,8 +466,7 @@ def _scatter(ax, e: np.ndarray, labels, names=None, cmap="tab10", size=14):
     colors = plt_cmap(cmap, len(values))
     for i, v in enumerate(values):
         m = labels == v
-        ax.scatter(e[m, 0], e[m, 1], s=size, color=colors[i], label=str(names[v]) if names is not None else str(v),
-                   alpha=0.8, linewidths=0)
+        ax.scatter(e[m, 0], e[m, 1], s=size, color=colors[i], label=str(names[v]) if names is not None else str(v), alpha=0.8, linewidths=0)
     ax.set_xticks([]), ax.set_yticks([])
     return values
 
@@ -446,8 +483,15 @@ def plt_cmap(name: str, n: int) -> list:
     return [cm(i / max(1, n - 1)) for i in range(n)]
 
 
-def plot_grid(feats_by_condition: dict, embeddings: dict, method: str, classes, keys=("f", "g", "z"),
-              scores: pd.DataFrame | None = None, shown: str = "test-clip features (held-out subjects)"):
+def plot_grid(
+    feats_by_condition: dict,
+    embeddings: dict,
+    method: str,
+    classes,
+    keys=("f", "g", "z"),
+    scores: pd.DataFrame | None = None,
+    shown: str = "test-clip features (held-out subjects)",
+):
     """Two blocks, the features coloured by emotion, then by subject, each with its legend to the right; in
     each block, rows: conditions; columns: the features.
 
@@ -460,8 +504,9 @@ def plot_grid(feats_by_condition: dict, embeddings: dict, method: str, classes, 
     side = 2.55  # inches per panel
     fig = plt.figure(figsize=(side * nk + 2.6, 2 * (side + 0.45) * len(conds) + 0.9), layout="constrained")
     blocks = fig.subfigures(2, 1)
-    for block, (sub, (col, names, cmap, what)) in enumerate(zip(blocks, (("labels", list(classes), "tab10", "emotion"),
-                                                                         ("subjects", None, "subjects", "subject")))):
+    for block, (sub, (col, names, cmap, what)) in enumerate(
+        zip(blocks, (("labels", list(classes), "tab10", "emotion"), ("subjects", None, "subjects", "subject")))
+    ):
         axes = sub.subplots(len(conds), nk, squeeze=False)
         for r, cond in enumerate(conds):
             fe = feats_by_condition[cond]
@@ -476,8 +521,17 @@ def plot_grid(feats_by_condition: dict, embeddings: dict, method: str, classes, 
                 ax.set_title(title, fontsize=10)
             axes[r, 0].set_ylabel(cond, fontsize=10)
         h, lab = axes[0, 0].get_legend_handles_labels()
-        sub.legend(h, lab, loc="outside right center", ncol=1 if len(lab) <= 14 else 2, fontsize=10, markerscale=1.6,
-                   frameon=False, title=f"colour: {what}", title_fontsize=10)
+        sub.legend(
+            h,
+            lab,
+            loc="outside right center",
+            ncol=1 if len(lab) <= 14 else 2,
+            fontsize=10,
+            markerscale=1.6,
+            frameon=False,
+            title=f"colour: {what}",
+            title_fontsize=10,
+        )
         sub.suptitle(f"coloured by {what}", fontsize=11, x=0.02, ha="left", fontweight="bold")
     fig.suptitle(f"{method.upper()} of {shown}", fontsize=12)
     return fig

@@ -87,11 +87,20 @@ class ClipPrediction:
 
     def to_dict(self) -> dict:
         return {
-            "clip": self.clip, "audio": self.audio, "emotion": self.emotion,
+            "clip": self.clip,
+            "audio": self.audio,
+            "emotion": self.emotion,
             "probs": {c: float(p) for c, p in zip(self.classes, self.probs)},
-            "segments": [{"segment": i, "start_s": round(float(t0), 3), "end_s": round(float(t1), 3), "emotion": e,
-                          "probs": {c: float(p) for c, p in zip(self.classes, ps)}}
-                         for i, ((t0, t1), e, ps) in enumerate(zip(self.seg_times, self.seg_emotions, self.seg_probs))],
+            "segments": [
+                {
+                    "segment": i,
+                    "start_s": round(float(t0), 3),
+                    "end_s": round(float(t1), 3),
+                    "emotion": e,
+                    "probs": {c: float(p) for c, p in zip(self.classes, ps)},
+                }
+                for i, ((t0, t1), e, ps) in enumerate(zip(self.seg_times, self.seg_emotions, self.seg_probs))
+            ],
             "faces": {"key_frames": self.faces.detected + self.faces.borrowed + self.faces.fallback, **asdict(self.faces)},
         }
 
@@ -126,8 +135,7 @@ def extract(rec: ClipRecord, cfg, detector: Detector, keep_view: bool = False) -
     feats = extract_clip(rec, cfg, detector, view)
     hop = cfg.hop_ms / 1000
     starts = view["starts"]
-    extra = {"seg_times": np.stack([starts * hop, (starts + cfg.segment_frames) * hop], axis=1),
-             "key_times": view["key_times"]}
+    extra = {"seg_times": np.stack([starts * hop, (starts + cfg.segment_frames) * hop], axis=1), "key_times": view["key_times"]}
     if keep_view:
         extra["view"] = ClipView(view["frames"], view["boxes"], view["how"], feats.faces, view["spec"], hop)
     return feats, extra
@@ -145,8 +153,9 @@ def _one_line(e: BaseException, rec: ClipRecord) -> str:
 # --------------------------------------------------------------------------- predicting
 
 
-def predict_clips(model: LoadedModel, clips: Iterable[str | Path | ClipRecord], detector: Detector | None = None,
-                  keep_view: bool = False) -> list[ClipPrediction | ClipFailure]:
+def predict_clips(
+    model: LoadedModel, clips: Iterable[str | Path | ClipRecord], detector: Detector | None = None, keep_view: bool = False
+) -> list[ClipPrediction | ClipFailure]:
     """One ClipPrediction (or ClipFailure) per clip, in order; clips as paths or ClipRecords (a record's own
     audio_path is used as it is). `keep_view`: also keep what the model sees (frames, boxes, spectrogram)."""
     cfg = model.features
@@ -162,9 +171,20 @@ def predict_clips(model: LoadedModel, clips: Iterable[str | Path | ClipRecord], 
             out.append(ClipFailure(str(getattr(c, "path", c)), _one_line(e, rec or ClipRecord(str(c), "", "", "clip"))))
             continue
         seg = model.segment_probs(feats.audio[None], feats.faces[None])[0]
-        out.append(ClipPrediction(rec.path, rec.audio_path or rec.path, model.classes, seg.mean(axis=0), seg,
-                                  extra["seg_times"], extra["key_times"], feats.faces_stats,
-                                  time.perf_counter() - t0, extra.get("view")))
+        out.append(
+            ClipPrediction(
+                rec.path,
+                rec.audio_path or rec.path,
+                model.classes,
+                seg.mean(axis=0),
+                seg,
+                extra["seg_times"],
+                extra["key_times"],
+                feats.faces_stats,
+                time.perf_counter() - t0,
+                extra.get("view"),
+            )
+        )
     return out
 
 
@@ -176,8 +196,11 @@ def format_text(preds: list[ClipPrediction]) -> str:
     blocks = []
     for p in preds:
         order = np.argsort(-p.probs, kind="stable")
-        lines = [p.clip, f"  emotion: {p.emotion} ({p.probs.max():.2f})",
-                 "  probabilities: " + ", ".join(f"{p.classes[i]} {p.probs[i]:.2f}" for i in order)]
+        lines = [
+            p.clip,
+            f"  emotion: {p.emotion} ({p.probs.max():.2f})",
+            "  probabilities: " + ", ".join(f"{p.classes[i]} {p.probs[i]:.2f}" for i in order),
+        ]
         if p.audio != p.clip:
             lines.append(f"  audio from: {p.audio}")
         lines.append(f"  segments ({len(p.seg_probs)}):")
@@ -199,12 +222,36 @@ def to_csv(preds: list[ClipPrediction]) -> str:
     classes = preds[0].classes
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["clip", "audio", "level", "segment", "start_s", "end_s", "emotion", *(f"p_{c}" for c in classes),
-                "faces_detected", "faces_borrowed", "faces_centre"])
+    w.writerow(
+        [
+            "clip",
+            "audio",
+            "level",
+            "segment",
+            "start_s",
+            "end_s",
+            "emotion",
+            *(f"p_{c}" for c in classes),
+            "faces_detected",
+            "faces_borrowed",
+            "faces_centre",
+        ]
+    )
     for p in preds:
         f = [p.faces.detected, p.faces.borrowed, p.faces.fallback]
-        w.writerow([p.clip, p.audio, "clip", "", f"{p.seg_times[0, 0]:.3f}", f"{p.seg_times[-1, 1]:.3f}", p.emotion,
-                    *(f"{x:.6f}" for x in p.probs), *f])
+        w.writerow(
+            [
+                p.clip,
+                p.audio,
+                "clip",
+                "",
+                f"{p.seg_times[0, 0]:.3f}",
+                f"{p.seg_times[-1, 1]:.3f}",
+                p.emotion,
+                *(f"{x:.6f}" for x in p.probs),
+                *f,
+            ]
+        )
         for i, ((t0, t1), e, ps) in enumerate(zip(p.seg_times, p.seg_emotions, p.seg_probs)):
             w.writerow([p.clip, p.audio, "segment", i, f"{t0:.3f}", f"{t1:.3f}", e, *(f"{x:.6f}" for x in ps), "", "", ""])
     return buf.getvalue()
@@ -220,8 +267,14 @@ def predictions_frame(preds: list[ClipPrediction], truth: dict[str, str] | None 
         row = {"clip": Path(p.clip).name}
         if truth is not None:
             row["true"] = truth.get(p.clip, "")
-        row |= {"predicted": p.emotion, "p": float(p.probs.max()), "segments": " ".join(p.seg_emotions),
-                "faces_detected": p.faces.detected, "faces_borrowed": p.faces.borrowed, "faces_centre": p.faces.fallback}
+        row |= {
+            "predicted": p.emotion,
+            "p": float(p.probs.max()),
+            "segments": " ".join(p.seg_emotions),
+            "faces_detected": p.faces.detected,
+            "faces_borrowed": p.faces.borrowed,
+            "faces_centre": p.faces.fallback,
+        }
         row |= {f"p_{c}": float(x) for c, x in zip(p.classes, p.probs)}
         rows.append(row)
     return pd.DataFrame(rows)
@@ -241,8 +294,9 @@ def plot_key_frames(preds: list[ClipPrediction], per_segment: int | None = None)
 
     preds = [p for p in preds if p.view is not None]
     s = max(len(p.seg_probs) for p in preds)
-    fig, axes = plt.subplots(len(preds), 2 * s, figsize=(min(11, 1.1 * 2 * s), 1.5 * len(preds) + 0.4),
-                             gridspec_kw={"width_ratios": [1.6, 1] * s}, squeeze=False)
+    fig, axes = plt.subplots(
+        len(preds), 2 * s, figsize=(min(11, 1.1 * 2 * s), 1.5 * len(preds) + 0.4), gridspec_kw={"width_ratios": [1.6, 1] * s}, squeeze=False
+    )
     for r, p in enumerate(preds):
         k = len(p.key_times) // len(p.seg_probs)
         mid = per_segment if per_segment is not None else k // 2
@@ -257,10 +311,12 @@ def plot_key_frames(preds: list[ClipPrediction], per_segment: int | None = None)
             ax.add_patch(Rectangle((x, y), w, h, fill=False, edgecolor=colour, linestyle=style, linewidth=1.5))
             ax.set_title(f"{p.key_times[idx]:.2f} s: {p.seg_emotions[i]}", fontsize=9, loc="left")
             axc.imshow(p.view.crops[i, mid])
-        axes[r, 0].text(-0.08, 0.5, Path(p.clip).stem, transform=axes[r, 0].transAxes, rotation=90,
-                        ha="right", va="center", fontsize=9)
-    fig.suptitle("One key frame per segment with the box its face crop is cut around (green: detected, orange dashed: "
-                 "borrowed,\nred dotted: centre crop), the crop the network gets, and the segment's predicted emotion", fontsize=9)
+        axes[r, 0].text(-0.08, 0.5, Path(p.clip).stem, transform=axes[r, 0].transAxes, rotation=90, ha="right", va="center", fontsize=9)
+    fig.suptitle(
+        "One key frame per segment with the box its face crop is cut around (green: detected, orange dashed: "
+        "borrowed,\nred dotted: centre crop), the crop the network gets, and the segment's predicted emotion",
+        fontsize=9,
+    )
     fig.tight_layout()
     return fig
 

@@ -54,8 +54,7 @@ PROFILES: dict[str, Profile] = {
 }
 
 
-def get_profile(name: str, dataset: str = "synthetic", root: str | None = None, classes: int = 6,
-                folds: str | None = None) -> Profile:
+def get_profile(name: str, dataset: str = "synthetic", root: str | None = None, classes: int = 6, folds: str | None = None) -> Profile:
     """A profile, pointed at a real dataset (`dataset`, `root`) instead of the synthetic corpus if asked.
 
     `folds` (DataConfig.folds: "shipped" | "present"); None takes $HGRLIB_FOLDS, which run_all.sh --folds

@@ -25,8 +25,15 @@ def project_dir(start: str | Path | None = None) -> Path:
     return here
 
 
-def mean_std(df: pd.DataFrame, by, metrics: tuple[str, ...] = ("acc", "uar"), scale: float = 100.0, digits: int = 1,
-             count: str = "runs", spread: bool = False) -> pd.DataFrame:
+def mean_std(
+    df: pd.DataFrame,
+    by,
+    metrics: tuple[str, ...] = ("acc", "uar"),
+    scale: float = 100.0,
+    digits: int = 1,
+    count: str = "runs",
+    spread: bool = False,
+) -> pd.DataFrame:
     """Per group of `by` (a column or a list): the number of rows (`count`), then per metric {m}_mean and {m}_std
     (ddof=1; 0 for a single row) as stored, and {m}, the text "mean ± std" of the values × `scale` with `digits`
     decimals ("–" if missing); with `spread`, also {m}_min, {m}_max and {m}_range."""
@@ -35,8 +42,10 @@ def mean_std(df: pd.DataFrame, by, metrics: tuple[str, ...] = ("acc", "uar"), sc
     for m in metrics:
         out[f"{m}_mean"] = g[m].mean()
         out[f"{m}_std"] = g[m].std(ddof=1).fillna(0.0)
-        out[m] = ["–" if not np.isfinite(a) else f"{scale * a:.{digits}f} ± {scale * s:.{digits}f}"
-                  for a, s in zip(out[f"{m}_mean"], out[f"{m}_std"])]
+        out[m] = [
+            "–" if not np.isfinite(a) else f"{scale * a:.{digits}f} ± {scale * s:.{digits}f}"
+            for a, s in zip(out[f"{m}_mean"], out[f"{m}_std"])
+        ]
         if spread:
             out[f"{m}_min"], out[f"{m}_max"] = g[m].min(), g[m].max()
             out[f"{m}_range"] = out[f"{m}_max"] - out[f"{m}_min"]
@@ -77,8 +86,9 @@ def readable(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
             else:
                 out[name] = x.map(lambda f: "–" if not np.isfinite(f) else f"{f:.3g}")
         else:
-            out[name] = v.map(lambda t: "–" if t is None or (isinstance(t, float) and not np.isfinite(t))
-                              else str(t).replace(" ± ", f"{NBSP}±{NBSP}"))
+            out[name] = v.map(
+                lambda t: "–" if t is None or (isinstance(t, float) and not np.isfinite(t)) else str(t).replace(" ± ", f"{NBSP}±{NBSP}")
+            )
     note = f"Zero in every row, not shown: {', '.join(zero)}." if zero else ""
     return pd.DataFrame(out, index=df.index), note
 

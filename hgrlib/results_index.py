@@ -39,52 +39,62 @@ README_TABLES = [  # (file under results/<tag>/, heading) shown in the README's 
     ("07_lam_selection.md", "λ selection on validation UAR (notebook 07)"),
     ("07_protocols_table.md", "Subject, clip and segment splits (notebook 07)"),
 ]
-README_FIGURES = ["02_accuracy.png", "02_confusion.png", "03_semi_supervised.png", "04_ablation_heatmap.png",
-                  "05_seed_cka.png", "05_factor_probes.png", "06_umap.png", "07_minibatch_heatmaps.png", "07_protocols.png"]
+README_FIGURES = [
+    "02_accuracy.png",
+    "02_confusion.png",
+    "03_semi_supervised.png",
+    "04_ablation_heatmap.png",
+    "05_seed_cka.png",
+    "05_factor_probes.png",
+    "06_umap.png",
+    "07_minibatch_heatmaps.png",
+    "07_protocols.png",
+]
 
 # What each figure shows: the README's figure captions (and alt text), and the index's description.
 # No `*` in these (the README sets them in italics).
 FIGURE_CAPTIONS = {
     "01_examples.png": "One log-mel segment (top) and one face key frame (bottom) per emotion, as the models see them.",
     "02_accuracy.png": "Test accuracy (%) of audio only, visual only, fusion (CE) and fusion (CE + Soft-HGR), "
-                       "mean ± std over every fold × seed.",
+    "mean ± std over every fold × seed.",
     "02_confusion.png": "Confusion matrices (true against predicted emotion) of fusion (CE) and fusion (CE + Soft-HGR), "
-                        "summed over all their runs.",
+    "summed over all their runs.",
     "02_training_curves.png": "Training loss and validation UAR per epoch, mean ± std over runs, one line per condition.",
     "03_semi_supervised.png": "Test accuracy (%) against the labeled fraction of the training clips: labeled only with "
-                              "matched optimiser steps, labeled + unlabeled with λ = 0, labeled + unlabeled with Soft-HGR; "
-                              "mean ± std over every fold × seed.",
+    "matched optimiser steps, labeled + unlabeled with λ = 0, labeled + unlabeled with Soft-HGR; "
+    "mean ± std over every fold × seed.",
     "04_ablation_heatmap.png": "Test accuracy (%) of the fusion classifier (left) and of a linear probe on [f, g] (right) "
-                               "over the Soft-HGR weight λ and the unimodal weight w_ce_uni, CE weight 1; exploratory, one "
-                               "run per seed; blank cells are not in the grid.",
+    "over the Soft-HGR weight λ and the unimodal weight w_ce_uni, CE weight 1; exploratory, one "
+    "run per seed; blank cells are not in the grid.",
     "05_av_correlation.png": "Canonical correlations of the audio and visual features f and g on test clips, per "
-                             "component and condition: in-sample (solid) and along directions fitted on training clips (dashed).",
+    "component and condition: in-sample (solid) and along directions fitted on training clips (dashed).",
     "05_score_spread.png": "Every run's test accuracy and UAR, per fold and condition, with the mean ± std over seeds.",
     "05_seed_cka.png": "Linear CKA between the features of two seeds on one fold's test clips, for audio f, visual g "
-                       "and fused z; grey lines join one (fold, seed pair) across fusion (CE) and fusion "
-                       "(CE + Soft-HGR), black squares are the means.",
+    "and fused z; grey lines join one (fold, seed pair) across fusion (CE) and fusion "
+    "(CE + Soft-HGR), black squares are the means.",
     "05_factor_probes.png": "Linear probes of the synthetic generator's factors from the test-clip features f, g and z "
-                            "of both fusion conditions: accuracy for discrete factors, R² for continuous ones; each "
-                            "factor names the modalities it reaches.",
+    "of both fusion conditions: accuracy for discrete factors, R² for continuous ones; each "
+    "factor names the modalities it reaches.",
     "06_umap.png": "UMAP of the audio f, visual g and fused z features of held-out clips, coloured by emotion and by "
-                   "subject, for fusion (CE) (top) and fusion (CE + Soft-HGR) (bottom), with silhouette scores.",
+    "subject, for fusion (CE) (top) and fusion (CE + Soft-HGR) (bottom), with silhouette scores.",
     "06_tsne.png": "t-SNE of the audio f, visual g and fused z features of held-out clips, coloured by emotion and by "
-                   "subject, for fusion (CE) (top) and fusion (CE + Soft-HGR) (bottom), with silhouette scores.",
+    "subject, for fusion (CE) (top) and fusion (CE + Soft-HGR) (bottom), with silhouette scores.",
     "07_minibatch_heatmaps.png": "Soft-HGR and three CCA variants on planted Gaussian pairs, per batch size and feature "
-                                 "dimension: fraction of non-finite or out-of-bound values, bias of the batch value "
-                                 "against the whole pool, median gradient norm and its spread; boxed cells lie outside "
-                                 "the objective's well-posed regime.",
+    "dimension: fraction of non-finite or out-of-bound values, bias of the batch value "
+    "against the whole pool, median gradient norm and its spread; boxed cells lie outside "
+    "the objective's well-posed regime.",
     "07_minibatch_lines.png": "Planted Gaussian pairs: each objective's mini-batch value relative to its whole-pool "
-                              "value (mean ± std) and its median gradient norm, against batch size, per feature dimension.",
+    "value (mean ± std) and its median gradient norm, against batch size, per feature dimension.",
     "07_minibatch_learned.png": "As the planted-pairs lines, on the learned clip features f, g of a CE + Soft-HGR run "
-                                "(at its dimension and random projections to smaller ones).",
+    "(at its dimension and random projections to smaller ones).",
     "07_protocols.png": "Test accuracy (%, segment and clip level) of fusion (CE + Soft-HGR) with subject, clip and "
-                        "segment splits (left, mean ± std over runs), and their paired differences (right, points, "
-                        "mean ± std over (fold, seed) pairs).",
+    "segment splits (left, mean ± std over runs), and their paired differences (right, points, "
+    "mean ± std over (fold, seed) pairs).",
 }
 
 
 # ---------------------------------------------------------------------------------------------- Markdown pieces
+
 
 def _cell(text: object) -> str:
     """A table cell: one line, `|` escaped (GFM splits cells on it, even inside code spans)."""
@@ -119,18 +129,19 @@ def table_title(md_text: str) -> tuple[str, str]:
     lines = md_text.strip("\n").splitlines()
     i = next((k for k, line in enumerate(lines) if line.strip()), None)
     if i is not None and lines[i].startswith("# "):
-        return lines[i][2:].strip(), "\n".join(lines[i + 1:]).strip("\n")
+        return lines[i][2:].strip(), "\n".join(lines[i + 1 :]).strip("\n")
     return "", "\n".join(lines).strip("\n")
 
 
 # ---------------------------------------------------------------------------------------------- stamps and files
+
 
 def _stamps(folder: Path) -> dict[str, dict]:
     """The run stamps of one results folder, by notebook stem (`.NN_name.stamp.json`); unreadable ones skipped."""
     out = {}
     for f in sorted(folder.glob(".*.stamp.json")) if folder.is_dir() else []:
         try:
-            out[f.name[1:-len(".stamp.json")]] = read_json(f)
+            out[f.name[1 : -len(".stamp.json")]] = read_json(f)
         except (OSError, ValueError):
             continue
     return out
@@ -148,8 +159,15 @@ def _notebook_of(name: str, repo: Path) -> str | None:
 
 def _listed(base: Path) -> list[Path]:
     """The files under `base` the manifest lists (no hidden files, not the index itself)."""
-    return [f for f in sorted(base.rglob("*")) if f.is_file() and not f.name.startswith(".")
-            and f.suffix in MANIFEST_SUFFIXES and f.name not in ("manifest.json", "README.md")] if base.is_dir() else []
+    return (
+        [
+            f
+            for f in sorted(base.rglob("*"))
+            if f.is_file() and not f.name.startswith(".") and f.suffix in MANIFEST_SUFFIXES and f.name not in ("manifest.json", "README.md")
+        ]
+        if base.is_dir()
+        else []
+    )
 
 
 def _when(iso: str | None) -> str:
@@ -173,6 +191,7 @@ def _params(p: dict) -> str:
 
 # ---------------------------------------------------------------------------------------------- manifest + index
 
+
 def write_manifest(repo: Path, results_dir: str = "results", figures_dir: str = "figures") -> Path:
     """results/manifest.json and results/README.md: every executed notebook (and its HTML), table, figure and
     data file, who made it, at which commit, when; the manifest also gives each file's sha256."""
@@ -189,14 +208,18 @@ def write_manifest(repo: Path, results_dir: str = "results", figures_dir: str = 
         meta = stamps.get(tag, {}).get(Path(notebook).stem, {}) if notebook else {}
         if f.stem == "claims":  # made by hgrlib/claims.py from the run tables: dated by the newest notebook run
             notebook, meta = "hgrlib/claims.py", _latest(stamps.get(tag, {}))
-        entries.append({
-            "file": Path(os.path.relpath(f, repo)).as_posix(), "notebook": notebook,
-            # when and at which commit the notebook that wrote it ran (its stamp), so that a re-run that
-            # skips everything, or a fresh clone, rewrites the same manifest
-            "parameters": meta.get("parameters"), "commit": meta.get("commit", commit),
-            "time": meta.get("finished") or datetime.fromtimestamp(f.stat().st_mtime, timezone.utc).isoformat(timespec="seconds"),
-            "sha256": hashlib.sha256(f.read_bytes()).hexdigest(),
-        })
+        entries.append(
+            {
+                "file": Path(os.path.relpath(f, repo)).as_posix(),
+                "notebook": notebook,
+                # when and at which commit the notebook that wrote it ran (its stamp), so that a re-run that
+                # skips everything, or a fresh clone, rewrites the same manifest
+                "parameters": meta.get("parameters"),
+                "commit": meta.get("commit", commit),
+                "time": meta.get("finished") or datetime.fromtimestamp(f.stat().st_mtime, timezone.utc).isoformat(timespec="seconds"),
+                "sha256": hashlib.sha256(f.read_bytes()).hexdigest(),
+            }
+        )
     write_json(results / "manifest.json", entries)
     write_text(results / "README.md", results_index(repo, results_dir, figures_dir))
     return results / "manifest.json"
@@ -209,13 +232,15 @@ def results_index(repo: Path, results_dir: str = "results", figures_dir: str = "
     here = results  # links are relative to results/README.md
     tags = sorted({d.name for base in (results, figures) if base.is_dir() for d in base.iterdir() if d.is_dir()})
     sources = sorted(s.stem for s in (repo / NOTEBOOK_DIR).glob("[0-9][0-9]_*.ipynb"))
-    head = ("# Results index\n\n"
-            "Written by `./run_all.sh` (`hgrlib/results_index.py`) from the notebooks' run stamps; do not edit by hand. "
-            "First the executed notebooks, the main rendered results with every output cell (GitHub and JupyterLab "
-            "render the `.ipynb`; `./run_all.sh` also writes an `.html` beside each, not committed), with the commit, "
-            "time and parameters of each run; then every "
-            "table and figure under the notebook that wrote it. The sha256 of every file is in "
-            f"{_link('manifest.json', 'manifest.json')}.")
+    head = (
+        "# Results index\n\n"
+        "Written by `./run_all.sh` (`hgrlib/results_index.py`) from the notebooks' run stamps; do not edit by hand. "
+        "First the executed notebooks, the main rendered results with every output cell (GitHub and JupyterLab "
+        "render the `.ipynb`; `./run_all.sh` also writes an `.html` beside each, not committed), with the commit, "
+        "time and parameters of each run; then every "
+        "table and figure under the notebook that wrote it. The sha256 of every file is in "
+        f"{_link('manifest.json', 'manifest.json')}."
+    )
     if not tags:
         return _blocks(head, "Nothing yet: run `./run_all.sh`.") + "\n"
     runs, outputs = ["## Executed notebooks"], ["## Tables and figures, by notebook"]
@@ -240,8 +265,7 @@ def _notebooks_section(folder: Path, stamps: dict[str, dict], sources: list[str]
     if one_commit:
         said.append(("It" if len(executed) == 1 else f"All {len(executed)}") + f" ran at commit `{next(iter(commits))[:12]}`.")
     if common:
-        said.append(f"Parameters of all {len(known)}" + (" with a stamp" if len(known) < len(executed) else "")
-                    + f": {_params(common)}.")
+        said.append(f"Parameters of all {len(known)}" + (" with a stamp" if len(known) < len(executed) else "") + f": {_params(common)}.")
     missing = [s for s in sources if s not in executed]
     if missing:
         said.append("Not executed here: " + ", ".join(f"`{s}`" for s in missing) + ".")
@@ -263,8 +287,13 @@ def _notebooks_section(folder: Path, stamps: dict[str, dict], sources: list[str]
 
 def _outputs_section(tag: str, res: Path, fig: Path, stamps: dict[str, dict], sources: list[str], here: Path) -> list[str]:
     """Blocks listing a results folder's tables, figures and data files, one table per notebook."""
-    files = [f for base in (res, fig) if base.is_dir() for f in sorted(base.iterdir())
-             if f.is_file() and not f.name.startswith(".") and f.suffix in (".csv", ".md", ".json", ".png")]
+    files = [
+        f
+        for base in (res, fig)
+        if base.is_dir()
+        for f in sorted(base.iterdir())
+        if f.is_file() and not f.name.startswith(".") and f.suffix in (".csv", ".md", ".json", ".png")
+    ]
     executed = {f.stem for f in res.glob("[0-9][0-9]_*.ipynb")} if res.is_dir() else set()
     groups: dict[str, dict[str, list[Path]]] = {}
     for f in files:
@@ -280,8 +309,10 @@ def _outputs_section(tag: str, res: Path, fig: Path, stamps: dict[str, dict], so
             blocks += [f"### claims ({tag})", "Made by `hgrlib/claims.py` from the notebooks' run tables, after the notebooks."]
         elif name:
             nb = res / f"{name}.ipynb"
-            blocks += [f"### {name} ({tag})",
-                       "Written by " + (_link(f"{name}.ipynb", _rel(nb, here)) if nb.is_file() else f"`{name}.ipynb`") + "."]
+            blocks += [
+                f"### {name} ({tag})",
+                "Written by " + (_link(f"{name}.ipynb", _rel(nb, here)) if nb.is_file() else f"`{name}.ipynb`") + ".",
+            ]
         else:
             blocks += [f"### {key if key != 'other' else 'other files'} ({tag})"]
         rows = []
@@ -304,10 +335,11 @@ def _outputs_section(tag: str, res: Path, fig: Path, stamps: dict[str, dict], so
 
 # ---------------------------------------------------------------------------------------------- README.md
 
+
 def _fill(text: str, start: str, end: str, body: str) -> str | None:
     """`text` with what lies between the markers `start` and `end` replaced by `body`, a blank line on either
     side (None: no such markers)."""
-    if start not in text or end not in text[text.index(start):]:
+    if start not in text or end not in text[text.index(start) :]:
         return None
     i, j = text.index(start) + len(start), text.index(end, text.index(start))
     return text[:i] + "\n\n" + body.strip("\n") + "\n\n" + text[j:]
@@ -354,8 +386,14 @@ def update_readme(repo: Path, tag: str = "synthetic-default", results_dir: str =
         from hgrlib.claims import claims_markdown
 
         claims_csv = repo / results_dir / tag / "claims.csv"
-        body = (f"*Generated from {_link('claims.csv', _rel(claims_csv, repo))} ({tag}). Do not edit by hand.*\n\n"
-                + claims_markdown(pd.read_csv(claims_csv))) if claims_csv.is_file() else "*No claims.csv yet: run `./run_all.sh`.*"
+        body = (
+            (
+                f"*Generated from {_link('claims.csv', _rel(claims_csv, repo))} ({tag}). Do not edit by hand.*\n\n"
+                + claims_markdown(pd.read_csv(claims_csv))
+            )
+            if claims_csv.is_file()
+            else "*No claims.csv yet: run `./run_all.sh`.*"
+        )
         done = _fill(new, "<!-- claims:start -->", "<!-- claims:end -->", body)
         new, filled = done or new, filled or done is not None
     if new != text:

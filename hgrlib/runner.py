@@ -56,7 +56,9 @@ def data_digest(dataset: str, root: str | None) -> bytes:
 def git_commit(repo: Path) -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "hgrlib", "notebooks"], cwd=repo, capture_output=True, text=True).stdout
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "hgrlib", "notebooks"], cwd=repo, capture_output=True, text=True
+        ).stdout
         return out + ("-dirty" if dirty.strip() else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -75,8 +77,15 @@ def execute(nb: Path, out: Path, params: dict, cwd: Path) -> None:
     before = os.environ.get("HGRLIB_BATCH")
     os.environ["HGRLIB_BATCH"] = "1"
     try:
-        pm.execute_notebook(str(nb), str(tmp), parameters=params, kernel_name="python3", cwd=str(cwd),
-                            progress_bar=sys.stderr.isatty(), kernel_manager_class=_ipc_kernel_manager())
+        pm.execute_notebook(
+            str(nb),
+            str(tmp),
+            parameters=params,
+            kernel_name="python3",
+            cwd=str(cwd),
+            progress_bar=sys.stderr.isatty(),
+            kernel_manager_class=_ipc_kernel_manager(),
+        )
     finally:
         os.environ.pop("HGRLIB_BATCH") if before is None else os.environ.update(HGRLIB_BATCH=before)
     done = nbformat.read(tmp, as_version=4)
@@ -148,10 +157,23 @@ def notebook_title(nb, default: str) -> str:
     return default
 
 
-def run(profile: str = "default", dataset: str = "synthetic", root: str | None = None, classes: int = 6, only: list[str] | None = None,
-        jobs: int = 1, force: bool = False, results_dir: str = "results", figures_dir: str = "figures",
-        cache_dir: str = "cache", runs_dir: str = "runs", extra: dict | None = None, executor: str = "pool",
-        stack: int = 0, folds: str = "shipped") -> list[dict]:
+def run(
+    profile: str = "default",
+    dataset: str = "synthetic",
+    root: str | None = None,
+    classes: int = 6,
+    only: list[str] | None = None,
+    jobs: int = 1,
+    force: bool = False,
+    results_dir: str = "results",
+    figures_dir: str = "figures",
+    cache_dir: str = "cache",
+    runs_dir: str = "runs",
+    extra: dict | None = None,
+    executor: str = "pool",
+    stack: int = 0,
+    folds: str = "shipped",
+) -> list[dict]:
     """Execute the notebooks in order, `jobs` training runs at a time, grid points trained by `executor`
     (hgrlib.launch: pool | slurm | submitit-local), `stack` runs per stacked network (0: this machine's
     default, hgrlib.launch.stack_size), on the subject folds `folds` (DataConfig.folds: shipped | present);
@@ -178,13 +200,22 @@ def run(profile: str = "default", dataset: str = "synthetic", root: str | None =
         cov = check_corpus(cfg.data, cfg.train.n_folds)
         print(f"[data] {cov.summary()}", flush=True)
         if cov.incomplete():
-            which = "; ".join(f"fold {k} misses {', '.join(s for s in cov.folds[k] if s not in cov.present)}"
-                              for k in cov.incomplete())
-            print(f"[warn] incomplete shipped folds ({which}): their runs test fewer subjects than published; "
-                  f"--folds present makes folds from the {len(cov.present)} subjects present", flush=True)
+            which = "; ".join(f"fold {k} misses {', '.join(s for s in cov.folds[k] if s not in cov.present)}" for k in cov.incomplete())
+            print(
+                f"[warn] incomplete shipped folds ({which}): their runs test fewer subjects than published; "
+                f"--folds present makes folds from the {len(cov.present)} subjects present",
+                flush=True,
+            )
     check_writable([repo / results_dir / tag, repo / figures_dir / tag, repo / cache_dir, repo / runs_dir])
-    params = {"profile": profile, "dataset": dataset, "root": root, "classes": classes, "cache_dir": cache_dir,
-              "figures_dir": figures_dir, "results_dir": results_dir} | (extra or {})
+    params = {
+        "profile": profile,
+        "dataset": dataset,
+        "root": root,
+        "classes": classes,
+        "cache_dir": cache_dir,
+        "figures_dir": figures_dir,
+        "results_dir": results_dir,
+    } | (extra or {})
     src = package_digest().encode()  # the library's code (comments and docstrings aside)
     libs = json.dumps(library_versions(STAMP_LIBS)).encode()
     out_dir = repo / results_dir / tag
@@ -194,8 +225,15 @@ def run(profile: str = "default", dataset: str = "synthetic", root: str | None =
     def one(nb: Path, upstream: bytes) -> dict:
         p = params | ({"runs_dir": runs_dir} if nb.stem != "01_data_prep" else {"workers": 2})
         p = {k: v for k, v in p.items() if k in notebook_parameters(nb)}  # papermill would inject unknown ones anyway
-        stamp = _sha(nb.read_bytes(), json.dumps(p, sort_keys=True).encode(), src, upstream, libs, f"stack={stack}".encode(),
-                     *([f"folds={folds}".encode()] if folds != "shipped" else []))
+        stamp = _sha(
+            nb.read_bytes(),
+            json.dumps(p, sort_keys=True).encode(),
+            src,
+            upstream,
+            libs,
+            f"stack={stack}".encode(),
+            *([f"folds={folds}".encode()] if folds != "shipped" else []),
+        )
         out = out_dir / f"{nb.stem}.ipynb"
         stamp_file = out_dir / f".{nb.stem}.stamp.json"
         why = "forced" if force else _stale(stamp_file, stamp, repo)
@@ -209,11 +247,20 @@ def run(profile: str = "default", dataset: str = "synthetic", root: str | None =
         execute(nb, out, p, repo)
         sec = time.perf_counter() - t0
         prefix = nb.stem.split("_")[0] + "_"
-        outputs = [f for d in (out_dir, repo / figures_dir / tag) for f in sorted(d.glob(prefix + "*"))
-                   if f.is_file() and f.suffix != ".html"]  # the HTML is derived, written again when missing
-        write_json(stamp_file, {"stamp": stamp, "parameters": p, "seconds": sec, "commit": git_commit(repo),
-                                "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                                "outputs": {Path(os.path.relpath(f, repo)).as_posix(): file_sha256(f) for f in outputs}})
+        outputs = [
+            f for d in (out_dir, repo / figures_dir / tag) for f in sorted(d.glob(prefix + "*")) if f.is_file() and f.suffix != ".html"
+        ]  # the HTML is derived, written again when missing
+        write_json(
+            stamp_file,
+            {
+                "stamp": stamp,
+                "parameters": p,
+                "seconds": sec,
+                "commit": git_commit(repo),
+                "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "outputs": {Path(os.path.relpath(f, repo)).as_posix(): file_sha256(f) for f in outputs},
+            },
+        )
         print(f"[done] {nb.stem} in {sec:.0f} s", flush=True)
         for problem in notebook_problems(out):
             print(f"[warn] {nb.stem}: {problem}", flush=True)
@@ -257,9 +304,11 @@ def find_notebooks(repo: Path) -> list[Path]:
     """The project's numbered notebooks, or a RunnerError: never a run of zero notebooks reported as success."""
     found = sorted((repo / NOTEBOOK_DIR).glob("[0-9][0-9]_*.ipynb"))
     if not found:
-        raise RunnerError(f"no notebooks in {repo / NOTEBOOK_DIR}: this is not the project folder, and the hgrlib "
-                          f"imported ({Path(__file__).resolve().parent}) is not inside one; run ./run_all.sh, or "
-                          f"python -m hgrlib.runner from the project folder (the one holding run_all.sh)")
+        raise RunnerError(
+            f"no notebooks in {repo / NOTEBOOK_DIR}: this is not the project folder, and the hgrlib "
+            f"imported ({Path(__file__).resolve().parent}) is not inside one; run ./run_all.sh, or "
+            f"python -m hgrlib.runner from the project folder (the one holding run_all.sh)"
+        )
     return found
 
 
@@ -292,9 +341,8 @@ def notebook_parameters(nb: Path) -> set[str]:
 def notebook_failure(e: Exception, out_dir: Path, since: float) -> list[str]:
     """A few lines for a notebook that failed: which, the cause (the exception's type and message, not the
     stacks of the runner, papermill and the cell), and the partly executed copy that holds the full traceback."""
-    partial = sorted((p for p in Path(out_dir).glob(".*.running.ipynb") if p.stat().st_mtime >= since - 1),
-                     key=lambda p: p.stat().st_mtime)
-    name = partial[-1].name[1:-len(".running.ipynb")] if partial else "a notebook"
+    partial = sorted((p for p in Path(out_dir).glob(".*.running.ipynb") if p.stat().st_mtime >= since - 1), key=lambda p: p.stat().st_mtime)
+    name = partial[-1].name[1 : -len(".running.ipynb")] if partial else "a notebook"
     if hasattr(e, "ename"):  # papermill: the exception raised in a cell
         cause = f"{e.ename}: {e.evalue}" + (f" (in cell [{e.exec_count}])" if getattr(e, "exec_count", None) else "")
     else:  # the kernel died or a cell timed out
@@ -316,27 +364,47 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dataset", default="synthetic", choices=["synthetic", "ravdess", "enterface", "baum1s", "manifest"])
     ap.add_argument("--root", default=None)
     ap.add_argument("--classes", type=int, default=6, choices=[6, 8])
-    ap.add_argument("--folds", default=os.environ.get("HGRLIB_FOLDS") or "shipped", choices=["shipped", "present"],
-                    help="subject folds of ravdess/enterface/baum1s: shipped (hgrlib/splits/*.json; a corpus whose subjects "
-                         "cannot fill them is refused, naming the missing ones) or present (folds made from the subjects "
-                         "present, for a partial corpus; not comparable with the published folds). Default: $HGRLIB_FOLDS, else shipped")
+    ap.add_argument(
+        "--folds",
+        default=os.environ.get("HGRLIB_FOLDS") or "shipped",
+        choices=["shipped", "present"],
+        help="subject folds of ravdess/enterface/baum1s: shipped (hgrlib/splits/*.json; a corpus whose subjects "
+        "cannot fill them is refused, naming the missing ones) or present (folds made from the subjects "
+        "present, for a partial corpus; not comparable with the published folds). Default: $HGRLIB_FOLDS, else shipped",
+    )
     ap.add_argument("--only", default="", help="comma-separated notebook numbers, e.g. 01,02")
-    ap.add_argument("-j", "--jobs", type=int, default=0,
-                    help="training runs in parallel inside each notebook (default 0: one per CPU core, 1 on a GPU machine)")
-    ap.add_argument("--executor", default="pool", choices=["pool", "slurm", "submitit-local"],
-                    help="where grid points train: pool (this machine, -j at a time), slurm (one submitit job per grid "
-                         "point; job settings from HGRLIB_SLURM, see hgrlib/launch.py), submitit-local (submitit's local executor)")
-    ap.add_argument("--stack", type=int, default=0,
-                    help="training runs of one model shape trained as one stacked network (default 0: this machine's "
-                         "default, 1 on a CPU, 16 on a GPU; see hgrlib/launch.py)")
+    ap.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=0,
+        help="training runs in parallel inside each notebook (default 0: one per CPU core, 1 on a GPU machine)",
+    )
+    ap.add_argument(
+        "--executor",
+        default="pool",
+        choices=["pool", "slurm", "submitit-local"],
+        help="where grid points train: pool (this machine, -j at a time), slurm (one submitit job per grid "
+        "point; job settings from HGRLIB_SLURM, see hgrlib/launch.py), submitit-local (submitit's local executor)",
+    )
+    ap.add_argument(
+        "--stack",
+        type=int,
+        default=0,
+        help="training runs of one model shape trained as one stacked network (default 0: this machine's "
+        "default, 1 on a CPU, 16 on a GPU; see hgrlib/launch.py)",
+    )
     ap.add_argument("--force", action="store_true", help="re-run notebooks even if unchanged")
     ap.add_argument("--results", default="results")
     ap.add_argument("--figures", default="figures")
     ap.add_argument("--cache", default="cache")
     ap.add_argument("--runs", default="runs")
-    ap.add_argument("--verify", action="store_true",
-                    help="regenerate everything from nothing in a scratch folder and compare every committed table "
-                         "cell by cell; exit 1 on any difference (commits nothing, changes nothing here)")
+    ap.add_argument(
+        "--verify",
+        action="store_true",
+        help="regenerate everything from nothing in a scratch folder and compare every committed table "
+        "cell by cell; exit 1 on any difference (commits nothing, changes nothing here)",
+    )
     ap.add_argument("--scratch", default=None, help="--verify: an empty or new folder to regenerate into (default: a temporary one)")
     a = ap.parse_args(argv)
     if a.dataset != "synthetic" and not a.root:
@@ -360,12 +428,28 @@ def main(argv: list[str] | None = None) -> int:
             raise RunnerError(f"--only {a.only}: no notebook matches (notebooks: {', '.join(names)})")
         if a.root and not os.path.isabs(a.root) and Path.cwd().resolve() != repo:
             a.root = os.path.abspath(a.root)  # the notebooks run in the project folder: a path given from elsewhere
-        done = run(a.profile, a.dataset, a.root, a.classes, only, a.jobs, a.force, a.results, a.figures, a.cache,
-                   a.runs, executor=a.executor, stack=a.stack, folds=a.folds)
+        done = run(
+            a.profile,
+            a.dataset,
+            a.root,
+            a.classes,
+            only,
+            a.jobs,
+            a.force,
+            a.results,
+            a.figures,
+            a.cache,
+            a.runs,
+            executor=a.executor,
+            stack=a.stack,
+            folds=a.folds,
+        )
     except (DataError, RunnerError, ValueError) as e:  # bad data, no project, a config value rejected: one line each
         lines = str(e).strip().splitlines() or [type(e).__name__]
-        print("\n".join([f"run_all.sh: error: {lines[0]}"] + [f"  {ln.strip()}" for ln in lines[1:4]]
-                        + (["  …"] if len(lines) > 4 else [])), file=sys.stderr)
+        print(
+            "\n".join([f"run_all.sh: error: {lines[0]}"] + [f"  {ln.strip()}" for ln in lines[1:4]] + (["  …"] if len(lines) > 4 else [])),
+            file=sys.stderr,
+        )
         return 1
     except OSError as e:
         from hgrlib.cli import os_error
@@ -377,8 +461,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     table = project_dir() / a.results / tag / "02_supervised_table.md"
     ran = sum(d["status"] == "ran" for d in done)
-    print(f"\nAll notebooks done in {time.perf_counter() - t0:.0f} s ({ran} run, {len(done) - ran} unchanged). "
-          f"Executed notebooks: {a.results}/{tag}/, figures: {a.figures}/{tag}/")
+    print(
+        f"\nAll notebooks done in {time.perf_counter() - t0:.0f} s ({ran} run, {len(done) - ran} unchanged). "
+        f"Executed notebooks: {a.results}/{tag}/, figures: {a.figures}/{tag}/"
+    )
     if table.exists():
         print("\n" + table.read_text())
     return 0

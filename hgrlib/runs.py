@@ -52,8 +52,12 @@ def execution_key(cfg: Config, stack: int = 1) -> str:
 def run_key(cfg: Config, fs: FeatureSet, stack: int = 1) -> dict:
     """Everything that makes a run's numbers: config, data (every feature byte), code, libraries, execution.
     `stack`: 1 for a run trained alone (hgrlib.train.fit), else the size of its stack."""
-    return cfg.to_dict() | {"data": fs.fingerprint, "code": code_version(), "libs": library_versions(TRAINING_LIBS),
-                            "exec": execution_key(cfg, stack)}
+    return cfg.to_dict() | {
+        "data": fs.fingerprint,
+        "code": code_version(),
+        "libs": library_versions(TRAINING_LIBS),
+        "exec": execution_key(cfg, stack),
+    }
 
 
 def run_dir(cfg: Config, fs: FeatureSet, runs_dir: str = "runs", stack: int = 1) -> str:
@@ -135,7 +139,6 @@ def cached_fit(cfg: Config, fs: FeatureSet, runs_dir: str = "runs", progress: bo
             return done[0]
         with torch_threads(cfg.train.threads):
             return fit(cfg, fs, folder, progress, key=key)
-
 
 
 def cached_fit_stack(cfgs: list[Config], fs: FeatureSet, runs_dir: str = "runs", progress: bool = True) -> list[dict]:

@@ -67,9 +67,16 @@ def _conv_bn_relu(x: Tensor, s: Stack, name: str, k: int, training: bool, stride
     w = s.params[f"{name}.0.weight"]  # (K, C_out, C_in, *kernel)
     conv = F.conv2d if w.dim() == 5 else F.conv3d
     x = conv(x, w.flatten(0, 1), stride=stride, padding=padding, groups=k)
-    x = F.batch_norm(x, s.buffers[f"{name}.1.running_mean"].view(-1), s.buffers[f"{name}.1.running_var"].view(-1),
-                     s.params[f"{name}.1.weight"].flatten(), s.params[f"{name}.1.bias"].flatten(), training,
-                     BN_MOMENTUM, BN_EPS)
+    x = F.batch_norm(
+        x,
+        s.buffers[f"{name}.1.running_mean"].view(-1),
+        s.buffers[f"{name}.1.running_var"].view(-1),
+        s.params[f"{name}.1.weight"].flatten(),
+        s.params[f"{name}.1.bias"].flatten(),
+        training,
+        BN_MOMENTUM,
+        BN_EPS,
+    )
     return F.relu(x)
 
 
@@ -91,8 +98,9 @@ def _pooled(x: Tensor, k: int) -> Tensor:
     return x.mean(dim=(2, 3)).unflatten(1, (k, -1)).transpose(0, 1)
 
 
-def stacked_forward(s: Stack, audio: Tensor | None, faces: Tensor | None, y: Tensor | None = None,
-                    gens: list[torch.Generator] | None = None) -> dict[str, Tensor]:
+def stacked_forward(
+    s: Stack, audio: Tensor | None, faces: Tensor | None, y: Tensor | None = None, gens: list[torch.Generator] | None = None
+) -> dict[str, Tensor]:
     """EmotionModel.forward for every member at once; `gens` given: training mode (batch statistics, running
     averages updated, dropout), else evaluation. Inputs as stack_inputs makes them; outputs (K, B, ·)."""
     k, train = s.k, gens is not None

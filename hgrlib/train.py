@@ -153,8 +153,15 @@ def evaluate(model: EmotionModel, batcher: Batcher, idx: np.ndarray, fs: Feature
     clips, p = clip_probs(pred["probs"], idx // fs.n_segments)
     clip = scores(fs.labels[clips], p.argmax(1), c)
     head = clip if protocol == "subject" else seg
-    return {"acc": head["acc"], "uar": head["uar"], "confusion": head["confusion"], "seg_acc": seg["acc"],
-            "seg_uar": seg["uar"], "clip_acc": clip["acc"], "clip_uar": clip["uar"]}
+    return {
+        "acc": head["acc"],
+        "uar": head["uar"],
+        "confusion": head["confusion"],
+        "seg_acc": seg["acc"],
+        "seg_uar": seg["uar"],
+        "clip_acc": clip["acc"],
+        "clip_uar": clip["uar"],
+    }
 
 
 @contextlib.contextmanager
@@ -186,9 +193,16 @@ def epoch_order(n: int, length: int, seed: int, epoch: int) -> np.ndarray:
     return np.concatenate(perms)[:length] if perms else np.zeros(0, dtype=np.int64)
 
 
-def train_one_epoch(model: EmotionModel, forward: Callable, opt: torch.optim.Optimizer, sched, batcher: Batcher,
-                    batches: list[tuple[np.ndarray, np.ndarray]], loss_cfg: LossConfig,
-                    mixed: contextlib.AbstractContextManager) -> dict[str, float]:
+def train_one_epoch(
+    model: EmotionModel,
+    forward: Callable,
+    opt: torch.optim.Optimizer,
+    sched,
+    batcher: Batcher,
+    batches: list[tuple[np.ndarray, np.ndarray]],
+    loss_cfg: LossConfig,
+    mixed: contextlib.AbstractContextManager,
+) -> dict[str, float]:
     """One optimiser step per global batch (segment indices, labeled mask); the epoch's mean loss parts and
     the count of skipped steps. A step whose loss or gradient is not finite (e.g. a CCA-style loss on a
     singular batch) makes no update; the schedule still advances. Under torchrun each rank forwards its
@@ -241,8 +255,9 @@ def fit(cfg: Config, fs: FeatureSet, run_dir: str, progress: bool = True, key: d
 
         torch.manual_seed(int(np.random.SeedSequence([tc.seed, rank]).generate_state(1)[0]))  # own dropout masks
         # find_unused_parameters: with lam = 0 (or w_ce_uni = 0) h(y) (or the per-modality heads) gets no gradient
-        forward = DistributedDataParallel(global_batchnorm(model), device_ids=[device.index] if device.type == "cuda" else None,
-                                          find_unused_parameters=True)
+        forward = DistributedDataParallel(
+            global_batchnorm(model), device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
+        )
     forward = torch.compile(forward) if tc.compile else forward  # shares the parameters; eval stays eager
     mixed = autocast(device, tc.amp)  # checked and built once; entered around every training forward
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
@@ -251,8 +266,13 @@ def fit(cfg: Config, fs: FeatureSet, run_dir: str, progress: bool = True, key: d
     state = _resume(ckpt, model, opt, sched, device)
     if state is None:  # a damaged checkpoint: start over
         return fit(cfg, fs, run_dir, progress, key)
-    bar = tqdm(range(state["epoch"], tc.epochs), desc=f"train {cfg.model.modalities} lam={cfg.loss.lam} seed={tc.seed}",
-               unit="epoch", disable=not progress or rank > 0, leave=False)
+    bar = tqdm(
+        range(state["epoch"], tc.epochs),
+        desc=f"train {cfg.model.modalities} lam={cfg.loss.lam} seed={tc.seed}",
+        unit="epoch",
+        disable=not progress or rank > 0,
+        leave=False,
+    )
     for epoch in bar:
         sums = train_one_epoch(model, forward, opt, sched, batcher, r.batches(epoch), cfg.loss, mixed)
         state["epoch"] = epoch + 1
@@ -262,8 +282,9 @@ def fit(cfg: Config, fs: FeatureSet, run_dir: str, progress: bool = True, key: d
             record_epoch(state, sums, val, model.state_dict())
             bar.set_postfix(loss=f"{sums.get('loss', 0):.3f}", val_uar=f"{val['uar']:.3f}")
             with atomic(ckpt) as tmp:
-                torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "state": state,
-                            "rng": rngs}, tmp)
+                torch.save(
+                    {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "state": state, "rng": rngs}, tmp
+                )
     result_file = os.path.join(run_dir, "result.json")
     if rank == 0:
         result = finish_run(cfg, fs, r, state, run_dir, key, {"world_size": size, "seconds": time.perf_counter() - t0})
@@ -299,14 +320,23 @@ def setup_run(cfg: Config, fs: FeatureSet, device: torch.device) -> RunSetup:
     model's initialisation leaves it: the run's dropout masks are drawn from there)."""
     tc = cfg.train
     seed_everything(tc.seed)
-    split = make_split(fs.subjects, fs.labels, fs.n_segments, dataset=fs.dataset, protocol=tc.protocol,
-                       n_folds=tc.n_folds, fold=tc.fold, seed=tc.seed, labeled_frac=tc.labeled_frac, folds=cfg.data.folds)
+    split = make_split(
+        fs.subjects,
+        fs.labels,
+        fs.n_segments,
+        dataset=fs.dataset,
+        protocol=tc.protocol,
+        n_folds=tc.n_folds,
+        fold=tc.fold,
+        seed=tc.seed,
+        labeled_frac=tc.labeled_frac,
+        folds=cfg.data.folds,
+    )
     train_idx = split.train if tc.use_unlabeled else split.train[split.labeled]
     labeled = split.labeled if tc.use_unlabeled else np.ones(len(train_idx), bool)
     batcher = Batcher(fs, split.train, device)
     model = EmotionModel(len(fs.classes), fs.audio.shape[2], fs.faces.shape[2], cfg.model).to(device)
-    return RunSetup(cfg, split, train_idx, labeled, batcher, model,
-                    steps_per_epoch(len(split.train), len(train_idx), tc))
+    return RunSetup(cfg, split, train_idx, labeled, batcher, model, steps_per_epoch(len(split.train), len(train_idx), tc))
 
 
 def finish_run(cfg: Config, fs: FeatureSet, r: RunSetup, state: dict, run_dir: str, key: dict | None, extra: dict) -> dict:
@@ -319,12 +349,22 @@ def finish_run(cfg: Config, fs: FeatureSet, r: RunSetup, state: dict, run_dir: s
         torch.save({k: v.detach().cpu() for k, v in r.model.state_dict().items()}, tmp)
     feats_file = _save_features(run_dir, r.model, r.batcher, r.split, fs)
     device = next(r.model.parameters()).device
-    result = {"config": cfg.to_dict(), "key": key or {}, "features_sha256": file_sha256(feats_file),
-              "weights_sha256": file_sha256(weights_file), "test": test,
-              "history": state["history"], "best_val_uar": state["best_uar"],
-              "n_train_segments": int(len(r.train_idx)), "n_labeled_segments": int(r.labeled.sum()),
-              "steps": tc.epochs * r.n_batches, "n_test_segments": int(len(r.split.test)),
-              "test_subjects": r.split.test_subjects, "device": str(device), "threads": torch.get_num_threads()}
+    result = {
+        "config": cfg.to_dict(),
+        "key": key or {},
+        "features_sha256": file_sha256(feats_file),
+        "weights_sha256": file_sha256(weights_file),
+        "test": test,
+        "history": state["history"],
+        "best_val_uar": state["best_uar"],
+        "n_train_segments": int(len(r.train_idx)),
+        "n_labeled_segments": int(r.labeled.sum()),
+        "steps": tc.epochs * r.n_batches,
+        "n_test_segments": int(len(r.split.test)),
+        "test_subjects": r.split.test_subjects,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+    }
     result |= extra | {"run_dir": run_dir}
     write_sealed_json(os.path.join(run_dir, "result.json"), result)
     return result

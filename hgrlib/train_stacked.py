@@ -66,8 +66,9 @@ class StackedAdamW:
     def __init__(self, params: dict[str, torch.Tensor], weight_decay: np.ndarray) -> None:
         self.params, self.wd = params, weight_decay
         k = len(weight_decay)
-        self.state = {n: {"exp_avg": torch.zeros_like(p), "exp_avg_sq": torch.zeros_like(p), "step": np.zeros(k)}
-                      for n, p in params.items()}
+        self.state = {
+            n: {"exp_avg": torch.zeros_like(p), "exp_avg_sq": torch.zeros_like(p), "step": np.zeros(k)} for n, p in params.items()
+        }
 
     @torch.no_grad()
     def step(self, lr: np.ndarray, beta1: np.ndarray, takes: dict[str, np.ndarray]) -> None:
@@ -88,8 +89,10 @@ class StackedAdamW:
             p.addcdiv_(vec(np.where(on, -lr / (1 - beta1**step), 0.0)) * st["exp_avg"], denom)  # AdamW's rounding order
 
     def member_state(self, k: int) -> dict:
-        return {n: {"exp_avg": s["exp_avg"][k].cpu(), "exp_avg_sq": s["exp_avg_sq"][k].cpu(), "step": float(s["step"][k])}
-                for n, s in self.state.items()}
+        return {
+            n: {"exp_avg": s["exp_avg"][k].cpu(), "exp_avg_sq": s["exp_avg_sq"][k].cpu(), "step": float(s["step"][k])}
+            for n, s in self.state.items()
+        }
 
     def load_member_state(self, k: int, saved: dict) -> None:
         for n, s in self.state.items():
@@ -116,8 +119,9 @@ def _takes(stack: Stack, parts: list[dict], active: np.ndarray) -> dict[str, np.
     return out
 
 
-def train_one_epoch_stacked(stack: Stack, opt: StackedAdamW, runs: list[RunSetup], gens: list[torch.Generator],
-                            schedules: list[np.ndarray], epoch: int) -> list[dict[str, float]]:
+def train_one_epoch_stacked(
+    stack: Stack, opt: StackedAdamW, runs: list[RunSetup], gens: list[torch.Generator], schedules: list[np.ndarray], epoch: int
+) -> list[dict[str, float]]:
     """One epoch of every member: group step t runs member k's batch t while t < its steps per epoch (after
     that it sits out: inputs are its first batch again, then its statistics and generator are put back).
     Each member's epoch mean loss parts and count of skipped non-finite steps, as train_one_epoch returns them."""
@@ -177,8 +181,9 @@ def train_one_epoch_stacked(stack: Stack, opt: StackedAdamW, runs: list[RunSetup
     return [s | {"nonfinite_steps": int(n)} for s, n in zip(sums, nonfinite)]
 
 
-def fit_stacked(cfgs: list[Config], fs: FeatureSet, run_dirs: list[str], progress: bool = True,
-                keys: list[dict] | None = None) -> list[dict]:
+def fit_stacked(
+    cfgs: list[Config], fs: FeatureSet, run_dirs: list[str], progress: bool = True, keys: list[dict] | None = None
+) -> list[dict]:
     """Train the configs (one stack_signature, all stackable) as one stacked network; each member's run
     folder gets what fit would write there. Resumes when every member has a checkpoint of the same epoch."""
     t0 = time.perf_counter()
@@ -206,8 +211,10 @@ def fit_stacked(cfgs: list[Config], fs: FeatureSet, run_dirs: list[str], progres
             r.model.load_state_dict(member_state(stack, i))
             record_epoch(st, sums[i], evaluate(r.model, r.batcher, r.split.val, fs, c.train.protocol), r.model.state_dict())
             with atomic(ckpts[i]) as tmp:
-                torch.save({"stacked": True, "model": member_state(stack, i), "opt": opt.member_state(i), "state": st,
-                            "gen": gens[i].get_state()}, tmp)
+                torch.save(
+                    {"stacked": True, "model": member_state(stack, i), "opt": opt.member_state(i), "state": st, "gen": gens[i].get_state()},
+                    tmp,
+                )
     seconds = time.perf_counter() - t0
     results = []
     for i, (c, r, st) in enumerate(zip(cfgs, runs, states)):
@@ -228,8 +235,7 @@ def _resume(ckpts: list[str], stack: Stack, opt: StackedAdamW, gens: list[torch.
         if len({s["state"]["epoch"] for s in saved}) != 1 or not all(s.get("stacked") for s in saved):
             raise ValueError("the members' checkpoints are not of one stacked epoch")
     except Exception as e:  # a missing or damaged one, or a member that trained in another stack
-        print(f"{', '.join(ckpts)}: cannot resume ({type(e).__name__}: {e}); training the stack from the start",
-              file=sys.stderr)
+        print(f"{', '.join(ckpts)}: cannot resume ({type(e).__name__}: {e}); training the stack from the start", file=sys.stderr)
         for c in ckpts:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(c)

@@ -65,8 +65,16 @@ def compare_figures(committed_dir: Path, regenerated_dir: Path) -> list[str]:
     return [n for n in names if a.get(n) != b.get(n)]
 
 
-def verify(profile: str = "default", dataset: str = "synthetic", root: str | None = None, classes: int = 6,
-           jobs: int = 0, scratch: str | None = None, results_dir: str = "results", figures_dir: str = "figures") -> int:
+def verify(
+    profile: str = "default",
+    dataset: str = "synthetic",
+    root: str | None = None,
+    classes: int = 6,
+    jobs: int = 0,
+    scratch: str | None = None,
+    results_dir: str = "results",
+    figures_dir: str = "figures",
+) -> int:
     """Regenerate `profile` from nothing under `scratch` and compare; prints the verdict, returns 0 if every table matches."""
     from hgrlib.profiles import get_profile
     from hgrlib.report import project_dir
@@ -86,8 +94,19 @@ def verify(profile: str = "default", dataset: str = "synthetic", root: str | Non
     if dataset == "synthetic" and root is None:  # the corpus too is made from nothing
         root = str(base / "data" / Path(get_profile(profile).config.data.root).name)
     print(f"--verify: regenerating {tag} from nothing in {base}", flush=True)
-    run(profile, dataset, root, classes, None, jobs, True, str(base / "results"), str(base / "figures"),
-        str(base / "cache"), str(base / "runs"))
+    run(
+        profile,
+        dataset,
+        root,
+        classes,
+        None,
+        jobs,
+        True,
+        str(base / "results"),
+        str(base / "figures"),
+        str(base / "cache"),
+        str(base / "runs"),
+    )
     diffs, n = compare_results(committed, base / "results" / tag)
     figs = compare_figures(repo / figures_dir / tag, base / "figures" / tag)
     print(f"\n--verify: {n} tables compared cell by cell (timing columns {', '.join(TIMING_COLUMNS)} ignored)")
@@ -95,6 +114,9 @@ def verify(profile: str = "default", dataset: str = "synthetic", root: str | Non
         print(f"  DIFF {line}")
     if figs:
         print(f"  figures whose bytes differ (not part of the verdict): {', '.join(figs)}")
-    print("--verify: every committed table is reproduced exactly" if not diffs else
-          f"--verify: FAILED, {len(diffs)} difference(s); regenerated results are in {base}")
+    print(
+        "--verify: every committed table is reproduced exactly"
+        if not diffs
+        else f"--verify: FAILED, {len(diffs)} difference(s); regenerated results are in {base}"
+    )
     return 1 if diffs else 0

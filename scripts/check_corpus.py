@@ -57,18 +57,18 @@ def main() -> int:
         t0 = time.perf_counter()
         times = [generate(a, cfg, 1), generate(b, cfg, 2)]
         names = sorted({p.relative_to(d).as_posix() for d in (a, b) for p in d.rglob("*") if p.is_file()})
-        differ = [f for f in names if not ((a / f).is_file() and (b / f).is_file()
-                                           and (a / f).read_bytes() == (b / f).read_bytes())]
+        differ = [f for f in names if not ((a / f).is_file() and (b / f).is_file() and (a / f).read_bytes() == (b / f).read_bytes())]
         t1 = time.perf_counter()
         report = generate_corpus(a, cfg, workers=1, progress=False)
         t_verify = time.perf_counter() - t1
-        print(f"profile {args.profile}: {len(names)} files, {len(names) - len(differ)} identical, "
-              f"{len(differ)} differing; generated in {times[0]:.1f} s (1 worker) and {times[1]:.1f} s (2 workers), "
-              f"{time.perf_counter() - t0:.1f} s in all")
+        print(
+            f"profile {args.profile}: {len(names)} files, {len(names) - len(differ)} identical, "
+            f"{len(differ)} differing; generated in {times[0]:.1f} s (1 worker) and {times[1]:.1f} s (2 workers), "
+            f"{time.perf_counter() - t0:.1f} s in all"
+        )
         for f in differ:
             print(f"  differs: {f}")
-        print(f"verify a complete corpus: {report.verified} files checked by sha256 in {t_verify:.2f} s "
-              f"({report.generated} regenerated)")
+        print(f"verify a complete corpus: {report.verified} files checked by sha256 in {t_verify:.2f} s ({report.generated} regenerated)")
         return 1 if differ or report.generated else 0
 
 

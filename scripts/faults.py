@@ -57,8 +57,7 @@ REPO = Path(__file__).resolve().parents[1]
 TRAIN_FLAGS = ["--modalities", "av", "--lam", "0.1", "--epochs", "40"]  # 40 epochs: a window to strike mid-training
 TIMEOUT = 900.0  # seconds any one command may take before it counts as hung
 POLL = 0.02
-ENV = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-                    "PYTHONWARNINGS": "ignore"}
+ENV = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])), "PYTHONWARNINGS": "ignore"}
 _log_numbers = itertools.count(1)
 
 
@@ -159,8 +158,15 @@ def run(lab: Lab, cmd: list, name: str, strike=None, preexec=None) -> Proc:
     log = lab.root / "logs" / f"{next(_log_numbers):03d}-{name}"
     log.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    p = subprocess.Popen([str(c) for c in cmd], cwd=lab.root, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         start_new_session=True, preexec_fn=preexec)
+    p = subprocess.Popen(
+        [str(c) for c in cmd],
+        cwd=lab.root,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=preexec,
+    )
     out, err = [], []
     readers = [_drain(p.stdout, Path(f"{log}.out"), out), _drain(p.stderr, Path(f"{log}.err"), err)]
     struck, hung = None, False
@@ -177,8 +183,13 @@ def run(lab: Lab, cmd: list, name: str, strike=None, preexec=None) -> Proc:
     for r in readers:
         r.join(timeout=30)  # a descendant that outlives the command may hold its pipes open
     text = lambda parts: b"".join(parts).decode(errors="replace")  # noqa: E731
-    return Proc(p.returncode, text(out), text(err) + (f"\n[faults.py: killed, still running after {TIMEOUT:.0f} s]" if hung else ""),
-                seconds, struck)
+    return Proc(
+        p.returncode,
+        text(out),
+        text(err) + (f"\n[faults.py: killed, still running after {TIMEOUT:.0f} s]" if hung else ""),
+        seconds,
+        struck,
+    )
 
 
 def wait_for(p: subprocess.Popen, ready) -> bool:
@@ -228,8 +239,7 @@ def npz_digest(path: Path, names: tuple[str, ...] | None = None) -> dict[str, st
     """sha256 (with dtype and shape) of each array in an .npz (or only `names`); None if it cannot be read."""
     try:
         with np.load(path, allow_pickle=False) as z:
-            return {k: hashlib.sha256(f"{z[k].dtype}{z[k].shape}".encode() + z[k].tobytes()).hexdigest()
-                    for k in sorted(names or z.files)}
+            return {k: hashlib.sha256(f"{z[k].dtype}{z[k].shape}".encode() + z[k].tobytes()).hexdigest() for k in sorted(names or z.files)}
     except Exception:  # truncated, not a zip, a missing member: unreadable
         return None
 
@@ -280,8 +290,11 @@ def diff(what: str, ref: dict, got: dict) -> list[str]:
     missing = sorted(set(ref) - set(got))
     extra = sorted(set(got) - set(ref))
     changed = sorted(k for k in set(ref) & set(got) if not _same(ref[k], got[k]))
-    parts = [f"{len(keys)} {label} ({', '.join(keys[:3])})"
-             for label, keys in (("missing", missing), ("unexpected", extra), ("differ", changed)) if keys]
+    parts = [
+        f"{len(keys)} {label} ({', '.join(keys[:3])})"
+        for label, keys in (("missing", missing), ("unexpected", extra), ("differ", changed))
+        if keys
+    ]
     return [f"{what}: {'; '.join(parts)}"] if parts else []
 
 
@@ -295,8 +308,11 @@ def describe_run_diff(ref: dict, got: dict) -> list[str]:
         return []
     if got["test"] is None:
         return ["no readable result.json"]
-    out = [f"test metrics differ ({k}: {ref['test'][k]} vs {got['test'].get(k)})"
-           for k in sorted(ref["test"]) if ref["test"][k] != got["test"].get(k)][:2]
+    out = [
+        f"test metrics differ ({k}: {ref['test'][k]} vs {got['test'].get(k)})"
+        for k in sorted(ref["test"])
+        if ref["test"][k] != got["test"].get(k)
+    ][:2]
     return out + (["features.npz differs"] if got["features"] != ref["features"] else [])
 
 
@@ -337,8 +353,23 @@ class Lab:
         return hgrlib("train", "--profile", "smoke", "--root", self.data, "--cache", cache or self.cache, "--runs", runs, *TRAIN_FLAGS)
 
     def notebook_cmd(self, d: Path, runs: Path | None = None) -> list:
-        return [REPO / "run_all.sh", "--profile", "smoke", "--only", "02", "--root", self.data, "--cache", self.cache,
-                "--runs", runs or d / "runs", "--results", d / "results", "--figures", d / "figures"]
+        return [
+            REPO / "run_all.sh",
+            "--profile",
+            "smoke",
+            "--only",
+            "02",
+            "--root",
+            self.data,
+            "--cache",
+            self.cache,
+            "--runs",
+            runs or d / "runs",
+            "--results",
+            d / "results",
+            "--figures",
+            d / "figures",
+        ]
 
     @cached_property
     def train_ref(self) -> dict:
@@ -408,14 +439,23 @@ def trials(name: str, n: int, one, required: str) -> dict:
             t = one(i)
         except Exception as e:  # the harness itself could not complete the trial: a failure, reported as such
             t = Trial("?", [f"{type(e).__name__}: {e}"])
-        print(f"  {name} trial {i + 1}/{n}: {t.point}: " + ("ok" if not (t.problems or t.lost) else "; ".join(t.problems + t.lost)), flush=True)
+        print(
+            f"  {name} trial {i + 1}/{n}: {t.point}: " + ("ok" if not (t.problems or t.lost) else "; ".join(t.problems + t.lost)),
+            flush=True,
+        )
         done.append(t)
     bad = [f"trial {i + 1}: {p}" for i, t in enumerate(done) for p in t.problems]
     lost = [f"trial {i + 1}: {x}" for i, t in enumerate(done) for x in t.lost]
     early = sum(not t.struck for t in done)
     outcome = f"FAILED: {'; '.join(bad)}" if bad else required + (f" ({early} of {n} finished before the fault struck)" if early else "")
-    return {"fault": name, "tried": n, "outcome": outcome, "data_lost": "; ".join(lost) or "none",
-            "ok": not bad and not lost, "trials": [t.__dict__ for t in done]}
+    return {
+        "fault": name,
+        "tried": n,
+        "outcome": outcome,
+        "data_lost": "; ".join(lost) or "none",
+        "ok": not bad and not lost,
+        "trials": [t.__dict__ for t in done],
+    }
 
 
 # ----------------------------------------------------------------------------- the faults
@@ -451,8 +491,10 @@ def train_kill(lab: Lab, rng: random.Random, n: int) -> dict:
         delay = rng.uniform(0, 1) * ref["span"]
         first = run(lab, lab.train_cmd(runs), "train-kill", after(delay, kill_tree, exists(runs, "*/checkpoint.pt")))
         ckpts = list(runs.glob("*/checkpoint.pt"))
-        t = Trial(f"SIGKILL {delay:.2f} s after the first checkpoint ({'a checkpoint' if ckpts else 'no checkpoint'} left)",
-                  struck=first.rc == -signal.SIGKILL and bool(ckpts))
+        t = Trial(
+            f"SIGKILL {delay:.2f} s after the first checkpoint ({'a checkpoint' if ckpts else 'no checkpoint'} left)",
+            struck=first.rc == -signal.SIGKILL and bool(ckpts),
+        )
         again = run(lab, lab.train_cmd(runs), "train-rerun")
         t.problems = rc_problems(again, "rerun") + lab.check_train(runs)
         t.lost = [f"the checkpoint was discarded: {_last_line(again.err, 'checkpoint')}"] if ckpts and "checkpoint" in again.err else []
@@ -471,11 +513,16 @@ def notebook_kill(lab: Lab, rng: random.Random, n: int) -> dict:
         k, delay = rng.randrange(len(ref["runs"])), rng.uniform(0, 2)
         first = run(lab, lab.notebook_cmd(d), "notebook-kill", after(delay, kill_tree, exists(d / "runs", "*/result.json", k)))
         finished = mtimes((d / "runs").glob("*/result.json"))
-        t = Trial(f"SIGKILL {delay:.1f} s after {k} of {len(ref['runs'])} runs finished ({first.struck or 0:.0f} s in)",
-                  struck=first.rc == -signal.SIGKILL)
+        t = Trial(
+            f"SIGKILL {delay:.1f} s after {k} of {len(ref['runs'])} runs finished ({first.struck or 0:.0f} s in)",
+            struck=first.rc == -signal.SIGKILL,
+        )
         again = run(lab, lab.notebook_cmd(d), "notebook-rerun")
-        t.problems = (rc_problems(again, "rerun") + diff("tables", ref["tables"], tables(d / "results"))
-                      + diff("runs", ref["runs"], runs_outcomes(d / "runs")))
+        t.problems = (
+            rc_problems(again, "rerun")
+            + diff("tables", ref["tables"], tables(d / "results"))
+            + diff("runs", ref["runs"], runs_outcomes(d / "runs"))
+        )
         t.lost = [f"{len(x)} runs finished before the kill were trained again"] if (x := redone(finished)) else []
         return t
 
@@ -638,7 +685,11 @@ def corrupt_cache(lab: Lab, rng: random.Random, n: int) -> dict:
         if str(victim) not in p.text:
             problems.append(f"{what} did not name the damaged {victim}")
         problems += diff(f"cache after {what}", untouched, cache_digests(cache, lab.data))
-        return f"{how}, then {what}", problems, [f"{what} re-extracted {len(x)} undamaged clips"] if (x := redone(others, str(victim))) else []
+        return (
+            f"{how}, then {what}",
+            problems,
+            [f"{what} re-extracted {len(x)} undamaged clips"] if (x := redone(others, str(victim))) else [],
+        )
 
     def one(i: int) -> Trial:
         d = lab.fresh(f"corrupt-cache-{i}")
@@ -660,10 +711,10 @@ def flip_metric_digit(result_file: Path, rng: random.Random) -> str:
     old = text[at:].split(",")[0].split("\n")[0]
     for _ in range(100):
         j = rng.choice([k for k, c in enumerate(old) if c.isdigit()])
-        new = old[:j] + rng.choice([c for c in "0123456789" if c != old[j]]) + old[j + 1:]
+        new = old[:j] + rng.choice([c for c in "0123456789" if c != old[j]]) + old[j + 1 :]
         if json.loads(new) != json.loads(old):
             break
-    result_file.write_text(text[:at] + new + text[at + len(old):])
+    result_file.write_text(text[:at] + new + text[at + len(old) :])
     return f"test.{key} {old} -> {new}"
 
 
@@ -684,9 +735,17 @@ def corrupt_result(lab: Lab, rng: random.Random, n: int) -> dict:
     return trials("corrupt-result", n, one, "reported, retrained, identical")
 
 
-FAULTS = {"prep-kill": prep_kill, "train-kill": train_kill, "notebook-kill": notebook_kill, "ro-runs": ro_runs,
-          "ro-results": ro_results, "full-disk-train": full_disk_train, "full-disk-prep": full_disk_prep,
-          "corrupt-cache": corrupt_cache, "corrupt-result": corrupt_result}
+FAULTS = {
+    "prep-kill": prep_kill,
+    "train-kill": train_kill,
+    "notebook-kill": notebook_kill,
+    "ro-runs": ro_runs,
+    "ro-results": ro_results,
+    "full-disk-train": full_disk_train,
+    "full-disk-prep": full_disk_prep,
+    "corrupt-cache": corrupt_cache,
+    "corrupt-result": corrupt_result,
+}
 
 
 # ----------------------------------------------------------------------------- command line
@@ -724,7 +783,9 @@ def main(argv: list[str] | None = None) -> int:
     ok = all(r["ok"] for r in rows)
     print(f"\n{sum(r['ok'] for r in rows)} of {len(rows)} faults survived, in {time.monotonic() - t0:.0f} s")
     if a.out:
-        Path(a.out).write_text(json.dumps({"seed": a.seed, "trials": a.trials, "seconds": time.monotonic() - t0, "faults": rows}, indent=2) + "\n")
+        Path(a.out).write_text(
+            json.dumps({"seed": a.seed, "trials": a.trials, "seconds": time.monotonic() - t0, "faults": rows}, indent=2) + "\n"
+        )
     if a.markdown:
         print("\n" + markdown(rows))
     if ok and not a.workdir:

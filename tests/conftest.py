@@ -17,7 +17,11 @@ def tiny(tmp_path_factory):
     from hgrlib.experiment import load_featureset, prepare_data
 
     base = tmp_path_factory.mktemp("tiny")
-    cfg = Config(DataConfig(root=str(base / "corpus")), TINY_FEATURES, ModelConfig(dim=16, width=8),
-                 train=TrainConfig(epochs=2, batch_size=32, n_folds=3))
+    cfg = Config(
+        DataConfig(root=str(base / "corpus")),
+        TINY_FEATURES,
+        ModelConfig(dim=16, width=8),
+        train=TrainConfig(epochs=2, batch_size=32, n_folds=3),
+    )
     prepare_data(cfg.data, cfg.features, str(base / "cache"), TINY_SYNTH, workers=1, progress=False)
     return cfg, load_featureset(cfg.data, cfg.features, str(base / "cache")), base / "cache"

@@ -59,8 +59,7 @@ def _emotion_code(e) -> int:
 
 def ravdess_name(modality=1, vocal=1, emotion=1, intensity=1, statement=1, repetition=1, actor=1, ext=None) -> str:
     ext = ext or (".wav" if modality == 3 else ".mp4")
-    return "-".join(f"{int(v):02d}" for v in (modality, vocal, _emotion_code(emotion), intensity,
-                                              statement, repetition, actor)) + ext
+    return "-".join(f"{int(v):02d}" for v in (modality, vocal, _emotion_code(emotion), intensity, statement, repetition, actor)) + ext
 
 
 def make_ravdess_fixture(
@@ -157,8 +156,13 @@ def make_enterface_fixture(root: str | Path, sentences=(1, 2)) -> Path:
 
 # (clip, code, name) rows for one subject; 6 = disgust, 7 = fear; row 5 disagrees on purpose
 BAUM_ROWS = (
-    ("001", 1, "Anger"), ("002", 8, "Happiness"), ("003", 2, "Boredom"), ("004", 9, "Neutral"),
-    ("005", 7, "Disgust"), ("007", 11, "Surprise"), ("008", 10, "Sadness"),
+    ("001", 1, "Anger"),
+    ("002", 8, "Happiness"),
+    ("003", 2, "Boredom"),
+    ("004", 9, "Neutral"),
+    ("005", 7, "Disgust"),
+    ("007", 11, "Surprise"),
+    ("008", 10, "Sadness"),
 )
 
 
@@ -215,7 +219,12 @@ def random_featureset(n: int = 96, s: int = 2):
     r = np.random.default_rng(0)
     labels = r.integers(0, 6, n)
     audio = r.normal(size=(n, s, 1, 24, 16)) + labels[:, None, None, None, None] * 0.3
-    return FeatureSet(clip_ids=[f"c{i}" for i in range(n)], subjects=[f"{i % 12 + 1:02d}" for i in range(n)],
-                      labels=labels, classes=("anger", "disgust", "fear", "happiness", "sadness", "surprise"),
-                      audio=audio.astype(np.float16), faces=r.integers(0, 256, (n, s, 3, 16, 16, 3), dtype=np.uint8),
-                      dataset="synthetic")
+    return FeatureSet(
+        clip_ids=[f"c{i}" for i in range(n)],
+        subjects=[f"{i % 12 + 1:02d}" for i in range(n)],
+        labels=labels,
+        classes=("anger", "disgust", "fear", "happiness", "sadness", "surprise"),
+        audio=audio.astype(np.float16),
+        faces=r.integers(0, 256, (n, s, 3, 16, 16, 3), dtype=np.uint8),
+        dataset="synthetic",
+    )

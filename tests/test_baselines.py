@@ -31,10 +31,16 @@ def _sel(obj, lam, fold, val):
 
 
 def test_select_lam_picks_the_best_mean_validation_uar():
-    rows = [_sel("cca", 0.01, 0, 0.50), _sel("cca", 0.01, 1, 0.70),  # mean 0.60
-            _sel("cca", 0.1, 0, 0.80), _sel("cca", 0.1, 1, 0.42),  # mean 0.61: best mean, not best single run
-            _sel("cca", 1.0, 0, 0.30), _sel("cca", 1.0, 1, 0.75),
-            _sel("hgr", 0.01, 0, 0.6), _sel("hgr", 1.0, 0, 0.9)]
+    rows = [
+        _sel("cca", 0.01, 0, 0.50),
+        _sel("cca", 0.01, 1, 0.70),  # mean 0.60
+        _sel("cca", 0.1, 0, 0.80),
+        _sel("cca", 0.1, 1, 0.42),  # mean 0.61: best mean, not best single run
+        _sel("cca", 1.0, 0, 0.30),
+        _sel("cca", 1.0, 1, 0.75),
+        _sel("hgr", 0.01, 0, 0.6),
+        _sel("hgr", 1.0, 0, 0.9),
+    ]
     runs = pd.DataFrame(rows)
     assert B.select_lam(runs) == {"cca": 0.1, "hgr": 1.0}
     # rows that are not selection runs (final runs of other seeds) do not vote
@@ -46,8 +52,16 @@ def test_select_lam_breaks_ties_towards_the_smaller_lam_and_ranks_failures_last(
     runs = pd.DataFrame([_sel("infonce", 1.0, 0, 0.6), _sel("infonce", 0.1, 0, 0.6), _sel("infonce", 0.01, 0, 0.5)])
     assert B.select_lam(runs) == {"infonce": 0.1}
     # the same mean reached through a different summation order is still a tie
-    runs = pd.DataFrame([_sel("x", 1.0, 0, 0.1), _sel("x", 1.0, 1, 0.2), _sel("x", 1.0, 2, 0.3),
-                         _sel("x", 0.1, 0, 0.3), _sel("x", 0.1, 1, 0.2), _sel("x", 0.1, 2, 0.1)])
+    runs = pd.DataFrame(
+        [
+            _sel("x", 1.0, 0, 0.1),
+            _sel("x", 1.0, 1, 0.2),
+            _sel("x", 1.0, 2, 0.3),
+            _sel("x", 0.1, 0, 0.3),
+            _sel("x", 0.1, 1, 0.2),
+            _sel("x", 0.1, 2, 0.1),
+        ]
+    )
     assert B.select_lam(runs) == {"x": 0.1}
     # a λ with a failed run (NaN validation UAR) loses to one whose runs all finished
     runs = pd.DataFrame([_sel("cca", 0.01, 0, 0.4), _sel("cca", 1.0, 0, 0.9), _sel("cca", 1.0, 1, float("nan")), _sel("cca", 0.01, 1, 0.4)])
@@ -90,8 +104,12 @@ def test_baseline_plan_gives_each_objective_its_grid_and_the_selected_flags():
     assert by[("hgr3", 0.1)].loss == Config().loss.__class__(lam=0.1)  # notebook 02's config: its runs reused
     assert by[("ce", 0.0)].loss.lam == 0.0 and by[("infonce", 0.01)].loss.corr == "infonce"
     assert plan.set_index("objective")["regime"].groupby(level=0).first().to_dict() == {
-        "ce": "CE only: no pair term", "hgr3": "Soft-HGR: no inverse, any batch", "hgr": "Soft-HGR: no inverse, any batch",
-        "cca": "CCA k=16 ≤ batch/4, ridge 0.001·tr/k: well-posed", "infonce": "InfoNCE: no covariance"}
+        "ce": "CE only: no pair term",
+        "hgr3": "Soft-HGR: no inverse, any batch",
+        "hgr": "Soft-HGR: no inverse, any batch",
+        "cca": "CCA k=16 ≤ batch/4, ridge 0.001·tr/k: well-posed",
+        "infonce": "InfoNCE: no covariance",
+    }
     with pytest.raises(KeyError, match="no λ chosen"):
         B.baseline_plan(cfg, conds, (0,), _make_runs(4), chosen={"hgr": 0.1})
     # notebook 07's design: selection on seed i at fold i, final runs on every fold x seed reuse them
@@ -117,8 +135,16 @@ def _result(seed=0, fold=0, acc=0.5, nonfinite=(0,), **extra):
     c = Config().with_(train={"seed": seed, "fold": fold}).to_dict()
     test = {k: acc for k in ("acc", "uar", "seg_acc", "seg_uar", "clip_acc", "clip_uar")}
     hist = [{"epoch": i + 1, "loss": 1.0, "nonfinite_steps": n} for i, n in enumerate(nonfinite)]
-    return {"config": c, "test": test, "history": hist, "seconds": 1.0, "run_dir": None, "best_val_uar": 0.4,
-            "n_train_segments": 100, "steps": 10} | extra
+    return {
+        "config": c,
+        "test": test,
+        "history": hist,
+        "seconds": 1.0,
+        "run_dir": None,
+        "best_val_uar": 0.4,
+        "n_train_segments": 100,
+        "steps": 10,
+    } | extra
 
 
 def test_safe_run_all_turns_a_crash_into_a_flagged_result(monkeypatch):
@@ -176,8 +202,11 @@ def test_run_plan_and_baselines_table(monkeypatch):
 
 def test_protocol_table_decomposes_the_gap_into_paired_differences():
     acc = {"subject": [0.50, 0.60, 0.55], "clip": [0.62, 0.66, 0.70], "segment": [0.80, 0.75, 0.90]}
-    rows = [{"protocol": p, "fold": i, "seed": 0, "seg_acc": a, "clip_acc": a + 0.02, "acc": a, "n_train_segments": 96}
-            for p, v in acc.items() for i, a in enumerate(v)]
+    rows = [
+        {"protocol": p, "fold": i, "seed": 0, "seg_acc": a, "clip_acc": a + 0.02, "acc": a, "n_train_segments": 96}
+        for p, v in acc.items()
+        for i, a in enumerate(v)
+    ]
     rows.append({"protocol": "segment", "fold": 5, "seed": 0, "seg_acc": 0.0, "clip_acc": 0.0, "acc": 0.0, "n_train_segments": 96})
     t = B.protocol_table(pd.DataFrame(rows)).set_index("protocol")
     assert list(t.index) == ["subject", "clip", "segment", "clip − subject", "segment − clip", "segment − subject"]
@@ -209,9 +238,27 @@ def test_study_frames_have_one_row_per_cell_the_documented_columns_and_regimes(p
     n_obj = len(M.objectives())
     assert n_obj == 4 and len(summary) == n_obj * 1 * 4  # batch 256 ≤ pool 512: nothing skipped
     assert len(per) == len(summary) * SMALL["n_batches"]
-    for col in ("objective", "dim", "batch", "k", "regime", "well_posed", "frac_nonfinite", "frac_over_bound", "value_mean",
-                "value_std", "value_rel_spread", "grad_mean", "grad_std", "grad_median", "grad_rel_spread", "full_value", "bias",
-                "rel_bias", "true_value"):
+    for col in (
+        "objective",
+        "dim",
+        "batch",
+        "k",
+        "regime",
+        "well_posed",
+        "frac_nonfinite",
+        "frac_over_bound",
+        "value_mean",
+        "value_std",
+        "value_rel_spread",
+        "grad_mean",
+        "grad_std",
+        "grad_median",
+        "grad_rel_spread",
+        "full_value",
+        "bias",
+        "rel_bias",
+        "true_value",
+    ):
         assert col in summary.columns, col
     assert set(per.columns) >= {"objective", "dim", "batch", "draw", "value", "grad_norm", "finite"}
     s = summary.set_index(["objective", "batch"])

@@ -186,4 +186,8 @@ def test_report_of_cached_clips_says_how_their_faces_were_found(corpus_copy):
     cache.path(records[0]).unlink()  # one clip extracted now, three from the cache: the same totals
     again = prepare(records, cache, workers=1, progress=False)
     assert again.extracted == 1 and again.cached == 3
-    assert (again.frames_detected, again.frames_borrowed, again.frames_fallback) == (first.frames_detected, first.frames_borrowed, first.frames_fallback)
+    assert (again.frames_detected, again.frames_borrowed, again.frames_fallback) == (
+        first.frames_detected,
+        first.frames_borrowed,
+        first.frames_fallback,
+    )

@@ -100,23 +100,47 @@ def test_missing_table_column_or_pairs_give_not_run(tmp_path):
 
 
 def _rows(objective: str, selected: bool, acc: float) -> pd.DataFrame:
-    return pd.DataFrame({"fold": [0, 0, 1, 1], "seed": [0, 1, 0, 1], "objective": objective, "selected": selected,
-                         "condition": f"{objective} {selected}", "acc": acc + np.array([0.0, 0.01, -0.01, 0.002])})
+    return pd.DataFrame(
+        {
+            "fold": [0, 0, 1, 1],
+            "seed": [0, 1, 0, 1],
+            "objective": objective,
+            "selected": selected,
+            "condition": f"{objective} {selected}",
+            "acc": acc + np.array([0.0, 0.01, -0.01, 0.002]),
+        }
+    )
 
 
 def test_per_side_filters_pick_the_right_rows(tmp_path):
-    runs = pd.concat([_rows("hgr", True, 0.70), _rows("hgr", False, 0.10), _rows("cca", True, 0.60),
-                      _rows("cca", False, 0.90), _rows("infonce", True, 0.0)], ignore_index=True)
+    runs = pd.concat(
+        [
+            _rows("hgr", True, 0.70),
+            _rows("hgr", False, 0.10),
+            _rows("cca", True, 0.60),
+            _rows("cca", False, 0.90),
+            _rows("infonce", True, 0.0),
+        ],
+        ignore_index=True,
+    )
     runs.to_csv(tmp_path / "07_baselines_runs.csv", index=False)  # bools come back from the CSV
     r = evaluate(next(c for c in CLAIMS if c.id == "beats a CCA-style loss"), tmp_path)
     assert r["n"] == 4 and r["effect"] == pytest.approx(10.0) and r["mean_b"] == pytest.approx(60.05)
     # shared filters (one line per labeled fraction) and per-side filters combine
-    semi = pd.concat([pairs(0.1 * k, 0.001, seed=k)[i].assign(labeled_frac=f, condition=name)
-                      for k, f in enumerate((0.1, 0.25, 0.5), start=1)
-                      for i, name in enumerate(("labeled + unlabeled (CE + Soft-HGR)", "labeled + unlabeled (CE, λ=0)"))])
+    semi = pd.concat(
+        [
+            pairs(0.1 * k, 0.001, seed=k)[i].assign(labeled_frac=f, condition=name)
+            for k, f in enumerate((0.1, 0.25, 0.5), start=1)
+            for i, name in enumerate(("labeled + unlabeled (CE + Soft-HGR)", "labeled + unlabeled (CE, λ=0)"))
+        ]
+    )
     semi.to_csv(tmp_path / "03_semi_supervised_runs.csv", index=False)
-    effects = [r["effect"] for r in (evaluate(c, tmp_path) for c in CLAIMS if c.table == "03_semi_supervised_runs.csv"
-                                     and c.b == "labeled + unlabeled (CE, λ=0)")]
+    effects = [
+        r["effect"]
+        for r in (
+            evaluate(c, tmp_path) for c in CLAIMS if c.table == "03_semi_supervised_runs.csv" and c.b == "labeled + unlabeled (CE, λ=0)"
+        )
+    ]
     assert effects == pytest.approx([10.0, 20.0], abs=0.5)  # one line per claimed fraction (0.1, 0.25); 0.5 unclaimed
 
 
@@ -124,15 +148,25 @@ def fake_results(d) -> None:
     """A run table for every claim, each with A = B + 5 points over 4 folds × 3 seeds."""
     a, b = pairs(0.05, 0.005, seed=8)
     sup = table(a, b, "fusion (CE)", "audio only (CE)")
-    sup = pd.concat([sup, b.assign(condition="visual only (CE)", acc=b["acc"] + 0.1),
-                     a.assign(condition="fusion (CE + Soft-HGR)", acc=a["acc"] + 0.05)])
+    sup = pd.concat(
+        [sup, b.assign(condition="visual only (CE)", acc=b["acc"] + 0.1), a.assign(condition="fusion (CE + Soft-HGR)", acc=a["acc"] + 0.05)]
+    )
     sup.to_csv(d / "02_supervised_runs.csv", index=False)
     table(a, b, "fusion (CE + Soft-HGR)", "fusion (CE)", corpus_seed=1).to_csv(d / "02_replication_runs.csv", index=False)
-    cka = table(a.rename(columns={"seed": "pair", "acc": "cka"}), b.rename(columns={"seed": "pair", "acc": "cka"}),
-                "fusion (CE + Soft-HGR)", "fusion (CE)", feature="z")
+    cka = table(
+        a.rename(columns={"seed": "pair", "acc": "cka"}),
+        b.rename(columns={"seed": "pair", "acc": "cka"}),
+        "fusion (CE + Soft-HGR)",
+        "fusion (CE)",
+        feature="z",
+    )
     cka.to_csv(d / "05_seed_cka_pairs.csv", index=False)
-    spread = pd.concat([b.assign(condition="fusion (CE)", acc_std=b["acc"] * 0.1 + 0.01),
-                        b.assign(condition="fusion (CE + Soft-HGR)", acc_std=b["acc"] * 0.1)])
+    spread = pd.concat(
+        [
+            b.assign(condition="fusion (CE)", acc_std=b["acc"] * 0.1 + 0.01),
+            b.assign(condition="fusion (CE + Soft-HGR)", acc_std=b["acc"] * 0.1),
+        ]
+    )
     spread[spread["seed"] == 0].to_csv(d / "05_score_spread.csv", index=False)  # one row per (condition, fold)
     proto = pd.concat([b.assign(protocol="subject"), a.assign(protocol="clip"), a.assign(protocol="segment", acc=a["acc"] + 0.05)])
     proto.assign(condition="fusion (CE + Soft-HGR)", seg_acc=proto["acc"]).to_csv(d / "07_protocols_runs.csv", index=False)
@@ -164,7 +198,7 @@ def test_write_claims_and_readme_are_deterministic(tmp_path):
     assert update_readme(tmp_path, "synthetic-default") is True
     text = (tmp_path / "README.md").read_text()
     assert text.startswith("# Title\n\nIntro text.\n\n<!-- claims:start -->\n") and text.endswith(after)
-    inside = text[text.index("<!-- claims:start -->"):text.index("<!-- claims:end -->")]
+    inside = text[text.index("<!-- claims:start -->") : text.index("<!-- claims:end -->")]
     assert "old hand-written" not in inside and all(f"| {c.id} |" in inside for c in CLAIMS)
     assert claims_markdown(pd.read_csv(res / "claims.csv")) in inside
     csv = (res / "claims.csv").read_bytes()

@@ -42,8 +42,23 @@ def test_prep_then_train_on_a_tiny_corpus(tiny, capsys, tmp_path):
 
 
 def test_set_overrides_and_config_file_round_trip(capsys, tmp_path):
-    assert main(["train", "--lam", "0.5", "--set", "loss.w_ay=0", "--set", "train.use_unlabeled=false",
-                 "--set", "data.root=/x/y", "--print-config"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--lam",
+                "0.5",
+                "--set",
+                "loss.w_ay=0",
+                "--set",
+                "train.use_unlabeled=false",
+                "--set",
+                "data.root=/x/y",
+                "--print-config",
+            ]
+        )
+        == 0
+    )
     cfg = json.loads(capsys.readouterr().out)
     assert cfg["loss"]["lam"] == 0.5 and cfg["loss"]["w_ay"] == 0 and cfg["train"]["use_unlabeled"] is False
     assert cfg["data"]["root"] == "/x/y" and cfg["train"]["threads"] == 1  # the default profile pins one thread
@@ -73,8 +88,10 @@ def test_cli_grid_points_are_the_notebook_runs(capsys):
     from hgrlib.profiles import get_profile
 
     p = get_profile("default")
-    for flags, change in (([], {"model": {"modalities": "av"}, "loss": {"lam": p.lam}}),
-                          (["--modalities", "a", "--lam", "0"], {"model": {"modalities": "a"}, "loss": {"lam": 0.0}})):
+    for flags, change in (
+        ([], {"model": {"modalities": "av"}, "loss": {"lam": p.lam}}),
+        (["--modalities", "a", "--lam", "0"], {"model": {"modalities": "a"}, "loss": {"lam": 0.0}}),
+    ):
         for fold, seed in [(f, s) for f in range(p.config.train.n_folds) for s in p.seeds]:  # experiment.fold_seed_runs
             assert main(["train", *flags, "--seed", str(seed), "--fold", str(fold), "--print-config"]) == 0
             cli = Config.from_dict(json.loads(capsys.readouterr().out))
@@ -104,11 +121,29 @@ def test_train_under_torchrun_writes_one_data_parallel_run(tiny, tmp_path):
     import sys
 
     cfg, _, cache = tiny
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "hgrlib.cli", "train",
-           "--profile", "smoke", "--root", cfg.data.root, "--cache", str(cache), "--runs", str(tmp_path), "--epochs", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "hgrlib.cli",
+        "train",
+        "--profile",
+        "smoke",
+        "--root",
+        cfg.data.root,
+        "--cache",
+        str(cache),
+        "--runs",
+        str(tmp_path),
+        "--epochs",
+        "1",
+    ]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=os.environ | {"HGRLIB_DDP_BACKEND": "gloo"})
     assert p.returncode == 0, p.stderr[-2000:]
-    printed = json.loads(p.stdout[p.stdout.index("{"):])  # rank 0 alone prints
+    printed = json.loads(p.stdout[p.stdout.index("{") :])  # rank 0 alone prints
     saved = json.loads(open(os.path.join(printed["run_dir"], "result.json")).read())
     assert saved["world_size"] == 2 and saved["key"]["exec"].endswith("-ddp2") and printed["acc"] == saved["test"]["acc"]
 

@@ -23,12 +23,15 @@ skimage_data = pytest.importorskip("skimage.data")  # the `test` extra (pyprojec
 
 try:
     import facenet_pytorch  # noqa: F401
+
     HAVE_MTCNN = True
 except ImportError:
     HAVE_MTCNN = False
 
-DETECTORS = ["haar", pytest.param("mtcnn", marks=pytest.mark.skipif(not HAVE_MTCNN, reason="facenet-pytorch not installed "
-                                                                     "(scripts/install_mtcnn.sh)"))]
+DETECTORS = [
+    "haar",
+    pytest.param("mtcnn", marks=pytest.mark.skipif(not HAVE_MTCNN, reason="facenet-pytorch not installed (scripts/install_mtcnn.sh)")),
+]
 # hand-set face boxes (x, y, w, h) in the portraits' own pixels: brow (or hat brim) to chin, cheek to cheek
 ASTRONAUT_FACE = (182, 70, 86, 100)
 GRACE_FACE = (176, 125, 182, 220)
@@ -48,8 +51,9 @@ def background(h: int, w: int) -> np.ndarray:
     return cv2.resize(skimage_data.coffee(), (w, h), interpolation=cv2.INTER_AREA)
 
 
-def portrait_clip(tmp_path, name: str, img: np.ndarray, face: tuple, face_h: int, hw: tuple[int, int],
-                  n: int = 8, audio: bool = False) -> tuple[np.ndarray, tuple[float, float, float, float], str]:
+def portrait_clip(
+    tmp_path, name: str, img: np.ndarray, face: tuple, face_h: int, hw: tuple[int, int], n: int = 8, audio: bool = False
+) -> tuple[np.ndarray, tuple[float, float, float, float], str]:
     """`img` scaled so its face is `face_h` px tall, pasted left of centre into an (h, w) frame that pans
     2 px a frame, as an H.264 clip: (the frames read back, the face box in frame 0, the clip's path)."""
     h, w = hw
@@ -61,7 +65,7 @@ def portrait_clip(tmp_path, name: str, img: np.ndarray, face: tuple, face_h: int
     for t in range(n):
         f = background(h, w)
         ys, xs = slice(max(0, y0), min(h, y0 + small.shape[0])), slice(max(0, x0 + 2 * t), min(w, x0 + 2 * t + small.shape[1]))
-        f[ys, xs] = small[ys.start - y0:ys.stop - y0, xs.start - x0 - 2 * t:xs.stop - x0 - 2 * t]
+        f[ys, xs] = small[ys.start - y0 : ys.stop - y0, xs.start - x0 - 2 * t : xs.stop - x0 - 2 * t]
         frames.append(f)
     path = tmp_path / f"{name}.mp4"
     sound = None
@@ -97,6 +101,7 @@ def detectors():
         if kind not in cache:
             cache[kind] = make_detector(FeatureConfig(detector=kind))
         return cache[kind]
+
     return get
 
 
@@ -199,8 +204,7 @@ def test_prep_names_the_clips_whose_faces_were_not_found(tmp_path):
     """A real portrait clip and two clips without a face through `prepare`: the report counts them and
     names the faceless ones; extract_clip's view shows the boxes and how each was found."""
     cfg = FeatureConfig(n_segments=2, frames_per_segment=2, face_size=32)
-    _, _, photo = portrait_clip(tmp_path, "astronaut", skimage_data.astronaut(), ASTRONAUT_FACE, 100, (576, 720),
-                                n=40, audio=True)
+    _, _, photo = portrait_clip(tmp_path, "astronaut", skimage_data.astronaut(), ASTRONAUT_FACE, 100, (576, 720), n=40, audio=True)
     records = [ClipRecord(photo, "s1", "happiness", "clip")]
     t = np.arange(int(1.6 * SR)) / SR
     sound = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)

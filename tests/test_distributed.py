@@ -24,8 +24,11 @@ from hgrlib.distributed import shard
 from hgrlib.losses import soft_hgr
 
 WORLD = 2
-CFG = Config().with_(model={"dim": 8, "width": 4, "dropout": 0.0}, loss={"lam": 0.3, "w_ce_uni": 0.3},
-                     train={"epochs": 2, "batch_size": 16, "threads": 1, "lr": 3e-3})
+CFG = Config().with_(
+    model={"dim": 8, "width": 4, "dropout": 0.0},
+    loss={"lam": 0.3, "w_ce_uni": 0.3},
+    train={"epochs": 2, "batch_size": 16, "threads": 1, "lr": 3e-3},
+)
 
 
 def _one_step() -> dict:
@@ -47,8 +50,16 @@ def _one_step() -> dict:
     lab = np.array([1, 0, 1, 1, 0, 1, 1, 1, 0, 1, 1, 0, 1, 1, 0, 0], bool)  # 6 labeled in the first half, 4 in the second
     import contextlib
 
-    train_one_epoch(model, forward, opt, sched, Batcher(fs, np.arange(192), torch.device("cpu")), [(rows, lab)],
-                    LossConfig(lam=0.5, w_ce_uni=0.3), contextlib.nullcontext())
+    train_one_epoch(
+        model,
+        forward,
+        opt,
+        sched,
+        Batcher(fs, np.arange(192), torch.device("cpu")),
+        [(rows, lab)],
+        LossConfig(lam=0.5, w_ce_uni=0.3),
+        contextlib.nullcontext(),
+    )
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 

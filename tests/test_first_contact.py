@@ -56,10 +56,8 @@ def env_is_current() -> bool:
 def run_all(*args: str, tmp: Path) -> subprocess.CompletedProcess:
     if not env_is_current():
         pytest.skip("the virtualenv is not current: run_all.sh would install first")
-    out = ["--results", str(tmp / "results"), "--figures", str(tmp / "figures"), "--cache", str(tmp / "cache"),
-           "--runs", str(tmp / "runs")]
-    return subprocess.run([str(REPO / "run_all.sh"), "--profile", "smoke", *args, *out], capture_output=True,
-                          text=True, timeout=300)
+    out = ["--results", str(tmp / "results"), "--figures", str(tmp / "figures"), "--cache", str(tmp / "cache"), "--runs", str(tmp / "runs")]
+    return subprocess.run([str(REPO / "run_all.sh"), "--profile", "smoke", *args, *out], capture_output=True, text=True, timeout=300)
 
 
 def lines(p: subprocess.CompletedProcess) -> list[str]:
@@ -68,11 +66,13 @@ def lines(p: subprocess.CompletedProcess) -> list[str]:
 
 # --------------------------------------------------------------------------- run_all.sh: one clear line
 
+
 def test_bad_root_through_run_all_is_one_line(tmp_path):
     p = run_all("--dataset", "ravdess", "--root", str(tmp_path / "nowhere"), tmp=tmp_path)
     assert p.returncode == 1
-    assert lines(p) == [f"run_all.sh: error: {tmp_path / 'nowhere'}: dataset folder not found (dataset='ravdess'); "
-                        f"give the path where it lies on your disk"]
+    assert lines(p) == [
+        f"run_all.sh: error: {tmp_path / 'nowhere'}: dataset folder not found (dataset='ravdess'); give the path where it lies on your disk"
+    ]
     assert not (tmp_path / "results").exists()  # checked before anything is written
 
 
@@ -99,8 +99,7 @@ def test_partial_corpus_through_run_all_is_refused_naming_the_missing_subjects(p
 
 
 def test_runner_from_another_folder_finds_the_project(tmp_path):
-    p = subprocess.run([sys.executable, "-m", "hgrlib.runner", "--only", "99"], cwd=tmp_path, capture_output=True,
-                       text=True, timeout=120)
+    p = subprocess.run([sys.executable, "-m", "hgrlib.runner", "--only", "99"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert p.returncode == 1 and "no notebook matches (notebooks: 01_data_prep, 02_supervised" in p.stderr
     assert "All notebooks done" not in p.stdout
 
@@ -143,6 +142,7 @@ def test_failed_notebook_is_a_few_lines_and_the_partial_copy(tmp_path, monkeypat
 
 # --------------------------------------------------------------------------- folds against the subjects present
 
+
 def test_coverage_counts_and_fold_states(partial):
     from hgrlib.data.datasets import index_dataset
 
@@ -171,8 +171,24 @@ def test_check_corpus_refuses_by_default_and_passes_with_the_option(partial):
 def test_prep_prints_the_coverage(partial, tmp_path, capsys):
     from hgrlib.cli import main
 
-    assert main(["prep", "--dataset", "ravdess", "--root", str(partial), "--profile", "smoke",
-                 "--cache", str(tmp_path / "cache"), "--workers", "1"]) == 0
+    assert (
+        main(
+            [
+                "prep",
+                "--dataset",
+                "ravdess",
+                "--root",
+                str(partial),
+                "--profile",
+                "smoke",
+                "--cache",
+                str(tmp_path / "cache"),
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "clips per subject and class:" in out and "  fold 5: 06, 14, 17, 23 (missing 14, 17, 23)" in out
     assert "note: training on these clips would be refused: ravdess: 2 of the 6 shipped folds" in out
@@ -185,8 +201,7 @@ def partial_featureset():
     return replace(fs, subjects=subjects, labels=np.array([(i // 6) % 6 for i in range(96)]), dataset="ravdess")
 
 
-CFG = Config(DataConfig("ravdess", "x")).with_(model={"dim": 8, "width": 4},
-                                               train={"epochs": 1, "batch_size": 16, "threads": 1})
+CFG = Config(DataConfig("ravdess", "x")).with_(model={"dim": 8, "width": 4}, train={"epochs": 1, "batch_size": 16, "threads": 1})
 
 
 def test_partial_corpus_run_refused_by_default_and_trained_with_the_option(tmp_path):
@@ -231,14 +246,21 @@ def test_fold_problems_missing_classes():
     assert fold_problems("manifest", *clips({"a": "x", "b": "xy", "c": "xy", "d": "xy"}), folds) == {}
     # a training part lacking one is refused
     assert fold_problems("manifest", *clips({"a": "x", "b": "x", "c": "xy", "d": "x"}), folds) == {
-        1: "its training part lacks y", 2: "its training part lacks y"}
+        1: "its training part lacks y",
+        2: "its training part lacks y",
+    }
     # a part lacking a class because its subjects are missing is refused, naming them
     two = [["a", "b"], ["c", "d"], ["e", "f"]]
     probs = fold_problems("manifest", *clips({"a": "xy", "b": "xy", "c": "x", "e": "xy", "f": "xy"}), two)
-    assert probs == {0: "its validation part lacks y (d absent)", 1: "its test part lacks y (d absent)",
-                     2: "its training part lacks y (d absent)"}
-    assert fold_problems("manifest", *clips({"a": "x", "b": "x", "c": "x", "d": "x", "z": "x"}), folds)[0] == \
-        "subjects z are in none of the folds"
+    assert probs == {
+        0: "its validation part lacks y (d absent)",
+        1: "its test part lacks y (d absent)",
+        2: "its training part lacks y (d absent)",
+    }
+    assert (
+        fold_problems("manifest", *clips({"a": "x", "b": "x", "c": "x", "d": "x", "z": "x"}), folds)[0]
+        == "subjects z are in none of the folds"
+    )
     with pytest.raises(DataError, match="at least 3"):
         subject_folds("manifest", ["a", "b"], 4)
 

@@ -10,6 +10,7 @@ contents manager, which jupytext's server extension (jupyterlab_jupytext, instal
 with one that writes the pair notebooks/NN.ipynb + notebooks/src/NN.py (notebooks/jupytext.toml), after
 adding the config's metadata filters to the notebook's metadata.jupytext on open.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -112,8 +113,16 @@ def test_an_edit_saved_in_jupyterlab_lands_in_the_text_source(tmp_path):
     def edit(content):
         params = next(c for c in content["cells"] if "parameters" in c["metadata"].get("tags", []))
         params["source"] += "\nedited_in_lab = 1"
-        content["cells"].append({"cell_type": "code", "id": "random-id-from-lab", "metadata": {}, "execution_count": None,
-                                 "outputs": [], "source": "added_in_lab = 2"})
+        content["cells"].append(
+            {
+                "cell_type": "code",
+                "id": "random-id-from-lab",
+                "metadata": {},
+                "execution_count": None,
+                "outputs": [],
+                "source": "added_in_lab = 2",
+            }
+        )
 
     _copy_notebooks(tmp_path)
     _save_through_jupytexts_contents_manager(tmp_path, edit)
@@ -140,8 +149,8 @@ def test_kernelspec_is_the_registered_kernels():
     want = {"name": "python3", "display_name": spec.display_name, "language": spec.language}
     for nb in NOTEBOOKS:
         assert _metadata(nb)["kernelspec"] == want, (
-            f"{nb}: Lab would rewrite the kernelspec to that of {spec.resource_dir}; "
-            "register the kernel with scripts/ensure_env.sh")
+            f"{nb}: Lab would rewrite the kernelspec to that of {spec.resource_dir}; register the kernel with scripts/ensure_env.sh"
+        )
 
 
 @pytest.mark.slow
@@ -163,7 +172,9 @@ def test_language_info_is_the_kernels_kernel_info_reply():
     for nb in NOTEBOOKS:
         have = _metadata(nb)["language_info"]
         if "version" in have and info.get("version") != have["version"]:
-            warnings.warn(f"kernel runs Python {info['version']}, {nb} names {have['version']}: "
-                          "Lab rewrites that one line on open (scripts/sync_notebooks.py PYTHON_VERSION)")
+            warnings.warn(
+                f"kernel runs Python {info['version']}, {nb} names {have['version']}: "
+                "Lab rewrites that one line on open (scripts/sync_notebooks.py PYTHON_VERSION)"
+            )
             info = info | {"version": have["version"]}
         assert have == info, f"{nb}: Lab would rewrite language_info to {info}"

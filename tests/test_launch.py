@@ -41,7 +41,10 @@ def test_shared_features_are_checked_when_read(tmp_path):
 
 def test_slurm_parameters_and_unknown_executor():
     assert slurm_parameters("slurm_partition=gpu, timeout_min=60,mem_gb=3.5") == {
-        "slurm_partition": "gpu", "timeout_min": 60, "mem_gb": 3.5}
+        "slurm_partition": "gpu",
+        "timeout_min": 60,
+        "mem_gb": 3.5,
+    }
     with pytest.raises(ValueError, match="key=value"):
         slurm_parameters("gpu")
     with pytest.raises(ValueError, match="unknown executor"):

@@ -26,6 +26,7 @@ def reasons(report) -> dict[str, str]:
 
 # --------------------------------------------------------------------------- RAVDESS
 
+
 def test_ravdess_fields_pairing_and_order(tmp_path):
     make_ravdess_fixture(tmp_path, actors=(1, 2), intensities=(1, 2), statements=(1, 2), repetitions=(1,))
     recs, rep = ravdess.index(tmp_path, classes=8)
@@ -36,9 +37,16 @@ def test_ravdess_fields_pairing_and_order(tmp_path):
     r = next(r for r in recs if Path(r.path).name == "01-01-06-02-01-01-02.mp4")
     assert (r.subject, r.emotion, r.dataset) == ("02", "fear", "ravdess")
     assert r.meta == {
-        "modality": "01", "vocal_channel": "01", "emotion_code": "06", "intensity": "02",
-        "statement": "01", "repetition": "01", "actor": "02", "gender": "female",
-        "intensity_name": "strong", "statement_text": "Kids are talking by the door",
+        "modality": "01",
+        "vocal_channel": "01",
+        "emotion_code": "06",
+        "intensity": "02",
+        "statement": "01",
+        "repetition": "01",
+        "actor": "02",
+        "gender": "female",
+        "intensity_name": "strong",
+        "statement_text": "Kids are talking by the door",
     }
     assert r.audio_path is None  # actor 2 has no audio-only files: the mp4's own track is used
     r1 = next(r for r in recs if Path(r.path).name == "01-01-03-01-02-01-01.mp4")
@@ -124,6 +132,7 @@ def test_ravdess_errors(tmp_path):
 
 # --------------------------------------------------------------------------- eNTERFACE'05
 
+
 def test_enterface_layout_and_irregularities(tmp_path):
     make_enterface_fixture(tmp_path, sentences=(1, 2))
     recs, rep = enterface.index(tmp_path)  # the parent of 'enterface database' is accepted
@@ -180,13 +189,18 @@ def test_enterface_options_and_errors(tmp_path):
 
 # --------------------------------------------------------------------------- BAUM-1s
 
+
 @pytest.mark.parametrize("annotation,header", [("csv", False), ("csv", True), ("tsv", True)])
 def test_baum1s_annotation_parsing(tmp_path, annotation, header):
     make_baum1s_fixture(tmp_path, subjects=(1, 2), annotation=annotation, header=header)
     recs, rep = baum1s.index(tmp_path)
     assert [(r.subject, r.meta["clip"], r.emotion) for r in recs] == [
-        ("S001", "S001_001", "anger"), ("S001", "S001_002", "happiness"), ("S001", "S001_008", "sadness"),
-        ("S002", "S002_001", "anger"), ("S002", "S002_002", "happiness"), ("S002", "S002_008", "sadness"),
+        ("S001", "S001_001", "anger"),
+        ("S001", "S001_002", "happiness"),
+        ("S001", "S001_008", "sadness"),
+        ("S002", "S002_001", "anger"),
+        ("S002", "S002_002", "happiness"),
+        ("S002", "S002_008", "sadness"),
     ]
     assert all(r.dataset == "baum1s" and Path(r.path).is_file() for r in recs)
     assert Path(recs[0].path).parent.name == "S001"
@@ -253,6 +267,7 @@ def test_baum1s_prefers_csv_export_over_xlsx(tmp_path):
 
 # --------------------------------------------------------------------------- manifest
 
+
 def test_manifest_relative_paths_and_errors(tmp_path):
     media_file(tmp_path / "clips" / "a.mp4")
     media_file(tmp_path / "clips" / "b.avi")
@@ -260,22 +275,31 @@ def test_manifest_relative_paths_and_errors(tmp_path):
     media_file(tmp_path / "clips" / "c.mp4")
     absolute = media_file(tmp_path / "elsewhere" / "d.mp4")
     csv_path = tmp_path / "lists" / "m.csv"
-    text_file(csv_path, "\n".join([
-        "path,subject,emotion,audio_path,session",
-        "../clips/a.mp4,s1,Anger,,x",          # 2 ok, relative to the CSV's folder
-        "../clips/b.avi,s2,happy,../clips/b.wav,y",  # 3 ok, alias + audio
-        "../clips/c.mp4,s1,boredom,,",         # 4 unknown emotion
-        "../clips/missing.mp4,s1,fear,,",      # 5 missing file
-        "../clips/c.mp4,s1,neutral,,",         # 6 not used with 6 classes
-        "../clips/c.mp4,,fear,,",              # 7 empty subject
-        "../clips/c.mp4,s1",                   # 8 short row
-        f"{absolute},s3,sadness,,",            # 9 absolute path
-        "../clips/a.mp4,s1,anger,,",           # 10 same file again
-        "../clips/c.mp4,s1,fear,../clips/none.wav,",  # 11 missing audio
-    ]) + "\n")
+    text_file(
+        csv_path,
+        "\n".join(
+            [
+                "path,subject,emotion,audio_path,session",
+                "../clips/a.mp4,s1,Anger,,x",  # 2 ok, relative to the CSV's folder
+                "../clips/b.avi,s2,happy,../clips/b.wav,y",  # 3 ok, alias + audio
+                "../clips/c.mp4,s1,boredom,,",  # 4 unknown emotion
+                "../clips/missing.mp4,s1,fear,,",  # 5 missing file
+                "../clips/c.mp4,s1,neutral,,",  # 6 not used with 6 classes
+                "../clips/c.mp4,,fear,,",  # 7 empty subject
+                "../clips/c.mp4,s1",  # 8 short row
+                f"{absolute},s3,sadness,,",  # 9 absolute path
+                "../clips/a.mp4,s1,anger,,",  # 10 same file again
+                "../clips/c.mp4,s1,fear,../clips/none.wav,",  # 11 missing audio
+            ]
+        )
+        + "\n",
+    )
     recs, rep = manifest.index(csv_path)
     assert [(r.subject, r.emotion, Path(r.path).name) for r in recs] == [
-        ("s1", "anger", "a.mp4"), ("s2", "happiness", "b.avi"), ("s3", "sadness", "d.mp4")]
+        ("s1", "anger", "a.mp4"),
+        ("s2", "happiness", "b.avi"),
+        ("s3", "sadness", "d.mp4"),
+    ]
     assert Path(recs[0].path) == tmp_path / "lists" / ".." / "clips" / "a.mp4"
     assert Path(recs[1].audio_path).name == "b.wav" and recs[0].audio_path is None
     assert recs[0].meta == {"session": "x", "manifest_line": 2}
@@ -305,6 +329,7 @@ def test_manifest_errors(tmp_path):
 
 # --------------------------------------------------------------------------- registry and folds
 
+
 def test_index_dataset_registry(tmp_path):
     make_ravdess_fixture(tmp_path, actors=(1,))
     recs, _ = datasets.index_dataset("ravdess", str(tmp_path), classes=8)
@@ -324,8 +349,7 @@ def test_make_subject_folds_is_deterministic_and_balanced():
     subj = [f"{i:02d}" for i in range(1, 25)]
     groups = {s: int(s) % 2 for s in subj}
     a = folds.make_subject_folds(subj, 6, seed=0, groups={k: str(v) for k, v in groups.items()})
-    assert a == folds.make_subject_folds(list(reversed(subj)), 6, seed=0,
-                                            groups={k: str(v) for k, v in groups.items()})
+    assert a == folds.make_subject_folds(list(reversed(subj)), 6, seed=0, groups={k: str(v) for k, v in groups.items()})
     assert all(len(f) == 4 and sum(groups[s] for s in f) == 2 for f in a)
     b = folds.make_subject_folds(subj, 5, seed=1)
     assert sorted(len(f) for f in b) == [4, 5, 5, 5, 5]
@@ -364,6 +388,7 @@ def test_fold_ids_match_loader_subject_ids(tmp_path):
 
 # --------------------------------------------------------------------------- linked into place
 
+
 def link_children(store: Path, root: Path) -> Path:
     """root/<child> -> store/<child> for every child of store: subject folders linked into place, as on
     shared storage (Actor_01 -> /datasets/ravdess/Actor_01)."""
@@ -374,8 +399,15 @@ def link_children(store: Path, root: Path) -> Path:
 
 
 def rel(recs, base: Path) -> list[tuple]:
-    return [(Path(r.path).relative_to(base).as_posix(), r.subject, r.emotion,
-             Path(r.audio_path).relative_to(base).as_posix() if r.audio_path else None) for r in recs]
+    return [
+        (
+            Path(r.path).relative_to(base).as_posix(),
+            r.subject,
+            r.emotion,
+            Path(r.audio_path).relative_to(base).as_posix() if r.audio_path else None,
+        )
+        for r in recs
+    ]
 
 
 def test_ravdess_actor_folders_linked_into_place(tmp_path):
@@ -432,8 +464,10 @@ def test_baum1s_subject_folders_and_sheet_linked_into_place(tmp_path):
 def test_manifest_rows_through_linked_folders(tmp_path):
     store = make_ravdess_fixture(tmp_path / "store", actors=(1, 2), emotions=("anger", "sadness"), audio_only_actors=())
     root = link_children(store, tmp_path / "root")
-    rows = [f"{p.parent.name}/{p.name},{p.parent.name[-2:]},{'anger' if '-05-' in p.name else 'sadness'}"
-            for p in sorted(store.glob("Actor_*/*.mp4"))]
+    rows = [
+        f"{p.parent.name}/{p.name},{p.parent.name[-2:]},{'anger' if '-05-' in p.name else 'sadness'}"
+        for p in sorted(store.glob("Actor_*/*.mp4"))
+    ]
     (root / "manifest.csv").write_text("path,subject,emotion\n" + "\n".join(rows) + "\n")
     (tmp_path / "linked-root").symlink_to(root, target_is_directory=True)
     recs, rep = manifest.index(tmp_path / "linked-root")

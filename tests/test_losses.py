@@ -71,8 +71,10 @@ def _mean_cca(n: int, d: int, draws: int = 40, seed: int = 0, **kw) -> float:
     """Mean over `draws` batches of cca_corr / k on independent Gaussian features (N = n)."""
     gen = torch.Generator().manual_seed(seed)
     k = kw.get("k", 0) or d
-    vals = [cca_corr(torch.randn(n, d, generator=gen, dtype=torch.float64), torch.randn(n, d, generator=gen, dtype=torch.float64),
-                     **kw).item() for _ in range(draws)]
+    vals = [
+        cca_corr(torch.randn(n, d, generator=gen, dtype=torch.float64), torch.randn(n, d, generator=gen, dtype=torch.float64), **kw).item()
+        for _ in range(draws)
+    ]
     return float(np.mean(vals)) / k
 
 
@@ -117,8 +119,10 @@ def test_full_d_absolute_ridge_cca_saturates_when_n_le_d():
     # The documented failure: N ≤ d, absolute ridge 1e-4: independent data, yet Σρᵢ ≈ N−1, its maximum.
     gen = torch.Generator().manual_seed(9)
     for n, d in ((8, 16), (16, 32)):
-        vals = [cca_corr(torch.randn(n, d, generator=gen), torch.randn(n, d, generator=gen), ridge=1e-4, relative=False).item()
-                for _ in range(5)]
+        vals = [
+            cca_corr(torch.randn(n, d, generator=gen), torch.randn(n, d, generator=gen), ridge=1e-4, relative=False).item()
+            for _ in range(5)
+        ]
         assert min(vals) > 0.95 * (n - 1) and max(vals) <= (n - 1) * 1.01  # float32: ±0.1%
         f, g = torch.randn(n, d, generator=gen), torch.randn(n, d, generator=gen)
         assert soft_hgr(f, g).item() < 1.0

@@ -107,11 +107,14 @@ def _columns_repeat(text: str) -> list[str]:
     """Columns of a table with several rows that hold the same cell on every row."""
     out, lines = [], text.splitlines()
     for a, b in pipe_blocks(text):
-        rows = [[c.strip() for c in re.split(r"(?<!\\)\|", line.strip()[1:-1])] for line in lines[a + 2:b]]
+        rows = [[c.strip() for c in re.split(r"(?<!\\)\|", line.strip()[1:-1])] for line in lines[a + 2 : b]]
         header = [c.strip() for c in re.split(r"(?<!\\)\|", lines[a].strip()[1:-1])]
         if len(rows) > 1:
-            out += [f"line {a + 1}: column {h!r} is {rows[0][k]!r} on every row" for k, h in enumerate(header)
-                    if len({r[k] for r in rows if k < len(r)}) == 1]
+            out += [
+                f"line {a + 1}: column {h!r} is {rows[0][k]!r} on every row"
+                for k, h in enumerate(header)
+                if len({r[k] for r in rows if k < len(r)}) == 1
+            ]
     return out
 
 
@@ -140,7 +143,7 @@ def test_generated_markdown_parses_strictly(path):
 
 def test_readme_tables_and_figures_have_captions():
     text = (REPO / "README.md").read_text()
-    section = text[text.index("<!-- results:start -->"):text.index("<!-- results:end -->")]
+    section = text[text.index("<!-- results:start -->") : text.index("<!-- results:end -->")]
     lines = section.splitlines()
     for a, _ in pipe_blocks(section):
         caption = lines[a - 2]
@@ -163,7 +166,7 @@ def test_results_index_lists_the_executed_notebooks_first():
     for nb in sorted((REPO / "results").glob("*/[0-9][0-9]_*.ipynb")):
         rel = nb.relative_to(REPO / "results").as_posix()
         assert runs < text.index(f"]({rel})") < outputs, rel
-        assert f"]({rel[:-len('.ipynb')]}.html)" not in text  # HTML is built locally, not committed: no link to it
+        assert f"]({rel[: -len('.ipynb')]}.html)" not in text  # HTML is built locally, not committed: no link to it
     assert _columns_repeat(text) == []
     assert not re.search(r"\b[0-9a-f]{16,}\b", text)  # hashes stay in manifest.json; commits are 12 characters
 
@@ -192,20 +195,32 @@ def _tree(root: Path, commits: tuple[str, str] = (COMMIT, COMMIT)) -> Path:
     for (nb, own, sec), commit in zip((("01_data_prep", {"workers": 2}, 154.5), ("02_supervised", {"runs_dir": "runs"}, 836.1)), commits):
         (res / f"{nb}.ipynb").write_text('{"cells": []}')
         (res / f"{nb}.html").write_text("<html></html>")
-        (res / f".{nb}.stamp.json").write_text(json.dumps({
-            "commit": commit, "finished": f"2026-01-0{nb[1]}T10:00:00+00:00", "parameters": common | own, "seconds": sec,
-            "stamp": "x", "outputs": {}}))
+        (res / f".{nb}.stamp.json").write_text(
+            json.dumps(
+                {
+                    "commit": commit,
+                    "finished": f"2026-01-0{nb[1]}T10:00:00+00:00",
+                    "parameters": common | own,
+                    "seconds": sec,
+                    "stamp": "x",
+                    "outputs": {},
+                }
+            )
+        )
     (res / "01_class_counts.csv").write_text("emotion,clips\nanger,4\n")
     (res / "01_class_counts.md").write_text("# Clips per emotion (t)\n\n| emotion | clips |\n|---|---|\n| anger | 4 |\n")
     (res / "02_supervised_table.csv").write_text("condition,acc\nfusion,60.0 ± 1.0\n")
     (res / "02_supervised_table.md").write_text(
         "# Test accuracy, % mean ± std over every fold × seed (t)\n\n| condition | acc |\n|---|---|\n| fusion \\| CE | 60.0 ± 1.0 |\n"
-        "\nZero in every row, not shown: nonfinite_steps.\n")
+        "\nZero in every row, not shown: nonfinite_steps.\n"
+    )
     (res / "02_supervised_runs.md").write_text("| fold | acc |\n|---|---|\n| 0 | 0.6 |\n| 1 | 0.6 |\n")
     for f in ("01_examples.png", "02_accuracy.png", "02_confusion.png"):
         (fig / f).write_bytes(b"\x89PNG fake " + f.encode())
-    (root / "README.md").write_text("# T\n\nIntro.\n<!-- results:start -->\nold\n<!-- results:end -->\nAfter.\n\n"
-                                    "<!-- claims:start -->\nold\n<!-- claims:end -->\n\n## Next\n")
+    (root / "README.md").write_text(
+        "# T\n\nIntro.\n<!-- results:start -->\nold\n<!-- results:end -->\nAfter.\n\n"
+        "<!-- claims:start -->\nold\n<!-- claims:end -->\n\n## Next\n"
+    )
     return root
 
 

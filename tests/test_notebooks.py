@@ -18,8 +18,15 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     base = tmp_path_factory.mktemp("smoke")
-    kw = dict(profile="smoke", dataset="synthetic", root=str(base / "corpus"), results_dir=str(base / "results"),
-              figures_dir=str(base / "figures"), cache_dir=str(base / "cache"), runs_dir=str(base / "runs"))
+    kw = dict(
+        profile="smoke",
+        dataset="synthetic",
+        root=str(base / "corpus"),
+        results_dir=str(base / "results"),
+        figures_dir=str(base / "figures"),
+        cache_dir=str(base / "cache"),
+        runs_dir=str(base / "runs"),
+    )
     first = runner.run(**kw)
     return base, kw, first
 
@@ -38,11 +45,32 @@ def test_every_notebook_runs_and_writes_its_outputs(smoke_run):
     assert sorted(set(zip(runs["fold"], runs["seed"]))) == [(f, s) for f in range(3) for s in (0, 1)]
     claims = pd.read_csv(out / "claims.csv")
     assert (claims["verdict"] != "not run").all(), claims[claims["verdict"] == "not run"][["claim", "reason"]]
-    for name in ("05_score_spread.csv", "02_replication_runs.csv", "04_label_free.csv", "07_lam_selection.csv", "06_silhouettes.csv", "07_baselines_table.csv", "07_protocols_table.csv", "03_semi_supervised_table.csv", "04_ablation_table.csv"):
+    for name in (
+        "05_score_spread.csv",
+        "02_replication_runs.csv",
+        "04_label_free.csv",
+        "07_lam_selection.csv",
+        "06_silhouettes.csv",
+        "07_baselines_table.csv",
+        "07_protocols_table.csv",
+        "03_semi_supervised_table.csv",
+        "04_ablation_table.csv",
+    ):
         assert len(pd.read_csv(out / name)) > 0, name
-    for fig in ("01_examples.png", "02_confusion.png", "02_training_curves.png", "02_accuracy.png", "03_semi_supervised.png",
-                "04_ablation_heatmap.png", "05_seed_cka.png", "05_factor_probes.png", "06_umap.png", "06_tsne.png",
-                "07_minibatch_heatmaps.png", "07_protocols.png"):
+    for fig in (
+        "01_examples.png",
+        "02_confusion.png",
+        "02_training_curves.png",
+        "02_accuracy.png",
+        "03_semi_supervised.png",
+        "04_ablation_heatmap.png",
+        "05_seed_cka.png",
+        "05_factor_probes.png",
+        "06_umap.png",
+        "06_tsne.png",
+        "07_minibatch_heatmaps.png",
+        "07_protocols.png",
+    ):
         assert (base / "figures" / "synthetic-smoke" / fig).stat().st_size > 1000
 
 
@@ -156,8 +184,10 @@ def test_notebook_02_grid_launches_through_submitit_local_executor(smoke_run, tm
     done = runner.run(**alt, only=["02"], jobs=2, executor="submitit-local")
     assert [d["status"] for d in done] == ["ran"]
     assert any((tmp_path / "runs" / ".submitit").iterdir())  # the jobs' folders: submitit trained them
-    pool, jobs = (pd.read_csv(d / "synthetic-smoke" / "02_supervised_runs.csv").drop(columns="seconds")
-                  for d in (base / "results", tmp_path / "results"))
+    pool, jobs = (
+        pd.read_csv(d / "synthetic-smoke" / "02_supervised_runs.csv").drop(columns="seconds")
+        for d in (base / "results", tmp_path / "results")
+    )
     pd.testing.assert_frame_equal(pool, jobs)
 
 

@@ -26,9 +26,25 @@ def test_log_mel_matches_librosa_with_the_same_padding():
     cfg = FeatureConfig()
     x = np.random.default_rng(0).normal(size=16000).astype(np.float32) * 0.1
     ours = log_mel(torch.from_numpy(x)[None], cfg)[0].numpy()
-    ref = librosa.power_to_db(librosa.feature.melspectrogram(y=x, sr=16000, n_fft=640, win_length=640, hop_length=160, n_mels=94,
-                                                             window="hann", center=True, pad_mode="reflect", htk=True, norm=None, power=2.0),
-                              ref=1.0, amin=1e-10, top_db=80.0)
+    ref = librosa.power_to_db(
+        librosa.feature.melspectrogram(
+            y=x,
+            sr=16000,
+            n_fft=640,
+            win_length=640,
+            hop_length=160,
+            n_mels=94,
+            window="hann",
+            center=True,
+            pad_mode="reflect",
+            htk=True,
+            norm=None,
+            power=2.0,
+        ),
+        ref=1.0,
+        amin=1e-10,
+        top_db=80.0,
+    )
     assert ours.shape == (94, 101)
     assert np.abs(ours - ref).max() < 0.05  # dB
 

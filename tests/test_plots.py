@@ -31,8 +31,11 @@ def _close():
 
 
 def _grids():
-    a = pd.DataFrame([[0.623, 0.639, 0.653, 0.722], [0.66, np.nan, 0.697, np.nan]], index=pd.Index([0.0, 0.5], name="w_uni"),
-                     columns=pd.Index([0.0, 0.01, 0.1, 1.0], name="lam"))
+    a = pd.DataFrame(
+        [[0.623, 0.639, 0.653, 0.722], [0.66, np.nan, 0.697, np.nan]],
+        index=pd.Index([0.0, 0.5], name="w_uni"),
+        columns=pd.Index([0.0, 0.01, 0.1, 1.0], name="lam"),
+    )
     return {"fusion classifier": a, "linear probe": a[::-1].set_axis(a.index)}
 
 
@@ -43,8 +46,20 @@ def _probes():
         for fac, kind, metric in (("emotion", "shared", "acc"), ("yaw", "video only", "R²"), ("gain_db", "audio only", "R²")):
             for feat in "fgz":
                 for fold in range(3):
-                    rows.append(dict(condition=cond, factor=fac, kind=kind, level="clip", metric=metric, feature=feat, fold=fold,
-                                     seed=0, chance=1 / 6 if metric == "acc" else np.nan, score=rng.uniform(-0.2, 1.0)))
+                    rows.append(
+                        dict(
+                            condition=cond,
+                            factor=fac,
+                            kind=kind,
+                            level="clip",
+                            metric=metric,
+                            feature=feat,
+                            fold=fold,
+                            seed=0,
+                            chance=1 / 6 if metric == "acc" else np.nan,
+                            score=rng.uniform(-0.2, 1.0),
+                        )
+                    )
     return pd.DataFrame(rows)
 
 
@@ -54,22 +69,46 @@ def _study():
     for name in ("Soft-HGR", "CCA full-d, ridge 0.0001", "CCA k=batch/4, ridge 1e-3·tr/k"):
         for d in (8, 32, 128):
             for b in (4, 16, 64, 256):
-                rows.append(dict(objective=name, dim=d, batch=b, well_posed=name == "Soft-HGR" or b > d, frac_failed=rng.choice([0.0, 0.01, 1.0]),
-                                 rel_bias=rng.choice([-81.0, -0.0025, 0.62, 3e4]), grad_median=rng.choice([0.0015, 2.4e2, 5.0, 3e7]),
-                                 grad_rel_spread=rng.choice([0.0093, 0.5, 4.8]), value_mean=1.0, value_std=0.1, full_value=1.0,
-                                 frac_nonfinite=float(b == 4 and d == 128)))
+                rows.append(
+                    dict(
+                        objective=name,
+                        dim=d,
+                        batch=b,
+                        well_posed=name == "Soft-HGR" or b > d,
+                        frac_failed=rng.choice([0.0, 0.01, 1.0]),
+                        rel_bias=rng.choice([-81.0, -0.0025, 0.62, 3e4]),
+                        grad_median=rng.choice([0.0015, 2.4e2, 5.0, 3e7]),
+                        grad_rel_spread=rng.choice([0.0093, 0.5, 4.8]),
+                        value_mean=1.0,
+                        value_std=0.1,
+                        full_value=1.0,
+                        frac_nonfinite=float(b == 4 and d == 128),
+                    )
+                )
     return pd.DataFrame(rows)
 
 
 def _runs():
     rng = np.random.default_rng(2)
-    return pd.DataFrame([dict(condition=c, fold=f, seed=s, acc=rng.uniform(0.6, 0.7), uar=rng.uniform(0.6, 0.7))
-                         for c in ("fusion (CE)", "fusion (CE + Soft-HGR)") for f in range(4) for s in range(3)])
+    return pd.DataFrame(
+        [
+            dict(condition=c, fold=f, seed=s, acc=rng.uniform(0.6, 0.7), uar=rng.uniform(0.6, 0.7))
+            for c in ("fusion (CE)", "fusion (CE + Soft-HGR)")
+            for f in range(4)
+            for s in range(3)
+        ]
+    )
 
 
 def _cca():
-    return pd.DataFrame([dict(condition=c, component=k, run=r, in_sample=0.8 - 0.05 * k + 0.01 * r, held_out=0.3 - 0.05 * k)
-                         for c in ("fusion (CE)", "fusion (CE + Soft-HGR)") for k in range(1, 6) for r in range(2)])
+    return pd.DataFrame(
+        [
+            dict(condition=c, component=k, run=r, in_sample=0.8 - 0.05 * k + 0.01 * r, held_out=0.3 - 0.05 * k)
+            for c in ("fusion (CE)", "fusion (CE + Soft-HGR)")
+            for k in range(1, 6)
+            for r in range(2)
+        ]
+    )
 
 
 def _grid_figure():
@@ -82,19 +121,34 @@ def _grid_figure():
 
 
 def _protocols():
-    return pd.DataFrame({"protocol": ["subject", "clip", "clip − subject"], "component": ["", "", "speaker dependence"],
-                         **{f"{m}_{s}": [0.67, 0.65, -0.02] if s == "mean" else [0.01, 0.03, 0.03]
-                            for m in ("seg_acc", "clip_acc") for s in ("mean", "std")}})
+    return pd.DataFrame(
+        {
+            "protocol": ["subject", "clip", "clip − subject"],
+            "component": ["", "", "speaker dependence"],
+            **{
+                f"{m}_{s}": [0.67, 0.65, -0.02] if s == "mean" else [0.01, 0.03, 0.03]
+                for m in ("seg_acc", "clip_acc")
+                for s in ("mean", "std")
+            },
+        }
+    )
 
 
 def _histories():
-    return {c: [[{"loss": 1.0 / (e + 1), "val_uar": 0.3 + 0.05 * e + 0.01 * r} for e in range(4)] for r in range(2)]
-            for c in ("audio only (CE)", "visual only (CE)", "fusion (CE)", "fusion (CE + Soft-HGR)")}
+    return {
+        c: [[{"loss": 1.0 / (e + 1), "val_uar": 0.3 + 0.05 * e + 0.01 * r} for e in range(4)] for r in range(2)]
+        for c in ("audio only (CE)", "visual only (CE)", "fusion (CE)", "fusion (CE + Soft-HGR)")
+    }
 
 
 def _semi():
-    return pd.DataFrame([dict(condition=c, labeled_frac=f, acc_mean=0.4 + 0.2 * f, acc_std=0.02)
-                         for c in ("labeled only", "labeled + unlabeled, Soft-HGR") for f in (0.1, 0.5, 1.0)])
+    return pd.DataFrame(
+        [
+            dict(condition=c, labeled_frac=f, acc_mean=0.4 + 0.2 * f, acc_std=0.02)
+            for c in ("labeled only", "labeled + unlabeled, Soft-HGR")
+            for f in (0.1, 0.5, 1.0)
+        ]
+    )
 
 
 HEATMAPS = {
@@ -112,8 +166,19 @@ LEGENDS = {
     "plot_protocols": lambda: plots.plot_protocols(_protocols()),
     "plot_grid": _grid_figure,
 }
-OTHERS = {"seed_cka": lambda: plots.seed_cka(pd.DataFrame({"condition": ["a"] * 6 + ["b"] * 6, "fold": [0, 0, 0, 1, 1, 1] * 2,
-                                                           "pair": ["0-1", "0-2", "1-2"] * 4, "feature": "z", "cka": np.linspace(0.8, 0.95, 12)}))}
+OTHERS = {
+    "seed_cka": lambda: plots.seed_cka(
+        pd.DataFrame(
+            {
+                "condition": ["a"] * 6 + ["b"] * 6,
+                "fold": [0, 0, 0, 1, 1, 1] * 2,
+                "pair": ["0-1", "0-2", "1-2"] * 4,
+                "feature": "z",
+                "cka": np.linspace(0.8, 0.95, 12),
+            }
+        )
+    )
+}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -146,9 +211,13 @@ def _has_colour_bar(fig, im) -> bool:
     if im.colorbar is not None:
         return True
     bars = [ax._colorbar for ax in fig.axes if hasattr(ax, "_colorbar")]
-    return any(b.mappable.get_cmap().name == im.get_cmap().name and type(b.mappable.norm) is type(im.norm)
-               and (b.mappable.norm.vmin, b.mappable.norm.vmax) == (im.norm.vmin, im.norm.vmax) and (b.ax.get_ylabel() or b.ax.get_xlabel())
-               for b in bars)
+    return any(
+        b.mappable.get_cmap().name == im.get_cmap().name
+        and type(b.mappable.norm) is type(im.norm)
+        and (b.mappable.norm.vmin, b.mappable.norm.vmax) == (im.norm.vmin, im.norm.vmax)
+        and (b.ax.get_ylabel() or b.ax.get_xlabel())
+        for b in bars
+    )
 
 
 def _data_axes(fig):
@@ -192,8 +261,11 @@ def test_heatmaps_have_colour_bars_and_readable_contrasting_annotations(name):
 @pytest.mark.parametrize("name", list(HEATMAPS) + list(LEGENDS) + list(OTHERS))
 def test_every_text_is_at_least_8_px_at_the_readme_width(name):
     fig = {**HEATMAPS, **LEGENDS, **OTHERS}[name]()
-    small = [(t.get_text(), t.get_fontsize()) for t in fig.findobj(Text)
-             if t.get_visible() and t.get_text().strip() and _on_screen_px(fig, t.get_fontsize()) < 8]
+    small = [
+        (t.get_text(), t.get_fontsize())
+        for t in fig.findobj(Text)
+        if t.get_visible() and t.get_text().strip() and _on_screen_px(fig, t.get_fontsize()) < 8
+    ]
     assert not small, f"{name}: {small[:5]}"
 
 
@@ -252,8 +324,10 @@ def test_study_heatmaps_show_the_raw_numbers_not_the_clipped_colours():
     names, dims, batches = list(dict.fromkeys(s["objective"])), sorted(s["dim"].unique()), sorted(s["batch"].unique())
     for (ax, im), m in zip(panels, metrics):
         got = {(i, j): t.get_text() for t, i, j in _cell_texts(ax, im)}
-        want = {(batches.index(r["batch"]), names.index(r["objective"]) * len(dims) + dims.index(r["dim"])): plots._short(r[m])
-                for _, r in s.iterrows()}
+        want = {
+            (batches.index(r["batch"]), names.index(r["objective"]) * len(dims) + dims.index(r["dim"])): plots._short(r[m])
+            for _, r in s.iterrows()
+        }
         assert got == want, m
     assert plots._short(3e7) == "3e7" and plots._short(239.6) == "240" and plots._short(-0.0025) == "-0.0025"
     assert "3e7" in {t.get_text() for t in panels[2][0].texts}  # above the colour scale's 1e6: shown as given

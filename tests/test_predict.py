@@ -155,8 +155,10 @@ def test_bad_clips_are_named_and_skipped_the_good_ones_predicted(trained, tmp_pa
     text.write_text("not a clip\n")
     missing = tmp_path / "missing.mp4"
     bad = [missing, text, silent_video, audio_only]
-    assert main(["predict", str(missing), records[0].path, str(text), str(silent_video), str(audio_only),
-                 "--model", str(model_file), "--csv"]) == 1
+    assert (
+        main(["predict", str(missing), records[0].path, str(text), str(silent_video), str(audio_only), "--model", str(model_file), "--csv"])
+        == 1
+    )
     cap = capsys.readouterr()
     errors = cap.err.strip().splitlines()
     assert len(errors) == 4
@@ -189,9 +191,11 @@ def test_model_files_that_do_not_fit_are_refused_naming_the_file(trained, tmp_pa
         torch.save(p, tmp_path / name)
         return tmp_path / name
 
-    for f, why in ((variant("deltas.pt", deltas=True), "1, its FeatureConfig says deltas=True"),
-                   (variant("frames.pt", frames_per_segment=5), "frames_per_segment=5"),
-                   (variant("mels.pt", n_mels=40), "n_mels=40")):
+    for f, why in (
+        (variant("deltas.pt", deltas=True), "1, its FeatureConfig says deltas=True"),
+        (variant("frames.pt", frames_per_segment=5), "frames_per_segment=5"),
+        (variant("mels.pt", n_mels=40), "n_mels=40"),
+    ):
         with pytest.raises(ValueError, match="weights do not match its own configuration") as e:
             load_model(f)
         assert str(e.value).startswith(str(f)) and why in str(e.value)

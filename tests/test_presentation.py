@@ -34,9 +34,19 @@ def test_interactive_progress_is_tqdm_auto(monkeypatch):
 
 
 def test_readable_tables():
-    df = pd.DataFrame({"condition": ["a", "b"], "runs": [12.0, 12.0], "acc": ["63.3 ± 2.3", "67.8 ± 2.2"],
-                       "acc_mean": [0.633, 0.678], "acc_std": [0.023, 0.022], "uar_mean": [0.6325, np.nan],
-                       "lam": [0.01, 7.9118], "nonfinite_steps": [0, 0], "chosen": [True, False]})
+    df = pd.DataFrame(
+        {
+            "condition": ["a", "b"],
+            "runs": [12.0, 12.0],
+            "acc": ["63.3 ± 2.3", "67.8 ± 2.2"],
+            "acc_mean": [0.633, 0.678],
+            "acc_std": [0.023, 0.022],
+            "uar_mean": [0.6325, np.nan],
+            "lam": [0.01, 7.9118],
+            "nonfinite_steps": [0, 0],
+            "chosen": [True, False],
+        }
+    )
     view, note = readable(df)
     assert list(view.columns) == ["condition", "runs", "acc", "uar_mean (%)", "lam", "chosen"]
     assert list(view["runs"]) == ["12", "12"] and list(view["uar_mean (%)"]) == ["63.2", "–"]
@@ -56,8 +66,12 @@ def test_written_markdown_keeps_the_csv_whole(tmp_path):
 
 def test_findings_come_from_the_tables(tmp_path):
     rng = np.random.default_rng(0)
-    rows = [{"condition": c, "fold": f, "seed": s, "acc": 0.5 + (0.1 if c == "fusion (CE + Soft-HGR)" else 0) + rng.normal(0, 0.01)}
-            for c in ("fusion (CE)", "fusion (CE + Soft-HGR)", "audio only (CE)", "visual only (CE)") for f in range(4) for s in range(3)]
+    rows = [
+        {"condition": c, "fold": f, "seed": s, "acc": 0.5 + (0.1 if c == "fusion (CE + Soft-HGR)" else 0) + rng.normal(0, 0.01)}
+        for c in ("fusion (CE)", "fusion (CE + Soft-HGR)", "audio only (CE)", "visual only (CE)")
+        for f in range(4)
+        for s in range(3)
+    ]
     df = pd.DataFrame(rows)
     df.to_csv(tmp_path / "02_supervised_runs.csv", index=False)
     acc = df.set_index(["condition", "fold", "seed"])["acc"]
@@ -73,9 +87,11 @@ def test_probe_findings_name_the_nuisances_kept():
     rows = []
     for cond in ("CE", "CE + Soft-HGR"):
         for feat, skin in (("f", 0.0), ("g", 0.7)):
-            rows += [{"factor": "skin", "kind": "video only", "metric": "R²", "feature": feat, "condition": cond, "score": skin},
-                     {"factor": "gain_db", "kind": "audio only", "metric": "R²", "feature": feat, "condition": cond, "score": 0.05},
-                     {"factor": "emotion", "kind": "shared", "metric": "acc", "feature": feat, "condition": cond, "score": 0.6}]
+            rows += [
+                {"factor": "skin", "kind": "video only", "metric": "R²", "feature": feat, "condition": cond, "score": skin},
+                {"factor": "gain_db", "kind": "audio only", "metric": "R²", "feature": feat, "condition": cond, "score": 0.05},
+                {"factor": "emotion", "kind": "shared", "metric": "acc", "feature": feat, "condition": cond, "score": 0.6},
+            ]
     text = probe_findings(pd.DataFrame(rows))
     assert "skin in g (0.70 with CE, 0.70 with CE + Soft-HGR)" in text and "gain_db" not in text
 
@@ -88,8 +104,10 @@ def test_notebook_problems_flag_stderr_errors_and_untitled_html(tmp_path):
     nbformat.write(nb, f)
     f.with_suffix(".html").write_text("<html><head><title>09 · A title</title></head></html>")
     assert notebook_problems(f) == []
-    nb.cells[1].outputs = [nbformat.v4.new_output("stream", name="stderr", text="\rruns: 10%"),
-                           nbformat.v4.new_output("error", ename="ValueError", evalue="x", traceback=[])]
+    nb.cells[1].outputs = [
+        nbformat.v4.new_output("stream", name="stderr", text="\rruns: 10%"),
+        nbformat.v4.new_output("error", ename="ValueError", evalue="x", traceback=[]),
+    ]
     nbformat.write(nb, f)
     f.with_suffix(".html").write_text("<html><head><title>Notebook</title></head></html>")
     problems = notebook_problems(f)
@@ -107,7 +125,7 @@ def test_readme_layout_names_every_module():
     from pathlib import Path
 
     text = Path("README.md").read_text()
-    layout = text[text.index("## Layout"):text.index("## Tests")]
+    layout = text[text.index("## Layout") : text.index("## Tests")]
     modules = [p.stem for p in Path("hgrlib").rglob("*.py") if p.stem != "__init__"]
     missing = [m for m in modules if m not in layout]
     assert not missing, f"README's Layout does not name {missing}"

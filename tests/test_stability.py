@@ -13,9 +13,15 @@ from hgrlib.analysis.embeddings import standardize
 def _feats(n=30, d=6, seed=0, parts=None):
     r = np.random.default_rng(seed)
     ids = np.array([f"{1 + i % 3:02d}/01-01-0{1 + i % 6}-01-01-01-{1 + i % 3:02d}-{i}" for i in range(n)])
-    return {"clip_ids": ids, "part": np.array(parts if parts is not None else ["test"] * n),
-            "labels": np.arange(n) % 3, "subjects": np.array([c[:2] for c in ids]),
-            "f": r.normal(size=(n, d)), "g": r.normal(size=(n, d)), "z": r.normal(size=(n, d))}
+    return {
+        "clip_ids": ids,
+        "part": np.array(parts if parts is not None else ["test"] * n),
+        "labels": np.arange(n) % 3,
+        "subjects": np.array([c[:2] for c in ids]),
+        "f": r.normal(size=(n, d)),
+        "g": r.normal(size=(n, d)),
+        "z": r.normal(size=(n, d)),
+    }
 
 
 def _rotation(d, seed=1):
@@ -66,8 +72,9 @@ def test_mean_std_gives_mean_std_and_text():
 
 def _runs(values: dict) -> pd.DataFrame:
     """A runs table from {(condition, fold): [acc of seed 0, seed 1, ...]}."""
-    rows = [{"condition": c, "fold": f, "seed": s, "acc": a, "uar": a - 0.01}
-            for (c, f), accs in values.items() for s, a in enumerate(accs)]
+    rows = [
+        {"condition": c, "fold": f, "seed": s, "acc": a, "uar": a - 0.01} for (c, f), accs in values.items() for s, a in enumerate(accs)
+    ]
     return pd.DataFrame(rows)
 
 
@@ -148,8 +155,12 @@ def test_av_correlation_finds_shared_signal_and_held_out_is_not_inflated():
     assert (df["in_sample"].iloc[:2] > 0.95).all() and (df["held_out"].iloc[:2] > 0.95).all()
     assert df["held_out"].iloc[3] < 0.4
     # few clips, many dimensions: in-sample CCA is near 1 by construction, held-out directions are not
-    noise = {"clip_ids": np.arange(60).astype(str), "part": np.array(["train"] * 40 + ["test"] * 20),
-             "f": r.normal(size=(60, 30)), "g": r.normal(size=(60, 30))}
+    noise = {
+        "clip_ids": np.arange(60).astype(str),
+        "part": np.array(["train"] * 40 + ["test"] * 20),
+        "f": r.normal(size=(60, 30)),
+        "g": r.normal(size=(60, 30)),
+    }
     df = st.av_correlation(noise, k=3)
     assert df["in_sample"].iloc[0] > 0.9 and df["held_out"].iloc[0] < 0.8
 
@@ -159,10 +170,32 @@ def test_generator_factor_map_lists_the_shared_factors():
     assert gen.index.is_unique and set(gen["kind"]) == {"shared", "audio only", "video only", "neither"}
     shared = set(st.shared_factors())
     # not only emotion: intensity, the statement and its syllable timing, and the subject reach both
-    assert {"emotion", "intensity", "statement", "actor", "rate", "rate_jitter", "onset", "a_rate",
-            "env_mean", "speech_onset", "syllable_rate"} <= shared
-    assert not shared & {"f0_base", "formant_scale", "gain_db", "a_f0", "skin", "light", "yaw", "roll", "v_open",
-                         "visual_strength", "repetition"}
+    assert {
+        "emotion",
+        "intensity",
+        "statement",
+        "actor",
+        "rate",
+        "rate_jitter",
+        "onset",
+        "a_rate",
+        "env_mean",
+        "speech_onset",
+        "syllable_rate",
+    } <= shared
+    assert not shared & {
+        "f0_base",
+        "formant_scale",
+        "gain_db",
+        "a_f0",
+        "skin",
+        "light",
+        "yaw",
+        "roll",
+        "v_open",
+        "visual_strength",
+        "repetition",
+    }
     assert set(st.shared_factors("subject")) == {"actor", "rate"}
     assert gen.loc["f0_base", "kind"] == "audio only" and gen.loc["light", "kind"] == "video only"
     assert gen.loc["repetition", "kind"] == "neither"
@@ -233,8 +266,14 @@ def test_factor_table_adds_the_envelope_when_the_corpus_says_how_it_was_made(tmp
 
 
 def test_factor_table_aligns_rows_to_clip_ids(tmp_path):
-    rows = pd.DataFrame({"file": ["01-01-03-01-01-01-01", "01-01-05-02-01-01-02", "01-01-04-01-02-01-12"],
-                         "actor": [1, 2, 12], "emotion": ["happy", "angry", "sad"], "yaw": [0.1, -0.1, 0.05]})
+    rows = pd.DataFrame(
+        {
+            "file": ["01-01-03-01-01-01-01", "01-01-05-02-01-01-02", "01-01-04-01-02-01-12"],
+            "actor": [1, 2, 12],
+            "emotion": ["happy", "angry", "sad"],
+            "yaw": [0.1, -0.1, 0.05],
+        }
+    )
     rows.to_csv(tmp_path / "factors.csv", index=False)
     ids = ["12/01-01-04-01-02-01-12", "01/01-01-03-01-01-01-01"]
     t = st.factor_table(tmp_path, ids)
@@ -299,15 +338,33 @@ def test_figures_draw(tmp_path):
     from hgrlib import plots
 
     matplotlib.use("Agg")
-    runs = pd.DataFrame({"condition": ["a", "a", "b", "b"], "fold": [0, 1, 0, 1], "acc": [0.5, 0.6, 0.55, 0.57], "uar": [0.5, 0.6, 0.5, 0.6]})
+    runs = pd.DataFrame(
+        {"condition": ["a", "a", "b", "b"], "fold": [0, 1, 0, 1], "acc": [0.5, 0.6, 0.55, 0.57], "uar": [0.5, 0.6, 0.5, 0.6]}
+    )
     plots.score_spread(runs).savefig(tmp_path / "s.png")
-    cca = pd.DataFrame({"condition": ["a"] * 2 + ["b"] * 2, "component": [1, 2] * 2, "in_sample": [0.9, 0.5, 0.8, 0.4],
-                        "held_out": [0.7, 0.2, 0.6, 0.1]})
+    cca = pd.DataFrame(
+        {"condition": ["a"] * 2 + ["b"] * 2, "component": [1, 2] * 2, "in_sample": [0.9, 0.5, 0.8, 0.4], "held_out": [0.7, 0.2, 0.6, 0.1]}
+    )
     plots.av_correlation(cca).savefig(tmp_path / "c.png")
-    pr = pd.DataFrame({"condition": ["a", "a", "b", "b"], "factor": ["emotion", "yaw"] * 2, "kind": ["shared", "visual nuisance"] * 2,
-                       "metric": ["acc", "R²"] * 2, "feature": ["f"] * 4, "score": [0.8, -0.3, 0.9, np.nan]})
+    pr = pd.DataFrame(
+        {
+            "condition": ["a", "a", "b", "b"],
+            "factor": ["emotion", "yaw"] * 2,
+            "kind": ["shared", "visual nuisance"] * 2,
+            "metric": ["acc", "R²"] * 2,
+            "feature": ["f"] * 4,
+            "score": [0.8, -0.3, 0.9, np.nan],
+        }
+    )
     plots.factor_probes(pr).savefig(tmp_path / "h.png")
-    pairs = pd.DataFrame({"condition": ["a"] * 6 + ["b"] * 6, "fold": [0, 0, 0, 1, 1, 1] * 2, "pair": ["0-1", "0-2", "1-2"] * 4,
-                          "feature": "z", "cka": np.linspace(0.8, 0.95, 12)})
+    pairs = pd.DataFrame(
+        {
+            "condition": ["a"] * 6 + ["b"] * 6,
+            "fold": [0, 0, 0, 1, 1, 1] * 2,
+            "pair": ["0-1", "0-2", "1-2"] * 4,
+            "feature": "z",
+            "cka": np.linspace(0.8, 0.95, 12),
+        }
+    )
     plots.seed_cka(pairs).savefig(tmp_path / "p.png")
     assert all((tmp_path / p).stat().st_size > 1000 for p in ("s.png", "c.png", "h.png", "p.png"))

@@ -19,12 +19,14 @@ from hgrlib.runs import cached_fit_stack, read_result, run_dir
 from hgrlib.stacked import member_state, stack_inputs, stack_models, stacked_forward
 from hgrlib.train import fit
 
-BASE = Config(model=ModelConfig(dim=16, width=8), loss=LossConfig(lam=0.1),
-              train=TrainConfig(epochs=2, batch_size=32, n_folds=3, threads=1))
-MEMBERS = [BASE,  # and members that differ in everything a stack allows:
-           BASE.with_(train={"seed": 1, "fold": 1, "labeled_frac": 0.5}, loss={"lam": 0.0}),
-           BASE.with_(train={"seed": 2, "fold": 2, "use_unlabeled": False, "labeled_frac": 0.5, "lr": 1e-3},
-                      loss={"w_ce_uni": 0.5})]  # labeled-only: half the steps per epoch, sits the rest out
+BASE = Config(
+    model=ModelConfig(dim=16, width=8), loss=LossConfig(lam=0.1), train=TrainConfig(epochs=2, batch_size=32, n_folds=3, threads=1)
+)
+MEMBERS = [
+    BASE,  # and members that differ in everything a stack allows:
+    BASE.with_(train={"seed": 1, "fold": 1, "labeled_frac": 0.5}, loss={"lam": 0.0}),
+    BASE.with_(train={"seed": 2, "fold": 2, "use_unlabeled": False, "labeled_frac": 0.5, "lr": 1e-3}, loss={"w_ce_uni": 0.5}),
+]  # labeled-only: half the steps per epoch, sits the rest out
 
 
 def _close(a, b, tol=1e-5):

@@ -28,8 +28,7 @@ def test_ravdess_layout(corpus):
     assert sorted(p.name for p in corpus.iterdir()) == ["Actor_01", "Actor_02", "corpus.json", "factors.csv"]
     for actor in (1, 2):
         names = sorted(p.name for p in (corpus / f"Actor_{actor:02d}").iterdir())
-        expect = sorted(f"{m}-01-{e:02d}-01-01-01-{actor:02d}.{ext}"
-                        for m, ext in (("01", "mp4"), ("03", "wav")) for e in range(3, 9))
+        expect = sorted(f"{m}-01-{e:02d}-01-01-01-{actor:02d}.{ext}" for m, ext in (("01", "mp4"), ("03", "wav")) for e in range(3, 9))
         assert names == expect
     rows = list(csv.DictReader(open(corpus / "factors.csv")))
     assert len(rows) == 12
@@ -49,7 +48,7 @@ def test_files_decode(corpus):
     assert wav.shape == (int(0.8 * 16000),)
     track = read_audio(mp4)
     assert abs(len(track) - len(wav)) < 0.1 * 16000  # AAC pads a little
-    assert 0.01 < np.sqrt(np.mean(wav ** 2)) < 0.9
+    assert 0.01 < np.sqrt(np.mean(wav**2)) < 0.9
 
 
 def _files(root):
@@ -127,8 +126,7 @@ def test_older_generator_version_is_regenerated(corpus):
 
 def test_config_mismatch_is_an_error(corpus):
     with pytest.raises(DataError, match="different config"):
-        generate_corpus(corpus, SyntheticConfig(n_subjects=2, clips_per_emotion=1, duration=0.8, seed=4),
-                        progress=False)
+        generate_corpus(corpus, SyntheticConfig(n_subjects=2, clips_per_emotion=1, duration=0.8, seed=4), progress=False)
 
 
 def test_faces_found_in_key_frames(corpus):
@@ -142,6 +140,7 @@ def test_faces_found_in_key_frames(corpus):
 
 def test_modalities_carry_emotion():
     from hgrlib.data.synthetic import clip_factors, clip_names
+
     cfg = SyntheticConfig(n_subjects=8)
     rows = [clip_factors(cfg, a, n) for a, n in clip_names(cfg)]
     f0 = {e: np.mean([r["a_f0"] for r in rows if r["emotion"] == e]) for e in ("fear", "sadness")}

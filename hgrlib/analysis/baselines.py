@@ -56,8 +56,7 @@ def cca_well_posed_dim(batch_size: int) -> int:
     return max(1, batch_size // 4)
 
 
-def baseline_conditions(lam: float, batch_size: int, grid: tuple[float, ...] = LAM_GRID,
-                        cca_dim: int | None = None) -> list[Condition]:
+def baseline_conditions(lam: float, batch_size: int, grid: tuple[float, ...] = LAM_GRID, cca_dim: int | None = None) -> list[Condition]:
     """The baselines table's conditions, fusion network throughout.
 
     Fusion with CE only and the paper's CE + Soft-HGR on 3 pairs at the profile's λ (notebook 02's configs:
@@ -108,8 +107,14 @@ def regime(cfg) -> str:
     return cca_regime(k, cfg.train.batch_size, loss.cca_ridge)[0]
 
 
-def baseline_plan(cfg, conditions: list[Condition], seeds, make_runs: Callable, chosen: dict[str, float] | None = None,
-                  select_runs: Callable | None = None) -> pd.DataFrame:
+def baseline_plan(
+    cfg,
+    conditions: list[Condition],
+    seeds,
+    make_runs: Callable,
+    chosen: dict[str, float] | None = None,
+    select_runs: Callable | None = None,
+) -> pd.DataFrame:
     """The runs of the baselines table, one row per distinct run: condition, objective, lam, regime,
     in_selection (a λ-selection run), selected (a final run of the condition's λ), config.
 
@@ -123,8 +128,18 @@ def baseline_plan(cfg, conditions: list[Condition], seeds, make_runs: Callable, 
 
     def add(cond: Condition, lam: float, cfgs: list, selection: bool) -> None:
         for c in cfgs:
-            row = rows.setdefault(c, {"condition": cond.name, "objective": cond.objective, "lam": float(lam),
-                                      "regime": regime(c), "in_selection": False, "selected": False, "config": c})
+            row = rows.setdefault(
+                c,
+                {
+                    "condition": cond.name,
+                    "objective": cond.objective,
+                    "lam": float(lam),
+                    "regime": regime(c),
+                    "in_selection": False,
+                    "selected": False,
+                    "config": c,
+                },
+            )
             row["in_selection" if selection else "selected"] = True
 
     for cond in conditions:
@@ -164,9 +179,18 @@ def lam_selection_table(runs: pd.DataFrame, chosen: dict[str, float]) -> pd.Data
     for (obj, lam), sub in r.groupby(["objective", "lam"], sort=False):
         v = sub["val_uar"].dropna()
         m, s = v.mean(), v.std(ddof=1) if len(v) > 1 else 0.0
-        rows.append({"objective": obj, "lam": lam, "runs": len(sub), "runs_failed": int(sub["val_uar"].isna().sum()),
-                     "val_uar": f"{100 * m:.1f} ± {100 * s:.1f}" if len(v) else "n/a", "val_uar_mean": m, "val_uar_std": s,
-                     "chosen": bool(np.isclose(lam, chosen.get(obj, np.nan)))})
+        rows.append(
+            {
+                "objective": obj,
+                "lam": lam,
+                "runs": len(sub),
+                "runs_failed": int(sub["val_uar"].isna().sum()),
+                "val_uar": f"{100 * m:.1f} ± {100 * s:.1f}" if len(v) else "n/a",
+                "val_uar_mean": m,
+                "val_uar_std": s,
+                "chosen": bool(np.isclose(lam, chosen.get(obj, np.nan))),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -187,14 +211,43 @@ def safe_run_all(cfgs: list, fs, runs_dir: str = "runs", progress: bool = True) 
         if isinstance(r, BaseException):
             nan = float("nan")
             test = {k: nan for k in ("acc", "uar", "seg_acc", "seg_uar", "clip_acc", "clip_uar")}
-            r = {"config": c.to_dict(), "test": test, "history": [], "seconds": nan, "run_dir": None, "best_val_uar": nan,
-                 "n_train_segments": nan, "steps": nan, "error": f"{type(r).__name__}: {r}"}
+            r = {
+                "config": c.to_dict(),
+                "test": test,
+                "history": [],
+                "seconds": nan,
+                "run_dir": None,
+                "best_val_uar": nan,
+                "n_train_segments": nan,
+                "steps": nan,
+                "error": f"{type(r).__name__}: {r}",
+            }
         out.append(r)
     return out
 
 
-RUN_COLUMNS = ["condition", "objective", "lam", "selected", "in_selection", "regime", "fold", "seed", "acc", "uar", "seg_acc",
-               "seg_uar", "clip_acc", "clip_uar", "val_uar", "nonfinite_steps", "n_train_segments", "steps", "seconds", "error"]
+RUN_COLUMNS = [
+    "condition",
+    "objective",
+    "lam",
+    "selected",
+    "in_selection",
+    "regime",
+    "fold",
+    "seed",
+    "acc",
+    "uar",
+    "seg_acc",
+    "seg_uar",
+    "clip_acc",
+    "clip_uar",
+    "val_uar",
+    "nonfinite_steps",
+    "n_train_segments",
+    "steps",
+    "seconds",
+    "error",
+]
 
 
 def run_plan(plan: pd.DataFrame, fs, runs_dir: str = "runs", progress: bool = True) -> tuple[list[dict], pd.DataFrame]:
@@ -216,20 +269,43 @@ def baselines_table(runs: pd.DataFrame) -> pd.DataFrame:
     final = runs[runs["selected"].astype(bool)]
     t = mean_std(final, ["condition"], metrics=("acc", "uar", "seg_acc"))
     g = final.groupby("condition", sort=False)
-    extra = pd.DataFrame({"objective": g["objective"].first(), "lam": g["lam"].first(), "regime": g["regime"].first(),
-                          "nonfinite_steps": g["nonfinite_steps"].sum().astype(int),
-                          "runs_failed": g["error"].apply(lambda e: int((e.fillna("") != "").sum()))}).reset_index()
+    extra = pd.DataFrame(
+        {
+            "objective": g["objective"].first(),
+            "lam": g["lam"].first(),
+            "regime": g["regime"].first(),
+            "nonfinite_steps": g["nonfinite_steps"].sum().astype(int),
+            "runs_failed": g["error"].apply(lambda e: int((e.fillna("") != "").sum())),
+        }
+    ).reset_index()
     t = t.merge(extra, on="condition")
-    return t[["condition", "objective", "lam", "runs", "acc", "uar", "seg_acc", "regime", "nonfinite_steps", "runs_failed",
-              "acc_mean", "acc_std", "uar_mean", "uar_std", "seg_acc_mean", "seg_acc_std"]]
+    return t[
+        [
+            "condition",
+            "objective",
+            "lam",
+            "runs",
+            "acc",
+            "uar",
+            "seg_acc",
+            "regime",
+            "nonfinite_steps",
+            "runs_failed",
+            "acc_mean",
+            "acc_std",
+            "uar_mean",
+            "uar_std",
+            "seg_acc_mean",
+            "seg_acc_std",
+        ]
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Protocols: subject, clip, segment, and the paired differences between them
 
 PROTOCOLS = ("subject", "clip", "segment")
-DECOMPOSITION = (("clip", "subject", "speaker dependence"), ("segment", "clip", "segment leakage"),
-                 ("segment", "subject", "total"))
+DECOMPOSITION = (("clip", "subject", "speaker dependence"), ("segment", "clip", "segment leakage"), ("segment", "subject", "total"))
 
 
 def protocol_table(runs: pd.DataFrame, metrics: tuple[str, ...] = ("seg_acc", "clip_acc")) -> pd.DataFrame:

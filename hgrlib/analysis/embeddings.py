@@ -64,8 +64,9 @@ def _umap():
     return umap
 
 
-def embed(x: np.ndarray, method: str = "umap", seed: int = 0, n_neighbors: int = 15, perplexity: float = 30.0,
-          scale: bool = True) -> np.ndarray:
+def embed(
+    x: np.ndarray, method: str = "umap", seed: int = 0, n_neighbors: int = 15, perplexity: float = 30.0, scale: bool = True
+) -> np.ndarray:
     """(n, 2) embedding of the rows of `x` with UMAP or t-SNE; the same seed gives the same result.
 
     n_neighbors (UMAP) is capped at n - 1 and perplexity (t-SNE) at (n - 1) / 3, both at least 2.
@@ -112,8 +113,7 @@ def silhouette(x: np.ndarray, labels, scale: bool = True) -> float:
     return float(silhouette_score(standardize(x) if scale else x, labels))
 
 
-def silhouettes(feats_by_condition: dict, keys=("f", "g", "z"), classes=None,
-                embeddings: dict | None = None) -> pd.DataFrame:
+def silhouettes(feats_by_condition: dict, keys=("f", "g", "z"), classes=None, embeddings: dict | None = None) -> pd.DataFrame:
     """Silhouette by emotion and by subject of each condition's features, one row per condition × feature.
 
     `feats_by_condition` maps a condition to a features dict (labels, subjects and arrays under `keys`),
@@ -123,8 +123,13 @@ def silhouettes(feats_by_condition: dict, keys=("f", "g", "z"), classes=None,
     rows = []
     for cond, fe in feats_by_condition.items():
         for key in keys:
-            row = {"condition": cond, "feature": key, "clips": len(fe[key]),
-                   "emotion": silhouette(fe[key], fe["labels"]), "subject": silhouette(fe[key], fe["subjects"])}
+            row = {
+                "condition": cond,
+                "feature": key,
+                "clips": len(fe[key]),
+                "emotion": silhouette(fe[key], fe["labels"]),
+                "subject": silhouette(fe[key], fe["subjects"]),
+            }
             for (c, k, method), e in (embeddings or {}).items():
                 if c == cond and k == key:
                     row[f"{method} emotion"] = silhouette(e, fe["labels"], scale=False)

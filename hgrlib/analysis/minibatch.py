@@ -21,8 +21,9 @@ from hgrlib.analysis.baselines import cca_regime
 from hgrlib.losses import cca_corr, infonce, soft_hgr
 
 
-def planted_pairs(n: int, d: int, rho: tuple[float, float] = (0.9, 0.3), seed: int = 0,
-                  dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+def planted_pairs(
+    n: int, d: int, rho: tuple[float, float] = (0.9, 0.3), seed: int = 0, dtype: torch.dtype = torch.float32
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
     """n Gaussian pairs (f, g) in d dimensions with known canonical correlations ρ₁..ρ_d, linear from rho[0]
     to rho[1]: f ~ N(0, I), g = ρ∘f + √(1−ρ²)∘ε. Returns f, g and the population values of the objectives
     (unit covariances: CCA total correlation Σρᵢ; Soft-HGR Σρᵢ − d/2) and the ρᵢ ("rho")."""
@@ -34,7 +35,9 @@ def planted_pairs(n: int, d: int, rho: tuple[float, float] = (0.9, 0.3), seed: i
     return f.to(dtype), g.to(dtype), true
 
 
-def run_feature_pool(features: dict[str, np.ndarray], parts: tuple[str, ...] = ("train", "val", "test")) -> tuple[torch.Tensor, torch.Tensor]:
+def run_feature_pool(
+    features: dict[str, np.ndarray], parts: tuple[str, ...] = ("train", "val", "test")
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The clip-level f, g of a finished run (experiment.run_features) in the given parts, as float32 tensors."""
     keep = np.isin(features["part"], parts)
     return torch.from_numpy(features["f"][keep].astype(np.float32)), torch.from_numpy(features["g"][keep].astype(np.float32))
@@ -89,8 +92,9 @@ class StudyObjective:
         return cca_regime(self.dims(batch, d), batch, self.ridge, self.relative)
 
 
-def objectives(cca_ridges: tuple[float, ...] = (1e-4, 1e-6), well_posed: bool = True,
-               infonce_temperature: float | None = None) -> dict[str, StudyObjective]:
+def objectives(
+    cca_ridges: tuple[float, ...] = (1e-4, 1e-6), well_posed: bool = True, infonce_temperature: float | None = None
+) -> dict[str, StudyObjective]:
     """Named objectives of the study: Soft-HGR; the full-d CCA with an absolute ridge at each of
     `cca_ridges` (the ill-posed regime when batch ≤ d: 1e-4 saturates, 1e-6 explodes); the well-posed CCA
     (k = batch/4, relative ridge 1e-3, the baselines table's); InfoNCE if a temperature is given."""
@@ -126,9 +130,14 @@ def _full_value(obj: StudyObjective, f: torch.Tensor, g: torch.Tensor, batch: in
         return float("nan")
 
 
-def minibatch_study(data: Callable[[int], tuple[torch.Tensor, torch.Tensor, dict | None]], dims: list[int],
-                    batch_sizes: list[int], n_batches: int = 100, objs: dict[str, StudyObjective] | None = None,
-                    seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+def minibatch_study(
+    data: Callable[[int], tuple[torch.Tensor, torch.Tensor, dict | None]],
+    dims: list[int],
+    batch_sizes: list[int],
+    n_batches: int = 100,
+    objs: dict[str, StudyObjective] | None = None,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Draw `n_batches` random mini-batches (without replacement within a batch) of each size from a pool of
     (f, g) pairs at each dimension, and evaluate every objective on each.
 
@@ -160,15 +169,34 @@ def _study_rows(data, dims, batch_sizes, n_batches, objs, seed) -> pd.DataFrame:
         for b in batch_sizes:
             if b > n:
                 continue
-            cell = {name: {"k": o.dims(b, d), "bound": o.bound(b, d), "full_value": _full_value(o, f, g, b), "true_value": _true_for(o, true, o.dims(b, d)),
-                           "regime": o.regime(b, d)[0], "well_posed": o.regime(b, d)[1]} for name, o in objs.items()}
+            cell = {
+                name: {
+                    "k": o.dims(b, d),
+                    "bound": o.bound(b, d),
+                    "full_value": _full_value(o, f, g, b),
+                    "true_value": _true_for(o, true, o.dims(b, d)),
+                    "regime": o.regime(b, d)[0],
+                    "well_posed": o.regime(b, d)[1],
+                }
+                for name, o in objs.items()
+            }
             gen = torch.Generator().manual_seed(seed * 1_000_003 + d * 1009 + b)
             for k in range(n_batches):
                 idx = torch.randperm(n, generator=gen)[:b]
                 for name, o in objs.items():
                     v, gn = _evaluate(o, f[idx], g[idx], b)
-                    rows.append({"objective": name, "dim": d, "batch": b, "draw": k, "value": v, "grad_norm": gn,
-                                 "finite": math.isfinite(v) and math.isfinite(gn)} | cell[name])
+                    rows.append(
+                        {
+                            "objective": name,
+                            "dim": d,
+                            "batch": b,
+                            "draw": k,
+                            "value": v,
+                            "grad_norm": gn,
+                            "finite": math.isfinite(v) and math.isfinite(gn),
+                        }
+                        | cell[name]
+                    )
     return pd.DataFrame(rows)
 
 
@@ -189,15 +217,35 @@ def minibatch_summary(per: pd.DataFrame) -> pd.DataFrame:
         gm, gs = ok["grad_norm"].mean(), ok["grad_norm"].std(ddof=1)
         full, bound = s["full_value"].iloc[0], s["bound"].iloc[0]
         over = float((ok["value"] > bound + 0.01 * max(abs(bound), 1.0)).mean()) if len(ok) else 0.0
-        out.append({"objective": name, "dim": d, "batch": b, "k": s["k"].iloc[0], "regime": s["regime"].iloc[0],
-                    "well_posed": bool(s["well_posed"].iloc[0]), "batch_over_dim": b / d, "draws": len(s),
-                    "frac_nonfinite": 1.0 - len(ok) / len(s), "value_mean": vm, "value_std": vs, "value_max": ok["value"].max(),
-                    "bound": bound, "frac_over_bound": over, "frac_failed": 1.0 - len(ok) / len(s) * (1.0 - over),
-                    "value_rel_spread": vs / abs(vm) if vm else float("nan"),
-                    "grad_mean": gm, "grad_std": gs, "grad_median": ok["grad_norm"].median(), "grad_max": ok["grad_norm"].max(),
-                    "grad_rel_spread": gs / gm if gm else float("nan"),
-                    "full_value": full, "bias": vm - full, "rel_bias": (vm - full) / abs(full) if full else float("nan"),
-                    "true_value": s["true_value"].iloc[0]})
+        out.append(
+            {
+                "objective": name,
+                "dim": d,
+                "batch": b,
+                "k": s["k"].iloc[0],
+                "regime": s["regime"].iloc[0],
+                "well_posed": bool(s["well_posed"].iloc[0]),
+                "batch_over_dim": b / d,
+                "draws": len(s),
+                "frac_nonfinite": 1.0 - len(ok) / len(s),
+                "value_mean": vm,
+                "value_std": vs,
+                "value_max": ok["value"].max(),
+                "bound": bound,
+                "frac_over_bound": over,
+                "frac_failed": 1.0 - len(ok) / len(s) * (1.0 - over),
+                "value_rel_spread": vs / abs(vm) if vm else float("nan"),
+                "grad_mean": gm,
+                "grad_std": gs,
+                "grad_median": ok["grad_norm"].median(),
+                "grad_max": ok["grad_norm"].max(),
+                "grad_rel_spread": gs / gm if gm else float("nan"),
+                "full_value": full,
+                "bias": vm - full,
+                "rel_bias": (vm - full) / abs(full) if full else float("nan"),
+                "true_value": s["true_value"].iloc[0],
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -236,7 +284,22 @@ def verdict(summary: pd.DataFrame, factor: float = 100.0, biased: float = 0.5) -
     s["exploding"] = (r > factor) | (s["grad_max"] / s["grad_median"] > factor)
     s["vanishing"] = r < 1.0 / factor
     s["biased"] = s["rel_bias"].abs() > biased
-    return s[["objective", "dim", "batch", "k", "regime", "well_posed", "nonfinite", "impossible", "exploding", "vanishing", "biased", "frac_nonfinite", "rel_bias",
-              "grad_median", "grad_rel_spread"]]
-
-
+    return s[
+        [
+            "objective",
+            "dim",
+            "batch",
+            "k",
+            "regime",
+            "well_posed",
+            "nonfinite",
+            "impossible",
+            "exploding",
+            "vanishing",
+            "biased",
+            "frac_nonfinite",
+            "rel_bias",
+            "grad_median",
+            "grad_rel_spread",
+        ]
+    ]

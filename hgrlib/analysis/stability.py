@@ -52,16 +52,28 @@ _AV, _A, _V, _NONE = ("audio", "video"), ("audio",), ("video",), ()
 # The others are sampled in clip_factors/subject_traits and reach the media only through the
 # factors listed last.
 GENERATOR_FACTORS: tuple[tuple[str, str, tuple[str, ...], str, tuple[str, ...]], ...] = (
-    ("emotion", "clip", _AV, "prosody profile (AUDIO_PROFILE, all a_*) and facial expression profile "
-     "(VISUAL_PROFILE, all v_*); its speaking-rate change also times the mouth", _A_KEYS + _V_KEYS),
+    (
+        "emotion",
+        "clip",
+        _AV,
+        "prosody profile (AUDIO_PROFILE, all a_*) and facial expression profile "
+        "(VISUAL_PROFILE, all v_*); its speaking-rate change also times the mouth",
+        _A_KEYS + _V_KEYS,
+    ),
     ("intensity", "clip", _AV, "x1.3 on both expression strengths", ("audio_strength", "visual_strength")),
     ("audio_strength", "clip", _AV, "scales the prosody a_*; through a_rate (weakly) also the mouth's timing", _A_KEYS),
     ("visual_strength", "clip", _V, "scales the facial expression v_*", _V_KEYS),
     ("ambiguous", "clip", _AV, "which modality's strength is set near 0", ("audio_strength", "visual_strength")),
     ("statement", "clip", _AV, "the syllable pattern (durations, stresses, vowels); the mouth opens with its envelope", ()),
     ("repetition", "clip", _NONE, "no systematic effect: only part of the file name that seeds the clip's random draws", ()),
-    ("actor", "subject", _AV, "voice traits (f0_base, formant_scale, rate, breath) and face traits "
-     "(face_w, face_h, skin, eye_spacing, brow_thick, mouth_w); the speaking rate also times the mouth", _VOICE + _FACE),
+    (
+        "actor",
+        "subject",
+        _AV,
+        "voice traits (f0_base, formant_scale, rate, breath) and face traits "
+        "(face_w, face_h, skin, eye_spacing, brow_thick, mouth_w); the speaking rate also times the mouth",
+        _VOICE + _FACE,
+    ),
     ("f0_base", "subject", _A, "voice pitch", ()),
     ("formant_scale", "subject", _A, "vocal tract length (formant frequencies)", ()),
     ("rate", "subject", _AV, "speaking rate: syllable durations, which the mouth follows", ()),
@@ -81,12 +93,25 @@ GENERATOR_FACTORS: tuple[tuple[str, str, tuple[str, ...], str, tuple[str, ...]],
     ("light", "clip", _V, "lighting level", ()),
     ("light_dir", "clip", _V, "lighting direction", ()),
     ("bg", "clip", _V, "background brightness", ()),
-    *((k, "clip", _AV if k == "a_rate" else _A,
-       "emotional speaking rate: syllable durations, which the mouth follows" if k == "a_rate" else "emotional prosody", ())
-      for k in _A_KEYS),
+    *(
+        (
+            k,
+            "clip",
+            _AV if k == "a_rate" else _A,
+            "emotional speaking rate: syllable durations, which the mouth follows" if k == "a_rate" else "emotional prosody",
+            (),
+        )
+        for k in _A_KEYS
+    ),
     *((k, "clip", _V, "facial expression", ()) for k in _V_KEYS),
     # measures of the syllable envelope (see `envelope_factors`), which drives both the voice and the mouth
-    ("env_mean", "clip", _AV, "mean of the syllable envelope over the clip: voiced energy, mouth opening", ("statement", "rate", "rate_jitter", "a_rate", "onset")),
+    (
+        "env_mean",
+        "clip",
+        _AV,
+        "mean of the syllable envelope over the clip: voiced energy, mouth opening",
+        ("statement", "rate", "rate_jitter", "a_rate", "onset"),
+    ),
     ("speech_onset", "clip", _AV, "first time the envelope is on", ("onset",)),
     ("syllable_rate", "clip", _AV, "syllables per second", ("statement", "rate", "rate_jitter", "a_rate")),
 )
@@ -96,8 +121,10 @@ def generator_factors() -> pd.DataFrame:
     """The synthetic generator's factors: factor, level, audio, video (bools: does it reach that modality),
     kind ('shared', 'audio only', 'video only' or 'neither'), how, through (the factors it acts through;
     empty when the renderer reads it directly)."""
-    rows = [{"factor": n, "level": lvl, "audio": "audio" in m, "video": "video" in m, "kind": _kind(m), "how": how,
-             "through": ", ".join(th)} for n, lvl, m, how, th in GENERATOR_FACTORS]
+    rows = [
+        {"factor": n, "level": lvl, "audio": "audio" in m, "video": "video" in m, "kind": _kind(m), "how": how, "through": ", ".join(th)}
+        for n, lvl, m, how, th in GENERATOR_FACTORS
+    ]
     return pd.DataFrame(rows)
 
 
@@ -172,16 +199,35 @@ def envelope_factors(cfg, factors: pd.DataFrame) -> pd.DataFrame:
         on = np.flatnonzero(env > 0.02)
         syl = syn.STATEMENTS[int(f["statement"])]
         rate = f["rate"] * f["rate_jitter"] * max(0.5, 1.0 + f["a_rate"])
-        rows.append({"env_mean": float(env.mean()), "speech_onset": float(on[0] / cfg.sr) if len(on) else np.nan,
-                     "syllable_rate": len(syl) / (sum(d for d, _, _ in syl) * 0.2 / rate)})
+        rows.append(
+            {
+                "env_mean": float(env.mean()),
+                "speech_onset": float(on[0] / cfg.sr) if len(on) else np.nan,
+                "syllable_rate": len(syl) / (sum(d for d, _, _ in syl) * 0.2 / rate),
+            }
+        )
     return pd.DataFrame(rows, index=factors.index)
 
 
 # Factors probed by default: (column, kind, level). Kind and level come from GENERATOR_FACTORS.
-PROBED = ("emotion", "intensity", "statement", "syllable_rate", "speech_onset", "env_mean", "actor",
-          "audio_strength", "visual_strength", "f0_base", "gain_db", "skin", "light", "yaw", "roll")
-FACTORS: tuple[tuple[str, str, str], ...] = tuple(
-    (n, _kind(m), lvl) for p in PROBED for n, lvl, m, _, _ in GENERATOR_FACTORS if n == p)
+PROBED = (
+    "emotion",
+    "intensity",
+    "statement",
+    "syllable_rate",
+    "speech_onset",
+    "env_mean",
+    "actor",
+    "audio_strength",
+    "visual_strength",
+    "f0_base",
+    "gain_db",
+    "skin",
+    "light",
+    "yaw",
+    "roll",
+)
+FACTORS: tuple[tuple[str, str, str], ...] = tuple((n, _kind(m), lvl) for p in PROBED for n, lvl, m, _, _ in GENERATOR_FACTORS if n == p)
 DISCRETE_FACTORS = {"emotion", "intensity", "actor", "ambiguous", "statement", "repetition"}
 
 
@@ -230,15 +276,15 @@ def score_spread(runs: pd.DataFrame, by="condition", metrics: tuple[str, ...] = 
     return mean_std(runs, by, metrics, spread=True)
 
 
-def seed_spread(runs: pd.DataFrame, by: str = "condition", within: str = "fold",
-                metrics: tuple[str, ...] = ("acc", "uar")) -> pd.DataFrame:
+def seed_spread(runs: pd.DataFrame, by: str = "condition", within: str = "fold", metrics: tuple[str, ...] = ("acc", "uar")) -> pd.DataFrame:
     """Spread over seeds alone: `score_spread` per (`by`, `within`), i.e. over the runs of one condition on one
     fold, which differ only in their seed. Columns: by, within, seeds, then mean/std/min/max/range per metric."""
     return score_spread(runs, [by, within], metrics).rename(columns={"runs": "seeds"})
 
 
-def spread_summary(runs: pd.DataFrame, by: str = "condition", within: str = "fold",
-                   metrics: tuple[str, ...] = ("acc", "uar")) -> pd.DataFrame:
+def spread_summary(
+    runs: pd.DataFrame, by: str = "condition", within: str = "fold", metrics: tuple[str, ...] = ("acc", "uar")
+) -> pd.DataFrame:
     """Per `by`: runs, folds, the spread over seeds averaged over folds ({m}_seed_std: mean over folds of the
     std over seeds; {m}_seed_range likewise), and for contrast the std over all runs pooled ({m}_pooled_std),
     which also holds how much the folds differ."""
@@ -293,8 +339,15 @@ def seed_cka_pairs(features: dict, keys=FEATURE_KEYS, part: str | None = "test")
         by_seed = dict(sorted(by_seed.items()))
         for key in keys:
             for r in seed_cka(by_seed, key, part).itertuples(index=False):
-                rows.append({"condition": cond, "fold": fold, "pair": f"{r.seed_a}-{r.seed_b}", "feature": key,
-                             "cka": float(np.clip(r.cka, 0.0, 1.0))})
+                rows.append(
+                    {
+                        "condition": cond,
+                        "fold": fold,
+                        "pair": f"{r.seed_a}-{r.seed_b}",
+                        "feature": key,
+                        "cka": float(np.clip(r.cka, 0.0, 1.0)),
+                    }
+                )
     return pd.DataFrame(rows, columns=PAIR_COLUMNS)
 
 
@@ -327,8 +380,7 @@ def av_correlation(feats: dict, part: str = "test", k: int = 5, fit_part: str | 
     """
     test = select(feats, part)
     k = int(min(k, test["f"].shape[1], test["g"].shape[1]))
-    rows = {"component": np.arange(1, k + 1), "clips": len(test["f"]),
-            "in_sample": canonical_correlations(test["f"], test["g"], k)}
+    rows = {"component": np.arange(1, k + 1), "clips": len(test["f"]), "in_sample": canonical_correlations(test["f"], test["g"], k)}
     if fit_part is not None:
         fit = select(feats, fit_part)
         mx, my, a, b = _cca_directions(fit["f"], fit["g"], k)
@@ -411,8 +463,14 @@ def probe_score(x: np.ndarray, target, discrete: bool, folds: int = 5, seed: int
     return float(accuracy_score(t, pred) if discrete else r2_score(t, pred)), chance
 
 
-def factor_probes(feats: dict, factors: pd.DataFrame, part: str = "test", keys=FEATURE_KEYS,
-                  which: tuple[tuple[str, str, str], ...] | None = None, folds: int = 5) -> pd.DataFrame:
+def factor_probes(
+    feats: dict,
+    factors: pd.DataFrame,
+    part: str = "test",
+    keys=FEATURE_KEYS,
+    which: tuple[tuple[str, str, str], ...] | None = None,
+    folds: int = 5,
+) -> pd.DataFrame:
     """Linear probes for each generating factor on the features of the clips of `part`.
 
     `factors` is indexed by clip id (`factor_table`); `which` lists (column, kind, level) as FACTORS
@@ -428,8 +486,18 @@ def factor_probes(feats: dict, factors: pd.DataFrame, part: str = "test", keys=F
         discrete = col in DISCRETE_FACTORS or fac[col].dtype.kind in "OUb"
         for key in keys:
             score, chance = probe_score(sel[key], fac[col].to_numpy(), discrete, folds)
-            rows.append({"factor": col, "kind": kind, "level": level, "metric": "acc" if discrete else "R²",
-                         "feature": key, "clips": len(sel[key]), "score": score, "chance": chance})
+            rows.append(
+                {
+                    "factor": col,
+                    "kind": kind,
+                    "level": level,
+                    "metric": "acc" if discrete else "R²",
+                    "feature": key,
+                    "clips": len(sel[key]),
+                    "score": score,
+                    "chance": chance,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -443,12 +511,13 @@ def probe_findings(probes: pd.DataFrame, by: str = "condition", keep: float = 0.
     conds = list(dict.fromkeys(probes[by]))
 
     def values(factor: str, feature: str) -> str:
-        return ", ".join(f"{mean.xs((factor, feature), level=('factor', 'feature')).xs(c, level=by).iloc[0]:.2f} with {c}"
-                         for c in conds)
+        return ", ".join(f"{mean.xs((factor, feature), level=('factor', 'feature')).xs(c, level=by).iloc[0]:.2f} with {c}" for c in conds)
 
     lines = []
     if "emotion" in set(probes["factor"]):
-        lines.append("- emotion (probe accuracy): " + "; ".join(f"{k}: {values('emotion', k)}" for k in dict.fromkeys(probes["feature"])) + ".")
+        lines.append(
+            "- emotion (probe accuracy): " + "; ".join(f"{k}: {values('emotion', k)}" for k in dict.fromkeys(probes["feature"])) + "."
+        )
     kept = []
     for (factor, kind, metric, feature), m in mean.groupby(level=["factor", "kind", "metric", "feature"], sort=False):
         if kind in ("audio only", "video only") and metric == "R²" and m.max() >= keep:

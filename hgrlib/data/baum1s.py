@@ -48,16 +48,36 @@ CLIP_RE = re.compile(r"^(s\d{3})_(\d{3})(?:\.mp4)?$", re.IGNORECASE)
 SUBJECT_DIR_RE = re.compile(r"^s\d{3}$", re.IGNORECASE)
 ANNOTATION_RE = re.compile(r"^annotations?[\s_-]*baum[\s_-]*1s.*\.(csv|tsv|txt|xlsx)$", re.IGNORECASE)
 CODES = {
-    1: "anger", 2: "boredom", 3: "bothered", 4: "concentrating", 5: "contempt", 6: "disgust",
-    7: "fear", 8: "happiness", 9: "neutral", 10: "sadness", 11: "surprise", 12: "thinking",
+    1: "anger",
+    2: "boredom",
+    3: "bothered",
+    4: "concentrating",
+    5: "contempt",
+    6: "disgust",
+    7: "fear",
+    8: "happiness",
+    9: "neutral",
+    10: "sadness",
+    11: "surprise",
+    12: "thinking",
     13: "unsure",
 }
 # label words by prefix (the sheet spells them "Anger"/"Happiness"/"Unsure" ...; tolerate variants)
 PREFIXES = (
-    ("conc", "concentrating"), ("cont", "contempt"), ("ang", "anger"), ("bor", "boredom"),
-    ("bot", "bothered"), ("dis", "disgust"), ("fea", "fear"), ("hap", "happiness"),
-    ("neu", "neutral"), ("sad", "sadness"), ("sur", "surprise"), ("thi", "thinking"),
-    ("uns", "unsure"), ("unc", "unsure"),
+    ("conc", "concentrating"),
+    ("cont", "contempt"),
+    ("ang", "anger"),
+    ("bor", "boredom"),
+    ("bot", "bothered"),
+    ("dis", "disgust"),
+    ("fea", "fear"),
+    ("hap", "happiness"),
+    ("neu", "neutral"),
+    ("sad", "sadness"),
+    ("sur", "surprise"),
+    ("thi", "thinking"),
+    ("uns", "unsure"),
+    ("unc", "unsure"),
 )
 EXPECTED = (
     "expected subject folders S001 ... S031 holding clips S001_001.mp4 ... and an annotation file "
@@ -114,8 +134,7 @@ def read_rows(path: Path) -> list[tuple[int, list[str]]]:
             wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
             ws = wb.worksheets[0]
             rows = [
-                (i, ["" if v is None else (str(int(v)) if isinstance(v, float) and v.is_integer() else str(v))
-                     for v in row])
+                (i, ["" if v is None else (str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)) for v in row])
                 for i, row in enumerate(ws.iter_rows(values_only=True), start=1)
             ]
             wb.close()
@@ -216,8 +235,10 @@ def index(
     if annotation is None:
         ann = find_annotation(root)
         if ann is None:
-            raise DataError(f"{root}: no annotation file Annotations_BAUM1s.(xlsx|csv) found in the "
-                            f"root, below it or beside it; pass annotation=PATH. {EXPECTED}")
+            raise DataError(
+                f"{root}: no annotation file Annotations_BAUM1s.(xlsx|csv) found in the "
+                f"root, below it or beside it; pass annotation=PATH. {EXPECTED}"
+            )
     else:
         ann = Path(annotation)
         if not ann.is_file():
@@ -260,10 +281,15 @@ def index(
         if emotion not in EMOTIONS6:
             report.skip(path, f"emotion {emotion!r} is not one of the six basic emotions")
             continue
-        records.append(ClipRecord(
-            path=str(path), subject=clip.split("_")[0], emotion=emotion, dataset="baum1s",
-            meta={"clip": clip, "annotation": str(ann), "annotation_line": line},
-        ))
+        records.append(
+            ClipRecord(
+                path=str(path),
+                subject=clip.split("_")[0],
+                emotion=emotion,
+                dataset="baum1s",
+                meta={"clip": clip, "annotation": str(ann), "annotation_line": line},
+            )
+        )
     for clip, p in on_disk.items():
         if clip in annotated - used:
             report.skip(p, "its annotation row could not be used (see the annotation line above)")

@@ -35,8 +35,12 @@ class FeatureCache:
 
     def __init__(self, cache_dir: str | Path, dataset: str, cfg: FeatureConfig, source: str | Path = "") -> None:
         self.cfg = cfg
-        self.key = {"dataset": dataset, "features": asdict(cfg), "code": code_digest("hgrlib.data.features"),
-                    "libs": library_versions(FEATURE_LIBS)}
+        self.key = {
+            "dataset": dataset,
+            "features": asdict(cfg),
+            "code": code_digest("hgrlib.data.features"),
+            "libs": library_versions(FEATURE_LIBS),
+        }
         if cfg.detector == "mtcnn":  # its networks make the face crops: a new facenet-pytorch is a new key
             self.key["libs"] |= library_versions(("facenet-pytorch",))
         if source:  # the data folder as given: two corpora of one kind (e.g. two synthetic draws) keep apart
@@ -138,8 +142,10 @@ class PrepReport:
         """(path, what) of the clips to look at: without any face first, then those with most key frames
         not detected (most first); at most `limit` (None: all)."""
         rows = [(p, "no face in any key frame: centre crops") for p in sorted(self.clips_without_face)]
-        rows += [(p, f"{n} of {k} key frames borrowed (not detected)")
-                 for p, n, k in sorted(self.clips_mostly_borrowed, key=lambda t: (-t[1] / max(t[2], 1), t[0]))]
+        rows += [
+            (p, f"{n} of {k} key frames borrowed (not detected)")
+            for p, n, k in sorted(self.clips_mostly_borrowed, key=lambda t: (-t[1] / max(t[2], 1), t[0]))
+        ]
         return rows if limit is None else rows[:limit]
 
     def summary(self, limit: int = 10) -> str:
@@ -193,8 +199,9 @@ def _extract(rec: ClipRecord):
         return rec, None, f"{rec.path}: {type(e).__name__}: {e}"
 
 
-def prepare(records: list[ClipRecord], cache: FeatureCache, workers: int = 2, progress: bool = True,
-            detect_device: str = "cpu") -> PrepReport:
+def prepare(
+    records: list[ClipRecord], cache: FeatureCache, workers: int = 2, progress: bool = True, detect_device: str = "cpu"
+) -> PrepReport:
     """Fill the cache for `records` in parallel; valid cached clips are not redone, stale or damaged ones are
     (and reported), broken clips are skipped. `detect_device` (cpu | cuda | auto): where MTCNN runs
     (hgrlib.data.faces.make_detector; Haar is CPU only); on cuda, one worker process is used."""
@@ -229,8 +236,9 @@ def prepare(records: list[ClipRecord], cache: FeatureCache, workers: int = 2, pr
         _init_worker(cache.cfg, detect_device)
         consume(map(_extract, todo))
     else:
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
-                                 initargs=(cache.cfg, detect_device)) as ex:
+        with ProcessPoolExecutor(
+            workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(cache.cfg, detect_device)
+        ) as ex:
             consume(ex.map(_extract, todo, chunksize=4))
     rep.seconds = time.perf_counter() - t0
     write_json(cache.root / "prep_report.json", asdict(rep))

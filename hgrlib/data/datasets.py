@@ -54,6 +54,7 @@ def classes_for(name: str, classes: int = 6) -> tuple[str, ...]:
 
 # --------------------------------------------------------------------------- subject folds
 
+
 def natural_key(s: str):
     """Sort '2' before '10' and 'S002' before 'S010'."""
     import re

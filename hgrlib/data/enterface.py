@@ -139,7 +139,8 @@ def _one(path: Path, sdir: Path, subject: str, exclude: set, report: IndexReport
     if subject in exclude:
         reason = (
             "subject 6 is unsegmented in the release (whole sessions, not 30 clips); excluded"
-            if subject == "6" else f"subject {subject} excluded (exclude_subjects)"
+            if subject == "6"
+            else f"subject {subject} excluded (exclude_subjects)"
         )
         report.skip(path, reason)
         return None

@@ -92,14 +92,15 @@ class HaarDetector(Detector):
     MIN_PX = 32
     WINDOW = 24  # the cascade's own window: no face smaller than this is found at any scale
 
-    def __init__(self, min_face: float = 0.1, min_px: int | None = None, scale_factor: float = 1.1,
-                 min_neighbors: int = 4) -> None:
+    def __init__(self, min_face: float = 0.1, min_px: int | None = None, scale_factor: float = 1.1, min_neighbors: int = 4) -> None:
         super().__init__(min_face, min_px)
         self.scale_factor = scale_factor
         self.min_neighbors = min_neighbors
         if not hasattr(cv2, "CascadeClassifier"):  # OpenCV 5 moved the Haar cascades out of its main modules
-            raise RuntimeError(f"OpenCV {cv2.__version__} has no Haar cascade detector (cv2.CascadeClassifier); "
-                               "install the pinned opencv-python-headless 4.x (pip install -e . in this repository)")
+            raise RuntimeError(
+                f"OpenCV {cv2.__version__} has no Haar cascade detector (cv2.CascadeClassifier); "
+                "install the pinned opencv-python-headless 4.x (pip install -e . in this repository)"
+            )
         self.cascade = cv2.CascadeClassifier(cv2.data.haarcascades + CASCADE)
         if self.cascade.empty():
             raise RuntimeError(f"cannot load {cv2.data.haarcascades + CASCADE}")
@@ -110,8 +111,9 @@ class HaarDetector(Detector):
         sy, sx = small.shape[0] / h, small.shape[1] / w
         gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
         m = max(self.WINDOW, round(self.min_face * h * sy))
-        faces, neighbours = self.cascade.detectMultiScale2(gray, scaleFactor=self.scale_factor,
-                                                           minNeighbors=self.min_neighbors, minSize=(m, m))
+        faces, neighbours = self.cascade.detectMultiScale2(
+            gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(m, m)
+        )
         if len(faces) == 0:
             return None
         k = max(range(len(faces)), key=lambda i: (neighbours[i], faces[i][2] * faces[i][3]))
@@ -134,14 +136,16 @@ class MtcnnDetector(Detector):
     name = "mtcnn"
     MIN_PX = 24
 
-    def __init__(self, min_face: float = 0.1, min_px: int | None = None, device: str = "cpu",
-                 min_prob: float = 0.9, batch: int = 32) -> None:
+    def __init__(
+        self, min_face: float = 0.1, min_px: int | None = None, device: str = "cpu", min_prob: float = 0.9, batch: int = 32
+    ) -> None:
         super().__init__(min_face, min_px)
         try:
             from facenet_pytorch import MTCNN
         except ImportError as e:
-            raise RuntimeError(f"features.detector=mtcnn needs {MTCNN_PACKAGE}, not installed here ({e}); "
-                               f"install it with {MTCNN_INSTALL}") from e
+            raise RuntimeError(
+                f"features.detector=mtcnn needs {MTCNN_PACKAGE}, not installed here ({e}); install it with {MTCNN_INSTALL}"
+            ) from e
         import torch
 
         if device == "auto":
@@ -164,7 +168,7 @@ class MtcnnDetector(Detector):
             scale = np.array([dw / w, dh / h, dw / w, dh / h])
             self.mtcnn.min_face_size = max(12, round(self.min_face * dh))  # = min_px unless the frame is small
             for j in range(0, len(idx), self.batch):
-                part = idx[j:j + self.batch]
+                part = idx[j : j + self.batch]
                 batch = torch.from_numpy(np.stack([self._resized(frames[i]) for i in part])).to(self.device)
                 boxes, probs = self.mtcnn.detect(batch)
                 for i, b, p in zip(part, boxes, probs):
@@ -218,7 +222,7 @@ def square_crop(frame: np.ndarray, box: Box, size: int, margin: float) -> np.nda
     out = np.zeros((side, side, 3), np.uint8)
     sx0, sy0, sx1, sy1 = max(0, x0), max(0, y0), min(W, x0 + side), min(H, y0 + side)
     if sx1 > sx0 and sy1 > sy0:
-        out[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = frame[sy0:sy1, sx0:sx1]
+        out[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = frame[sy0:sy1, sx0:sx1]
     interp = cv2.INTER_AREA if side >= size else cv2.INTER_LINEAR
     return cv2.resize(out, (size, size), interpolation=interp)
 
@@ -229,15 +233,15 @@ def crop_boxes(found: Sequence[Box | None], h: int, w: int) -> CropBoxes:
     hits = [b for b in found if b is not None]
     if hits:
         median: Box = tuple(int(v) for v in np.median(np.array(hits), axis=0).round())
-        return CropBoxes([b if b is not None else median for b in found],
-                         ["detected" if b is not None else "borrowed" for b in found])
+        return CropBoxes([b if b is not None else median for b in found], ["detected" if b is not None else "borrowed" for b in found])
     side = round(0.8 * min(h, w))
     centre = ((w - side) // 2, (h - side) // 2, side, side)
     return CropBoxes([centre] * len(found), ["centre"] * len(found))
 
 
-def crop_faces(frames: np.ndarray, key_idx: Sequence[int], size: int, margin: float, detector: Detector,
-               used: CropBoxes | None = None) -> tuple[np.ndarray, FaceStats]:
+def crop_faces(
+    frames: np.ndarray, key_idx: Sequence[int], size: int, margin: float, detector: Detector, used: CropBoxes | None = None
+) -> tuple[np.ndarray, FaceStats]:
     """Face crops (K, size, size, 3) uint8 of the key frames, and how they were obtained; detection is
     one `detector.detect_many` call over the key frames (a batch for MTCNN). `used`, if given, is filled
     with the box and the how of each key frame (for figures: hgrlib.predict)."""
@@ -245,8 +249,12 @@ def crop_faces(frames: np.ndarray, key_idx: Sequence[int], size: int, margin: fl
     found = detector.detect_many([frames[i] for i in key_idx])
     H, W = frames.shape[1:3]
     cb = crop_boxes(found, H, W)
-    stats = FaceStats(detected=cb.how.count("detected"), borrowed=cb.how.count("borrowed"),
-                      fallback=cb.how.count("centre"), clip_has_face=any(b is not None for b in found))
+    stats = FaceStats(
+        detected=cb.how.count("detected"),
+        borrowed=cb.how.count("borrowed"),
+        fallback=cb.how.count("centre"),
+        clip_has_face=any(b is not None for b in found),
+    )
     crops = np.zeros((len(key_idx), size, size, 3), np.uint8)
     for k, (i, box, how) in enumerate(zip(key_idx, cb.boxes, cb.how)):
         crops[k] = square_crop(frames[i], box, size, 0.0 if how == "centre" else margin)

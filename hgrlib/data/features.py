@@ -24,8 +24,15 @@ def _mel_transform(cfg: FeatureConfig, device: torch.device | str = "cpu") -> to
     win = int(round(cfg.sr * cfg.win_ms / 1000))
     hop = int(round(cfg.sr * cfg.hop_ms / 1000))
     return torchaudio.transforms.MelSpectrogram(
-        sample_rate=cfg.sr, n_fft=win, win_length=win, hop_length=hop, n_mels=cfg.n_mels,
-        window_fn=torch.hann_window, center=True, pad_mode="reflect", power=2.0,
+        sample_rate=cfg.sr,
+        n_fft=win,
+        win_length=win,
+        hop_length=hop,
+        n_mels=cfg.n_mels,
+        window_fn=torch.hann_window,
+        center=True,
+        pad_mode="reflect",
+        power=2.0,
     ).to(device)
 
 
@@ -87,6 +94,5 @@ def extract_clip(rec: ClipRecord, cfg: FeatureConfig, detector: Detector, view: 
     crops, stats = crop_faces(frames, list(range(len(frames))), cfg.face_size, cfg.face_margin, detector, used)
     faces = crops.reshape(cfg.n_segments, cfg.frames_per_segment, cfg.face_size, cfg.face_size, 3)
     if view is not None:
-        view.update(spec=spec.numpy().astype(np.float32), starts=starts, key_times=times, frames=frames,
-                    boxes=used.boxes, how=used.how)
+        view.update(spec=spec.numpy().astype(np.float32), starts=starts, key_times=times, frames=frames, boxes=used.boxes, how=used.how)
     return ClipFeatures(segs.numpy().astype(np.float16), faces, stats)

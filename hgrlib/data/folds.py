@@ -68,21 +68,29 @@ BAUM1S_SUBJECTS = [f"S{i:03d}" for i in range(1, 32)]
 
 FOLD_SPECS: dict[str, dict] = {
     "ravdess": {
-        "subjects": RAVDESS_SUBJECTS, "n_folds": 6, "seed": 0,
+        "subjects": RAVDESS_SUBJECTS,
+        "n_folds": 6,
+        "seed": 0,
         "groups": {a: _ravdess_gender(a) for a in RAVDESS_SUBJECTS},
         "note": "24 actors (ids as ClipRecord.subject: '01'..'24') in 6 folds of 4, each 2 male (odd) "
-                "+ 2 female (even); make_subject_folds(subjects, 6, seed=0, groups=gender).",
+        "+ 2 female (even); make_subject_folds(subjects, 6, seed=0, groups=gender).",
     },
     "enterface": {
-        "subjects": ENTERFACE_SUBJECTS, "n_folds": 5, "seed": 0, "groups": None,
+        "subjects": ENTERFACE_SUBJECTS,
+        "n_folds": 5,
+        "seed": 0,
+        "groups": None,
         "note": "43 subjects '1'..'44' without '6' (unsegmented in the release, excluded by the "
-                "loader); 5-fold subject-independent cross-validation (folds of 9/9/9/8/8 subjects); "
-                "make_subject_folds(subjects, 5, seed=0).",
+        "loader); 5-fold subject-independent cross-validation (folds of 9/9/9/8/8 subjects); "
+        "make_subject_folds(subjects, 5, seed=0).",
     },
     "baum1s": {
-        "subjects": BAUM1S_SUBJECTS, "n_folds": 5, "seed": 0, "groups": None,
+        "subjects": BAUM1S_SUBJECTS,
+        "n_folds": 5,
+        "seed": 0,
+        "groups": None,
         "note": "31 subjects 'S001'..'S031' in 5 folds (7/6/6/6/6); make_subject_folds(subjects, 5, "
-                "seed=0). The subject numbering S001..S031 is assumed contiguous (see docs/datasets.md).",
+        "seed=0). The subject numbering S001..S031 is assumed contiguous (see docs/datasets.md).",
     },
 }
 
@@ -93,8 +101,12 @@ def fold_file_content(name: str) -> dict:
     spec = FOLD_SPECS[name]
     folds = make_subject_folds(spec["subjects"], spec["n_folds"], seed=spec["seed"], groups=spec["groups"])
     return {
-        "dataset": name, "protocol": "subject", "n_folds": spec["n_folds"], "seed": spec["seed"],
-        "folds": folds, "note": spec["note"],
+        "dataset": name,
+        "protocol": "subject",
+        "n_folds": spec["n_folds"],
+        "seed": spec["seed"],
+        "folds": folds,
+        "note": spec["note"],
     }
 
 
@@ -127,8 +139,10 @@ def load_folds(name: str) -> list[list[str]]:
 
 
 FOLDS = ("shipped", "present")
-OPTION = ("make folds from the {n} subjects present instead with `./run_all.sh --folds present` "
-          "(data.folds=present; HGRLIB_FOLDS=present for hgrlib)")
+OPTION = (
+    "make folds from the {n} subjects present instead with `./run_all.sh --folds present` "
+    "(data.folds=present; HGRLIB_FOLDS=present for hgrlib)"
+)
 
 
 def subject_folds(dataset: str, subjects: list[str], n_folds: int, folds: str = "shipped") -> list[list[str]]:
@@ -144,13 +158,14 @@ def subject_folds(dataset: str, subjects: list[str], n_folds: int, folds: str = 
         return load_folds(dataset)
     present = sorted(set(subjects), key=natural_key)
     if len(present) < 3:
-        raise DataError(f"{dataset}: {len(present)} subject(s) present ({', '.join(present) or 'none'}); "
-                        f"subject-independent folds need at least 3 (test, validation and training subjects)")
+        raise DataError(
+            f"{dataset}: {len(present)} subject(s) present ({', '.join(present) or 'none'}); "
+            f"subject-independent folds need at least 3 (test, validation and training subjects)"
+        )
     groups = (FOLD_SPECS.get(dataset) or {}).get("groups")
     if groups and not all(s in groups for s in present):
         groups = None
-    return make_subject_folds(present, min(n_folds, len(present)), seed=0,
-                              groups={s: groups[s] for s in present} if groups else None)
+    return make_subject_folds(present, min(n_folds, len(present)), seed=0, groups={s: groups[s] for s in present} if groups else None)
 
 
 def _names(items, limit: int = 40) -> str:
@@ -191,22 +206,22 @@ def fold_problems(dataset: str, subjects: list[str], labels, folds: list[list[st
     return out
 
 
-def refusal(dataset: str, subjects: list[str], problems: dict[int, str], n_folds: int, folds: str = "shipped",
-            show: int = 2) -> str:
+def refusal(dataset: str, subjects: list[str], problems: dict[int, str], n_folds: int, folds: str = "shipped", show: int = 2) -> str:
     """The one-line DataError message for folds that cannot be trained: which, why, which subjects are missing,
     and the option."""
     present = set(subjects)
     which = "shipped folds" if folds == "shipped" and dataset in FOLD_SPECS else "folds"
     reasons = "; ".join(f"fold {k}: {why}" for k, why in list(problems.items())[:show])
     more = "; …" if len(problems) > show else ""
-    msg = (f"{dataset}: {len(problems)} of the {n_folds} {which} cannot be trained on the clips present "
-           f"({reasons}{more})")
+    msg = f"{dataset}: {len(problems)} of the {n_folds} {which} cannot be trained on the clips present ({reasons}{more})"
     spec = FOLD_SPECS.get(dataset)
     if spec and folds == "shipped":
         missing = [s for s in spec["subjects"] if s not in present]
         if missing:
-            msg += (f"; {len(missing)} of its {len(spec['subjects'])} subjects are missing from the corpus: "
-                    f"{_names(missing)}. Complete the corpus, or " + OPTION.format(n=len(present)))
+            msg += (
+                f"; {len(missing)} of its {len(spec['subjects'])} subjects are missing from the corpus: "
+                f"{_names(missing)}. Complete the corpus, or " + OPTION.format(n=len(present))
+            )
     return msg
 
 

@@ -17,8 +17,12 @@ from hgrlib.data.records import EMOTIONS6, EMOTIONS8, ClipRecord, DataError, Ind
 
 REQUIRED = ("path", "subject", "emotion")
 ALIASES = {
-    "angry": "anger", "happy": "happiness", "sad": "sadness", "fearful": "fear",
-    "disgusted": "disgust", "surprised": "surprise",
+    "angry": "anger",
+    "happy": "happiness",
+    "sad": "sadness",
+    "fearful": "fear",
+    "disgusted": "disgust",
+    "surprised": "surprise",
 }
 
 
@@ -51,8 +55,10 @@ def index(
         header = [h.strip().lower() for h in header]
         missing = [c for c in REQUIRED if c not in header]
         if missing:
-            raise DataError(f"{path}: line 1: missing column(s) {', '.join(missing)}; expected a header "
-                            f"path,subject,emotion[,audio_path], found {','.join(header)}")
+            raise DataError(
+                f"{path}: line 1: missing column(s) {', '.join(missing)}; expected a header "
+                f"path,subject,emotion[,audio_path], found {','.join(header)}"
+            )
         col = {h: i for i, h in enumerate(header)}
         for cells in reader:
             line = reader.line_num
@@ -69,8 +75,7 @@ def index(
                 continue
             emo = ALIASES.get(row["emotion"].lower(), row["emotion"].lower())
             if emo not in EMOTIONS8 and emo not in EMOTIONS6:
-                report.skip(where, f"line {line}: unknown emotion {row['emotion']!r} "
-                                   f"(valid: {', '.join(keep)})")
+                report.skip(where, f"line {line}: unknown emotion {row['emotion']!r} (valid: {', '.join(keep)})")
                 continue
             if emo not in keep:
                 report.skip(where, f"line {line}: class not used with classes={classes}")
@@ -94,13 +99,21 @@ def index(
             seen[key] = line
             meta = {h: v for h, v in row.items() if h not in REQUIRED and h != "audio_path"}
             meta["manifest_line"] = line
-            records.append(ClipRecord(
-                path=str(clip), subject=row["subject"], emotion=emo, dataset=dataset_name,
-                audio_path=str(audio) if audio is not None else None, meta=meta,
-            ))
+            records.append(
+                ClipRecord(
+                    path=str(clip),
+                    subject=row["subject"],
+                    emotion=emo,
+                    dataset=dataset_name,
+                    audio_path=str(audio) if audio is not None else None,
+                    meta=meta,
+                )
+            )
     records.sort(key=lambda r: (r.subject, r.path))
     report.accepted = len(records)
     if not records:
-        raise DataError(f"{path}: no usable rows; expected a CSV with header path,subject,emotion"
-                        f"[,audio_path] and rows naming existing files. {report.summary()}")
+        raise DataError(
+            f"{path}: no usable rows; expected a CSV with header path,subject,emotion"
+            f"[,audio_path] and rows naming existing files. {report.summary()}"
+        )
     return records, report

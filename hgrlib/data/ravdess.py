@@ -148,15 +148,20 @@ def index(
             continue
         if wav is not None:
             used_audio.add(key)
-        meta = {k: f[k] for k in ("modality", "vocal_channel", "emotion_code", "intensity",
-                                  "statement", "repetition", "actor")}
+        meta = {k: f[k] for k in ("modality", "vocal_channel", "emotion_code", "intensity", "statement", "repetition", "actor")}
         meta["gender"] = "male" if int(f["actor"]) % 2 == 1 else "female"
         meta["intensity_name"] = "normal" if f["intensity"] == "01" else "strong"
         meta["statement_text"] = STATEMENTS[f["statement"]]
-        records.append(ClipRecord(
-            path=str(path), subject=f["actor"], emotion=emotion, dataset=dataset_name,
-            audio_path=str(wav) if wav is not None else None, meta=meta,
-        ))
+        records.append(
+            ClipRecord(
+                path=str(path),
+                subject=f["actor"],
+                emotion=emotion,
+                dataset=dataset_name,
+                audio_path=str(wav) if wav is not None else None,
+                meta=meta,
+            )
+        )
     for key, wav in audio.items():
         if key in used_audio:
             continue

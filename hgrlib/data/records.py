@@ -9,7 +9,14 @@ from pathlib import Path
 EMOTIONS6: tuple[str, ...] = ("anger", "disgust", "fear", "happiness", "sadness", "surprise")
 # RAVDESS's eight classes, in its own code order (01..08).
 EMOTIONS8: tuple[str, ...] = (
-    "neutral", "calm", "happiness", "sadness", "anger", "fear", "disgust", "surprise",
+    "neutral",
+    "calm",
+    "happiness",
+    "sadness",
+    "anger",
+    "fear",
+    "disgust",
+    "surprise",
 )
 
 

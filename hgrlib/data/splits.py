@@ -30,8 +30,17 @@ class Split:
 
 
 def make_split(
-    subjects: list[str], labels: np.ndarray, n_segments: int, *, dataset: str, protocol: str = "subject",
-    n_folds: int = 4, fold: int = 0, seed: int = 0, labeled_frac: float = 1.0, folds: str = "shipped",
+    subjects: list[str],
+    labels: np.ndarray,
+    n_segments: int,
+    *,
+    dataset: str,
+    protocol: str = "subject",
+    n_folds: int = 4,
+    fold: int = 0,
+    seed: int = 0,
+    labeled_frac: float = 1.0,
+    folds: str = "shipped",
 ) -> Split:
     """Split clips (given their subjects and labels) into segment index sets under `protocol` (`folds`:
     which subject folds, see `subject_folds`; a fold that cannot be trained is a DataError)."""
@@ -47,8 +56,9 @@ def make_split(
         lab_clips = _stratified_subset(train_clips, labels[train_clips], labeled_frac, rng)
         train = seg(train_clips)
         labeled = np.isin(train // n_segments, lab_clips)
-        return Split(train, seg(np.flatnonzero(part == "val")), seg(np.flatnonzero(part == "test")), labeled,
-                     sorted(test_s & set(subjects)))
+        return Split(
+            train, seg(np.flatnonzero(part == "val")), seg(np.flatnonzero(part == "test")), labeled, sorted(test_s & set(subjects))
+        )
     if protocol in ("clip", "segment"):
         rng = np.random.default_rng([seed, fold])
         units = n if protocol == "clip" else n * n_segments

@@ -55,22 +55,22 @@ RAVDESS_CODE = {"happiness": 3, "sadness": 4, "anger": 5, "fear": 6, "disgust": 
 # F0 shift (semitones), F0 range (+ = wider), rate (+ = faster), energy (dB), jitter, tilt (+ = brighter),
 # breath (noise share), F0 slope over the utterance (semitones).
 AUDIO_PROFILE = {
-    "anger":     dict(f0=3.0, rng=0.6, rate=0.20, energy=7.0, jitter=0.3, tilt=1.0, breath=0.0, slope=-1.0),
+    "anger": dict(f0=3.0, rng=0.6, rate=0.20, energy=7.0, jitter=0.3, tilt=1.0, breath=0.0, slope=-1.0),
     "happiness": dict(f0=4.0, rng=0.7, rate=0.15, energy=5.5, jitter=0.2, tilt=0.7, breath=0.1, slope=0.0),
-    "sadness":   dict(f0=-2.0, rng=-0.5, rate=-0.20, energy=-6.0, jitter=0.4, tilt=-1.0, breath=0.5, slope=-1.5),
-    "disgust":   dict(f0=-1.5, rng=-0.4, rate=-0.15, energy=-4.0, jitter=0.5, tilt=-0.7, breath=0.3, slope=-0.5),
-    "fear":      dict(f0=6.0, rng=-0.2, rate=0.30, energy=0.0, jitter=1.0, tilt=0.0, breath=0.6, slope=0.5),
-    "surprise":  dict(f0=5.0, rng=1.0, rate=0.00, energy=2.0, jitter=0.2, tilt=0.4, breath=0.2, slope=4.0),
+    "sadness": dict(f0=-2.0, rng=-0.5, rate=-0.20, energy=-6.0, jitter=0.4, tilt=-1.0, breath=0.5, slope=-1.5),
+    "disgust": dict(f0=-1.5, rng=-0.4, rate=-0.15, energy=-4.0, jitter=0.5, tilt=-0.7, breath=0.3, slope=-0.5),
+    "fear": dict(f0=6.0, rng=-0.2, rate=0.30, energy=0.0, jitter=1.0, tilt=0.0, breath=0.6, slope=0.5),
+    "surprise": dict(f0=5.0, rng=1.0, rate=0.00, energy=2.0, jitter=0.2, tilt=0.4, breath=0.2, slope=4.0),
 }
 # Face expression per emotion, at full strength: brow height (+ up), brow tilt (+ inner end up),
 # eye openness, mouth curvature (+ smile), mouth opening, mouth width.
 VISUAL_PROFILE = {
-    "anger":     dict(brow=-1.0, tilt=-1.0, eye=-0.5, curve=-0.3, open=0.05, width=-0.2),
-    "disgust":   dict(brow=-0.8, tilt=-0.7, eye=-0.6, curve=-0.6, open=0.15, width=-0.05),
-    "fear":      dict(brow=0.8, tilt=0.8, eye=0.9, curve=-0.3, open=0.6, width=0.3),
-    "surprise":  dict(brow=1.0, tilt=0.2, eye=1.0, curve=0.0, open=0.9, width=-0.2),
+    "anger": dict(brow=-1.0, tilt=-1.0, eye=-0.5, curve=-0.3, open=0.05, width=-0.2),
+    "disgust": dict(brow=-0.8, tilt=-0.7, eye=-0.6, curve=-0.6, open=0.15, width=-0.05),
+    "fear": dict(brow=0.8, tilt=0.8, eye=0.9, curve=-0.3, open=0.6, width=0.3),
+    "surprise": dict(brow=1.0, tilt=0.2, eye=1.0, curve=0.0, open=0.9, width=-0.2),
     "happiness": dict(brow=0.1, tilt=0.0, eye=-0.2, curve=1.0, open=0.3, width=0.6),
-    "sadness":   dict(brow=0.1, tilt=1.0, eye=-0.4, curve=-1.0, open=0.0, width=-0.3),
+    "sadness": dict(brow=0.1, tilt=1.0, eye=-0.4, curve=-1.0, open=0.0, width=-0.3),
 }
 # The two statements: syllables as (relative duration, stress, vowel index into VOWELS).
 STATEMENTS = {
@@ -126,10 +126,14 @@ def subject_traits(cfg: SyntheticConfig, actor: int) -> dict:
     return dict(
         f0_base=float(r.uniform(95, 140) if male else r.uniform(175, 240)),
         formant_scale=float(r.uniform(0.9, 1.02) if male else r.uniform(1.05, 1.18)),
-        rate=float(r.uniform(0.85, 1.15)), breath=float(r.uniform(0.0, 0.3)),
-        face_w=float(r.uniform(0.9, 1.1)), face_h=float(r.uniform(0.92, 1.08)),
-        skin=float(r.uniform(0.0, 1.0)), eye_spacing=float(r.uniform(0.9, 1.1)),
-        brow_thick=float(r.uniform(0.8, 1.3)), mouth_w=float(r.uniform(0.85, 1.15)),
+        rate=float(r.uniform(0.85, 1.15)),
+        breath=float(r.uniform(0.0, 0.3)),
+        face_w=float(r.uniform(0.9, 1.1)),
+        face_h=float(r.uniform(0.92, 1.08)),
+        skin=float(r.uniform(0.0, 1.0)),
+        eye_spacing=float(r.uniform(0.9, 1.1)),
+        brow_thick=float(r.uniform(0.8, 1.3)),
+        mouth_w=float(r.uniform(0.85, 1.15)),
     )
 
 
@@ -148,20 +152,32 @@ def clip_factors(cfg: SyntheticConfig, actor: int, name: str) -> dict:
             a_str = float(r.uniform(0.0, 0.15))
         else:
             v_str = float(r.uniform(0.0, 0.15))
-    f = dict(file=name, actor=actor, emotion=emo, intensity=intensity, statement=int(code[4]),
-             repetition=int(code[5]), audio_strength=round(a_str, 4), visual_strength=round(v_str, 4),
-             ambiguous=amb)
+    f = dict(
+        file=name,
+        actor=actor,
+        emotion=emo,
+        intensity=intensity,
+        statement=int(code[4]),
+        repetition=int(code[5]),
+        audio_strength=round(a_str, 4),
+        visual_strength=round(v_str, 4),
+        ambiguous=amb,
+    )
     f.update(subject_traits(cfg, actor))
     f.update(  # per-clip nuisances
-        gain_db=float(r.uniform(-5, 5)), rate_jitter=float(r.uniform(0.92, 1.08)),
-        onset=float(r.uniform(0.15, 0.4)), yaw=float(r.uniform(-0.12, 0.12)), pitch=float(r.uniform(-0.08, 0.08)),
-        roll=float(r.uniform(-6, 6)), light=float(r.uniform(0.8, 1.15)), light_dir=float(r.uniform(-1, 1)),
+        gain_db=float(r.uniform(-5, 5)),
+        rate_jitter=float(r.uniform(0.92, 1.08)),
+        onset=float(r.uniform(0.15, 0.4)),
+        yaw=float(r.uniform(-0.12, 0.12)),
+        pitch=float(r.uniform(-0.08, 0.08)),
+        roll=float(r.uniform(-6, 6)),
+        light=float(r.uniform(0.8, 1.15)),
+        light_dir=float(r.uniform(-1, 1)),
         bg=float(r.uniform(0, 1)),
     )
     an = r.normal(0, cfg.audio_factor_noise, 8)
     vn = r.normal(0, cfg.visual_factor_noise, 6)
-    for k, (key, scale) in enumerate(dict(f0=2.0, rng=0.3, rate=0.1, energy=3.0, jitter=0.3, tilt=0.5,
-                                          breath=0.2, slope=1.5).items()):
+    for k, (key, scale) in enumerate(dict(f0=2.0, rng=0.3, rate=0.1, energy=3.0, jitter=0.3, tilt=0.5, breath=0.2, slope=1.5).items()):
         f[f"a_{key}"] = float(AUDIO_PROFILE[emo][key] * a_str + an[k] * scale)
     for k, key in enumerate(VISUAL_PROFILE[emo]):
         f[f"v_{key}"] = float(VISUAL_PROFILE[emo][key] * v_str + vn[k])
@@ -224,7 +240,7 @@ def synth_audio(cfg: SyntheticConfig, f: dict, r: np.random.Generator) -> tuple[
     sig *= 10 ** ((f["a_energy"] + f["gain_db"] - 20) / 20)
     p = np.mean(sig[speaking] ** 2)
     noise = lfilter([1], [1, -0.7], r.normal(0, 1, n))
-    noise *= np.sqrt(p / 10 ** (cfg.audio_snr_db / 10) / np.mean(noise ** 2))
+    noise *= np.sqrt(p / 10 ** (cfg.audio_snr_db / 10) / np.mean(noise**2))
     x = np.clip(sig + noise, -0.99, 0.99)
     return x.astype(np.float32), env
 
@@ -248,7 +264,7 @@ def render_frames(cfg: SyntheticConfig, f: dict, env: np.ndarray, r: np.random.G
     hop = cfg.sr / cfg.fps
     drift = np.cumsum(r.normal(0, 0.3, (T, 4)), axis=0) * np.array([0.6, 0.6, 0.004, 0.5])  # dx, dy, ds, droll
     for i in range(T):
-        e = env[int(i * hop): int((i + 1) * hop)].mean() if int(i * hop) < len(env) else 0.0
+        e = env[int(i * hop) : int((i + 1) * hop)].mean() if int(i * hop) < len(env) else 0.0
         img = np.empty((H, W, 3), np.float32)
         img[:] = bg
         s = 1.0 + drift[i, 2]
@@ -263,16 +279,27 @@ def render_frames(cfg: SyntheticConfig, f: dict, env: np.ndarray, r: np.random.G
             return (int((cx + ca * x - sa * y) * sc), int((cy + sa * x + ca * y) * sc))
 
         def ell(u, v, ru, rv, col, extra=0.0):
-            cv2.ellipse(img, P(u, v), (int(ru * a * sc), int(max(rv * b, 0.3) * sc)),
-                        np.rad2deg(ang) + extra, 0, 360, col, -1, cv2.LINE_AA, S)
+            cv2.ellipse(
+                img, P(u, v), (int(ru * a * sc), int(max(rv * b, 0.3) * sc)), np.rad2deg(ang) + extra, 0, 360, col, -1, cv2.LINE_AA, S
+            )
 
         deg = np.rad2deg(ang)
-        cv2.ellipse(img, (int(cx * sc), int((cy - 0.12 * b) * sc)), (int(a * 1.12 * sc), int(b * 1.0 * sc)),
-                    deg, 0, 360, hair, -1, cv2.LINE_AA, S)
-        cv2.ellipse(img, (int(cx * sc), int(cy * sc)), (int(a * sc), int(b * sc)), deg, 0, 360, skin, -1,
-                    cv2.LINE_AA, S)
-        cv2.ellipse(img, (int(cx * sc), int((cy - 0.75 * b) * sc)), (int(a * 1.02 * sc), int(0.42 * b * sc)),
-                    deg, 180, 360, hair, -1, cv2.LINE_AA, S)  # fringe
+        cv2.ellipse(
+            img, (int(cx * sc), int((cy - 0.12 * b) * sc)), (int(a * 1.12 * sc), int(b * 1.0 * sc)), deg, 0, 360, hair, -1, cv2.LINE_AA, S
+        )
+        cv2.ellipse(img, (int(cx * sc), int(cy * sc)), (int(a * sc), int(b * sc)), deg, 0, 360, skin, -1, cv2.LINE_AA, S)
+        cv2.ellipse(
+            img,
+            (int(cx * sc), int((cy - 0.75 * b) * sc)),
+            (int(a * 1.02 * sc), int(0.42 * b * sc)),
+            deg,
+            180,
+            360,
+            hair,
+            -1,
+            cv2.LINE_AA,
+            S,
+        )  # fringe
         eo = float(np.clip(1 + 0.45 * f["v_eye"], 0.3, 1.9))
         sp = 0.38 * f["eye_spacing"]
         for side in (-1, 1):
@@ -281,8 +308,9 @@ def render_frames(cfg: SyntheticConfig, f: dict, env: np.ndarray, r: np.random.G
             ell(side * sp, -0.12, 0.075, min(0.055 * eo, 0.07), (40, 30, 25))
             bh = -0.3 - 0.07 * f["v_brow"]
             tl = 0.05 * f["v_tilt"]
-            cv2.line(img, P(side * 0.12, bh - tl), P(side * 0.6, bh + 0.03), hair * 0.8,
-                     max(1, int(3.5 * f["brow_thick"] * s)), cv2.LINE_AA, S)
+            cv2.line(
+                img, P(side * 0.12, bh - tl), P(side * 0.6, bh + 0.03), hair * 0.8, max(1, int(3.5 * f["brow_thick"] * s)), cv2.LINE_AA, S
+            )
         cv2.line(img, P(0, -0.15), P(0, 0.12), skin * 1.12, max(1, int(5 * s)), cv2.LINE_AA, S)  # bridge
         for side in (-1, 1):
             ell(side * 0.1, 0.18, 0.07, 0.035, skin * 0.55)  # nostrils
@@ -294,8 +322,7 @@ def render_frames(cfg: SyntheticConfig, f: dict, env: np.ndarray, r: np.random.G
         upper = [P(u, my - cu * (u / mw) ** 2 - mo * 0.35 * (1 - (u / mw) ** 2)) for u in np.linspace(-mw, mw, 9)]
         lower = [P(u, my - cu * (u / mw) ** 2 + mo * (1 - (u / mw) ** 2)) for u in np.linspace(mw, -mw, 9)]
         cv2.fillPoly(img, [np.array(upper + lower, np.int32)], (60, 20, 25), cv2.LINE_AA, S)
-        cv2.polylines(img, [np.array(upper, np.int32), np.array(lower, np.int32)], False, lip,
-                      max(1, int(2 * s)), cv2.LINE_AA, S)
+        cv2.polylines(img, [np.array(upper, np.int32), np.array(lower, np.int32)], False, lip, max(1, int(2 * s)), cv2.LINE_AA, S)
         img = cv2.GaussianBlur(img, (3, 3), 0.8)
         flick = 1 + 0.03 * r.normal()
         img = img * light * flick + r.normal(0, cfg.video_noise, (H, W, 1)).astype(np.float32)
@@ -342,19 +369,18 @@ class CorpusReport:
     upgraded_from: int | None = None  # generator version of a corpus regenerated in place
 
     def summary(self) -> str:
-        lines = [f"synthetic corpus {self.root}: {self.clips} clips, {self.verified} files verified by sha256, "
-                 f"{self.generated} generated"]
+        lines = [f"synthetic corpus {self.root}: {self.clips} clips, {self.verified} files verified by sha256, {self.generated} generated"]
         if self.upgraded_from is not None:
-            lines.append(f"  made by generator version {self.upgraded_from}: every clip regenerated "
-                         f"in place with version {GENERATOR_VERSION}")
+            lines.append(
+                f"  made by generator version {self.upgraded_from}: every clip regenerated in place with version {GENERATOR_VERSION}"
+            )
         lines += [f"  {p}: {r}" for p, r in self.regenerated[:10]]
         if len(self.regenerated) > 10:
             lines.append(f"  ... and {len(self.regenerated) - 10} more files regenerated")
         return "\n".join(lines)
 
 
-def generate_corpus(root: str | Path, cfg: SyntheticConfig = SyntheticConfig(), workers: int = 2,
-                    progress: bool = True) -> CorpusReport:
+def generate_corpus(root: str | Path, cfg: SyntheticConfig = SyntheticConfig(), workers: int = 2, progress: bool = True) -> CorpusReport:
     """Write, complete or repair the corpus under `root`, checking every clip file against corpus.json.
 
     corpus.json records the config and the sha256 of every clip file written. A file missing, not
@@ -370,11 +396,12 @@ def generate_corpus(root: str | Path, cfg: SyntheticConfig = SyntheticConfig(), 
     cj = root / "corpus.json"
     old = json.loads(cj.read_text()) if cj.exists() else meta
     if {k: old.get(k) for k in ("generator", "config")} != {k: meta[k] for k in ("generator", "config")}:
-        raise DataError(f"{root}: holds a synthetic corpus made with a different config "
-                        f"({cj}); pick another folder or delete this one")
+        raise DataError(f"{root}: holds a synthetic corpus made with a different config ({cj}); pick another folder or delete this one")
     if old["version"] > GENERATOR_VERSION:
-        raise DataError(f"{root}: holds a corpus of generator version {old['version']}, newer than this "
-                        f"hgrlib's ({GENERATOR_VERSION}); update hgrlib or pick another folder")
+        raise DataError(
+            f"{root}: holds a corpus of generator version {old['version']}, newer than this "
+            f"hgrlib's ({GENERATOR_VERSION}); update hgrlib or pick another folder"
+        )
     facs = [clip_factors(cfg, actor, name) for actor, name in clip_names(cfg)]
     report = CorpusReport(root, len(facs))
     if old["version"] < GENERATOR_VERSION:

@@ -21,7 +21,8 @@ def _identity(path: str | os.PathLike) -> tuple[int, int]:
 
 
 def walk(
-    root: str | os.PathLike, report: IndexReport | None = None,
+    root: str | os.PathLike,
+    report: IndexReport | None = None,
 ) -> Iterator[tuple[str, list[str], list[str]]]:
     """os.walk(root, followlinks=True) in sorted order, each folder entered at most once.
 
@@ -42,8 +43,10 @@ def walk(
             continue
         if ident in seen:
             if report is not None:
-                report.skip(dirpath, f"link to {os.path.realpath(dirpath)}, a folder already walked "
-                                     f"(a link loop or a second link to it); not walked again")
+                report.skip(
+                    dirpath,
+                    f"link to {os.path.realpath(dirpath)}, a folder already walked (a link loop or a second link to it); not walked again",
+                )
             dirnames[:] = []
             continue
         seen.add(ident)
