@@ -271,9 +271,8 @@ def _run_folder(run: str | Path) -> Path:
 
 def payload_from_run(run: Path, cache_dir: str | Path = "cache", fs=None) -> tuple[dict, ExportReport]:
     """The export's dict of a finished run, checked against the run's own predictions, and a report."""
-    from hgrlib.data.splits import make_split
     from hgrlib.runs import read_result
-    from hgrlib.train import Batcher
+    from hgrlib.train import Batcher, run_split
 
     t0 = time.perf_counter()
     result = read_result(str(run))
@@ -290,20 +289,8 @@ def payload_from_run(run: Path, cache_dir: str | Path = "cache", fs=None) -> tup
             f"{run}: the features in {cache_dir} are not the ones this run trained on (data fingerprint "
             f"{fs.fingerprint}, the run's {key['data']}); give the feature cache it was trained from (--cache)"
         )
-    tc = cfg.train
     state = _saved_weights(run)
-    split = make_split(
-        fs.subjects,
-        fs.labels,
-        fs.n_segments,
-        dataset=fs.dataset,
-        protocol=tc.protocol,
-        n_folds=tc.n_folds,
-        fold=tc.fold,
-        seed=tc.seed,
-        labeled_frac=tc.labeled_frac,
-    )
-    b = Batcher(fs, split.train, torch.device("cpu"))
+    b = Batcher(fs, run_split(cfg, fs).train, torch.device("cpu"))  # the run's normalisation statistics
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,

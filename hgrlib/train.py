@@ -315,12 +315,10 @@ class RunSetup:
         return [(self.train_idx[s], self.labeled[s]) for s in np.split(order, self.n_batches)] if self.n_batches else []
 
 
-def setup_run(cfg: Config, fs: FeatureSet, device: torch.device) -> RunSetup:
-    """Seed, split, Batcher and the freshly initialised model of one run (the torch RNG is left where the
-    model's initialisation leaves it: the run's dropout masks are drawn from there)."""
+def run_split(cfg: Config, fs: FeatureSet) -> Split:
+    """The train / validation / test parts of `cfg`'s run on `fs` (and its labeled training segments)."""
     tc = cfg.train
-    seed_everything(tc.seed)
-    split = make_split(
+    return make_split(
         fs.subjects,
         fs.labels,
         fs.n_segments,
@@ -332,6 +330,14 @@ def setup_run(cfg: Config, fs: FeatureSet, device: torch.device) -> RunSetup:
         labeled_frac=tc.labeled_frac,
         folds=cfg.data.folds,
     )
+
+
+def setup_run(cfg: Config, fs: FeatureSet, device: torch.device) -> RunSetup:
+    """Seed, split, Batcher and the freshly initialised model of one run (the torch RNG is left where the
+    model's initialisation leaves it: the run's dropout masks are drawn from there)."""
+    tc = cfg.train
+    seed_everything(tc.seed)
+    split = run_split(cfg, fs)
     train_idx = split.train if tc.use_unlabeled else split.train[split.labeled]
     labeled = split.labeled if tc.use_unlabeled else np.ones(len(train_idx), bool)
     batcher = Batcher(fs, split.train, device)
