@@ -95,7 +95,8 @@ def prepare_data(
         raise DataError(f"{data.root}: dataset folder not found (dataset={data.dataset!r}); give the path where it lies on your disk")
     records, index_report = index_dataset(data.dataset, data.root, classes=data.classes)
     cov = Coverage(records, data)
-    print(cov.table())
+    # a real corpus: clips per subject and class and each fold's state; the synthetic one is balanced by design
+    print(cov.table() if data.dataset != "synthetic" else cov.summary())
     if cov.refusal():
         print(f"note: training on these clips would be refused: {cov.refusal()}")
     cache = FeatureCache(cache_dir, data.dataset, features, data.root)

@@ -93,16 +93,21 @@ def package_digest() -> str:
     return files_digest(sorted(PACKAGE_DIR.rglob("*.py")) + sorted(PACKAGE_DIR.rglob("*.json")))
 
 
-@functools.cache
 def library_versions(names: tuple[str, ...] = TRAINING_LIBS) -> dict[str, str]:
-    """Installed versions of the distributions `names` ("missing" for one that is not installed)."""
-    out = {}
+    """Installed versions of the distributions `names` ("missing" for one that is not installed); a new dict
+    each call, so a caller that adds to it changes no other caller's key."""
+    return dict(_versions(tuple(names)))
+
+
+@functools.cache
+def _versions(names: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    out = []
     for n in names:
         try:
-            out[n] = metadata.version(n)
+            out.append((n, metadata.version(n)))
         except metadata.PackageNotFoundError:
-            out[n] = "missing"
-    return out
+            out.append((n, "missing"))
+    return tuple(out)
 
 
 def arrays_sha256(*arrays: np.ndarray) -> str:

@@ -238,3 +238,11 @@ def test_prep_summary_lists_at_most_ten_clips_and_says_how_many_more():
     assert named[0].startswith("    clip00.mp4: no face") and named[8] == "    clip08.mp4: 17 of 18 key frames borrowed (not detected)"
     assert len(rep.face_problems(None)) == 14
     assert dataclasses.asdict(rep)["clips_mostly_borrowed"][0] == ("clip08.mp4", 17, 18)  # prep_report.json keeps them all
+
+
+def test_an_mtcnn_cache_leaves_the_haar_key_as_it_was(tmp_path):
+    """The MTCNN key adds facenet-pytorch's version to its own copy of the library versions, never to the
+    versions every other key is built from (a Haar cache made afterwards must find the same folder)."""
+    before = FeatureCache(tmp_path, "clip", FeatureConfig()).key
+    FeatureCache(tmp_path, "clip", FeatureConfig(detector="mtcnn"))
+    assert FeatureCache(tmp_path, "clip", FeatureConfig()).key == before

@@ -42,7 +42,7 @@ class FeatureCache:
             "libs": library_versions(FEATURE_LIBS),
         }
         if cfg.detector == "mtcnn":  # its networks make the face crops: a new facenet-pytorch is a new key
-            self.key["libs"] |= library_versions(("facenet-pytorch",))
+            self.key["libs"] = self.key["libs"] | library_versions(("facenet-pytorch",))
         if source:  # the data folder as given: two corpora of one kind (e.g. two synthetic draws) keep apart
             self.key["source"] = os.path.normpath(str(source))
         self.root = Path(cache_dir) / f"{dataset}-{config_hash(self.key)}"
