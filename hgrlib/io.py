@@ -67,3 +67,8 @@ def read_sealed_json(path: str | Path) -> dict:
     if _digest(obj) != want:
         raise CorruptFile(f"{path}: checksum mismatch (the file was altered or damaged)")
     return obj
+
+
+def rel_path(path, base) -> str:
+    """`path` relative to the folder `base`, both resolved, with forward slashes (for links in Markdown and metadata)."""
+    return Path(os.path.relpath(Path(path).resolve(), Path(base).resolve())).as_posix()

@@ -70,7 +70,7 @@ def pack(cfgs: list[Config], stack: int) -> list[list[int]]:
     config alone. Deterministic in `cfgs`: a rerun after an interruption packs, and so keys, the same way."""
     first: dict[str, int] = {}
     for i, c in enumerate(cfgs):
-        first.setdefault(json.dumps(c.to_dict(), sort_keys=True), i)
+        first.setdefault(_ident(c), i)
     by_sig: dict[tuple, list[int]] = {}
     groups: list[list[int]] = []
     for i in first.values():
@@ -112,8 +112,13 @@ def run_all(
         done = submit_all([[cfgs[i] for i in g] for g in groups], fs, runs_dir, executor, resolve_jobs(jobs, fs), catch, progress)
     else:
         done = _pool_all([[cfgs[i] for i in g] for g in groups], fs, runs_dir, jobs, catch, progress)
-    by_cfg = {json.dumps(cfgs[i].to_dict(), sort_keys=True): r for g, rs in zip(groups, done) for i, r in zip(g, rs)}
-    return [by_cfg[json.dumps(c.to_dict(), sort_keys=True)] for c in cfgs]
+    by_cfg = {_ident(cfgs[i]): r for g, rs in zip(groups, done) for i, r in zip(g, rs)}
+    return [by_cfg[_ident(c)] for c in cfgs]
+
+
+def _ident(c: Config) -> str:
+    """A config as a string: equal configs are one grid point."""
+    return json.dumps(c.to_dict(), sort_keys=True)
 
 
 def _pool_all(groups: list[list[Config]], fs: FeatureSet, runs_dir: str, jobs: int, catch: tuple, progress: bool) -> list:

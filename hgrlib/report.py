@@ -93,13 +93,18 @@ def readable(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     return pd.DataFrame(out, index=df.index), note
 
 
+def pipe_table(header: list, rows) -> str:
+    """A GitHub-flavoured Markdown pipe table, each cell on one line with `|` escaped (GFM splits cells on it,
+    even inside code spans); no trailing newline."""
+    cell = lambda v: str(v).replace("\n", " ").replace("|", "\\|")  # noqa: E731
+    lines = ["| " + " | ".join(map(cell, header)) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(map(cell, row)) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 def markdown_table(df: pd.DataFrame) -> str:
-    """A GitHub-flavoured Markdown table of the cells as given (no extra dependency)."""
-    cols = [str(c) for c in df.columns]
-    cell = lambda v: str(v).replace("|", "\\|").replace("\n", " ")  # noqa: E731
-    lines = ["| " + " | ".join(map(cell, cols)) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines) + "\n"
+    """The cells of `df` as given, as a pipe table ending in a newline."""
+    return pipe_table(list(df.columns), df.itertuples(index=False)) + "\n"
 
 
 def write_table(df: pd.DataFrame, stem: str | Path, title: str | None = None) -> tuple[Path, Path]:

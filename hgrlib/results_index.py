@@ -21,7 +21,8 @@ import re
 from datetime import datetime, timezone
 from pathlib import Path
 
-from hgrlib.io import read_json, write_json, write_text
+from hgrlib.io import read_json, rel_path, write_json, write_text
+from hgrlib.report import pipe_table
 
 NOTEBOOK_DIR = "notebooks"
 MANIFEST_SUFFIXES = (".ipynb", ".csv", ".md", ".json", ".png")  # not .html: built locally, not committed
@@ -75,10 +76,12 @@ FIGURE_CAPTIONS = {
     "05_factor_probes.png": "Linear probes of the synthetic generator's factors from the test-clip features f, g and z "
     "of both fusion conditions: accuracy for discrete factors, R² for continuous ones; each "
     "factor names the modalities it reaches.",
-    "06_umap.png": "UMAP of the audio f, visual g and fused z features of held-out clips, coloured by emotion and by "
-    "subject, for fusion (CE) (top) and fusion (CE + Soft-HGR) (bottom), with silhouette scores.",
-    "06_tsne.png": "t-SNE of the audio f, visual g and fused z features of held-out clips, coloured by emotion and by "
-    "subject, for fusion (CE) (top) and fusion (CE + Soft-HGR) (bottom), with silhouette scores.",
+    "06_umap.png": "UMAP of the audio f, visual g and fused z features of held-out clips, coloured by emotion (upper "
+    "block) and by subject (lower block); in each block a row per condition, fusion (CE) above fusion "
+    "(CE + Soft-HGR); silhouette scores in the panel titles.",
+    "06_tsne.png": "t-SNE of the audio f, visual g and fused z features of held-out clips, coloured by emotion (upper "
+    "block) and by subject (lower block); in each block a row per condition, fusion (CE) above fusion "
+    "(CE + Soft-HGR); silhouette scores in the panel titles.",
     "07_minibatch_heatmaps.png": "Soft-HGR and three CCA variants on planted Gaussian pairs, per batch size and feature "
     "dimension: fraction of non-finite or out-of-bound values, bias of the batch value "
     "against the whole pool, median gradient norm and its spread; boxed cells lie outside "
@@ -96,26 +99,9 @@ FIGURE_CAPTIONS = {
 # ---------------------------------------------------------------------------------------------- Markdown pieces
 
 
-def _cell(text: object) -> str:
-    """A table cell: one line, `|` escaped (GFM splits cells on it, even inside code spans)."""
-    return " ".join(str(text).split()).replace("|", "\\|")
-
-
-def _table(header: list[str], rows: list[list[object]]) -> str:
-    """A GFM pipe table (no trailing blank line: the caller separates blocks with blank lines)."""
-    lines = ["| " + " | ".join(_cell(h) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def _link(text: str, target: str) -> str:
     """`[text](target)`, the target in <...> when it holds a space or a parenthesis."""
     return f"[{text}](<{target}>)" if re.search(r"[\s()<>]", target) else f"[{text}]({target})"
-
-
-def _rel(path: Path, base: Path) -> str:
-    """`path` relative to the folder `base` (a Markdown file's folder), with forward slashes."""
-    return Path(os.path.relpath(path, base)).as_posix()
 
 
 def _blocks(*parts: str) -> str:
@@ -276,13 +262,13 @@ def _notebooks_section(folder: Path, stamps: dict[str, dict], sources: list[str]
     rows = []
     for n in executed:
         st = stamps.get(n, {})
-        row = [_link(f"{n}.ipynb", _rel(folder / f"{n}.ipynb", here)), _when(st.get("finished")), _took(st.get("seconds"))]
+        row = [_link(f"{n}.ipynb", rel_path(folder / f"{n}.ipynb", here)), _when(st.get("finished")), _took(st.get("seconds"))]
         if not one_commit:
             row.append(f"`{st['commit'][:12]}`" if st.get("commit") else "— (no stamp)")
         if with_params:
             row.append(_params(own[n]) if n in stamps else "— (no stamp)")
         rows.append(row)
-    return [" ".join(said), _table(header, rows)] if said else [_table(header, rows)]
+    return [" ".join(said), pipe_table(header, rows)] if said else [pipe_table(header, rows)]
 
 
 def _outputs_section(tag: str, res: Path, fig: Path, stamps: dict[str, dict], sources: list[str], here: Path) -> list[str]:
@@ -311,7 +297,7 @@ def _outputs_section(tag: str, res: Path, fig: Path, stamps: dict[str, dict], so
             nb = res / f"{name}.ipynb"
             blocks += [
                 f"### {name} ({tag})",
-                "Written by " + (_link(f"{name}.ipynb", _rel(nb, here)) if nb.is_file() else f"`{name}.ipynb`") + ".",
+                "Written by " + (_link(f"{name}.ipynb", rel_path(nb, here)) if nb.is_file() else f"`{name}.ipynb`") + ".",
             ]
         else:
             blocks += [f"### {key if key != 'other' else 'other files'} ({tag})"]
@@ -328,8 +314,8 @@ def _outputs_section(tag: str, res: Path, fig: Path, stamps: dict[str, dict], so
                 what = FIGURE_CAPTIONS.get(png.name, "—")
             else:
                 what = "—"
-            rows.append((kinds[kind], stem, [stem, " · ".join(_link(f.suffix[1:], _rel(f, here)) for f in fs), what]))
-        blocks.append(_table(["output", "files", "what it shows"], [r for *_, r in sorted(rows, key=lambda r: r[:2])]))
+            rows.append((kinds[kind], stem, [stem, " · ".join(_link(f.suffix[1:], rel_path(f, here)) for f in fs), what]))
+        blocks.append(pipe_table(["output", "files", "what it shows"], [r for *_, r in sorted(rows, key=lambda r: r[:2])]))
     return blocks
 
 
@@ -359,11 +345,11 @@ def readme_results(repo: Path, tag: str = "synthetic-default", results_dir: str 
         f = res / name
         if f.exists():
             title, body = table_title(f.read_text())
-            caption = f"**{heading}.** " + (f"{title.rstrip('.')}. " if title else "") + _link(name, _rel(f, repo))
+            caption = f"**{heading}.** " + (f"{title.rstrip('.')}. " if title else "") + _link(name, rel_path(f, repo))
             parts += [caption, body]
     for n, name in enumerate((x for x in README_FIGURES if (fig / x).exists()), 1):
         caption = FIGURE_CAPTIONS.get(name, name)
-        src = _rel(fig / name, repo)
+        src = rel_path(fig / name, repo)
         alt = caption.replace("[", "(").replace("]", ")")  # alt text: brackets would end it
         parts += [f"![{alt}]({src})", f"*Figure {n} (notebook {name[:2]}, {_link(name, src)}): {caption}*"]
     return _blocks(*parts)
@@ -388,7 +374,7 @@ def update_readme(repo: Path, tag: str = "synthetic-default", results_dir: str =
         claims_csv = repo / results_dir / tag / "claims.csv"
         body = (
             (
-                f"*Generated from {_link('claims.csv', _rel(claims_csv, repo))} ({tag}). Do not edit by hand.*\n\n"
+                f"*Generated from {_link('claims.csv', rel_path(claims_csv, repo))} ({tag}). Do not edit by hand.*\n\n"
                 + claims_markdown(pd.read_csv(claims_csv))
             )
             if claims_csv.is_file()

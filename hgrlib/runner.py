@@ -23,7 +23,7 @@ from pathlib import Path
 
 from hgrlib.config import DataConfig
 from hgrlib.data.folds import FOLD_SPECS
-from hgrlib.io import read_json, write_json, write_text
+from hgrlib.io import read_json, rel_path, write_json, write_text
 from hgrlib.profiles import results_tag
 from hgrlib.provenance import FEATURE_LIBS, TRAINING_LIBS, file_sha256, library_versions, package_digest
 from hgrlib.report import project_dir
@@ -89,7 +89,7 @@ def execute(nb: Path, out: Path, params: dict, cwd: Path) -> None:
     finally:
         os.environ.pop("HGRLIB_BATCH") if before is None else os.environ.update(HGRLIB_BATCH=before)
     done = nbformat.read(tmp, as_version=4)
-    done.metadata.papermill.update(input_path=_rel(nb, cwd), output_path=_rel(out, cwd))
+    done.metadata.papermill.update(input_path=rel_path(nb, cwd), output_path=rel_path(out, cwd))
     nbformat.write(done, tmp)
     tmp.replace(out)
     write_html(out)
@@ -141,10 +141,6 @@ def notebook_problems(ipynb: Path) -> list[str]:
         if not m or m.group(1).strip() in ("", "Notebook"):
             out.append(f"{html.name}: no title")
     return out
-
-
-def _rel(path: Path, base: Path) -> str:
-    return Path(os.path.relpath(Path(path).resolve(), Path(base).resolve())).as_posix()
 
 
 def notebook_title(nb, default: str) -> str:
