@@ -15,8 +15,13 @@ from hgrlib.config import ModelConfig
 
 
 def conv_block(c_in: int, c_out: int) -> nn.Sequential:
-    """3×3 conv with stride 2, batch norm, ReLU: halves each spatial side."""
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
+    """3×3 conv with stride 2, batch norm, ReLU: halves each spatial side.
+
+    The weight is stored channels-last, so oneDNN runs this convolution, and the layers after it, in that
+    layout: a training step is 1.2× faster on the CPU (benchmarks/README.md). The parameters and the
+    state_dict are the same as in the default layout; only float rounding differs."""
+    conv = nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False).to(memory_format=torch.channels_last)
+    return nn.Sequential(conv, nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
 
 
 class AudioNet(nn.Module):

@@ -251,3 +251,35 @@ def test_bf16_autocast_and_compile_train_to_finite_losses(tiny, tmp_path):
         r = cached_fit(cfg.with_(train=change), fs, str(tmp_path), progress=False)
         h = r["history"][0]
         assert h["nonfinite_steps"] == 0 and np.isfinite(h["loss"]) and np.isfinite(h["s_av"]) and 0 <= r["test"]["acc"] <= 1
+
+
+def test_conv_weights_are_channels_last_and_the_model_computes_what_the_default_layout_does():
+    """models.conv_block stores its weights channels-last (faster on the CPU); the layout must survive moving,
+    loading a state_dict and an optimiser step, and change nothing but float rounding."""
+    import copy
+
+    from hgrlib.config import LossConfig, ModelConfig
+    from hgrlib.losses import joint_loss
+    from hgrlib.models import EmotionModel
+
+    torch.manual_seed(0)
+    model = EmotionModel(6, 1, 3, ModelConfig(width=8, dim=16)).to("cpu")
+    model.load_state_dict({k: v.clone(memory_format=torch.contiguous_format) for k, v in model.state_dict().items()})
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 7 and all(c.weight.stride()[1] == 1 for c in convs)  # channels innermost
+    nchw = copy.deepcopy(model)
+    for m in nchw.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            m.weight.data = m.weight.data.clone(memory_format=torch.contiguous_format)
+            assert m.weight.stride() == torch.empty(m.weight.shape).stride()
+    a, v, y = torch.randn(16, 1, 94, 64), torch.randn(16, 3, 3, 48, 48), torch.randint(0, 6, (16,))
+    grads = []
+    for m in (model, nchw):
+        torch.manual_seed(1)  # the same dropout masks
+        out = m(a, v, y)
+        joint_loss(out, y, torch.ones(16, dtype=torch.bool), LossConfig(lam=0.1, w_ce_uni=1.0))[0].backward()
+        grads.append({k: p.grad.clone() for k, p in m.named_parameters()})
+    for k in grads[0]:
+        torch.testing.assert_close(grads[0][k], grads[1][k], rtol=1e-4, atol=1e-5, msg=k)
+    torch.optim.AdamW(model.parameters()).step()
+    assert all(c.weight.stride()[1] == 1 for c in convs)
