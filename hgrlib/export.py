@@ -50,15 +50,14 @@ from hgrlib.config import Config, FeatureConfig
 from hgrlib.data.records import DataError
 from hgrlib.io import atomic
 from hgrlib.models import EmotionModel
+from hgrlib.train import FACES_NORM, WEIGHTS_FILE, Batcher, branch_inputs, model_inputs, run_split
 
 FORMAT = "hgrlib-model"
 FORMAT_VERSION = 1
-WEIGHTS_FILE = "weights.pt"  # in a run folder: the best epoch's state_dict (hgrlib.train.finish_run)
 TOLERANCE = 1e-4  # largest |difference| of a clip probability between an export and its run's features.npz
 # ... when the check cannot run on the device type the run was trained on (a GPU run checked on a CPU): cuDNN's
 # TF32 convolutions alone move a probability by up to about 1e-3
 CROSS_DEVICE_TOLERANCE = 5e-3
-FACES_NORM = {"faces_scale": 255.0, "faces_mean": 0.5, "faces_std": 0.25}  # as hgrlib.train.Batcher
 
 
 @dataclass
@@ -117,17 +116,8 @@ class LoadedModel:
         m = self.model.eval()
         out = []
         for k in range(0, n * s, batch_size):
-            a = (a_all[k : k + batch_size].to(self.device).float() - self.audio_mean) / self.audio_std
-            v = (
-                v_all[k : k + batch_size]
-                .to(self.device)
-                .permute(0, 1, 4, 2, 3)
-                .float()
-                .div_(FACES_NORM["faces_scale"])
-                .sub_(FACES_NORM["faces_mean"])
-                .div_(FACES_NORM["faces_std"])
-            )
-            logits = m(a if m.audio is not None else None, v if m.visual is not None else None)["logits"]
+            a, v = model_inputs(a_all[k : k + batch_size], v_all[k : k + batch_size], self.audio_mean, self.audio_std, self.device)
+            logits = m(*branch_inputs(m, a, v))["logits"]
             out.append(logits.softmax(1).cpu())
         probs = torch.cat(out).numpy() if out else np.zeros((0, len(self.classes)), np.float32)
         return probs.reshape(n, s, len(self.classes))
@@ -247,7 +237,7 @@ def export_model(run: str | Path, out: str | Path | None = None, cache_dir: str 
     from `cache_dir`."""
     run = _run_folder(run)
     out = Path(out) if out else Path(f"model-{run.name}.pt")
-    payload, report = payload_from_run(run, cache_dir, fs)
+    payload, report, _ = payload_from_run(run, cache_dir, fs)
     with atomic(out) as tmp:
         torch.save(payload, tmp)
     report.path, report.size = str(out), out.stat().st_size
@@ -256,8 +246,8 @@ def export_model(run: str | Path, out: str | Path | None = None, cache_dir: str 
 
 def model_from_run(run: str | Path, cache_dir: str | Path = "cache", fs=None) -> tuple[LoadedModel, ExportReport]:
     """What `export_model` would write, in memory, as a LoadedModel (on the CPU), without a file."""
-    payload, report = payload_from_run(_run_folder(run), cache_dir, fs)
-    return from_payload(payload, str(run)), report
+    _, report, lm = payload_from_run(_run_folder(run), cache_dir, fs)
+    return lm.to("cpu"), report
 
 
 def _run_folder(run: str | Path) -> Path:
@@ -269,10 +259,10 @@ def _run_folder(run: str | Path) -> Path:
     return run
 
 
-def payload_from_run(run: Path, cache_dir: str | Path = "cache", fs=None) -> tuple[dict, ExportReport]:
-    """The export's dict of a finished run, checked against the run's own predictions, and a report."""
+def payload_from_run(run: Path, cache_dir: str | Path = "cache", fs=None) -> tuple[dict, ExportReport, LoadedModel]:
+    """The export's dict of a finished run, checked against the run's own predictions, a report, and the
+    checked model (on the device the check ran on)."""
     from hgrlib.runs import read_result
-    from hgrlib.train import Batcher, run_split
 
     t0 = time.perf_counter()
     result = read_result(str(run))
@@ -315,7 +305,7 @@ def payload_from_run(run: Path, cache_dir: str | Path = "cache", fs=None) -> tup
         lm.to("cuda")
     max_diff, n = _check_against_run(lm, fs, run, TOLERANCE if on_gpu == (lm.device.type == "cuda") else CROSS_DEVICE_TOLERANCE)
     payload["run"]["max_diff"] = max_diff
-    return payload, ExportReport(None, str(run), n, max_diff, time.perf_counter() - t0, lm.describe())
+    return payload, ExportReport(None, str(run), n, max_diff, time.perf_counter() - t0, lm.describe()), lm
 
 
 def _saved_weights(run: Path) -> dict:

@@ -21,7 +21,7 @@ from hgrlib.config import Config, config_hash
 from hgrlib.distributed import world
 from hgrlib.io import CorruptFile, read_sealed_json
 from hgrlib.provenance import TRAINING_LIBS, code_digest, file_sha256, library_versions
-from hgrlib.train import FeatureSet, fit, pick_device, torch_threads
+from hgrlib.train import WEIGHTS_FILE, FeatureSet, fit, pick_device, torch_threads
 from hgrlib.train_stacked import fit_stacked
 
 LEASE_SECONDS = 60.0  # a lock not renewed for this long (its holder died, or lost its node) is taken over
@@ -76,7 +76,7 @@ def read_result(run_dir: str) -> dict | None:
         feats = os.path.join(run_dir, "features.npz")
         if not os.path.exists(feats) or file_sha256(feats) != result.get("features_sha256"):
             raise CorruptFile(f"{feats}: missing or does not match its result.json")
-        weights = os.path.join(run_dir, "weights.pt")
+        weights = os.path.join(run_dir, WEIGHTS_FILE)
         if not os.path.exists(weights) or file_sha256(weights) != result.get("weights_sha256"):
             raise CorruptFile(f"{weights}: missing or does not match its result.json")
     except CorruptFile as e:

@@ -103,6 +103,19 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+WEIGHTS_FILE = "weights.pt"  # in a run folder: the best epoch's state_dict (written by finish_run, packed by hgrlib.export)
+FACES_NORM = {"faces_scale": 255.0, "faces_mean": 0.5, "faces_std": 0.25}  # uint8 face pixels → model input
+
+
+def model_inputs(audio: torch.Tensor, faces: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, device: torch.device) -> tuple:
+    """Cached features → the networks' inputs on `device`: audio (B, C, M, L) float16 dB, normalised per mel
+    band by `mean` and `std`; faces (B, K, H, W, 3) uint8 → (B, K, 3, H, W) scaled by FACES_NORM."""
+    a = (audio.to(device).float() - mean) / std
+    v = faces.to(device).permute(0, 1, 4, 2, 3).float()
+    v = v.div_(FACES_NORM["faces_scale"]).sub_(FACES_NORM["faces_mean"]).div_(FACES_NORM["faces_std"])
+    return a, v
+
+
 class Batcher:
     """Turns flat segment indices into model-ready tensors; audio normalised per mel band with training stats."""
 
@@ -118,12 +131,11 @@ class Batcher:
 
     def __call__(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         i = torch.from_numpy(idx)
-        a = (self.audio[i].to(self.device).float() - self.mean) / self.std
-        v = self.faces[i].to(self.device).permute(0, 1, 4, 2, 3).float().div_(255.0).sub_(0.5).div_(0.25)  # (B,K,3,H,W)
-        return a, v, self.labels[i].to(self.device)
+        return *model_inputs(self.audio[i], self.faces[i], self.mean, self.std, self.device), self.labels[i].to(self.device)
 
 
-def _inputs(model: EmotionModel, a: torch.Tensor, v: torch.Tensor) -> tuple:
+def branch_inputs(model: EmotionModel, a: torch.Tensor, v: torch.Tensor) -> tuple:
+    """(audio, faces) for the model's branches: None for a branch it does not have."""
     return (a if model.audio is not None else None, v if model.visual is not None else None)
 
 
@@ -134,7 +146,7 @@ def predict(model: EmotionModel, batcher: Batcher, idx: np.ndarray, batch_size: 
     probs, feats = [], {"f": [], "g": [], "z": []}
     for k in range(0, len(idx), batch_size):
         a, v, _ = batcher(idx[k : k + batch_size])
-        out = model(*_inputs(model, a, v))
+        out = model(*branch_inputs(model, a, v))
         probs.append(out["logits"].softmax(1).cpu())
         for key in feats:
             if key in out:
@@ -214,7 +226,7 @@ def train_one_epoch(
     for rows, lab in batches:
         a, v, y = batcher(shard(rows, rank, size))
         with mixed:
-            out = forward(*_inputs(model, a, v), y)
+            out = forward(*branch_inputs(model, a, v), y)
         out = {k: gather_rows(x).float() for k, x in out.items()}  # the losses' moments and covariances in fp32
         y, labeled = gather_rows(y), torch.from_numpy(lab).to(y.device)
         try:
@@ -350,7 +362,7 @@ def finish_run(cfg: Config, fs: FeatureSet, r: RunSetup, state: dict, run_dir: s
     tc = cfg.train
     r.model.load_state_dict(state["best"])
     test = evaluate(r.model, r.batcher, r.split.test, fs, tc.protocol)
-    weights_file = os.path.join(run_dir, "weights.pt")
+    weights_file = os.path.join(run_dir, WEIGHTS_FILE)
     with atomic(weights_file) as tmp:
         torch.save({k: v.detach().cpu() for k, v in r.model.state_dict().items()}, tmp)
     feats_file = _save_features(run_dir, r.model, r.batcher, r.split, fs)
