@@ -16,7 +16,6 @@ strict CommonMark/GFM readers (pandoc, markdown-it) render it as GitHub does (te
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from datetime import datetime, timezone
 from pathlib import Path
@@ -196,7 +195,7 @@ def write_manifest(repo: Path, results_dir: str = "results", figures_dir: str = 
             notebook, meta = "hgrlib/claims.py", _latest(stamps.get(tag, {}))
         entries.append(
             {
-                "file": Path(os.path.relpath(f, repo)).as_posix(),
+                "file": rel_path(f, repo),
                 "notebook": notebook,
                 # when and at which commit the notebook that wrote it ran (its stamp), so that a re-run that
                 # skips everything, or a fresh clone, rewrites the same manifest

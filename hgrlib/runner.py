@@ -27,12 +27,10 @@ from hgrlib.io import read_json, rel_path, write_json, write_text
 from hgrlib.profiles import results_tag
 from hgrlib.provenance import FEATURE_LIBS, TRAINING_LIBS, file_sha256, library_versions, package_digest
 from hgrlib.report import project_dir
-from hgrlib.results_index import update_readme, write_manifest  # results/README.md, manifest.json, README.md's sections
+from hgrlib.results_index import NOTEBOOK_DIR, update_readme, write_manifest  # results/README.md, manifest.json, README.md's sections
 
 # every library whose version can change a table or figure: a new version re-runs the notebooks
 STAMP_LIBS = tuple(dict.fromkeys(TRAINING_LIBS + FEATURE_LIBS + ("scikit-learn", "scipy", "pandas", "umap-learn", "matplotlib")))
-
-NOTEBOOK_DIR = "notebooks"
 
 
 def _sha(*parts: bytes) -> str:
@@ -67,27 +65,22 @@ def git_commit(repo: Path) -> str:
 def execute(nb: Path, out: Path, params: dict, cwd: Path) -> None:
     """Run one notebook with papermill, then render it to HTML beside the executed copy.
 
-    The kernel runs with HGRLIB_BATCH=1 (progress bars print one line when done, hgrlib.progress); the
-    executed copy records its paths relative to the project, not this machine's folders."""
+    The kernel inherits the environment `run` sets (HGRLIB_BATCH=1: progress bars print one line when done,
+    hgrlib.progress); the executed copy records its paths relative to the project, not this machine's folders."""
     import nbformat
     import papermill as pm
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.running.ipynb")
-    before = os.environ.get("HGRLIB_BATCH")
-    os.environ["HGRLIB_BATCH"] = "1"
-    try:
-        pm.execute_notebook(
-            str(nb),
-            str(tmp),
-            parameters=params,
-            kernel_name="python3",
-            cwd=str(cwd),
-            progress_bar=sys.stderr.isatty(),
-            kernel_manager_class=_ipc_kernel_manager(),
-        )
-    finally:
-        os.environ.pop("HGRLIB_BATCH") if before is None else os.environ.update(HGRLIB_BATCH=before)
+    pm.execute_notebook(
+        str(nb),
+        str(tmp),
+        parameters=params,
+        kernel_name="python3",
+        cwd=str(cwd),
+        progress_bar=sys.stderr.isatty(),
+        kernel_manager_class=_ipc_kernel_manager(),
+    )
     done = nbformat.read(tmp, as_version=4)
     done.metadata.papermill.update(input_path=rel_path(nb, cwd), output_path=rel_path(out, cwd))
     nbformat.write(done, tmp)
@@ -220,7 +213,8 @@ def run(
 
     def one(nb: Path, upstream: bytes) -> dict:
         p = params | ({"runs_dir": runs_dir} if nb.stem != "01_data_prep" else {"workers": 2})
-        p = {k: v for k, v in p.items() if k in notebook_parameters(nb)}  # papermill would inject unknown ones anyway
+        names = notebook_parameters(nb)
+        p = {k: v for k, v in p.items() if k in names}  # papermill would inject unknown ones anyway
         stamp = _sha(
             nb.read_bytes(),
             json.dumps(p, sort_keys=True).encode(),
@@ -254,7 +248,7 @@ def run(
                 "seconds": sec,
                 "commit": git_commit(repo),
                 "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "outputs": {Path(os.path.relpath(f, repo)).as_posix(): file_sha256(f) for f in outputs},
+                "outputs": {rel_path(f, repo): file_sha256(f) for f in outputs},
             },
         )
         print(f"[done] {nb.stem} in {sec:.0f} s", flush=True)
@@ -268,7 +262,8 @@ def run(
     # where the kernels train (not in the stamps: the numbers are the same), in stacks of how many runs
     # (in the stamps: a run's last digits depend on its stack's size), on which subject folds (in the stamps;
     # hgrlib.profiles.get_profile reads HGRLIB_FOLDS)
-    settings = {"HGRLIB_EXECUTOR": executor, "HGRLIB_STACK": str(stack), "HGRLIB_FOLDS": folds}
+    # and with one-line progress (HGRLIB_BATCH, hgrlib.progress)
+    settings = {"HGRLIB_EXECUTOR": executor, "HGRLIB_STACK": str(stack), "HGRLIB_FOLDS": folds, "HGRLIB_BATCH": "1"}
     before = {k: os.environ.get(k) for k in settings}
     os.environ.update(settings)
     try:
