@@ -299,6 +299,6 @@ def index(
     records.sort(key=lambda r: (r.subject, r.meta["clip"]))
     report.accepted = len(records)
     if not records:
-        found = report.summary() if report.skipped else "the folder holds no files (links are followed)"
+        found = report.found()
         raise DataError(f"{root}: no usable BAUM-1s clips; {EXPECTED}. {found}")
     return records, report

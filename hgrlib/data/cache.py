@@ -20,7 +20,7 @@ import numpy as np
 
 from hgrlib.config import FeatureConfig, config_hash
 from hgrlib.data.records import ClipRecord, DataError
-from hgrlib.io import CorruptFile, write_json
+from hgrlib.io import CorruptFile, atomic, write_json
 from hgrlib.progress import bar
 from hgrlib.provenance import FEATURE_LIBS, arrays_sha256, code_digest, library_versions
 
@@ -55,13 +55,11 @@ class FeatureCache:
         return self.root / "clips" / f"{rec.subject}__{Path(rec.path).stem}.npz"
 
     def save(self, rec: ClipRecord, audio: np.ndarray, faces: np.ndarray, face_stats: dict | None = None) -> None:
-        p = self.path(rec)
-        tmp = p.with_name(p.stem + ".part.npz")
         meta = {"source": source_identity(rec), "sha256": arrays_sha256(audio, faces)}
         if face_stats is not None:  # so a report of clips read from the cache can say how their faces were found
             meta["faces"] = face_stats
-        np.savez(tmp, audio=audio, faces=faces, meta=np.array(json.dumps(meta)))
-        os.replace(tmp, p)
+        with atomic(self.path(rec)) as tmp:
+            np.savez(tmp, audio=audio, faces=faces, meta=np.array(json.dumps(meta)))
 
     def load(self, rec: ClipRecord) -> tuple[np.ndarray, np.ndarray]:
         """(audio, faces) of a clip; CorruptFile if the file is damaged or the clip changed since extraction."""

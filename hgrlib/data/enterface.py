@@ -127,7 +127,7 @@ def index(
     records.sort(key=lambda r: (_num_key(r.subject), r.emotion, r.meta.get("sentence") or 0, r.path))
     report.accepted = len(records)
     if not records:
-        found = report.summary() if report.skipped else "the folder holds no files (links are followed)"
+        found = report.found()
         raise DataError(f"{base}: no usable eNTERFACE'05 clips; {EXPECTED}. {found}")
     return records, report
 

@@ -182,9 +182,6 @@ class MtcnnDetector(Detector):
         return out
 
 
-DETECTORS = {"haar": HaarDetector, "mtcnn": MtcnnDetector}
-
-
 def make_detector(cfg: FeatureConfig, device: str = "cpu") -> Detector:
     """The face detector a FeatureConfig names (`detector`, `min_face`); `device` (cpu | cuda | auto) is
     MTCNN's (Haar runs on the CPU). The one place detectors are made: preparation, its workers, predict."""

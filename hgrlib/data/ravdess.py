@@ -174,6 +174,6 @@ def index(
     records.sort(key=lambda r: (r.subject, Path(r.path).name, r.path))
     report.accepted = len(records)
     if not records:
-        found = report.summary() if report.skipped else "the folder holds no files (links are followed)"
+        found = report.found()
         raise DataError(f"{root}: no usable RAVDESS clips; {EXPECTED}. {found}")
     return records, report

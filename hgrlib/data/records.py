@@ -57,6 +57,10 @@ class IndexReport:
             lines.append(f"  ... and {len(self.skipped) - 20} more")
         return "\n".join(lines)
 
+    def found(self) -> str:
+        """What the folder held, for the error of a loader that found no clip in it."""
+        return self.summary() if self.skipped else "the folder holds no files (links are followed)"
+
 
 class DataError(RuntimeError):
     """Bad input: the message names the file (or folder) and the problem."""
