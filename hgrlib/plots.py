@@ -333,7 +333,6 @@ def plot_study(summary: pd.DataFrame, title: str = ""):
     bias, median gradient norm, gradient-norm relative spread), each with its colour bar: rows batch size,
     columns objective × feature dimension; boxed: the cells outside the objective's well-posed regime
     (StudyObjective.regime)."""
-    import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm, SymLogNorm
 
     names = list(dict.fromkeys(summary["objective"]))
@@ -375,11 +374,11 @@ def plot_study(summary: pd.DataFrame, title: str = ""):
             ax.add_patch(plt.Rectangle((xy[0] + 0.06, xy[1] + 0.06), 0.88, 0.88, fill=False, ec="w", lw=0.9))
         for k in range(1, len(names)):
             ax.axvline(k * len(dims) - 0.5, color="w", lw=4)
-        ax.set_xticks(range(nc), [f"d={d}" for _ in names for d in dims], fontsize=9)
-        ax.set_yticks(range(len(batches)), batches, fontsize=9)
+        ax.set_xticks(range(nc), [f"d={d}" for _ in names for d in dims], fontsize=SMALL)
+        ax.set_yticks(range(len(batches)), batches, fontsize=SMALL)
         ax.set_ylabel("batch size")
         top = ax.secondary_xaxis("top")
-        top.set_xticks([(i + 0.5) * len(dims) - 0.5 for i in range(len(names))], [_wrap_objective(n) for n in names], fontsize=9)
+        top.set_xticks([(i + 0.5) * len(dims) - 0.5 for i in range(len(names))], [_wrap_objective(n) for n in names], fontsize=SMALL)
         top.tick_params(length=0)
         ax.set_title(label, fontsize=10, loc="left", fontweight="bold")
         cb = fig.colorbar(im, ax=ax, fraction=0.04, pad=0.01)
@@ -394,8 +393,6 @@ def plot_study(summary: pd.DataFrame, title: str = ""):
 def plot_value_spread(summary: pd.DataFrame, title: str = ""):
     """Per dimension: mean ± std of the value relative to the whole-pool value, and the median gradient norm,
     against batch size; one line per objective (one legend, below)."""
-    import matplotlib.pyplot as plt
-
     dims = sorted(summary["dim"].unique())
     fig, axes = plt.subplots(2, len(dims), figsize=(min(3.6 * len(dims) + 0.6, 11.0), 6.8), squeeze=False, layout="constrained")
     for j, d in enumerate(dims):
@@ -422,7 +419,7 @@ def plot_value_spread(summary: pd.DataFrame, title: str = ""):
     handles = dict(zip(*reversed(axes[0, 0].get_legend_handles_labels())))
     for ax in axes[1]:
         handles |= {lab: h for h, lab in zip(*ax.get_legend_handles_labels()) if lab == "non-finite seen"}
-    fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncol=min(len(handles), 3), fontsize=9, frameon=False)
+    fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncol=min(len(handles), 3), fontsize=SMALL, frameon=False)
     if title:
         fig.suptitle(title, fontsize=11)
     return fig
@@ -431,8 +428,6 @@ def plot_value_spread(summary: pd.DataFrame, title: str = ""):
 def plot_protocols(table: pd.DataFrame, metrics: tuple[str, ...] = ("seg_acc", "clip_acc")):
     """Left: `metrics` mean ± std per protocol; right: the paired differences (mean ± std over pairs, points)
     of a protocol_table; one legend, to the right."""
-    import matplotlib.pyplot as plt
-
     base = table[table["component"].fillna("") == ""]
     diff = table[table["component"].fillna("") != ""]
     fig, axes = plt.subplots(1, 2, figsize=(11.0, 3.9), gridspec_kw={"width_ratios": [1, 1.2]}, layout="constrained")
@@ -446,9 +441,9 @@ def plot_protocols(table: pd.DataFrame, metrics: tuple[str, ...] = ("seg_acc", "
             ax.bar(
                 x + (k - (len(metrics) - 1) / 2) * w, 100 * t[f"{m}_mean"], w, yerr=100 * t[f"{m}_std"], capsize=3, label=m, color=f"C{k}"
             )
-        ax.set_xticks(x, labels, fontsize=9)
+        ax.set_xticks(x, labels, fontsize=SMALL)
         ax.grid(axis="y", alpha=0.3)
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper", fontsize=9, frameon=False)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper", fontsize=SMALL, frameon=False)
     axes[0].set_ylabel("test accuracy (%)")
     axes[0].set_title("per protocol: mean ± std over runs", fontsize=10)
     axes[1].axhline(0, color="k", lw=0.6)
@@ -497,8 +492,6 @@ def plot_grid(
 
     With `scores` (from `silhouettes`) each panel's title carries the silhouette of its input features.
     """
-    import matplotlib.pyplot as plt
-
     conds = list(feats_by_condition)
     nk = len(keys)
     side = 2.55  # inches per panel

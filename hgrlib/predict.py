@@ -25,7 +25,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -35,11 +34,9 @@ import numpy as np
 
 from hgrlib.data.faces import Box, Detector, FaceStats, make_detector
 from hgrlib.data.features import ClipFeatures, extract_clip
+from hgrlib.data.ravdess import parse_name
 from hgrlib.data.records import ClipRecord, DataError
 from hgrlib.export import LoadedModel
-
-RAVDESS_AV = re.compile(r"^01-(\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2})\.mp4$", re.IGNORECASE)
-
 
 # --------------------------------------------------------------------------- results
 
@@ -120,8 +117,9 @@ def clip_record(path: str | Path) -> ClipRecord:
     if p.suffix.lower() == ".wav":
         raise DataError(f"{p}: an audio file; give the video (its audio is taken from a .wav of the same name beside it)")
     audio = None
-    m = RAVDESS_AV.match(p.name)
-    for cand in ([p.with_name(f"03-{m.group(1)}.wav")] if m else []) + [p.with_suffix(".wav")]:
+    f = parse_name(p.name)
+    twin = [p.with_name(f"03{p.stem[2:]}.wav")] if f and f["modality"] == "01" and f["ext"] == "mp4" else []  # RAVDESS's audio-only take
+    for cand in twin + [p.with_suffix(".wav")]:
         if cand != p and cand.is_file():
             audio = str(cand)
             break
