@@ -16,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import bench_train as bt  # noqa: E402  count_flops: one copy, in bench_train.py
+
 from hgrlib.config import Config  # noqa: E402
 from hgrlib.losses import joint_loss  # noqa: E402
 from hgrlib.models import EmotionModel  # noqa: E402
@@ -33,12 +34,11 @@ def flops_per_sample(cfg_json: str) -> tuple[float, float]:
     a = torch.randn(b, 3 if f.deltas else 1, f.n_mels, f.segment_frames) if "a" in cfg.model.modalities else None
     v = torch.randn(b, f.frames_per_segment, 3, f.face_size, f.face_size) if "v" in cfg.model.modalities else None
     y = torch.arange(b) % 6
-    with FlopCounterMode(display=False) as train:
-        joint_loss(model(a, v, y), y, torch.ones(b, dtype=torch.bool), cfg.loss)[0].backward()
+    train = bt.count_flops(lambda: joint_loss(model(a, v, y), y, torch.ones(b, dtype=torch.bool), cfg.loss)[0].backward())
     model.eval()
-    with torch.no_grad(), FlopCounterMode(display=False) as ev:
-        model(a, v)
-    return train.get_total_flops() / b, ev.get_total_flops() / b
+    with torch.no_grad():
+        ev = bt.count_flops(lambda: model(a, v))
+    return train / b, ev / b
 
 
 def main() -> None:

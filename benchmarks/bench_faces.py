@@ -157,9 +157,12 @@ def make_frames(variants: int, seed: int = 0) -> list[dict]:
 class Before(HaarDetector):
     """The rule before: longest side downscaled to 320 px, smallest face 0.2 of the shorter side (>= 20 px)."""
 
+    def scale(self, h: int, w: int) -> float:
+        return min(1.0, 320 / max(h, w))
+
     def _detect_one(self, frame_rgb):
         h, w = frame_rgb.shape[:2]
-        s = min(1.0, 320 / max(h, w))
+        s = self.scale(h, w)
         gray = cv2.cvtColor(np.ascontiguousarray(frame_rgb), cv2.COLOR_RGB2GRAY)
         if s < 1.0:
             gray = cv2.resize(gray, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
@@ -254,14 +257,13 @@ def run(label: str, kind: str, min_face: float, make, stride: int, items: list[d
 
     promised = [r for r in pos if r["size"] >= min_face * r["hw"][0]]
     hits = [r["iou"] for r in pos if r["iou"] >= HIT_IOU]
-    s = det.scale(*FRAMES[1]) if kind else 320 / 1280
-    res = {
+    return {
         "label": label,
         "detector": kind,
         "min_face": min_face,
         "frames": len(sub),
         "ms_per_frame": ms,
-        "detection_side_1280x720": None if label.endswith("(before)") else list(det.detection_size(*FRAMES[1])[::-1]),
+        "detection_side_1280x720": list(det.detection_size(*FRAMES[1])[::-1]),
         "rate": rate(pos),
         "rate_within_min_face": rate(promised),
         "n_within_min_face": len(promised),
@@ -277,11 +279,8 @@ def run(label: str, kind: str, min_face: float, make, stride: int, items: list[d
             "5 to 10 deg": rate([r for r in pos if abs(r["angle"]) >= 5]),
         },
         "rate_by_portrait": {p: rate([r for r in pos if r["portrait"] == p]) for p in ("astronaut", "grace_hopper")},
-        "scale_1280x720": s,
+        "scale_1280x720": det.scale(*FRAMES[1]),
     }
-    if label.endswith("(before)"):
-        res["detection_side_1280x720"] = [320, 180]
-    return res
 
 
 def main() -> None:

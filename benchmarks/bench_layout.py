@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import bench_train as bt  # noqa: E402  nchw_weights: one copy, in bench_train.py
 from bench_fit import random_featureset  # noqa: E402
 
 from hgrlib import models  # noqa: E402
@@ -36,7 +37,7 @@ def nchw_block(c_in: int, c_out: int) -> torch.nn.Sequential:
     the format, not `contiguous()`: a one-channel channels-last weight is contiguous both ways, keeps its
     channels-last strides, and alone puts the whole audio branch into that layout.)"""
     block = AS_BUILT(c_in, c_out)
-    block[0].weight.data = block[0].weight.data.clone(memory_format=torch.contiguous_format)
+    bt.nchw_weights(block)
     return block
 
 

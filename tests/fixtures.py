@@ -210,6 +210,15 @@ def make_baum1s_fixture(root: str | Path, subjects=(1, 2), annotation: str = "cs
     return root
 
 
+def link_children(store: Path, root: Path) -> Path:
+    """root/<child> -> store/<child> for every child of store: subject folders linked into place, as on
+    shared storage (Actor_01 -> /datasets/ravdess/Actor_01)."""
+    root.mkdir(parents=True, exist_ok=True)
+    for child in sorted(store.iterdir()):
+        (root / child.name).symlink_to(child, target_is_directory=child.is_dir())
+    return root
+
+
 def random_featureset(n: int = 96, s: int = 2):
     """A FeatureSet of random features (12 subjects, 6 classes; audio shifted by the label so a little is
     learnable) with tiny shapes: audio (n, s, 1, 24, 16), faces (n, s, 3, 16, 16, 3). For training tests

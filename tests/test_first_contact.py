@@ -15,9 +15,8 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
-from fixtures import make_ravdess_fixture, random_featureset
+from fixtures import link_children, make_ravdess_fixture, random_featureset
 from papermill.exceptions import PapermillExecutionError
-from test_loaders import link_children
 
 from hgrlib import runner
 from hgrlib.config import Config, DataConfig, TrainConfig

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from fixtures import (
+    link_children,
     make_baum1s_fixture,
     make_enterface_fixture,
     make_ravdess_fixture,
@@ -387,15 +388,6 @@ def test_fold_ids_match_loader_subject_ids(tmp_path):
 
 
 # --------------------------------------------------------------------------- linked into place
-
-
-def link_children(store: Path, root: Path) -> Path:
-    """root/<child> -> store/<child> for every child of store: subject folders linked into place, as on
-    shared storage (Actor_01 -> /datasets/ravdess/Actor_01)."""
-    root.mkdir(parents=True, exist_ok=True)
-    for child in sorted(store.iterdir()):
-        (root / child.name).symlink_to(child, target_is_directory=child.is_dir())
-    return root
 
 
 def rel(recs, base: Path) -> list[tuple]:
