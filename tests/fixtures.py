@@ -219,6 +219,15 @@ def link_children(store: Path, root: Path) -> Path:
     return root
 
 
+def grace_hopper() -> np.ndarray:
+    """Matplotlib's sample portrait of Grace Hopper (RGB uint8): a real face that needs no download."""
+    from matplotlib import cbook
+    from PIL import Image
+
+    with cbook.get_sample_data("grace_hopper.jpg") as fh:
+        return np.asarray(Image.open(fh).convert("RGB"))
+
+
 def random_featureset(n: int = 96, s: int = 2):
     """A FeatureSet of random features (12 subjects, 6 classes; audio shifted by the label so a little is
     learnable) with tiny shapes: audio (n, s, 1, 24, 16), faces (n, s, 3, 16, 16, 3). For training tests

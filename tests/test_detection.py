@@ -11,6 +11,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
+from fixtures import grace_hopper
 
 from hgrlib.config import FeatureConfig
 from hgrlib.data.cache import FeatureCache, PrepReport, prepare
@@ -36,14 +37,6 @@ DETECTORS = [
 ASTRONAUT_FACE = (182, 70, 86, 100)
 GRACE_FACE = (176, 125, 182, 220)
 SR = 16000
-
-
-def grace_hopper() -> np.ndarray:
-    from matplotlib import cbook
-    from PIL import Image
-
-    with cbook.get_sample_data("grace_hopper.jpg") as fh:
-        return np.asarray(Image.open(fh).convert("RGB"))
 
 
 def background(h: int, w: int) -> np.ndarray:

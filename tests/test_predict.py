@@ -11,6 +11,7 @@ import av
 import numpy as np
 import pytest
 import torch
+from fixtures import grace_hopper
 
 import hgrlib
 from hgrlib.cli import main
@@ -19,9 +20,10 @@ from hgrlib.data.datasets import index_dataset
 from hgrlib.data.faces import make_detector, square_crop
 from hgrlib.data.features import extract_clip
 from hgrlib.data.media import write_video
-from hgrlib.export import WEIGHTS_FILE, export_model, from_payload, load_model
+from hgrlib.export import export_model, from_payload, load_model
 from hgrlib.predict import ClipFailure, ClipPrediction, extract, predict_clips, to_csv
 from hgrlib.runs import cached_fit
+from hgrlib.train import WEIGHTS_FILE
 
 SR = 16000
 
@@ -105,12 +107,8 @@ def test_the_cli_writes_the_same_model(trained, tmp_path, capsys):
 def test_a_real_photograph_with_sound_goes_through(trained, tmp_path, capsys):
     """Grace Hopper's portrait (matplotlib's sample data) as a 1.6 s clip with a voiced chirp; and the
     same sound with a faceless picture: no face anywhere, said plainly."""
-    from matplotlib import cbook
-    from PIL import Image
-
     *_, model_file, _ = trained
-    with cbook.get_sample_data("grace_hopper.jpg") as fh:
-        img = np.asarray(Image.open(fh).convert("RGB"))
+    img = grace_hopper()
     img = img[: img.shape[0] // 2 * 2, : img.shape[1] // 2 * 2]
     n, fps = 40, 25
     frames = np.stack([np.roll(img, k // 4, axis=1) for k in range(n)])  # a slow pan: frames differ
