@@ -142,13 +142,24 @@ def _notebook_of(name: str, repo: Path) -> str | None:
     return next((s.name for s in sorted((repo / NOTEBOOK_DIR).glob(f"{nb}_*.ipynb"))), None) if nb.isdigit() else None
 
 
+def _hidden(f: Path, base: Path) -> bool:
+    """Whether `f` or a folder between `base` and it is hidden (its name starts with "."), e.g. the
+    `.ipynb_checkpoints/` JupyterLab writes when a reader opens an executed notebook."""
+    return any(part.startswith(".") for part in f.relative_to(base).parts)
+
+
+def _folders(base: Path) -> list[Path]:
+    """The results folders (tags) directly under `base`, hidden ones left out."""
+    return [d for d in sorted(base.iterdir()) if d.is_dir() and not _hidden(d, base)] if base.is_dir() else []
+
+
 def _listed(base: Path) -> list[Path]:
-    """The files under `base` the manifest lists (no hidden files, not the index itself)."""
+    """The files under `base` the manifest lists (nothing hidden, not the index itself)."""
     return (
         [
             f
             for f in sorted(base.rglob("*"))
-            if f.is_file() and not f.name.startswith(".") and f.suffix in MANIFEST_SUFFIXES and f.name not in ("manifest.json", "README.md")
+            if f.is_file() and not _hidden(f, base) and f.suffix in MANIFEST_SUFFIXES and f.name not in ("manifest.json", "README.md")
         ]
         if base.is_dir()
         else []
@@ -185,7 +196,7 @@ def write_manifest(repo: Path, results_dir: str = "results", figures_dir: str = 
     repo = Path(repo)
     results, figures = repo / results_dir, repo / figures_dir
     commit = git_commit(repo)
-    stamps = {d.name: _stamps(d) for d in sorted(results.iterdir()) if d.is_dir()} if results.is_dir() else {}
+    stamps = {d.name: _stamps(d) for d in _folders(results)}
     entries = []
     for f in _listed(results) + _listed(figures):
         tag = f.parent.name
@@ -215,7 +226,7 @@ def results_index(repo: Path, results_dir: str = "results", figures_dir: str = "
     repo = Path(repo)
     results, figures = repo / results_dir, repo / figures_dir
     here = results  # links are relative to results/README.md
-    tags = sorted({d.name for base in (results, figures) if base.is_dir() for d in base.iterdir() if d.is_dir()})
+    tags = sorted({d.name for base in (results, figures) for d in _folders(base)})
     sources = sorted(s.stem for s in (repo / NOTEBOOK_DIR).glob("[0-9][0-9]_*.ipynb"))
     head = (
         "# Results index\n\n"

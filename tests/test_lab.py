@@ -178,3 +178,56 @@ def test_language_info_is_the_kernels_kernel_info_reply():
             )
             info = info | {"version": have["version"]}
         assert have == info, f"{nb}: Lab would rewrite language_info to {info}"
+
+
+def test_opening_an_executed_notebook_in_lab_leaves_git_clean_after_the_bookkeeping(tmp_path, monkeypatch):
+    """Lab's open (GET the model, then a checkpoint when it has none) writes .ipynb_checkpoints/ beside the
+    executed notebook; run_all.sh's bookkeeping afterwards (claims, manifest, index, README) lists nothing
+    hidden, so git status stays clean."""
+    import subprocess
+
+    from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
+
+    from hgrlib import runner
+
+    repo, res = tmp_path, tmp_path / "results" / "synthetic-default"
+    (repo / "hgrlib").mkdir()  # what hgrlib.report.project_dir recognises as the project
+    shutil.copy("run_all.sh", repo)
+    shutil.copy(".gitignore", repo)
+    (repo / "README.md").write_text("# R\n\n<!-- results:start -->\n<!-- results:end -->\n\n<!-- claims:start -->\n<!-- claims:end -->\n")
+    (repo / "notebooks").mkdir()
+    res.mkdir(parents=True)
+    for nb in NOTEBOOKS:
+        shutil.copy(nb, repo / "notebooks")
+    shutil.copy("notebooks/02_supervised.ipynb", res)
+    (res / "02_supervised_table.md").write_text("# T\n\n| a |\n|---|\n| 1 |\n")
+    stamp = {"stamp": "s", "parameters": {"profile": "default"}, "commit": "c" * 40, "finished": "2026-01-01T00:00:00+00:00", "outputs": {}}
+    (res / ".02_supervised.stamp.json").write_text(json.dumps(stamp))
+    monkeypatch.chdir(repo)
+    monkeypatch.setenv("HGRLIB_JOBS", "1")
+
+    def bookkeeping():  # ./run_all.sh with nothing to run: claims, manifest, results/README.md, README.md
+        assert runner.run("default", only=["none"]) == []
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout
+
+    bookkeeping()
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "results")
+    cm = AsyncLargeFileManager(root_dir=str(repo))
+    for path in ("results/synthetic-default/02_supervised.ipynb", "results/README.md"):
+
+        async def open_in_lab(path=path):
+            await cm.get(path)
+            if not await cm.list_checkpoints(path):
+                await cm.create_checkpoint(path)
+
+        asyncio.run(open_in_lab())
+    assert (res / ".ipynb_checkpoints" / "02_supervised-checkpoint.ipynb").is_file()
+    assert (repo / "results" / ".ipynb_checkpoints" / "README-checkpoint.md").is_file()
+    bookkeeping()
+    assert git("status", "--porcelain", "--untracked-files=all") == ""
+    manifest = json.loads((repo / "results" / "manifest.json").read_text())
+    assert manifest and not any("/." in e["file"] for e in manifest)
