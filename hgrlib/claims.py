@@ -29,6 +29,12 @@ from hgrlib.io import write_text
 from hgrlib.report import markdown_table
 
 LEVEL = 0.95
+METRICS = {  # the metrics in the reader's words
+    "acc": "test accuracy",
+    "seg_acc": "segment-level test accuracy",
+    "cka": "CKA",
+    "acc_std": "std of test accuracy over seeds",
+}
 DIGITS = 4  # floats in claims.csv: reruns compare equal cell by cell (hgrlib.verify)
 
 
@@ -37,7 +43,8 @@ class Claim:
     """One claim "A > B": rows of side A and side B of `table` (under results/<tag>/), compared on `metric`.
 
     A side's rows are those whose `condition_col` equals `a` (or `b`; None: no condition test) and that match
-    `filters` (both sides) and `filters_a` (or `filters_b`), each a dict column → value.
+    `filters` (both sides) and `filters_a` (or `filters_b`), each a dict column → value. What the reader reads:
+    `label_a` and `label_b` name the sides (default: the condition), `context` what `filters` select.
     """
 
     id: str
@@ -53,10 +60,14 @@ class Claim:
     keys: tuple[str, ...] = ("fold", "seed")
     isolates: str = ""  # what the comparison holds fixed, so the difference is due to the one change
     scale: float = 100.0  # metric units → points
+    label_a: str = ""
+    label_b: str = ""
+    context: str = ""
 
 
 _SEMI = "03_semi_supervised_runs.csv"
 _PROTO = {"condition": "fusion (CE + Soft-HGR)"}  # one network per protocol line: the pairs (fold, seed) stay unique
+_PROTO_TEXT = {"filters": _PROTO, "context": f"network: {_PROTO['condition']}", "metric": "seg_acc", "condition_col": "protocol"}
 
 CLAIMS: tuple[Claim, ...] = (
     Claim(
@@ -100,6 +111,7 @@ CLAIMS: tuple[Claim, ...] = (
             "labeled + unlabeled (CE + Soft-HGR)",
             "labeled + unlabeled (CE, λ=0)",
             filters={"labeled_frac": frac},
+            context=f"{int(round(100 * frac))}% labels",
             isolates="same batches and optimiser steps with the unlabeled clips; only λ > 0",
         )
         for frac in (0.1, 0.25)
@@ -112,6 +124,7 @@ CLAIMS: tuple[Claim, ...] = (
             "labeled + unlabeled (CE + Soft-HGR)",
             "labeled only, matched steps (CE)",
             filters={"labeled_frac": frac},
+            context=f"{int(round(100 * frac))}% labels",
             isolates="same labeled clips and optimiser steps; unlabeled clips and S(f, g) together",
         )
         for frac in (0.1, 0.25)
@@ -124,6 +137,7 @@ CLAIMS: tuple[Claim, ...] = (
         "fusion (CE)",
         metric="cka",
         filters={"feature": "z"},
+        context="fused features z",
         keys=("fold", "pair"),
         isolates="linear CKA between two seeds' fused features on the same fold's test clips",
     ),
@@ -145,6 +159,8 @@ CLAIMS: tuple[Claim, ...] = (
         None,
         filters_a={"objective": "hgr", "selected": True},
         filters_b={"objective": "cca", "selected": True},
+        label_a="fusion (CE + Soft-HGR, a–v, λ picked on validation)",
+        label_b="fusion (CE + CCA, a–v, λ picked on validation)",
         isolates="same audio–visual pair, network and data; each loss at the λ picked on validation",
     ),
     Claim(
@@ -153,9 +169,9 @@ CLAIMS: tuple[Claim, ...] = (
         "07_protocols_runs.csv",
         "segment",
         "subject",
-        metric="seg_acc",
-        condition_col="protocol",
-        filters=_PROTO,
+        label_a="segment split",
+        label_b="subject split",
+        **_PROTO_TEXT,
         isolates="same network (fusion, CE + Soft-HGR), seeds and training-set size; only the split",
     ),
     Claim(
@@ -164,9 +180,9 @@ CLAIMS: tuple[Claim, ...] = (
         "07_protocols_runs.csv",
         "clip",
         "subject",
-        metric="seg_acc",
-        condition_col="protocol",
-        filters=_PROTO,
+        label_a="clip split",
+        label_b="subject split",
+        **_PROTO_TEXT,
         isolates="same training-set size; test clips' speakers seen in training, their clips not",
     ),
     Claim(
@@ -175,9 +191,9 @@ CLAIMS: tuple[Claim, ...] = (
         "07_protocols_runs.csv",
         "segment",
         "clip",
-        metric="seg_acc",
-        condition_col="protocol",
-        filters=_PROTO,
+        label_a="segment split",
+        label_b="clip split",
+        **_PROTO_TEXT,
         isolates="speakers seen in both; only whether a test clip's other segments are trained on",
     ),
 )
@@ -250,9 +266,16 @@ def paired_effect(df_a: pd.DataFrame, df_b: pd.DataFrame, metric: str, keys=("fo
     return out | {"effect": mean, "ci_low": lo, "ci_high": hi, "p": p, "verdict": verdict}
 
 
-def _describe(name: str | None, filters: dict) -> str:
+def _describe(name: str | None, filters: dict, label: str = "") -> str:
+    """A side or a selection in the reader's words: `label` if given, else the condition and `column=value`."""
     parts = ([name] if name is not None else []) + [f"{k}={v}" for k, v in filters.items()]
-    return ", ".join(parts) or "all rows"
+    return label or ", ".join(parts) or "all rows"
+
+
+def comparison(claim: Claim) -> str:
+    """ "A − B (what both sides share)", as the reader knows the conditions."""
+    a, b = _describe(claim.a, claim.filters_a, claim.label_a), _describe(claim.b, claim.filters_b, claim.label_b)
+    return f"{a} − {b}" + (f" ({_describe(None, claim.filters, claim.context)})" if claim.filters else "")
 
 
 def evaluate(claim: Claim, results_dir: str | Path) -> dict:
@@ -263,8 +286,7 @@ def evaluate(claim: Claim, results_dir: str | Path) -> dict:
         "statement": claim.statement,
         "table": claim.table,
         "metric": claim.metric,
-        "comparison": f"{_describe(claim.a, claim.filters_a)} − {_describe(claim.b, claim.filters_b)}"
-        + (f" ({_describe(None, claim.filters)})" if claim.filters else ""),
+        "comparison": comparison(claim),
         "isolates": claim.isolates,
     }
     empty = {
@@ -375,7 +397,7 @@ def claims_markdown(df: pd.DataFrame) -> str:
         rows.append(
             {
                 "claim": r.claim,
-                "comparison (A − B)": f"{r.comparison} [{r.metric}]",
+                "comparison (A − B)": f"{r.comparison} [{METRICS.get(r.metric, r.metric)}]",
                 "n": f"{int(r.n)}" + (f" ({int(r.dropped)} unpaired)" if r.dropped else ""),
                 "effect, points [95% CI]": "—" if pd.isna(r.effect) else f"{_num(r.effect)} [{_num(r.ci_low)}, {_num(r.ci_high)}]",
                 "p": _p(r.p),
@@ -410,7 +432,7 @@ def findings(results_dir: str | Path, prefix: str, claims: tuple[Claim, ...] = C
             lines.append(f"- **{c.id}**: not run ({r['reason']}).")
             continue
         lines.append(
-            f"- **{c.id}** ({c.statement}): {r['comparison']} = {_num(r['effect'])} points of {c.metric}, "
+            f"- **{c.id}** ({c.statement}): {r['comparison']} = {_num(r['effect'])} points of {METRICS.get(c.metric, c.metric)}, "
             f"95% CI [{_num(r['ci_low'])}, {_num(r['ci_high'])}], {r['n']} pairs, p {_p(r['p']).replace('<', '< ') if r['p'] < 0.001 else '= ' + _p(r['p'])}"
             f" → **{r['verdict']}**."
         )

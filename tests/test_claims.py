@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 import pandas as pd
@@ -243,3 +244,21 @@ def test_holm_adjusts_the_p_values_that_exist():
     # sorted 0.01, 0.03, 0.04, 0.5 (m = 4): 4*0.01, 3*0.03, max(0.09, 2*0.04), max(0.09, 1*0.5)
     assert np.isnan(adj[1])
     assert adj[[0, 3, 2, 4]] == pytest.approx([0.04, 0.09, 0.09, 0.5])
+
+
+INTERNAL = re.compile(r"(?<![\w])[A-Za-z_][A-Za-z0-9_]*=")  # a column=value label ("labeled_frac=0.1"); not "λ=0"
+
+
+def test_generated_text_names_conditions_as_the_reader_knows_them(tmp_path):
+    """Comparisons, findings and claims.md: no internal column=value label inside a condition's name."""
+    from hgrlib.claims import comparison, findings
+
+    assert INTERNAL.search("objective=hgr, selected=True") and INTERNAL.search("(labeled_frac=0.1)")
+    assert not INTERNAL.search("labeled + unlabeled (CE, λ=0)") and not INTERNAL.search("p = 0.003")
+    fake_results(tmp_path)
+    df = write_claims(tmp_path)
+    texts = [comparison(c) for c in CLAIMS] + list(df["comparison"]) + [(tmp_path / "claims.md").read_text()]
+    texts += [findings(tmp_path, p) for p in ("02_", "03_", "05_", "07_")]
+    for text in texts:
+        assert not INTERNAL.search(text), text
+    assert "(10% labels)" in " ".join(df["comparison"])
