@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -412,8 +414,8 @@ def test_ravdess_actor_folders_linked_into_place(tmp_path):
     # linked files, a link loop (a link to an ancestor) and a broken link: walked once, reported, no hang
     files = tmp_path / "files" / "Actor_03"
     files.mkdir(parents=True)
-    for f in sorted((store / "Actor_01").iterdir()):
-        (files / f.name.replace("-01.", "-03.")).symlink_to(f)
+    for f in sorted((make_ravdess_fixture(tmp_path / "store3", actors=(3,), audio_only_actors=(3,)) / "Actor_03").iterdir()):
+        (files / f.name).symlink_to(f)
     (root / "Actor_03").symlink_to(files, target_is_directory=True)
     (root / "Actor_01" / "again").symlink_to(root, target_is_directory=True)
     (root / "Actor_02" / "gone").symlink_to(tmp_path / "nowhere", target_is_directory=True)
@@ -451,6 +453,54 @@ def test_baum1s_subject_folders_and_sheet_linked_into_place(tmp_path):
     (root / "Annotations_BAUM1s.csv").symlink_to(store / "Annotations_BAUM1s.csv")
     recs, _ = baum1s.index(root / "BAUM1s_MP4 - All")  # the sheet found beside the root, through its link
     assert rel(recs, root / "BAUM1s_MP4 - All") == rel(direct, store / "BAUM1s_MP4 - All") and len(recs) == 6
+
+
+def real_files(recs) -> list[str]:
+    return [os.path.realpath(r.path) for r in recs]
+
+
+def test_enterface_subject_linked_to_another_subjects_folder_is_indexed_once(tmp_path):
+    store = make_enterface_fixture(tmp_path / "store", sentences=(1,)) / "enterface database"
+    root = link_children(store, tmp_path / "root")
+    for alias, real in (("subject 2", "subject 1"), ("subject 11", "subject 16")):
+        (root / alias).unlink()
+        (root / alias).symlink_to(store / real, target_is_directory=True)
+    clip = store / "subject 3" / "anger" / "sentence 2" / "s3_an_2.avi"  # one clip linked into another subject
+    clip.parent.mkdir()
+    clip.symlink_to(store / "Subject 23" / "anger" / "sentence 1" / "s23_an_1.avi")
+    recs, rep = enterface.index(root)
+    assert len(set(real_files(recs))) == len(recs) == 6 * 4 + 1  # subjects 1, 3, 16 and 23, each clip once
+    assert {r.subject for r in recs} == {"1", "3", "16", "23"}  # a folder is kept by the subject it is named for
+    why = reasons(rep)
+    assert "already walked" in why["subject 2"] and str(root / "subject 1") in why["subject 2"]
+    assert "already walked" in why["subject 11"] and str(root / "subject 16") in why["subject 11"]
+    assert "same file as" in why["s3_an_2.avi"] and str(root / "Subject 23") in why["s3_an_2.avi"]
+
+
+def test_ravdess_clip_linked_under_another_actor_is_indexed_once(tmp_path):
+    root = make_ravdess_fixture(tmp_path, actors=(1,), audio_only_actors=(1,))
+    (root / "Actor_02").mkdir()
+    for f in sorted((root / "Actor_01").iterdir()):
+        (root / "Actor_02" / f.name.replace("-01.", "-02.")).symlink_to(f)
+    recs, rep = ravdess.index(root, classes=8)
+    assert len(recs) == 8 and {r.subject for r in recs} == {"01"}
+    assert all(Path(r.audio_path).parent.name == "Actor_01" for r in recs)
+    assert len(rep.skipped) == 16 and all("same file as" in why and "Actor_01" in why for why in reasons(rep).values())
+    shutil.rmtree(root / "Actor_02")
+    (root / "Actor_00").symlink_to(root / "Actor_01", target_is_directory=True)  # walked after Actor_01, its own name
+    recs, rep = ravdess.index(root, classes=8)
+    assert len(recs) == 8 and {r.subject for r in recs} == {"01"}
+    assert len(rep.skipped) == 1 and f"already walked as {root / 'Actor_01'}" in reasons(rep)["Actor_00"]
+
+
+def test_baum1s_clip_hard_linked_under_another_subject_is_indexed_once(tmp_path):
+    make_baum1s_fixture(tmp_path, subjects=(1, 2))
+    clips = tmp_path / "BAUM1s_MP4 - All"
+    (clips / "S002" / "S002_001.mp4").unlink()
+    os.link(clips / "S001" / "S001_001.mp4", clips / "S002" / "S002_001.mp4")
+    recs, rep = baum1s.index(tmp_path)
+    assert [r.meta["clip"] for r in recs] == ["S001_001", "S001_002", "S001_008", "S002_002", "S002_008"]
+    assert "same file as" in reasons(rep)["S002_001.mp4"] and str(clips / "S001" / "S001_001.mp4") in reasons(rep)["S002_001.mp4"]
 
 
 def test_manifest_rows_through_linked_folders(tmp_path):

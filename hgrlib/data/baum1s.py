@@ -27,7 +27,8 @@ rows with the other states are reported as skipped. Annotated clips missing on d
 missing from the annotation, and non-.mp4 files (e.g. subtitle .srt files) are all reported.
 
 Subject folders, clips and the annotation file may be symbolic links (``S001 ->
-/datasets/baum1s/S001``): links are followed, each folder walked once (hgrlib.data.walk).
+/datasets/baum1s/S001``): links are followed, and each real folder and file is taken once
+(hgrlib.data.walk): a clip linked in under a second name is reported, not indexed twice.
 
 ``.xlsx`` needs openpyxl; without it a DataError says to ``pip install openpyxl`` or export the
 sheet to CSV.

@@ -39,8 +39,10 @@ README, albanie/mcnDatasets ``getEnterfaceImdb.m``):
 
 The root may be the folder holding the ``subject N`` folders or its parent (e.g. the folder the
 zip was extracted into, containing ``enterface database/``). Any folder or file may be a symbolic
-link (``subject 1 -> /datasets/enterface/subject 1``): links are followed, each folder walked once
-(hgrlib.data.walk).
+link (``subject 1 -> /datasets/enterface/subject 1``): links are followed, and each real folder and
+clip is indexed once, under one subject (hgrlib.data.walk): a subject folder linked to another name
+(``subject 2 -> subject 1``) is walked after the others, so the folder stays with the subject it is
+named for, and the link is reported.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ import re
 from pathlib import Path
 
 from hgrlib.data.records import EMOTIONS6, ClipRecord, DataError, IndexReport
-from hgrlib.data.walk import walk, walk_files
+from hgrlib.data.walk import Seen, is_alias, walk, walk_files
 
 SUBJECT_DIR_RE = re.compile(r"^subject[\s_-]*(\d+)$", re.IGNORECASE)
 SENTENCE_DIR_RE = re.compile(r"^sentence[\s_-]*(\d+)$", re.IGNORECASE)
@@ -100,29 +102,9 @@ def index(
             if subjects:
                 base = child
                 break
-    subject_roots = {p for _, p in subjects}
-
-    # files outside any subject folder
-    for dirpath, dirnames, filenames in walk(root, report):
-        here = Path(dirpath)
-        dirnames[:] = [d for d in dirnames if here / d not in subject_roots]
-        for name in filenames:
-            report.skip(here / name, "not inside a 'subject N' folder")
-
-    seen_subjects: dict[str, Path] = {}
-    records = []
-    for subject, sdir in subjects:
-        if subject in seen_subjects:
-            for p in walk_files(sdir, report):
-                report.skip(p, f"second folder for subject {subject} (first: {seen_subjects[subject]})")
-            continue
-        seen_subjects[subject] = sdir
-        for dirpath, dirnames, filenames in walk(sdir, report):
-            for name in filenames:
-                path = Path(dirpath) / name
-                rec = _one(path, sdir, subject, exclude, report)
-                if rec is not None:
-                    records.append(rec)
+    seen: Seen = {}  # one for the whole index: a folder or clip reached under two subjects is taken once
+    records = _index_subjects(subjects, exclude, report, seen)
+    _report_outside(root, {p for _, p in subjects}, report, seen)
 
     records.sort(key=lambda r: (_num_key(r.subject), r.emotion, r.meta.get("sentence") or 0, r.path))
     report.accepted = len(records)
@@ -130,6 +112,32 @@ def index(
         found = report.found()
         raise DataError(f"{base}: no usable eNTERFACE'05 clips; {EXPECTED}. {found}")
     return records, report
+
+
+def _index_subjects(subjects: list[tuple[str, Path]], exclude: set, report: IndexReport, seen: Seen) -> list[ClipRecord]:
+    """The clips of every subject folder; a subject folder that is an alias (a link to another name) walks last."""
+    first: dict[str, Path] = {}
+    records = []
+    for subject, sdir in sorted(subjects, key=lambda s: is_alias(s[1])):
+        if subject in first:
+            for p in walk_files(sdir, report, seen):
+                report.skip(p, f"second folder for subject {subject} (first: {first[subject]})")
+            continue
+        first[subject] = sdir
+        for path in walk_files(sdir, report, seen):
+            rec = _one(path, sdir, subject, exclude, report)
+            if rec is not None:
+                records.append(rec)
+    return records
+
+
+def _report_outside(root: Path, subject_roots: set[Path], report: IndexReport, seen: Seen) -> None:
+    """Report the files outside any subject folder."""
+    for dirpath, dirnames, filenames in walk(root, report, seen):
+        here = Path(dirpath)
+        dirnames[:] = [d for d in dirnames if here / d not in subject_roots]
+        for name in filenames:
+            report.skip(here / name, "not inside a 'subject N' folder")
 
 
 def _one(path: Path, sdir: Path, subject: str, exclude: set, report: IndexReport) -> ClipRecord | None:

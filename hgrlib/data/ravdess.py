@@ -21,7 +21,8 @@ reported in the IndexReport with a reason (video-only clips, songs, stray files,
 codes, actor field disagreeing with the ``Actor_XX`` folder, duplicates, audio files with no clip).
 The project's synthetic corpus is written in this same layout and indexed with
 ``dataset_name="synthetic"``. Folders and files may be symbolic links (``Actor_01 ->
-/datasets/ravdess/Actor_01``): they are followed, each folder walked once (hgrlib.data.walk).
+/datasets/ravdess/Actor_01``): they are followed, and each real folder and file is taken once
+(hgrlib.data.walk): a clip linked in under a second name or actor is reported, not indexed twice.
 """
 
 from __future__ import annotations
