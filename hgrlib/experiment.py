@@ -180,14 +180,6 @@ class Coverage:
         return "\n".join(lines)
 
 
-def folds_caption(data: DataConfig) -> str:
-    """What a table's caption adds about its folds: "" on the shipped folds (and on corpora without any),
-    else that the folds were made from the subjects present, not the published ones."""
-    if data.folds == "present" and data.dataset in FOLD_SPECS:
-        return "; folds made from the subjects present (--folds present), not the shipped folds"
-    return ""
-
-
 def check_corpus(data: DataConfig, n_folds: int) -> Coverage:
     """Index a real dataset and check it against the folds its runs use (before any notebook starts):
     a DataError with a one-line cause if it cannot be read, a class has no clip, or a fold cannot be trained."""

@@ -27,7 +27,6 @@ from hgrlib.experiment import (
     Coverage,
     check_corpus,
     fold_seed_runs,
-    folds_caption,
     seeded_runs,
 )
 from hgrlib.profiles import get_profile
@@ -275,7 +274,6 @@ def test_the_option_reaches_configs_and_notebooks(monkeypatch):
         DataConfig("ravdess", "x", folds="some")
     # with folds made from the subjects present, the fold's bound is train.n_folds, not the shipped count
     Config(DataConfig("ravdess", "x", folds="present"), train=TrainConfig(n_folds=8, fold=7))
-    assert folds_caption(DataConfig("ravdess", "x", folds="present")) and not folds_caption(DataConfig("ravdess", "x"))
 
 
 def test_data_digest_follows_linked_folders(partial, tmp_path):

@@ -168,7 +168,7 @@ def test_av_correlation_finds_shared_signal_and_held_out_is_not_inflated():
 def test_generator_factor_map_lists_the_shared_factors():
     gen = st.generator_factors().set_index("factor")
     assert gen.index.is_unique and set(gen["kind"]) == {"shared", "audio only", "video only", "neither"}
-    shared = set(st.shared_factors())
+    shared = set(gen.index[gen["kind"] == "shared"])
     # not only emotion: intensity, the statement and its syllable timing, and the subject reach both
     assert {
         "emotion",
@@ -196,7 +196,7 @@ def test_generator_factor_map_lists_the_shared_factors():
         "visual_strength",
         "repetition",
     }
-    assert set(st.shared_factors("subject")) == {"actor", "rate"}
+    assert set(gen.index[(gen["kind"] == "shared") & (gen["level"] == "subject")]) == {"actor", "rate"}
     assert gen.loc["f0_base", "kind"] == "audio only" and gen.loc["light", "kind"] == "video only"
     assert gen.loc["repetition", "kind"] == "neither"
     # a factor sampled upstream reaches exactly the modalities of the factors it acts through

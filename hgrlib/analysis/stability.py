@@ -128,11 +128,6 @@ def generator_factors() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def shared_factors(level: str | None = None) -> list[str]:
-    """The generator's factors that reach both audio and video (of one `level`, 'clip' or 'subject', if given)."""
-    return [n for n, lvl, m, _, _ in GENERATOR_FACTORS if _kind(m) == "shared" and level in (None, lvl)]
-
-
 def _kind(modalities) -> str:
     return {2: "shared", 0: "neither"}.get(len(modalities)) or f"{modalities[0]} only"
 

@@ -110,22 +110,6 @@ def fold_file_content(name: str) -> dict:
     }
 
 
-def write_fold_files(out_dir) -> None:
-    """Regenerate hgrlib/splits/*.json (run once; the files are committed)."""
-    from pathlib import Path
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for name in FOLD_SPECS:
-        d = fold_file_content(name)
-        folds = ",\n".join("    " + json.dumps(f) for f in d["folds"])
-        head = {k: v for k, v in d.items() if k not in ("folds", "note")}
-        lines = [f'  "{k}": {json.dumps(v)},' for k, v in head.items()]
-        text = "{\n" + "\n".join(lines) + f'\n  "folds": [\n{folds}\n  ],\n  "note": {json.dumps(d["note"])}\n}}\n'
-        assert json.loads(text) == d
-        (out / f"{name}.json").write_text(text)
-
-
 def load_fold_file(name: str) -> dict:
     """The shipped fold file for ravdess, enterface or baum1s, as a dict."""
     _check_name(name, FOLD_SPECS)
