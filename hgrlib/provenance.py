@@ -1,8 +1,14 @@
-"""What a cached result depends on: the hgrlib code it runs (found from imports), library versions, digests.
+"""What a cached result depends on: the hgrlib code it runs (found from imports), library versions, the
+machine that computed it, digests.
 
 Cache keys (feature cache, training runs, the runner's notebook stamps) are built from these, so a
 change to the code of any module a result imports, to the shipped split files or to a library that
 changes numbers gives a new key instead of a stale result; comments and docstrings are not code.
+
+`machine_identity` names what decides a CPU run's last bits besides the code: the CPU model and its
+instruction sets, the kernels torch, MKL and oneDNN dispatch to, and the variables that pin them. The
+same run on another CPU model differs in its last bits, and over a run of training that grows to points
+(docs/reproducibility.md), so a run is keyed by it and the results say where they were made.
 """
 
 from __future__ import annotations
@@ -10,6 +16,9 @@ from __future__ import annotations
 import ast
 import functools
 import hashlib
+import os
+import platform
+import re
 from importlib import metadata
 from pathlib import Path
 
@@ -125,3 +134,82 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+# Environment variables that change which kernels MKL, oneDNN and ATen run (so a run's last bits);
+# PORTABLE_DISPATCH pins all three to the AVX2 paths every x86-64 CPU of the last decade has.
+DISPATCH_VARS = ("MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")
+PORTABLE_DISPATCH = {"MKL_CBWR": "COMPATIBLE", "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
+# the best instruction set a CPU offers, by the /proc/cpuinfo flags it needs (oneDNN's ladder, coarsely)
+ISA_LADDER = (
+    ("amx", ("amx_tile", "amx_bf16")),
+    ("avx512_fp16", ("avx512_fp16",)),
+    ("avx512_bf16", ("avx512_bf16", "avx512_vnni")),
+    ("avx512_vnni", ("avx512_vnni",)),
+    ("avx512", ("avx512f", "avx512bw", "avx512vl", "avx512dq")),
+    ("avx2_vnni", ("avx2", "avx_vnni")),
+    ("avx2", ("avx2", "fma")),
+    ("sse4.1", ("sse4_1",)),
+)
+
+
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's fields of /proc/cpuinfo (empty where there is none: not Linux)."""
+    try:
+        text = open("/proc/cpuinfo").read()
+    except OSError:
+        return {}
+    first = text.split("\n\n")[0]
+    return {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in first.splitlines()) if k.strip()}
+
+
+def _build_versions(config: str) -> dict[str, str]:
+    """MKL's and oneDNN's versions from torch's build description (`torch.__config__.show()`)."""
+    mkl = re.search(r"Math Kernel Library Version ([\w.]+)", config)
+    dnn = re.search(r"MKL-DNN v([\w.]+)", config)
+    return {"mkl": mkl.group(1) if mkl else "none", "onednn": dnn.group(1) if dnn else "none"}
+
+
+def machine_identity() -> dict:
+    """What decides a CPU run's last bits besides the code and the thread count: the CPU (vendor, family,
+    model, name, best instruction set), the level torch dispatches its own kernels at, torch's, MKL's and
+    oneDNN's versions, and the dispatch variables set (DISPATCH_VARS). A new dict each call."""
+    out = dict(_machine_identity(tuple((k, os.environ[k]) for k in DISPATCH_VARS if k in os.environ)))
+    return out | {"dispatch_env": dict(out["dispatch_env"])}
+
+
+@functools.cache
+def _machine_identity(env: tuple[tuple[str, str], ...]) -> tuple[tuple[str, object], ...]:
+    import torch
+
+    info = _cpuinfo()
+    flags = set(info.get("flags", "").split())
+    isa = next((name for name, need in ISA_LADDER if flags >= set(need)), "unknown" if flags else platform.machine())
+    return (
+        ("cpu", info.get("model name") or platform.processor() or platform.machine()),
+        ("vendor", info.get("vendor_id", platform.machine())),
+        ("family", info.get("cpu family", "")),
+        ("model", info.get("model", "")),
+        ("isa", isa),
+        ("torch_dispatch", torch.backends.cpu.get_cpu_capability()),
+        ("torch", torch.__version__),
+        *_build_versions(torch.__config__.show()).items(),
+        ("dispatch_env", env),
+    )
+
+
+def machine_tag(m: dict) -> str:
+    """A machine identity as a short key: vendor-family-model-isa, torch's dispatch level, MKL and oneDNN
+    versions and any dispatch variable (e.g. `AuthenticAMD-25-17-avx512_bf16-AVX512-mkl2024.2-onednn3.12.0`)."""
+    env = "".join(f"-{k}={v}" for k, v in sorted(m.get("dispatch_env", {}).items()))
+    return f"{m['vendor']}-{m['family']}-{m['model']}-{m['isa']}-{m['torch_dispatch']}-mkl{m['mkl']}-onednn{m['onednn']}{env}"
+
+
+def machine_text(m: dict) -> str:
+    """A machine identity for a reader: `AMD EPYC (AuthenticAMD family 25 model 17, avx512_bf16); torch 2.14.1
+    dispatching at AVX512, MKL 2024.2, oneDNN 3.12.0`, and any dispatch variable set."""
+    env = ", ".join(f"{k}={v}" for k, v in sorted(m.get("dispatch_env", {}).items()))
+    return (
+        f"{m['cpu']} ({m['vendor']} family {m['family']} model {m['model']}, {m['isa']}); torch {m['torch']} dispatching at "
+        f"{m['torch_dispatch']}, MKL {m['mkl']}, oneDNN {m['onednn']}" + (f"; {env}" if env else "")
+    )

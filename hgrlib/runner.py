@@ -25,7 +25,7 @@ from hgrlib.config import DataConfig
 from hgrlib.data.folds import FOLD_SPECS
 from hgrlib.io import read_json, rel_path, write_json, write_text
 from hgrlib.profiles import results_tag
-from hgrlib.provenance import FEATURE_LIBS, TRAINING_LIBS, file_sha256, library_versions, package_digest
+from hgrlib.provenance import FEATURE_LIBS, TRAINING_LIBS, file_sha256, library_versions, machine_identity, package_digest
 from hgrlib.report import project_dir
 from hgrlib.results_index import NOTEBOOK_DIR, update_readme, write_manifest  # results/README.md, manifest.json, README.md's sections
 
@@ -247,6 +247,7 @@ def run(
                 "parameters": p,
                 "seconds": sec,
                 "commit": git_commit(repo),
+                "machine": machine_identity(),  # where it ran: information, not part of the stamp (a fresh clone on another CPU skips)
                 "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "outputs": {rel_path(f, repo): file_sha256(f) for f in outputs},
             },
@@ -393,8 +394,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--verify",
         action="store_true",
-        help="regenerate everything from nothing in a scratch folder and compare every committed table "
-        "cell by cell; exit 1 on any difference (commits nothing, changes nothing here)",
+        help="regenerate everything from nothing in a scratch folder and compare with what is committed: every "
+        "table cell by cell on the machine identity that made the results, the claims elsewhere (--tier); exit 1 "
+        "when they disagree (commits nothing, changes nothing here)",
+    )
+    ap.add_argument(
+        "--tier",
+        default="auto",
+        choices=["auto", "exact", "claims"],
+        help="--verify: exact (every table cell by cell), claims (each claim's effect and verdict; tables' drift "
+        "summarised), or auto (default: exact where the committed run stamps name this machine identity)",
     )
     ap.add_argument("--scratch", default=None, help="--verify: an empty or new folder to regenerate into (default: a temporary one)")
     a = ap.parse_args(argv)
@@ -403,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.verify:
         from hgrlib.verify import verify
 
-        return verify(a.profile, a.dataset, a.root, a.classes, a.jobs, a.scratch, a.results, a.figures)
+        return verify(a.profile, a.dataset, a.root, a.classes, a.jobs, a.scratch, a.results, a.figures, a.tier)
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 

@@ -20,7 +20,7 @@ from filelock import SoftFileLease, Timeout
 from hgrlib.config import Config, config_hash
 from hgrlib.distributed import world
 from hgrlib.io import CorruptFile, read_sealed_json
-from hgrlib.provenance import TRAINING_LIBS, code_digest, file_sha256, library_versions
+from hgrlib.provenance import TRAINING_LIBS, code_digest, file_sha256, library_versions, machine_identity, machine_tag
 from hgrlib.train import WEIGHTS_FILE, FeatureSet, fit, pick_device, torch_threads
 from hgrlib.train_stacked import fit_stacked
 
@@ -34,16 +34,21 @@ def code_version() -> str:
 
 
 def execution_key(cfg: Config, stack: int = 1) -> str:
-    """What besides the config changes a run's numbers: the device type, on the CPU the thread count, under
-    torchrun the number of processes (same training, other summation order and dropout masks), and the size
-    of the stack it trained in (hgrlib.train_stacked: same training, other summation order; measured: a
-    member's bytes depend on the stack's size, not on the other members).
+    """What besides the config changes a run's numbers: the device (on the CPU its thread count and the machine
+    identity, hgrlib.provenance.machine_tag; on a GPU its name), under torchrun the number of processes (same
+    training, other summation order and dropout masks), and the size of the stack it trained in
+    (hgrlib.train_stacked: same training, other summation order; measured: a member's bytes depend on the
+    stack's size, not on the other members).
 
-    Floating-point sums are split differently over 1 or 2 threads; over a run that moves its accuracy
-    by a point or two (measured: benchmarks/README.md), so runs with different thread counts are kept apart.
+    Floating-point sums are split differently over 1 or 2 threads and computed by other kernels on another CPU
+    model; over a run either moves its accuracy by points (measured: docs/reproducibility.md), so such runs are
+    kept apart: a runs/ folder shared by nodes of different CPUs never mixes their runs in one table.
     """
     device = pick_device(cfg.train.device)
-    key = device.type if device.type != "cpu" else f"cpu-{cfg.train.threads or torch.get_num_threads()}threads"
+    if device.type == "cpu":
+        key = f"cpu-{cfg.train.threads or torch.get_num_threads()}threads-{machine_tag(machine_identity())}"
+    else:
+        key = f"{device.type}-{torch.cuda.get_device_name(device).replace(' ', '_')}" if device.type == "cuda" else device.type
     size = world()[1]
     key = key if size == 1 else f"{key}-ddp{size}"
     return key if stack == 1 else f"{key}-stack{stack}"

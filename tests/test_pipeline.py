@@ -217,17 +217,53 @@ def test_parallel_grid_gives_the_runs_of_a_sequential_one(tiny, tmp_path):
 def test_thread_count_is_part_of_a_runs_identity(tiny, tmp_path):
     import torch
 
+    from hgrlib.provenance import machine_identity, machine_tag
     from hgrlib.runs import execution_key
 
     cfg, fs, _ = tiny
     cfg = cfg.with_(train={"epochs": 1})
-    assert execution_key(cfg.with_(train={"threads": 1})) == "cpu-1threads"
-    assert execution_key(cfg.with_(train={"threads": 0})) == f"cpu-{torch.get_num_threads()}threads"
+    here = machine_tag(machine_identity())
+    assert execution_key(cfg.with_(train={"threads": 1})) == f"cpu-1threads-{here}"
+    assert execution_key(cfg.with_(train={"threads": 0})) == f"cpu-{torch.get_num_threads()}threads-{here}"
     before = torch.get_num_threads()
     one = cached_fit(cfg.with_(train={"threads": 1}), fs, str(tmp_path), progress=False)
     two = cached_fit(cfg.with_(train={"threads": 2}), fs, str(tmp_path), progress=False)
     assert one["run_dir"] != two["run_dir"] and (one["threads"], two["threads"]) == (1, 2)
     assert torch.get_num_threads() == before  # the caller's thread count is restored
+
+
+INTEL = {
+    "vendor_id": "GenuineIntel",
+    "cpu family": "6",
+    "model": "207",
+    "model name": "Intel(R) Xeon(R) Platinum 8581C",
+    "flags": "fpu avx2 fma avx512f avx512bw avx512vl avx512dq avx512_vnni avx512_bf16 avx512_fp16",
+}
+
+
+def test_the_cpu_is_part_of_a_runs_identity(tiny, monkeypatch, request):
+    """Another CPU model, instruction set or pinned dispatch gives another run key (simulated CPUs)."""
+    from hgrlib import provenance
+    from hgrlib.runs import run_key
+
+    cfg, fs, _ = tiny
+    request.addfinalizer(provenance._machine_identity.cache_clear)  # later tests see this machine again
+    for var in provenance.DISPATCH_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(provenance, "_cpuinfo", lambda: dict(INTEL))
+    provenance._machine_identity.cache_clear()
+    intel = run_key(cfg, fs)
+    assert "GenuineIntel-6-207-avx512_fp16" in intel["exec"] and provenance.machine_identity()["cpu"].startswith("Intel")
+    assert run_key(cfg, fs) == intel
+    monkeypatch.setattr(provenance, "_cpuinfo", lambda: INTEL | {"model": "143"})  # the same vendor, another model
+    provenance._machine_identity.cache_clear()
+    assert run_key(cfg, fs)["exec"] != intel["exec"]
+    monkeypatch.setattr(provenance, "_cpuinfo", lambda: INTEL | {"flags": "fpu avx2 fma"})  # a hypervisor hiding AVX-512
+    provenance._machine_identity.cache_clear()
+    assert "-avx2-" in run_key(cfg, fs)["exec"]
+    monkeypatch.setattr(provenance, "_cpuinfo", lambda: dict(INTEL))
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # a pinned dispatch is another identity
+    assert run_key(cfg, fs)["exec"] == intel["exec"] + "-ONEDNN_MAX_CPU_ISA=AVX2"
 
 
 def test_resolve_jobs_auto_and_memory_cap(tiny, monkeypatch):

@@ -15,6 +15,7 @@ from hgrlib.config import Config, LossConfig, ModelConfig, TrainConfig
 from hgrlib.launch import pack, run_all
 from hgrlib.losses import joint_loss
 from hgrlib.models import EmotionModel
+from hgrlib.provenance import machine_identity, machine_tag
 from hgrlib.runs import cached_fit_stack, read_result, run_dir
 from hgrlib.stacked import member_state, stack_inputs, stack_models, stacked_forward
 from hgrlib.train import fit
@@ -129,7 +130,8 @@ def test_run_all_stacks_keys_by_stack_size_and_reads_back(tmp_path, monkeypatch)
     out = run_all(cfgs, fs, str(tmp_path), progress=False, stack=2)  # stacks of 2 and 1
     sizes = sorted(r.get("stack_size", 1) for r in out)
     assert sizes == [1, 2, 2]
-    assert {r["key"]["exec"] for r in out} == {"cpu-1threads", "cpu-1threads-stack2"}
+    here = f"cpu-1threads-{machine_tag(machine_identity())}"
+    assert {r["key"]["exec"] for r in out} == {here, f"{here}-stack2"}
     alone = [c for c, r in zip(cfgs, out) if r.get("stack_size", 1) == 1][0]
     assert read_result(run_dir(alone, fs, str(tmp_path))) is not None
     monkeypatch.setattr(runs, "fit_stacked", lambda *a, **k: pytest.fail("trained again"))
@@ -142,7 +144,7 @@ def test_a_stack_through_submitit_is_the_stack_a_process_trains(tmp_path, monkey
     fs = random_featureset()
     cfgs = [BASE.with_(train={"seed": s}) for s in range(2)]
     jobs = run_all(cfgs, fs, str(tmp_path), progress=False, stack=2, executor="submitit-local")
-    assert [r["key"]["exec"] for r in jobs] == ["cpu-1threads-stack2"] * 2
+    assert [r["key"]["exec"] for r in jobs] == [f"cpu-1threads-{machine_tag(machine_identity())}-stack2"] * 2
     assert any((tmp_path / ".submitit").iterdir())
     monkeypatch.setattr(runs, "fit_stacked", lambda *a, **k: pytest.fail("trained again"))
     here = run_all(cfgs, fs, str(tmp_path), progress=False, stack=2)  # in this process: read back, same runs
