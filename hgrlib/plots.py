@@ -11,6 +11,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import NullLocator
 
 FEATURE_NAMES = {"f": "audio f", "g": "visual g", "z": "fused z"}
 
@@ -107,15 +108,15 @@ def confusions(cms: dict[str, np.ndarray], classes: tuple[str, ...]):
 
 
 def training_curves(histories: dict[str, list[list[dict]]], key: str = "val_uar"):
-    """Mean ± std over runs of a per-epoch quantity, one line per condition; and the training loss."""
+    """Mean ± std over runs of a per-epoch validation score (in %), one line per condition; and the training loss."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.9), layout="constrained")
     for name, runs in histories.items():
-        for ax, k in zip(axes, ("loss", key)):
-            m = np.array([[h[k] for h in run] for run in runs])
+        for ax, k, scale in zip(axes, ("loss", key), (1, 100)):
+            m = scale * np.array([[h[k] for h in run] for run in runs])
             x = np.arange(1, m.shape[1] + 1)
             ax.plot(x, m.mean(0), label=name)
             ax.fill_between(x, m.mean(0) - m.std(0), m.mean(0) + m.std(0), alpha=0.2)
-    axes[0].set_title("training loss", fontsize=10), axes[1].set_title(f"validation {key.split('_')[-1].upper()}", fontsize=10)
+    axes[0].set_title("training loss", fontsize=10), axes[1].set_title(f"validation {key.split('_')[-1].upper()} (%)", fontsize=10)
     for ax in axes:
         ax.set_xlabel("epoch")
     fig.legend(
@@ -140,13 +141,27 @@ def bar_with_errors(table: pd.DataFrame, label: str, metric: str = "acc", ax=Non
     return ax.figure
 
 
-def curves_with_errors(table: pd.DataFrame, x: str, group: str, metric: str = "acc", xlabel: str | None = None, ax=None):
-    """One line per `group` value: mean ± std of `metric` (a mean_std() table) against `x`; legend to the right."""
+MARKERS, LINESTYLES = ("o", "s", "^", "D", "v"), ("-", "--", ":", "-.")
+
+
+def curves_with_errors(
+    table: pd.DataFrame, x: str, group: str, metric: str = "acc", xlabel: str | None = None, ax=None, percent_x: bool = False
+):
+    """One line per `group` value: mean ± std of `metric` (a mean_std() table) against `x`, on a log axis ticked at
+    the values of `x` (as % with `percent_x`); each line with its own marker and dash, its points set slightly
+    apart, so that lines that coincide (the same runs) still all show; legend to the right."""
     if ax is None:
         _, ax = plt.subplots(figsize=(7.5, 3.8), layout="constrained")
-    for name, t in table.groupby(group, sort=False):
+    groups = list(table.groupby(group, sort=False))
+    for i, (name, t) in enumerate(groups):
         t = t.sort_values(x)
-        ax.errorbar(t[x], 100 * t[f"{metric}_mean"], yerr=100 * t[f"{metric}_std"], marker="o", capsize=3, label=name)
+        dodge = 10 ** (0.012 * (i - (len(groups) - 1) / 2))  # a few pixels on the log axis
+        style = {"marker": MARKERS[i % len(MARKERS)], "linestyle": LINESTYLES[i % len(LINESTYLES)]}
+        ax.errorbar(t[x] * dodge, 100 * t[f"{metric}_mean"], yerr=100 * t[f"{metric}_std"], capsize=3, label=name, **style)
+    ax.set_xscale("log")
+    ticks = sorted(set(table[x]))
+    ax.set_xticks(ticks, [f"{100 * v:g}%" if percent_x else f"{v:g}" for v in ticks])
+    ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xlabel(xlabel or x), ax.set_ylabel(f"test {metric} (%)")
     legend_outside(ax)
     return ax.figure

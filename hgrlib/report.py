@@ -53,7 +53,7 @@ def mean_std(
 
 
 # scores stored as fractions (0..1): shown as percent with one decimal
-PERCENT = re.compile(r"^(val_|test_|train_)?(acc|uar|seg_acc|clip_acc|f1)(_(mean|std|seed_std|seed_range|pooled_std|diff))?$")
+PERCENT = re.compile(r"^(val_|test_|train_)?(acc|uar|seg_acc|clip_acc|f1)(_(mean|std|range|seed_std|seed_range|pooled_std|diff))?$")
 NBSP = "\u00a0"
 
 
@@ -141,6 +141,12 @@ def show(df: pd.DataFrame, caption: str | None = None) -> Table:
     """`df` for a notebook: `readable`, no index, nothing truncated; what was left out said in the caption."""
     view, note = readable(df)
     return Table(view, " ".join(t for t in (caption, note) if t))
+
+
+def save_table(df: pd.DataFrame, stem: str | Path, title: str | None = None) -> Table:
+    """`write_table`, and the table as the notebook shows it, under the same title as its `.md`."""
+    write_table(df, stem, title)
+    return show(df, title)
 
 
 def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:

@@ -13,6 +13,7 @@ from hgrlib.analysis import baselines as B
 from hgrlib.analysis import minibatch as M
 from hgrlib.config import Config
 from hgrlib.losses import cca_corr, soft_hgr
+from hgrlib.report import readable
 
 SMALL = dict(dims=[32], batch_sizes=[8, 16, 64, 256], n_batches=8)
 FULL4, FULL6, WELL = "CCA full-d, ridge 0.0001", "CCA full-d, ridge 1e-06", "CCA k=batch/4, ridge 1e-3·tr/k"
@@ -218,7 +219,8 @@ def test_protocol_table_decomposes_the_gap_into_paired_differences():
     assert t.loc["segment − clip", "runs"] == 3 and t.loc["segment − clip", "component"] == "segment leakage"
     assert t.loc["clip − subject", "seg_acc_std"] == pytest.approx(np.std([0.12, 0.06, 0.15], ddof=1))
     assert t.loc["clip − subject", "seg_acc"] == "+11.0 ± 4.6 pp"
-    assert t.loc["clip − subject", "n_train_segments"] == 0.0
+    assert np.isnan(t.loc["clip − subject", "n_train_segments"]) and t.loc["clip", "n_train_segments"] == 96
+    assert "–" in readable(t.reset_index())[0].set_index("protocol").loc["clip − subject", "n_train_segments"]
     fig = plots.plot_protocols(t.reset_index())
     assert len(fig.axes) == 2
 
@@ -323,3 +325,16 @@ def test_study_figures_render(planted_study, tmp_path):
     plots.plot_study(summary, "t").savefig(tmp_path / "a.png")
     plots.plot_value_spread(summary, "t").savefig(tmp_path / "b.png")
     assert (tmp_path / "a.png").stat().st_size > 1000
+
+
+def test_verdict_summary_keeps_each_objective_together():
+    v = pd.DataFrame(
+        {
+            "objective": ["hgr", "cca", "cca", "hgr", "cca"],
+            "well_posed": [True, False, True, True, False],
+            **{f: [False] * 5 for f in M.FLAGS},
+        }
+    ).assign(biased=[True, True, False, False, True])
+    s = M.verdict_summary(v)
+    assert list(zip(s["objective"], s["well_posed"])) == [("hgr", True), ("cca", True), ("cca", False)]
+    assert list(s["cells"]) == [2, 1, 2] and list(s["biased"]) == [1, 0, 2]

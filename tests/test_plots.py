@@ -355,3 +355,21 @@ def test_umap_grid_has_one_legend_per_colouring_outside_the_panels():
     assert len(fig.subfigs) == 2 and [len(s.legends) for s in fig.subfigs] == [1, 1]
     assert [t.get_text() for t in fig.subfigs[0].legends[0].get_texts()] == list(CLASSES)
     assert len(_data_axes(fig)) == 12 and fig.get_figwidth() <= 11
+
+
+def test_coinciding_curves_all_show_on_a_log_axis_in_percent():
+    """At fraction 1 the conditions are the same runs: every line still has its own visible point there."""
+    t = _semi()
+    t.loc[t["labeled_frac"] == 1.0, "acc_mean"] = 0.6
+    fig = plots.curves_with_errors(t, "labeled_frac", "condition", percent_x=True)
+    ax = fig.axes[0]
+    lines = [c.lines[0] for c in ax.containers]  # each errorbar's data line
+    assert ax.get_xscale() == "log" and [x.get_text() for x in ax.get_xticklabels()] == ["10%", "50%", "100%"]
+    px = [ax.transData.transform((line.get_xdata()[-1], line.get_ydata()[-1]))[0] for line in lines]
+    assert len(lines) == 2 and abs(px[0] - px[1]) >= 3  # pixels apart
+    assert lines[0].get_marker() != lines[1].get_marker()
+
+
+def test_validation_curves_are_in_percent():
+    fig = plots.training_curves(_histories())
+    assert fig.axes[1].get_title().endswith("(%)") and max(fig.axes[1].get_lines()[0].get_ydata()) > 1

@@ -129,3 +129,16 @@ def test_readme_layout_names_every_module():
     modules = [p.stem for p in Path("hgrlib").rglob("*.py") if p.stem != "__init__"]
     missing = [m for m in modules if m not in layout]
     assert not missing, f"README's Layout does not name {missing}"
+
+
+def test_a_saved_table_shows_under_the_title_of_its_markdown(tmp_path):
+    from hgrlib.report import save_table
+    from hgrlib.results_index import table_title
+
+    df = pd.DataFrame({"condition": ["a", "b"], "acc_mean": [0.5, 0.25], "nonfinite_steps": [0, 0]})
+    shown = save_table(df, tmp_path / "t", title="Test accuracy, %")
+    title, body = table_title((tmp_path / "t.md").read_text())
+    assert title == "Test accuracy, %" and shown.caption.startswith(title) and "nonfinite_steps" in shown.caption
+    assert f"<caption>{shown.caption}</caption>" in shown._repr_html_() and repr(shown).startswith(title)
+    assert markdown_table(shown.view) in body + "\n"
+    assert pd.read_csv(tmp_path / "t.csv").equals(df)

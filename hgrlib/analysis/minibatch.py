@@ -263,6 +263,9 @@ def feature_source(f: torch.Tensor, g: torch.Tensor, seed: int = 0):
     return lambda d: (project(f, d, seed), project(g, d, seed + 1), None)
 
 
+FLAGS = ("nonfinite", "impossible", "exploding", "vanishing", "biased")  # verdict's flags
+
+
 def verdict(summary: pd.DataFrame, factor: float = 100.0, biased: float = 0.5) -> pd.DataFrame:
     """A plain reading of the summary, per (objective, dim, batch):
 
@@ -292,14 +295,22 @@ def verdict(summary: pd.DataFrame, factor: float = 100.0, biased: float = 0.5) -
             "k",
             "regime",
             "well_posed",
-            "nonfinite",
-            "impossible",
-            "exploding",
-            "vanishing",
-            "biased",
+            *FLAGS,
             "frac_nonfinite",
             "rel_bias",
             "grad_median",
             "grad_rel_spread",
         ]
     ]
+
+
+def verdict_summary(v: pd.DataFrame) -> pd.DataFrame:
+    """`verdict` in a few rows: per objective (in the study's order), well-posed cells first, the number of
+    (dim, batch) cells and how many of them carry each flag."""
+    order = {o: i for i, o in enumerate(dict.fromkeys(v["objective"]))}
+    g = v.groupby(["objective", "well_posed"], sort=False)
+    out = g[list(FLAGS)].sum().assign(cells=g.size()).reset_index()
+    key = lambda c: c.map(order) if c.name == "objective" else ~c.astype(bool)  # noqa: E731
+    return out.sort_values(["objective", "well_posed"], key=key, kind="stable")[["objective", "well_posed", "cells", *FLAGS]].reset_index(
+        drop=True
+    )

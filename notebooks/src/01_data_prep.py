@@ -25,7 +25,7 @@ from pathlib import Path
 from hgrlib import plots
 from hgrlib.experiment import load_featureset, prepare_data, setup
 from hgrlib.io import write_json
-from hgrlib.report import save_figure, show, write_table
+from hgrlib.report import save_figure, save_table, show
 
 S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, load=False)  # the features are made below
 P, cfg, tag, out_res, out_fig = S.profile, S.config, S.tag, S.out_res, S.out_fig
@@ -44,9 +44,8 @@ import pandas as pd
 
 counts = pd.crosstab(pd.Series([fs.classes[y] for y in fs.labels], name="emotion"), pd.Series(["clips"] * len(fs.labels), name=""))
 counts["subjects"] = [len({s for s, y in zip(fs.subjects, fs.labels) if fs.classes[y] == e}) for e in counts.index]
-write_table(counts.reset_index(), f"{out_res}/01_class_counts", title=f"Clips per emotion ({tag})")
 print(f"audio segments {fs.audio.shape}, face crops {fs.faces.shape}, {len(set(fs.subjects))} subjects")
-show(counts.reset_index())
+save_table(counts.reset_index(), f"{out_res}/01_class_counts", title=f"Clips and subjects per emotion ({tag})")
 
 # %%
 fig = plots.examples(fs)

@@ -32,7 +32,7 @@ from hgrlib import plots
 from hgrlib.experiment import grid, load_featureset, prepare_data, results_frame, setup
 from hgrlib.launch import run_all
 from hgrlib.profiles import with_corpus_seed
-from hgrlib.report import mean_std, save_figure, show, write_table
+from hgrlib.report import mean_std, save_figure, save_table, write_table
 
 S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, seeds)
 P, cfg, fs, lam, seeds, tag, out_res, out_fig = S.profile, S.config, S.fs, S.lam, S.seeds, S.tag, S.out_res, S.out_fig
@@ -51,9 +51,8 @@ table = mean_std(runs, ["condition"], metrics=("acc", "uar", "seg_acc"))
 table["nonfinite_steps"] = runs.groupby("condition", sort=False)["nonfinite_steps"].sum().values
 cols = ["condition", "runs", "acc", "uar", "seg_acc", "nonfinite_steps"]
 write_table(runs, f"{out_res}/02_supervised_runs")
-write_table(table[cols], f"{out_res}/02_supervised_table",
-            title=f"Test accuracy and UAR, % mean ± std over every fold × seed ({tag}, λ={lam})")
-show(table[cols])
+save_table(table[cols], f"{out_res}/02_supervised_table",
+           title=f"Test accuracy and UAR, % mean ± std over every fold × seed ({tag}, λ={lam})")
 
 # %%
 fig = plots.bar_with_errors(table, "condition", "acc")
@@ -96,9 +95,8 @@ if replica_seed is not None and dataset == "synthetic":
     rep.insert(0, "corpus_seed", replica_seed)
     write_table(rep, f"{out_res}/02_replication_runs")
     rep_table = mean_std(rep, ["corpus_seed", "condition"], metrics=("acc", "uar"))
-    write_table(rep_table[["corpus_seed", "condition", "runs", "acc", "uar"]], f"{out_res}/02_replication_table",
-                title=f"The main comparison on a second corpus (generator seed {replica_seed}), % mean ± std over every fold × seed")
-    display(show(rep_table[["corpus_seed", "condition", "runs", "acc", "uar"]]))
+    display(save_table(rep_table[["corpus_seed", "condition", "runs", "acc", "uar"]], f"{out_res}/02_replication_table",
+                       title=f"The main comparison on a second corpus (generator seed {replica_seed}), % mean ± std over every fold × seed"))
 
 # %%
 from IPython.display import Markdown

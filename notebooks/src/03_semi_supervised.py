@@ -35,7 +35,7 @@ fractions = [0.1, 0.25]  # labeled fractions of the training clips (1.0 is added
 from hgrlib import plots
 from hgrlib.experiment import fold_seed_runs, results_frame, setup
 from hgrlib.launch import run_all
-from hgrlib.report import mean_std, save_figure, show, write_table
+from hgrlib.report import mean_std, save_figure, save_table, write_table
 
 S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, seeds)
 P, cfg, fs, lam, seeds, tag, out_res, out_fig = S.profile, S.config, S.fs, S.lam, S.seeds, S.tag, S.out_res, S.out_fig
@@ -62,12 +62,11 @@ table["steps"] = g["steps"].first().values  # optimiser steps per run: equal acr
 table["nonfinite_steps"] = g["nonfinite_steps"].sum().values
 cols = ["condition", "labeled_frac", "runs", "acc", "uar", "steps", "nonfinite_steps"]
 write_table(runs, f"{out_res}/03_semi_supervised_runs")
-write_table(table[cols], f"{out_res}/03_semi_supervised_table",
-            title=f"Test accuracy / UAR (%) against the labeled fraction, mean ± std over every fold × seed ({tag}, λ={lam})")
-show(table[cols])
+save_table(table[cols], f"{out_res}/03_semi_supervised_table",
+           title=f"Test accuracy / UAR (%) against the labeled fraction, mean ± std over every fold × seed ({tag}, λ={lam})")
 
 # %%
-fig = plots.curves_with_errors(table, x="labeled_frac", group="condition", metric="acc", xlabel="labeled fraction of training clips")
+fig = plots.curves_with_errors(table, x="labeled_frac", group="condition", metric="acc", xlabel="labeled training clips (log scale)", percent_x=True)
 save_figure(fig, f"{out_fig}/03_semi_supervised.png");
 
 # %% [markdown]

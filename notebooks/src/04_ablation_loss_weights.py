@@ -40,7 +40,7 @@ from hgrlib import plots
 from hgrlib.evaluate import probe_split
 from hgrlib.experiment import fold_seed_runs, results_frame, run_features, seeded_runs, setup
 from hgrlib.launch import run_all
-from hgrlib.report import mean_std, save_figure, show, write_table
+from hgrlib.report import mean_std, save_figure, save_table, write_table
 
 S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, seeds)
 P, cfg, fs, lam, seeds, tag, out_res, out_fig = S.profile, S.config, S.fs, S.lam, S.seeds, S.tag, S.out_res, S.out_fig
@@ -56,9 +56,8 @@ runs = results_frame(results, w_ce_uni=[r["config"]["loss"]["w_ce_uni"] for r in
 grid = mean_std(runs, ["w_ce", "w_ce_uni", "lam"], metrics=("acc", "probe_acc"))
 grid["design"] = "exploratory: seed i on fold i"
 write_table(runs, f"{out_res}/04_ablation_runs")
-write_table(grid[["w_ce", "w_ce_uni", "lam", "runs", "acc", "probe_acc", "design"]], f"{out_res}/04_ablation_table",
-            title=f"Classifier and linear-probe test accuracy (%) over loss weights, exploratory ({tag})")
-show(grid[["w_ce", "w_ce_uni", "lam", "runs", "acc", "probe_acc", "design"]])
+save_table(grid[["w_ce", "w_ce_uni", "lam", "runs", "acc", "probe_acc", "design"]], f"{out_res}/04_ablation_table",
+           title=f"Classifier and linear-probe test accuracy (%) over loss weights, exploratory ({tag})")
 
 # %%
 no_ce = {
@@ -77,9 +76,8 @@ free_runs = results_frame(free, condition=names, probe_acc=[p["acc"] for p in pr
 free_table = mean_std(free_runs, ["condition"], metrics=("probe_acc", "probe_uar"))
 free_table["chance"] = f"{100 / len(fs.classes):.1f}"
 write_table(free_runs, f"{out_res}/04_label_free_runs")
-write_table(free_table[["condition", "runs", "probe_acc", "probe_uar", "chance"]], f"{out_res}/04_label_free",
-            title=f"Linear probe on [f, g] of models trained without cross-entropy, % mean ± std over every fold × seed ({tag})")
-show(free_table[["condition", "runs", "probe_acc", "probe_uar", "chance"]])
+save_table(free_table[["condition", "runs", "probe_acc", "probe_uar", "chance"]], f"{out_res}/04_label_free",
+           title=f"Linear probe on [f, g] of models trained without cross-entropy, % mean ± std over every fold × seed ({tag})")
 
 # %%
 fig = plots.heatmaps({"fusion classifier": grid.pivot(index="w_ce_uni", columns="lam", values="acc_mean"),
@@ -97,9 +95,8 @@ for name, w in pairs.items():
 pair_runs = results_frame(run_all(cfgs, fs, runs_dir), pairs=names)
 pair_table = mean_std(pair_runs, ["pairs"])
 pair_table["design"] = "exploratory: seed i on fold i"
-write_table(pair_table[["pairs", "runs", "acc", "uar", "design"]], f"{out_res}/04_ablation_pairs",
-            title=f"Which Soft-HGR pairs matter (λ={lam}, CE weight 1), test %, exploratory ({tag})")
-show(pair_table[["pairs", "runs", "acc", "uar", "design"]])
+save_table(pair_table[["pairs", "runs", "acc", "uar", "design"]], f"{out_res}/04_ablation_pairs",
+           title=f"Which Soft-HGR pairs matter (λ={lam}, CE weight 1), test %, exploratory ({tag})")
 
 # %% [markdown]
 # The label-free row is the test of the premise: a probe on features trained only to maximise S(f, g)

@@ -45,7 +45,7 @@ from hgrlib import plots
 from hgrlib.analysis import stability as st
 from hgrlib.experiment import grid, results_frame, run_features, setup
 from hgrlib.launch import run_all
-from hgrlib.report import mean_std, save_figure, show, write_table
+from hgrlib.report import mean_std, save_figure, save_table, write_table
 
 S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, seeds)
 P, cfg, fs, lam, seeds, tag, out_res, out_fig = S.profile, S.config, S.fs, S.lam, S.seeds, S.tag, S.out_res, S.out_fig
@@ -71,15 +71,13 @@ print(f"{len(runs)} runs: {runs['fold'].nunique()} folds x {len(seeds)} seeds x 
 spread = st.seed_spread(runs)
 cols = ["condition", "fold", "seeds"] + [f"{m}_{s}" for m in ("acc", "uar") for s in ("mean", "std", "range")]
 spread = spread[cols].round(4)
-write_table(spread, f"{out_res}/05_score_spread",
-            title=f"Test accuracy and UAR over seeds, per fold (fractions; std ddof=1, range = max − min) ({tag}, λ={lam})")
 spread_sum = st.spread_summary(runs).round(4)
-write_table(spread_sum, f"{out_res}/05_score_spread_summary",
-            title=f"Spread over seeds averaged over folds, and over all runs pooled (fractions) ({tag}, λ={lam})")
 fig = plots.score_spread(runs)
 save_figure(fig, f"{out_fig}/05_score_spread.png")
-display(show(spread_sum))
-show(spread)
+display(save_table(spread_sum, f"{out_res}/05_score_spread_summary",
+                   title=f"Spread over seeds averaged over folds, and over all runs pooled, % ({tag}, λ={lam})"))
+save_table(spread, f"{out_res}/05_score_spread",
+           title=f"Test accuracy and UAR over seeds, per fold, % (std ddof=1, range = max − min) ({tag}, λ={lam})")
 
 # %% [markdown]
 # ## 2 · Do different seeds learn the same features?
@@ -96,11 +94,10 @@ write_table(pairs.round(4), f"{out_res}/05_seed_cka_pairs",
             title=f"Linear CKA between two seeds' features on one fold's test clips, per condition, fold, seed pair and feature ({tag}, λ={lam})")
 cka_table = mean_std(pairs, ["condition", "feature"], ("cka",), scale=1, digits=3, count="pairs")
 cka_table = cka_table[["condition", "feature", "pairs", "cka", "cka_mean", "cka_std"]]
-write_table(cka_table.round(4), f"{out_res}/05_seed_cka",
-            title=f"Linear CKA between seeds on test clips, mean ± std over folds × seed pairs ({tag}, λ={lam})")
 fig = plots.seed_cka(pairs)
 save_figure(fig, f"{out_fig}/05_seed_cka.png")
-show(cka_table)
+save_table(cka_table.round(4), f"{out_res}/05_seed_cka",
+           title=f"Linear CKA between seeds on test clips, mean ± std over folds × seed pairs ({tag}, λ={lam})")
 
 # %% [markdown]
 # ## 3 · How correlated are the audio and visual features on held-out clips?
@@ -114,12 +111,11 @@ cca = pd.concat([st.av_correlation(feats[n, int(r["config"]["train"]["fold"]), i
 cca_table = cca.groupby(["condition", "component"], sort=False).agg(
     runs=("in_sample", "size"), test_clips=("clips", "mean"), in_sample_mean=("in_sample", "mean"), in_sample_std=("in_sample", "std"),
     held_out_mean=("held_out", "mean"), held_out_std=("held_out", "std")).reset_index().fillna(0.0).round(4)
-write_table(cca_table, f"{out_res}/05_av_correlation",
-            title=f"Canonical correlations of f and g on test clips (in-sample; and directions fitted on training clips), "
-                  f"mean ± std over all folds × seeds runs ({tag}, λ={lam}, feature dim {cfg.model.dim})")
 fig = plots.av_correlation(cca)
 save_figure(fig, f"{out_fig}/05_av_correlation.png")
-show(cca_table)
+save_table(cca_table, f"{out_res}/05_av_correlation",
+           title=f"Canonical correlations of f and g on test clips (in-sample; and directions fitted on training clips), "
+                 f"mean ± std over all folds × seeds runs ({tag}, λ={lam}, feature dim {cfg.model.dim})")
 
 # %% [markdown]
 # ## 4 · Which generating factors do the features carry? (synthetic corpus)
@@ -156,9 +152,8 @@ show(cca_table)
 
 # %%
 gen = st.generator_factors()
-write_table(gen, f"{out_res}/05_generator_factors",
-            title="Factors of the synthetic generator (hgrlib/data/synthetic.py) and the modalities they reach")
-show(gen)
+save_table(gen, f"{out_res}/05_generator_factors",
+           title="Factors of the synthetic generator (hgrlib/data/synthetic.py) and the modalities they reach")
 
 # %%
 if cfg.data.dataset != "synthetic":
@@ -174,11 +169,11 @@ else:
     wide.columns = [f"{c}: {f}" for c, f in wide.columns]
     info = probes.drop_duplicates("factor").set_index("factor")[["kind", "level", "metric"]]
     probe_table = info.join(chance).join(wide).reset_index()
-    write_table(probe_table, f"{out_res}/05_factor_probes",
-                title=f"Linear probes of generating factors on test-clip features, mean ± std over folds × seeds ({tag}, λ={lam})")
     fig = plots.factor_probes(probes)
     save_figure(fig, f"{out_fig}/05_factor_probes.png")
-show(probe_table) if probes is not None else None
+    probe_view = save_table(probe_table, f"{out_res}/05_factor_probes",
+                            title=f"Linear probes of generating factors on test-clip features, mean ± std over folds × seeds ({tag}, λ={lam})")
+probe_view if probes is not None else None
 
 # %% [markdown]
 # **Reading the results.** (1) The spread over seeds is taken within a fold, so it is the part of

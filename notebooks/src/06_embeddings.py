@@ -30,7 +30,7 @@ from hgrlib.analysis import embeddings as em
 from hgrlib.analysis.stability import select
 from hgrlib.experiment import run_features, setup
 from hgrlib.launch import run_all
-from hgrlib.report import save_figure, show, write_table
+from hgrlib.report import save_figure, save_table
 
 S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam)
 cfg, fs, lam, tag, out_res, out_fig = S.config, S.fs, S.lam, S.tag, S.out_res, S.out_fig
@@ -47,10 +47,9 @@ embeddings = {}
 for method in em.METHODS:
     embeddings |= em.embed_all(feats, method, seed=seed)
 scores = em.silhouettes(feats, embeddings=embeddings).round(3)
-write_table(scores, f"{out_res}/06_silhouettes",
-            title=f"Silhouette scores by emotion and by subject of the {part} clips' features "
-                  f"(standardised inputs; and of their 2-D embeddings) ({tag}, λ={lam}, seed {seed})")
-show(scores)
+save_table(scores, f"{out_res}/06_silhouettes",
+           title=f"Silhouette scores by emotion and by subject of the {part} clips' features "
+                 f"(standardised inputs; and of their 2-D embeddings) ({tag}, λ={lam}, seed {seed})")
 
 # %%
 for method in em.METHODS:

@@ -39,7 +39,7 @@ from hgrlib import plots
 from hgrlib.analysis import baselines as B
 from hgrlib.analysis import minibatch as M
 from hgrlib.experiment import fold_seed_runs, results_frame, run_features, seeded_runs, setup
-from hgrlib.report import save_figure, show, write_table
+from hgrlib.report import save_figure, save_table, show, write_table
 
 S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, seeds)
 P, cfg, fs, lam, seeds, tag, out_res, out_fig = S.profile, S.config, S.fs, S.lam, S.seeds, S.tag, S.out_res, S.out_fig
@@ -76,9 +76,8 @@ selection_plan = B.baseline_plan(cfg, conditions, seeds, make_runs, select_runs=
 _, selection_runs = B.run_plan(selection_plan, fs, runs_dir)
 chosen = B.select_lam(selection_runs)
 selection = B.lam_selection_table(selection_runs, chosen)
-write_table(selection, f"{out_res}/07_lam_selection",
-            title=f"λ selection (not a result): mean ± std validation UAR, %, seed i on fold i; chosen: best mean, ties to the smaller λ ({tag})")
-show(selection[["objective", "lam", "runs", "runs_failed", "val_uar", "chosen"]])
+save_table(selection, f"{out_res}/07_lam_selection",
+           title=f"λ selection (not a result): mean ± std validation UAR, %, seed i on fold i; chosen: best mean, ties to the smaller λ ({tag})")
 
 # %%
 plan = B.baseline_plan(cfg, conditions, seeds, make_runs, chosen, select_runs=select_runs)
@@ -86,12 +85,11 @@ results, runs = B.run_plan(plan, fs, runs_dir)  # a run that raises is flagged, 
 table = B.baselines_table(runs)
 cols = ["condition", "lam", "runs", "acc", "uar", "seg_acc", "regime", "nonfinite_steps", "runs_failed"]
 write_table(runs, f"{out_res}/07_baselines_runs")
-write_table(table[cols], f"{out_res}/07_baselines_table",
-            title=f"Baselines: test accuracy and UAR (clip-level), % mean ± std over every fold × seed; λ chosen on validation; skipped non-finite steps and failed runs ({tag}, d={d}, batch={batch})")
-show(table[cols])
+save_table(table[cols], f"{out_res}/07_baselines_table",
+           title=f"Baselines: test accuracy and UAR (clip-level), % mean ± std over every fold × seed; λ chosen on validation; skipped non-finite steps and failed runs ({tag}, d={d}, batch={batch})")
 
 # %%
-show(runs[(runs["error"] != "") | (runs["nonfinite_steps"] > 0)], caption="The runs that went wrong, if any.")
+show(runs[(runs["error"] != "") | (runs["nonfinite_steps"] > 0)], caption="The runs that went wrong (an error or skipped non-finite steps), if any.")
 
 # %% [markdown]
 # `nonfinite_steps` counts optimiser steps the trainer skipped because the loss or its gradient was not
@@ -121,9 +119,8 @@ pruns = pruns[first + [c for c in pruns.columns if c not in first]]
 ptable = B.protocol_table(pruns)
 pcols = ["protocol", "component", "runs", "seg_acc", "clip_acc", "n_train_segments"]
 write_table(pruns, f"{out_res}/07_protocols_runs")
-write_table(ptable[pcols], f"{out_res}/07_protocols_table",
-            title=f"Protocols ({proto_model}, λ={lam}): test accuracy, % mean ± std; differences paired by (fold, seed), points, mean ± std over pairs ({tag})")
-show(ptable[pcols])
+save_table(ptable[pcols], f"{out_res}/07_protocols_table",
+           title=f"Protocols ({proto_model}, λ={lam}): test accuracy, % mean ± std; differences paired by (fold, seed), points, mean ± std over pairs ({tag})")
 
 # %%
 fig = plots.plot_protocols(ptable)
@@ -151,14 +148,13 @@ save_figure(fig, f"{out_fig}/07_protocols.png");
 # %%
 batch_sizes, dims = [4, 8, 16, 32, 64, 128, 256], [8, 32, 128]
 summary, per = M.minibatch_study(M.planted_source(pool=1024 if profile == "smoke" else 4096), dims, batch_sizes, n_batches)
-verdict = M.verdict(summary)
-write_table(summary, f"{out_res}/07_minibatch_planted")
+write_table(summary, f"{out_res}/07_minibatch_planted",
+            title=f"Planted Gaussian pairs: each objective's mini-batch value, bias against the whole pool and gradient norm, "
+                  f"per feature dimension × batch size, {n_batches} mini-batches per cell")
 save_figure(plots.plot_study(summary, f"Planted Gaussian pairs, {n_batches} mini-batches per cell"), f"{out_fig}/07_minibatch_heatmaps.png")
 save_figure(plots.plot_value_spread(summary, "Planted Gaussian pairs"), f"{out_fig}/07_minibatch_lines.png")
-show(verdict.groupby(["objective", "well_posed"], sort=False)[["nonfinite", "impossible", "exploding", "vanishing", "biased"]].sum().reset_index())
-
-# %%
-show(verdict[["objective", "dim", "batch", "k", "regime", "nonfinite", "impossible", "exploding", "vanishing", "biased", "rel_bias"]])
+show(M.verdict_summary(M.verdict(summary)),
+     caption="Planted pairs: (dim, batch) cells per objective and regime, and how many are flagged (the heatmaps below; every cell in 07_minibatch_planted.csv)")
 
 # %%
 ref = next(r for r, o in zip(results, plan["objective"]) if o == "hgr3" and r.get("run_dir"))
@@ -166,10 +162,13 @@ feats = run_features(ref)
 f, g = M.run_feature_pool(feats)
 ldims = sorted({x for x in dims if x <= f.shape[1]} | {f.shape[1]})
 lsummary, _ = M.minibatch_study(M.feature_source(f, g), ldims, [b for b in batch_sizes if b <= len(f)], n_batches)
-write_table(lsummary, f"{out_res}/07_minibatch_learned")
+write_table(lsummary, f"{out_res}/07_minibatch_learned",
+            title=f"Learned clip features of a CE + Soft-HGR run ({len(f)} clips, d={f.shape[1]}, and projections to smaller d): "
+                  f"each objective's mini-batch value, bias and gradient norm per dimension × batch size, {n_batches} mini-batches per cell")
 save_figure(plots.plot_value_spread(lsummary, f"Learned clip features of a CE + Soft-HGR run ({len(f)} clips, d={f.shape[1]})"),
             f"{out_fig}/07_minibatch_learned.png")
-show(M.verdict(lsummary).groupby(["objective", "well_posed"], sort=False)[["nonfinite", "impossible", "exploding", "vanishing", "biased"]].sum().reset_index())
+show(M.verdict_summary(M.verdict(lsummary)),
+     caption="Learned features: (dim, batch) cells per objective and regime, and how many are flagged (every cell in 07_minibatch_learned.csv)")
 
 # %% [markdown]
 # **Reading.** The tables above are the evidence; what to look for in them:

@@ -93,10 +93,11 @@ if preds and not table["true"].any():  # none of the clips is from the corpus: n
     table = table.drop(columns="true")
 if run_probs:  # the same clips, as the run scored them from its feature cache
     table.insert(3, "max_diff_vs_run", [round(float(np.abs(p.probs - run_probs[p.clip]).max()), 6) for p in preds])
-write_table(table, f"{out_res}/08_predictions", title=f"Predictions of the {modalities} model (λ={lam}, fold {fold}, seed {seed}) ({tag})")
+title = f"Predictions of the {modalities} model (λ={lam}, fold {fold}, seed {seed}) ({tag})"
+write_table(table, f"{out_res}/08_predictions", title=title)
 for f in failures:
     print("not predicted:", f.error)
-show(table.drop(columns=[c for c in table.columns if c.startswith("p_")]))
+show(table.drop(columns=[c for c in table.columns if c.startswith("p_")]), caption=title + "; class probabilities in the CSV")
 
 # %% [markdown]
 # `predicted` is the emotion with the highest clip probability `p` (the mean over the clip's segments),
