@@ -35,6 +35,7 @@ METRICS = {  # the metrics in the reader's words
     "cka": "CKA",
     "acc_std": "std of test accuracy over seeds",
 }
+TITLE = "The paper's claims, each a paired comparison over the same runs: effect in points, 95% interval, p, verdict"
 DIGITS = 4  # floats in claims.csv: reruns compare equal cell by cell (hgrlib.verify)
 
 
@@ -413,7 +414,7 @@ def write_claims(results_dir: str | Path, claims: tuple[Claim, ...] = CLAIMS) ->
     """Evaluate every claim on `results_dir`'s tables; write claims.csv and claims.md there (atomic, only if changed)."""
     results_dir = Path(results_dir)
     df = evaluate_all(results_dir, claims)
-    for name, text in (("claims.csv", df.to_csv(index=False)), ("claims.md", "# Claims\n\n" + claims_markdown(df))):
+    for name, text in (("claims.csv", df.to_csv(index=False)), ("claims.md", f"# {TITLE}\n\n" + claims_markdown(df))):
         f = results_dir / name
         if not f.is_file() or f.read_text() != text:  # unchanged: keep the file (and its time) as it is
             write_text(f, text)

@@ -211,7 +211,7 @@ def test_write_claims_and_readme_are_deterministic(tmp_path):
     assert (res / "claims.csv").stat().st_mtime == 1
     update_readme(tmp_path, "synthetic-default")
     assert (res / "claims.csv").read_bytes() == csv and (tmp_path / "README.md").read_text() == text
-    assert (res / "claims.md").read_text().startswith("# Claims\n\n")
+    assert (res / "claims.md").read_text().startswith(f"# {C.TITLE}\n\n")
 
 
 def test_run_writes_claims_even_when_no_notebook_runs(tmp_path, monkeypatch):
