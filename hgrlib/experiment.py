@@ -89,14 +89,21 @@ def prepare_data(
 ) -> tuple[IndexReport, PrepReport]:
     """Generate the synthetic corpus if that is the dataset (resumable), index the clips, fill the feature cache."""
     if data.dataset == "synthetic":
-        report = generate_corpus(data.root, synthetic or SyntheticConfig(), workers=workers, progress=progress)
-        print(report.summary())
+        made = generate_corpus(data.root, synthetic or SyntheticConfig(), workers=workers, progress=progress)
     elif not Path(data.root).exists():
         raise DataError(f"{data.root}: dataset folder not found (dataset={data.dataset!r}); give the path where it lies on your disk")
     records, index_report = index_dataset(data.dataset, data.root, classes=data.classes)
     cov = Coverage(records, data)
-    # a real corpus: clips per subject and class and each fold's state; the synthetic one is balanced by design
-    print(cov.table() if data.dataset != "synthetic" else cov.summary())
+    # a real corpus: clips per subject and class and each fold's state; the synthetic one is balanced by design,
+    # one line with what generating it did (and any file it had to regenerate below)
+    if data.dataset == "synthetic":
+        print(
+            f"{cov.summary()}; {made.generated} files generated, {made.verified} verified by sha256",
+            *made.summary().splitlines()[1:],
+            sep="\n",
+        )
+    else:
+        print(cov.table())
     if cov.refusal():
         print(f"note: training on these clips would be refused: {cov.refusal()}")
     cache = FeatureCache(cache_dir, data.dataset, features, data.root)

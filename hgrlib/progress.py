@@ -33,9 +33,11 @@ class OneLine(std_tqdm):
     def close(self):
         if not self.disable and self.one_line:
             d = self.format_dict
-            rate = f", {d['n'] / d['elapsed']:.2f} {d['unit']}/s" if d["elapsed"] > 0 and d["n"] else ""
+            many = (d["total"] or d["n"]) != 1 and d["unit"].isalpha() and d["unit"] != "it"
+            units = d["unit"] + "s" if many else d["unit"]  # "48/48 runs", "576/576 clips", "1/1 run"
+            rate = f", {d['n'] / d['elapsed']:.2f} {units}/s" if d["elapsed"] > 0 and d["n"] else ""
             total = f"/{d['total']}" if d["total"] else ""
-            print(f"{d['prefix'] or 'done'}: {d['n']}{total} {d['unit']} in {d['elapsed']:.0f} s{rate}", file=sys.stdout, flush=True)
+            print(f"{d['prefix'] or 'done'}: {d['n']}{total} {units} in {d['elapsed']:.0f} s{rate}", file=sys.stdout, flush=True)
         super().close()
 
 

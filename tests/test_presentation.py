@@ -22,7 +22,7 @@ def test_batch_progress_prints_one_line_on_stdout(monkeypatch, capsys):
     for _ in progress.bar(range(5), desc="load", leave=False):
         pass
     out, err = capsys.readouterr()
-    assert err == "" and out.splitlines() == [out.strip()] and out.startswith("runs: 50/50 run in")
+    assert err == "" and out.splitlines() == [out.strip()] and out.startswith("runs: 50/50 runs in") and "runs/s" in out
 
 
 def test_interactive_progress_is_tqdm_auto(monkeypatch):

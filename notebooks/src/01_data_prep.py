@@ -1,6 +1,12 @@
 # %% [markdown]
 # # 01 · Data preparation
 #
+# *Where things are.* This notebook's source is `notebooks/01_data_prep.ipynb` (no outputs; its text twin
+# `notebooks/src/01_data_prep.py`). `./run_all.sh` executes it into `results/synthetic-default/01_data_prep.ipynb`, with
+# every output shown (another dataset or profile: `results/<dataset>-<profile>/`); the tables it writes lie
+# beside that copy (`01_*.csv`, `.md`) and its figures in `figures/synthetic-default/`. `results/README.md`
+# lists them all.
+#
 # Makes (or indexes) the clips, extracts the features every later notebook uses, and fills the
 # feature cache: per clip, `n_segments` aligned segments of a 94-band log-mel spectrogram (40 ms Hann
 # window, 10 ms hop, after the authors' follow-up work) and face crops of key frames in the same time
@@ -10,6 +16,7 @@
 # Re-running reuses the cache; a broken clip is reported and skipped.
 
 # %% tags=["parameters"]
+# Defaults. An executed copy ran with the values of the next cell ("# Parameters", injected by run_all.sh).
 profile = "default"  # smoke | default | paper
 dataset = "synthetic"  # synthetic | ravdess | enterface | baum1s | manifest
 root = None  # folder of a real dataset (None: the profile's synthetic corpus)

@@ -1,6 +1,12 @@
 # %% [markdown]
 # # 02 · Supervised: does common information help?
 #
+# *Where things are.* This notebook's source is `notebooks/02_supervised.ipynb` (no outputs; its text twin
+# `notebooks/src/02_supervised.py`). `./run_all.sh` executes it into `results/synthetic-default/02_supervised.ipynb`, with
+# every output shown (another dataset or profile: `results/<dataset>-<profile>/`); the tables it writes lie
+# beside that copy (`02_*.csv`, `.md`) and its figures in `figures/synthetic-default/`. `results/README.md`
+# lists them all.
+#
 # The paper's central experiment. Four models, each trained on every subject-independent fold with
 # every seed (4 folds × 3 seeds in the default profile, so every subject is tested and each condition
 # has the same (fold, seed) pairs as the others): audio only, visual only, the fusion network with
@@ -12,6 +18,7 @@
 # Scores are clip-level (segment probabilities averaged over the clip) on held-out subjects.
 
 # %% tags=["parameters"]
+# Defaults. An executed copy ran with the values of the next cell ("# Parameters", injected by run_all.sh).
 profile = "default"
 dataset = "synthetic"
 root = None

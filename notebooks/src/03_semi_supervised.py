@@ -1,6 +1,12 @@
 # %% [markdown]
 # # 03 · Semi-supervised: do unlabeled clips help, and through S(f, g)?
 #
+# *Where things are.* This notebook's source is `notebooks/03_semi_supervised.ipynb` (no outputs; its text twin
+# `notebooks/src/03_semi_supervised.py`). `./run_all.sh` executes it into `results/synthetic-default/03_semi_supervised.ipynb`, with
+# every output shown (another dataset or profile: `results/<dataset>-<profile>/`); the tables it writes lie
+# beside that copy (`03_*.csv`, `.md`) and its figures in `figures/synthetic-default/`. `results/README.md`
+# lists them all.
+#
 # The paper's semi-supervised generalisation: the audio-visual term S(f(a), g(v)) of the joint loss
 # needs no label, so unlabeled clips can still train the audio and visual networks towards their
 # common information. Only a fraction of the training clips keep their labels (stratified by class,
@@ -19,6 +25,7 @@
 # is unlabeled; the curves end at notebook 02's fusion runs (read back, not retrained).
 
 # %% tags=["parameters"]
+# Defaults. An executed copy ran with the values of the next cell ("# Parameters", injected by run_all.sh).
 profile = "default"
 dataset = "synthetic"
 root = None

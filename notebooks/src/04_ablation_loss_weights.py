@@ -1,6 +1,12 @@
 # %% [markdown]
 # # 04 · Ablation over the loss weights, and what the objective learns without labels
 #
+# *Where things are.* This notebook's source is `notebooks/04_ablation_loss_weights.ipynb` (no outputs; its text twin
+# `notebooks/src/04_ablation_loss_weights.py`). `./run_all.sh` executes it into `results/synthetic-default/04_ablation_loss_weights.ipynb`, with
+# every output shown (another dataset or profile: `results/<dataset>-<profile>/`); the tables it writes lie
+# beside that copy (`04_*.csv`, `.md`) and its figures in `figures/synthetic-default/`. `results/README.md`
+# lists them all.
+#
 # L = w_ce · CE(fusion) + w_ce_uni · (CE(a) + CE(v)) − λ · (w_av·S(f, g) + w_ay·S(f, h) + w_vy·S(g, h)).
 #
 # Only the *ratios* of the weights matter here: the optimiser (AdamW) is invariant to a common scale
@@ -22,6 +28,7 @@
 # the first row says whether common information by itself yields emotion features.
 
 # %% tags=["parameters"]
+# Defaults. An executed copy ran with the values of the next cell ("# Parameters", injected by run_all.sh).
 profile = "default"
 dataset = "synthetic"
 root = None

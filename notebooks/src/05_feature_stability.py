@@ -1,6 +1,12 @@
 # %% [markdown]
 # # 05 · Feature stability: what the Soft-HGR terms do to the learned features
 #
+# *Where things are.* This notebook's source is `notebooks/05_feature_stability.ipynb` (no outputs; its text twin
+# `notebooks/src/05_feature_stability.py`). `./run_all.sh` executes it into `results/synthetic-default/05_feature_stability.ipynb`, with
+# every output shown (another dataset or profile: `results/<dataset>-<profile>/`); the tables it writes lie
+# beside that copy (`05_*.csv`, `.md`) and its figures in `figures/synthetic-default/`. `results/README.md`
+# lists them all.
+#
 # The paper argues that maximising the common information between audio features f(a), visual
 # features g(v) and the label embedding h(y) gives *better and more stable* representations. Here
 # "stable" is made measurable four ways, comparing the fusion network trained with cross-entropy only
@@ -25,6 +31,7 @@
 #    syllable pattern and timing (the mouth opens with the voice's syllable envelope) and the subject.
 
 # %% tags=["parameters"]
+# Defaults. An executed copy ran with the values of the next cell ("# Parameters", injected by run_all.sh).
 profile = "default"
 dataset = "synthetic"
 root = None

@@ -1,6 +1,12 @@
 # %% [markdown]
 # # 06 · Embeddings: pictures of the learned features
 #
+# *Where things are.* This notebook's source is `notebooks/06_embeddings.ipynb` (no outputs; its text twin
+# `notebooks/src/06_embeddings.py`). `./run_all.sh` executes it into `results/synthetic-default/06_embeddings.ipynb`, with
+# every output shown (another dataset or profile: `results/<dataset>-<profile>/`); the tables it writes lie
+# beside that copy (`06_*.csv`, `.md`) and its figures in `figures/synthetic-default/`. `results/README.md`
+# lists them all.
+#
 # UMAP and t-SNE of the audio features f, visual features g and the fused hidden layer z of the
 # fusion network trained with cross-entropy only versus cross-entropy plus Soft-HGR (seed 0, fold 0).
 # Only the **test clips** are shown: held-out subjects the network never saw, so a cluster is something
@@ -12,6 +18,7 @@
 # computed on the features themselves (standardised), and also on the 2-D embeddings.
 
 # %% tags=["parameters"]
+# Defaults. An executed copy ran with the values of the next cell ("# Parameters", injected by run_all.sh).
 profile = "default"
 dataset = "synthetic"
 root = None

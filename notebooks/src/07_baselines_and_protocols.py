@@ -1,6 +1,12 @@
 # %% [markdown]
 # # 07 · Baselines and protocols
 #
+# *Where things are.* This notebook's source is `notebooks/07_baselines_and_protocols.ipynb` (no outputs; its text twin
+# `notebooks/src/07_baselines_and_protocols.py`). `./run_all.sh` executes it into `results/synthetic-default/07_baselines_and_protocols.ipynb`, with
+# every output shown (another dataset or profile: `results/<dataset>-<profile>/`); the tables it writes lie
+# beside that copy (`07_*.csv`, `.md`) and its figures in `figures/synthetic-default/`. `results/README.md`
+# lists them all.
+#
 # Three questions around the paper's main result.
 #
 # 1. **Baselines.** Is it Soft-HGR that helps, or would any "make audio and video agree" term do? The fusion
@@ -20,6 +26,7 @@
 # they are computed from this notebook's run tables, with paired intervals, in the generated claims table.
 
 # %% tags=["parameters"]
+# Defaults. An executed copy ran with the values of the next cell ("# Parameters", injected by run_all.sh).
 profile = "default"
 dataset = "synthetic"
 root = None

@@ -1,6 +1,12 @@
 # %% [markdown]
 # # 08 · Predict on a clip: what the model sees
 #
+# *Where things are.* This notebook's source is `notebooks/08_predict.ipynb` (no outputs; its text twin
+# `notebooks/src/08_predict.py`). `./run_all.sh` executes it into `results/synthetic-default/08_predict.ipynb`, with
+# every output shown (another dataset or profile: `results/<dataset>-<profile>/`); the tables it writes lie
+# beside that copy (`08_*.csv`, `.md`) and its figures in `figures/synthetic-default/`. `results/README.md`
+# lists them all.
+#
 # A trained model on clips one by one, as `hgrlib predict` runs it on a clip of your own. The model is the
 # fusion network with cross-entropy plus the Soft-HGR terms of notebook 02 (fold 0, seed 0), exported
 # to one file (weights, configs, class names, normalisation statistics) as `hgrlib export` writes it.
@@ -19,6 +25,7 @@
 # ```
 
 # %% tags=["parameters"]
+# Defaults. An executed copy ran with the values of the next cell ("# Parameters", injected by run_all.sh).
 profile = "default"
 dataset = "synthetic"
 root = None
