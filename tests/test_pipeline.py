@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_FEATURES, TINY_SYNTH
 
 from hgrlib.config import FeatureConfig
 from hgrlib.data.cache import FeatureCache, load_features, prepare
@@ -16,6 +17,8 @@ from hgrlib.data.features import audio_segments, key_frame_times, log_mel, segme
 from hgrlib.data.splits import make_split
 from hgrlib.experiment import results_frame, seeded_runs
 from hgrlib.io import read_json
+from hgrlib.profiles import PROFILES
+from hgrlib.provenance import FEATURE_LIBS, arrays_sha256, library_versions
 from hgrlib.report import mean_std
 from hgrlib.runs import cached_fit
 
@@ -66,6 +69,31 @@ def test_feature_shapes_and_cache_content(tiny):
     assert fs.audio.shape == (n, 3, 1, 94, 64) and fs.audio.dtype == np.float16
     assert fs.faces.shape == (n, 3, 3, 32, 32, 3) and fs.faces.dtype == np.uint8
     assert np.isfinite(fs.audio.astype(np.float32)).all() and fs.faces.std() > 10
+
+
+# arrays_sha256(audio, faces) of the smoke profile's features of the synthetic corpus, and the feature
+# libraries that made them: every committed result is computed from these bytes
+SMOKE_FEATURES_SHA256 = "2805abe85c1cb0929cebb18d1a603df183f2048e6b1a356542519e899f52babb"
+SMOKE_FEATURES_LIBS = {
+    "torch": "2.14.1",
+    "torchaudio": "2.11.0",
+    "numpy": "2.4.6",
+    "opencv-python-headless": "4.14.0.94",
+    "av": "18.1.0",
+    "soundfile": "0.14.0",
+    "soxr": "1.1.0",
+}
+
+
+def test_smoke_features_are_the_pinned_bytes(tiny):
+    cfg, _, cache_dir = tiny
+    smoke = PROFILES["smoke"]
+    assert (TINY_FEATURES, TINY_SYNTH) == (smoke.config.features, smoke.synthetic)  # the tiny corpus is the smoke one
+    if library_versions(FEATURE_LIBS) != SMOKE_FEATURES_LIBS:
+        pytest.skip(f"pinned with {SMOKE_FEATURES_LIBS}, installed {library_versions(FEATURE_LIBS)}")
+    records, _ = index_dataset("synthetic", cfg.data.root)
+    kept, audio, faces = load_features(records, FeatureCache(cache_dir, "synthetic", cfg.features, cfg.data.root))
+    assert len(kept) == 36 and arrays_sha256(audio, faces) == SMOKE_FEATURES_SHA256
 
 
 def test_prepare_resumes_and_skips_broken_clips(tiny, tmp_path):
