@@ -12,6 +12,7 @@ import json
 import math
 import numbers
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from importlib import resources
 from typing import Any, get_type_hints
 
 _hints = functools.cache(get_type_hints)
@@ -205,6 +206,16 @@ class TrainConfig:
         )
 
 
+@functools.cache
+def shipped_fold_count(dataset: str) -> int | None:
+    """How many folds hgrlib/splits/<dataset>.json ships; None for a dataset without shipped folds.
+
+    Read from the file rather than from hgrlib.data.folds: the feature code imports this module, and
+    its cache key must not change with the fold code."""
+    f = resources.files("hgrlib").joinpath("splits").joinpath(f"{dataset}.json")
+    return json.loads(f.read_text(encoding="utf-8"))["n_folds"] if f.is_file() else None
+
+
 @dataclass(frozen=True)
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
@@ -214,14 +225,12 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
-        from hgrlib.data.folds import FOLD_SPECS  # lazy: hgrlib.data's modules import this one
-
         for name, typ in _hints(Config).items():
             if not isinstance(getattr(self, name), typ):
                 raise ValueError(f"{name}={getattr(self, name)!r}: expected a {typ.__name__}")
-        spec = FOLD_SPECS.get(self.data.dataset) if self.data.folds == "shipped" else None
-        n = spec["n_folds"] if spec else self.train.n_folds
-        why = f"{self.data.dataset} ships {n} folds" if spec else f"train.n_folds={n}"
+        shipped = shipped_fold_count(self.data.dataset) if self.data.folds == "shipped" else None
+        n = shipped or self.train.n_folds
+        why = f"{self.data.dataset} ships {n} folds" if shipped else f"train.n_folds={n}"
         _check(self.train, "train", ("fold", lambda v: v < n, f"must be in [0, {n}): {why}"))
 
     def to_dict(self) -> dict:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import hgrlib.provenance as provenance
-from hgrlib.data.cache import FeatureCache, load_features, prepare
+from hgrlib.data.cache import FeatureCache, feature_code, load_features, prepare
 from hgrlib.data.datasets import index_dataset
 from hgrlib.io import CorruptFile, read_sealed_json, write_sealed_json
 from hgrlib.runs import cached_fit, run_key
@@ -43,6 +43,32 @@ def test_code_digest_follows_imports_and_covers_the_split_files(tmp_path, monkey
         f.write_text(before)
     datasets.write_text(original)
     assert digest("hgrlib.train") == base
+
+
+def test_feature_code_covers_the_feature_code_and_not_the_folds(tmp_path, monkeypatch):
+    pkg = tmp_path / "hgrlib"
+    shutil.copytree(provenance.PACKAGE_DIR, pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(provenance, "PACKAGE_DIR", pkg)
+    digest = feature_code.__wrapped__  # uncached
+    base = digest()
+    assert base == feature_code()  # the copy is the package
+    for edited, change, changes in (
+        ("data/folds.py", "\nFOLD_SPECS['ravdess']['seed'] = 1\n", False),
+        ("data/splits.py", "\nSEED = 1\n", False),
+        ("data/datasets.py", "\nRAVDESS_SUBJECTS = []\n", False),
+        ("splits/ravdess.json", "\n", False),
+        ("train.py", "\nEPOCHS = 1\n", False),
+        ("data/features.py", "\nHOP = 2\n", True),
+        ("data/media.py", "\nSR = 8000\n", True),
+        ("data/faces.py", "\nMARGIN = 0.5\n", True),
+        ("config.py", "\nFeatureConfig.__init__.__defaults__ = None\n", True),
+    ):
+        f = pkg / edited
+        before = f.read_text()
+        f.write_text(before + change)
+        assert (digest() != base) is changes, edited
+        f.write_text(before)
+    assert digest() == base
 
 
 def test_run_key_changes_with_each_input_and_only_then(tiny, monkeypatch):
@@ -155,7 +181,7 @@ def test_moved_clip_and_other_feature_code_do_not_reuse_features(corpus_copy, tm
     assert cache.path(moved) == cache.path(records[0]) and "stale" in cache.problem(moved)
     monkeypatch.setattr(cache_mod, "library_versions", lambda names: {"av": "0.0"})
     assert FeatureCache(tmp_path / "cache", "synthetic", cache.cfg).root != cache.root
-    monkeypatch.setattr(cache_mod, "code_digest", lambda *m: "edited")
+    monkeypatch.setattr(cache_mod, "feature_code", lambda: "edited")
     assert FeatureCache(tmp_path / "cache", "synthetic", cache.cfg).root != cache.root
 
 

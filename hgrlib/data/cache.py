@@ -7,6 +7,7 @@ hash stands for) and prep_report.json (the last preparation's report).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -22,7 +23,14 @@ from hgrlib.config import FeatureConfig, config_hash
 from hgrlib.data.records import ClipRecord, DataError
 from hgrlib.io import CorruptFile, atomic, write_json
 from hgrlib.progress import bar
-from hgrlib.provenance import FEATURE_LIBS, arrays_sha256, code_digest, library_versions
+from hgrlib.provenance import FEATURE_LIBS, arrays_sha256, files_digest, library_versions, module_closure
+
+
+@functools.cache
+def feature_code() -> str:
+    """Digest of the code that computes features: hgrlib.data.features and the hgrlib modules it imports
+    (decoding, faces, log-mel, FeatureConfig); not the fold code nor the shipped fold files."""
+    return files_digest(module_closure("hgrlib.data.features"))
 
 
 class FeatureCache:
@@ -38,7 +46,7 @@ class FeatureCache:
         self.key = {
             "dataset": dataset,
             "features": asdict(cfg),
-            "code": code_digest("hgrlib.data.features"),
+            "code": feature_code(),
             "libs": library_versions(FEATURE_LIBS),
         }
         if cfg.detector == "mtcnn":  # its networks make the face crops: a new facenet-pytorch is a new key
