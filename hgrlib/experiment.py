@@ -13,7 +13,7 @@ import pandas as pd
 from hgrlib.config import Config, DataConfig, FeatureConfig
 from hgrlib.data.cache import FeatureCache, PrepReport, load_features, prepare
 from hgrlib.data.datasets import classes_for, index_dataset, natural_key
-from hgrlib.data.folds import FOLD_SPECS, fold_problems, refusal, subject_folds
+from hgrlib.data.folds import FOLD_SPECS, fold_problems, fold_refusal, subject_folds
 from hgrlib.data.records import ClipRecord, DataError, IndexReport
 from hgrlib.data.synthetic import SyntheticConfig, generate_corpus
 from hgrlib.profiles import Profile, get_profile, results_tag
@@ -139,14 +139,8 @@ class Coverage:
 
     def refusal(self) -> str:
         """The one-line message of a refusal (empty when nothing is refused)."""
-        if self.empty_classes:
-            return (
-                f"{self.data.root}: no {self.data.dataset} clips of class {', '.join(self.empty_classes)} "
-                f"(classes={self.data.classes} uses {', '.join(self.classes)})"
-            )
-        if self.problems:
-            return refusal(self.data.dataset, self.subjects, self.problems, len(self.folds), self.data.folds)
-        return ""
+        d = self.data
+        return fold_refusal(d.dataset, self.subjects, self.labels, self.folds, range(len(self.folds)), self.classes, d.folds)
 
     def summary(self) -> str:
         """One line: clips, subjects, classes, and the folds' state."""
@@ -218,13 +212,13 @@ def load_featureset(data: DataConfig, features: FeatureConfig, cache_dir: str = 
 
 
 def _checked_folds(cfg: Config, fs: FeatureSet, used) -> int:
-    """The number of subject folds of cfg's runs on fs, after refusing (DataError) folds in `used` (a function
-    of that number) that the subjects present cannot train."""
+    """The number of subject folds of cfg's runs on fs, after refusing (DataError, `fold_refusal`) runs on the
+    folds in `used` (a function of that number) that cannot be trained."""
     folds = subject_folds(fs.dataset, fs.subjects, cfg.train.n_folds, cfg.data.folds)
-    problems = fold_problems(fs.dataset, fs.subjects, [fs.classes[y] for y in fs.labels], folds)
-    bad = {k: why for k, why in problems.items() if k in set(used(len(folds)))}
-    if bad:
-        raise DataError(refusal(fs.dataset, fs.subjects, bad, len(folds), cfg.data.folds))
+    labels = [fs.classes[y] for y in fs.labels]
+    why = fold_refusal(fs.dataset, fs.subjects, labels, folds, used(len(folds)), fs.classes, cfg.data.folds)
+    if why:
+        raise DataError(why)
     return len(folds)
 
 

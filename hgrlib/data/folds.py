@@ -190,9 +190,8 @@ def fold_problems(dataset: str, subjects: list[str], labels, folds: list[list[st
     return out
 
 
-def refusal(dataset: str, subjects: list[str], problems: dict[int, str], n_folds: int, folds: str = "shipped", show: int = 2) -> str:
-    """The one-line DataError message for folds that cannot be trained: which, why, which subjects are missing,
-    and the option."""
+def _unfit(dataset: str, subjects: list[str], problems: dict[int, str], n_folds: int, folds: str, show: int = 2) -> str:
+    """The message for folds that cannot be trained: which, why, which subjects are missing, and the option."""
     present = set(subjects)
     which = "shipped folds" if folds == "shipped" and dataset in FOLD_SPECS else "folds"
     reasons = "; ".join(f"fold {k}: {why}" for k, why in list(problems.items())[:show])
@@ -209,12 +208,36 @@ def refusal(dataset: str, subjects: list[str], problems: dict[int, str], n_folds
     return msg
 
 
+def fold_refusal(
+    dataset: str,
+    subjects: list[str],
+    labels,
+    all_folds: list[list[str]],
+    used: Iterable[int],
+    classes: Iterable[str] = (),
+    folds: str = "shipped",
+) -> str:
+    """Why runs on the folds `used` (indices into `all_folds`) cannot be trained on the clips present (subjects
+    and labels per clip), as the one-line message of their refusal; "" when they can. The first problem found
+    of: a fold out of range, a class of `classes` without any clip, folds that `fold_problems` finds."""
+    used = sorted(set(used))
+    n = len(all_folds)
+    outside = [k for k in used if not 0 <= k < n]
+    if outside:
+        return f"{dataset}: fold {outside[0]} out of range: there are {n} subject folds (0 to {n - 1})"
+    classes = list(classes)
+    empty = [c for c in classes if c not in set(labels)]
+    if empty:
+        return f"{dataset}: no clips of class {', '.join(empty)} (the {len(classes)} classes: {', '.join(classes)})"
+    problems = fold_problems(dataset, subjects, labels, all_folds)
+    unfit = {k: why for k, why in problems.items() if k in used}
+    return _unfit(dataset, subjects, unfit, n, folds) if unfit else ""
+
+
 def check_fold(dataset: str, subjects: list[str], labels, n_folds: int, fold: int, folds: str = "shipped") -> list[list[str]]:
-    """The subject folds, after refusing (DataError) a run on `fold` that cannot be trained (`fold_problems`)."""
+    """The subject folds, after refusing (DataError, `fold_refusal`) a run on `fold` that cannot be trained."""
     all_folds = subject_folds(dataset, subjects, n_folds, folds)
-    if not 0 <= fold < len(all_folds):
-        raise ValueError(f"fold {fold} out of range: {dataset} has {len(all_folds)} subject folds")
-    problem = fold_problems(dataset, subjects, labels, all_folds).get(fold)
-    if problem:
-        raise DataError(refusal(dataset, subjects, {fold: problem}, len(all_folds), folds))
+    why = fold_refusal(dataset, subjects, labels, all_folds, [fold], folds=folds)
+    if why:
+        raise DataError(why)
     return all_folds
