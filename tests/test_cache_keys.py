@@ -202,9 +202,14 @@ def test_damaged_feature_files_are_reported_and_extracted_again(corpus_copy, cap
     assert len(kept) == 4 and all(np.array_equal(audio[i], good[i][0]) for i in range(4))
 
 
-def test_report_of_cached_clips_says_how_their_faces_were_found(corpus_copy):
+def test_report_of_cached_clips_says_how_their_faces_were_found(corpus_copy, monkeypatch):
     records, cache = corpus_copy
+    opened = []
+    np_load = np.load
+    monkeypatch.setattr(np, "load", lambda f, *a, **k: opened.append(f) or np_load(f, *a, **k))
     first = prepare(records, cache, workers=1, progress=False)  # every clip read from the cache
+    assert sorted(opened) == sorted(cache.path(r) for r in records)  # each once
+    monkeypatch.undo()
     assert first.extracted == 0 and first.cached == 4 and first.faces_unknown == 0
     frames = first.frames_detected + first.frames_borrowed + first.frames_fallback
     assert frames == 4 * cache.cfg.n_segments * cache.cfg.frames_per_segment

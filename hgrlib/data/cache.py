@@ -71,6 +71,11 @@ class FeatureCache:
 
     def load(self, rec: ClipRecord) -> tuple[np.ndarray, np.ndarray]:
         """(audio, faces) of a clip; CorruptFile if the file is damaged or the clip changed since extraction."""
+        audio, faces, _ = self._read(rec)
+        return audio, faces
+
+    def _read(self, rec: ClipRecord) -> tuple[np.ndarray, np.ndarray, dict]:
+        """(audio, faces, meta) of a clip, checked as `load` checks them."""
         p = self.path(rec)
         try:
             with np.load(p, allow_pickle=False) as z:
@@ -85,22 +90,22 @@ class FeatureCache:
             raise CorruptFile(f"{p}: its clip cannot be read any more ({e})") from e
         if not same_source:
             raise CorruptFile(f"{p}: stale, {rec.path} (or its audio) changed or moved since its features were extracted")
-        return audio, faces
-
-    def face_stats(self, rec: ClipRecord) -> dict | None:
-        """How a cached clip's key-frame crops were found (FaceStats as a dict); None if not recorded."""
-        with np.load(self.path(rec), allow_pickle=False) as z:
-            return json.loads(str(z["meta"])).get("faces")
+        return audio, faces, meta
 
     def problem(self, rec: ClipRecord) -> str | None:
         """Why a clip's cached features cannot be used ('missing', corrupt, stale), or None if they can."""
+        return self.status(rec)[0]
+
+    def status(self, rec: ClipRecord) -> tuple[str | None, dict | None]:
+        """(`problem`, how its key-frame crops were found (FaceStats as a dict; None if not recorded)) of a clip,
+        from one read of its file; the stats only when it can be used."""
         if not self.path(rec).exists():
-            return "missing"
+            return "missing", None
         try:
-            self.load(rec)
+            _, _, meta = self._read(rec)
         except CorruptFile as e:
-            return str(e)
-        return None
+            return str(e), None
+        return None, meta.get("faces")
 
 
 def source_identity(rec: ClipRecord) -> list:
@@ -213,13 +218,13 @@ def prepare(
     (hgrlib.data.faces.make_detector; Haar is CPU only); on cuda, one worker process is used."""
     t0 = time.perf_counter()
     rep = PrepReport(clips=len(records))
-    problems = [cache.problem(r) for r in records]
-    todo = [r for r, why in zip(records, problems) if why is not None]
-    rep.recomputed = [(r.path, why) for r, why in zip(records, problems) if why not in (None, "missing")]
+    status = [cache.status(r) for r in records]  # one read of each cached clip
+    todo = [r for r, (why, _) in zip(records, status) if why is not None]
+    rep.recomputed = [(r.path, why) for r, (why, _) in zip(records, status) if why not in (None, "missing")]
     rep.cached = len(records) - len(todo)
-    for r, why in zip(records, problems):
+    for r, (why, stats) in zip(records, status):
         if why is None:
-            rep.add_faces(str(r.path), cache.face_stats(r))
+            rep.add_faces(str(r.path), stats)
     if todo:
         from hgrlib.data.faces import make_detector
 
