@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from hgrlib.io import read_json, rel_path, write_json, write_text
+from hgrlib.provenance import machine_text
 from hgrlib.report import pipe_table
 
 NOTEBOOK_DIR = "notebooks"
@@ -59,10 +60,11 @@ FIGURE_CAPTIONS = {
     "mean ± std over every fold × seed.",
     "02_confusion.png": "Confusion matrices (true against predicted emotion) of fusion (CE) and fusion (CE + Soft-HGR), "
     "summed over all their runs.",
-    "02_training_curves.png": "Training loss and validation UAR per epoch, mean ± std over runs, one line per condition.",
-    "03_semi_supervised.png": "Test accuracy (%) against the labeled fraction of the training clips: labeled only with "
-    "matched optimiser steps, labeled + unlabeled with λ = 0, labeled + unlabeled with Soft-HGR; "
-    "mean ± std over every fold × seed.",
+    "02_training_curves.png": "Training loss and validation UAR (%) per epoch, mean ± std over runs, one line per condition.",
+    "03_semi_supervised.png": "Test accuracy (%) against the labeled share of the training clips (log scale): labeled only "
+    "with matched optimiser steps, labeled + unlabeled with λ = 0, labeled + unlabeled with Soft-HGR; "
+    "mean ± std over every fold × seed; each condition's points set slightly apart, so that at 100% (the same "
+    "runs for all three) every condition shows.",
     "04_ablation_heatmap.png": "Test accuracy (%) of the fusion classifier (left) and of a linear probe on [f, g] (right) "
     "over the Soft-HGR weight λ and the unimodal weight w_ce_uni, CE weight 1; exploratory, one "
     "run per seed; blank cells are not in the grid.",
@@ -92,6 +94,16 @@ FIGURE_CAPTIONS = {
     "07_protocols.png": "Test accuracy (%, segment and clip level) of fusion (CE + Soft-HGR) with subject, clip and "
     "segment splits (left, mean ± std over runs), and their paired differences (right, points, "
     "mean ± std over (fold, seed) pairs).",
+    "08_key_frames.png": "Per predicted clip, one key frame per segment with the box its face crop was cut around (green: "
+    "detected, orange dashed: borrowed from the clip's other frames, red dotted: centre crop) and the crop itself.",
+    "08_log_mel.png": "Per predicted clip, its log-mel spectrogram with the segments the network sees, each labelled "
+    "with its predicted emotion.",
+    "08_segment_probs.png": "Per predicted clip, each emotion's probability per segment over time; the clip's "
+    "probability of its predicted emotion dashed.",
+}
+DATA_DESCRIPTIONS = {  # what each data file (neither table nor figure) holds: the index's description
+    "01_prep_report.json": "Data preparation report: clips indexed and skipped, features extracted or read from the "
+    "cache, face key frames detected, borrowed or centre-cropped.",
 }
 
 
@@ -212,6 +224,7 @@ def write_manifest(repo: Path, results_dir: str = "results", figures_dir: str = 
                 # skips everything, or a fresh clone, rewrites the same manifest
                 "parameters": meta.get("parameters"),
                 "commit": meta.get("commit", commit),
+                "machine": machine_text(meta["machine"]) if meta.get("machine") else None,  # where it was computed
                 "time": meta.get("finished") or datetime.fromtimestamp(f.stat().st_mtime, timezone.utc).isoformat(timespec="seconds"),
                 "sha256": hashlib.sha256(f.read_bytes()).hexdigest(),
             }
@@ -260,6 +273,11 @@ def _notebooks_section(folder: Path, stamps: dict[str, dict], sources: list[str]
     said = []
     if one_commit:
         said.append(("It" if len(executed) == 1 else f"All {len(executed)}") + f" ran at commit `{next(iter(commits))[:12]}`.")
+    machines = {machine_text(st["machine"]) if st.get("machine") else None for st in known}
+    if len(known) == len(executed) and len(machines) == 1 and None not in machines:
+        said.append(("It" if len(executed) == 1 else f"All {len(executed)}") + f" ran on {next(iter(machines))}.")
+    elif machines - {None}:
+        said.append("They ran on " + "; ".join(sorted(m for m in machines if m)) + ".")
     if common:
         said.append(f"Parameters of all {len(known)}" + (" with a stamp" if len(known) < len(executed) else "") + f": {_params(common)}.")
     missing = [s for s in sources if s not in executed]
@@ -318,14 +336,16 @@ def _outputs_section(tag: str, res: Path, fig: Path, stamps: dict[str, dict], so
             md = next((f for f in fs if f.suffix == ".md"), None)
             png = next((f for f in fs if f.suffix == ".png"), None)
             kind = "table" if md or any(f.suffix == ".csv" for f in fs) else "figure" if png else "data"
-            if md:
-                what = table_title(md.read_text())[0] or ("every training run, one row each" if stem.endswith("_runs") else "—")
+            runs = stem.endswith("_runs")
+            if kind == "table":
+                what = (table_title(md.read_text())[0] if md else "") or ("every training run, one row each" if runs else "—")
             elif png:
                 what = FIGURE_CAPTIONS.get(png.name, "—")
             else:
-                what = "—"
-            rows.append((kinds[kind], stem, [stem, " · ".join(_link(f.suffix[1:], rel_path(f, here)) for f in fs), what]))
-        blocks.append(pipe_table(["output", "files", "what it shows"], [r for *_, r in sorted(rows, key=lambda r: r[:2])]))
+                what = next((DATA_DESCRIPTIONS[f.name] for f in fs if f.name in DATA_DESCRIPTIONS), "—")
+            rows.append((kinds[kind], runs, stem, [stem, " · ".join(_link(f.suffix[1:], rel_path(f, here)) for f in fs), what]))
+        # tables first, the headline tables before their run tables; then figures, then data
+        blocks.append(pipe_table(["output", "files", "what it shows"], [r for *_, r in sorted(rows, key=lambda r: r[:3])]))
     return blocks
 
 
@@ -350,7 +370,9 @@ def readme_results(repo: Path, tag: str = "synthetic-default", results_dir: str 
     res, fig = repo / results_dir / tag, repo / figures_dir / tag
     latest = _latest(_stamps(res))
     commit = latest.get("commit") or git_commit(repo)  # the code that last ran a notebook, not today's HEAD
-    parts = [f"*Regenerated by `./run_all.sh` ({tag}), commit `{commit[:12]}`. Do not edit by hand.*"]
+    where = {machine_text(st["machine"]) for st in _stamps(res).values() if st.get("machine")}
+    on = f", on {'; '.join(sorted(where))}" if where else ""
+    parts = [f"*Regenerated by `./run_all.sh` ({tag}), commit `{commit[:12]}`{on}. Do not edit by hand.*"]
     for name, heading in README_TABLES:
         f = res / name
         if f.exists():

@@ -245,7 +245,7 @@ def test_write_manifest_on_a_small_tree(tmp_path):
     assert "[png](../figures/t/02_accuracy.png)" in after and "every training run, one row each" in after
     # manifest.json: the same form as before, the executed notebooks added (not their local HTML)
     files = {e["file"]: e for e in manifest}
-    assert all(set(e) == {"file", "notebook", "parameters", "commit", "time", "sha256"} for e in manifest)
+    assert all(set(e) == {"file", "notebook", "parameters", "commit", "machine", "time", "sha256"} for e in manifest)
     nb = files["results/t/02_supervised.ipynb"]
     assert nb["notebook"] == "02_supervised.ipynb" and nb["parameters"]["runs_dir"] == "runs" and nb["commit"] == COMMIT
     assert nb["time"] == "2026-01-02T10:00:00+00:00" and "results/t/01_data_prep.ipynb" in files
@@ -294,3 +294,24 @@ def test_update_readme_on_a_small_tree(tmp_path):
 def test_table_title():
     assert table_title("# Title, %\n\n| a |\n|---|\n| 1 |\n") == ("Title, %", "| a |\n|---|\n| 1 |")
     assert table_title("| a |\n|---|\n") == ("", "| a |\n|---|")
+
+
+def test_results_index_describes_every_output_headline_tables_first(tmp_path):
+    from hgrlib.results_index import DATA_DESCRIPTIONS, FIGURE_CAPTIONS
+
+    repo = _tree(tmp_path)
+    res = repo / "results" / "t"
+    (res / "01_prep_report.json").write_text("{}")
+    (res / "02_replication_runs.csv").write_text("fold,acc\n0,0.6\n")
+    (res / "02_replication_table.md").write_text("# The main comparison on a second corpus, %\n\n| a |\n|---|\n| 1 |\n")
+    text = results_index(repo)
+    section = text[text.index("### 02_supervised (t)") :]
+    stems = ("02_replication_table", "02_supervised_table", "02_replication_runs", "02_supervised_runs")
+    order = [section.index(f"| {s} |") for s in stems]
+    assert order == sorted(order), "headline tables before the run tables"
+    assert "| — |" not in text and DATA_DESCRIPTIONS["01_prep_report.json"] in text
+    # every figure and data file the committed results hold has its description
+    for f in (REPO / "figures").glob("*/*.png"):
+        assert f.name in FIGURE_CAPTIONS, f
+    for f in (REPO / "results").glob("*/[0-9][0-9]_*.json"):
+        assert f.name in DATA_DESCRIPTIONS, f

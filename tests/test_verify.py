@@ -135,3 +135,26 @@ def test_stamps_without_a_machine_are_verified_through_the_claims(committed, tmp
     stamp(None)
     assert run_verify(tmp_path, monkeypatch, runs_table(gain=6.0), "a") == 0
     assert "claims tier: the committed run stamps do not all say where they were made" in capsys.readouterr().out
+
+
+def test_results_say_where_they_were_made(tmp_path):
+    """The manifest, results/README.md and the README's generated section name the machine the stamps record."""
+    from hgrlib.io import read_json
+    from hgrlib.provenance import machine_text
+    from hgrlib.results_index import readme_results, write_manifest
+
+    folder = tmp_path / "results" / TAG
+    folder.mkdir(parents=True)
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "02_supervised.ipynb").write_text("{}")
+    (folder / "02_supervised.ipynb").write_text("{}")
+    runs_table(gain=6.0).to_csv(folder / "02_supervised_runs.csv", index=False)
+    write_json(
+        folder / ".02_supervised.stamp.json", {"stamp": "x", "commit": "c" * 40, "finished": "2026-12-05T12:00:00+00:00", "machine": INTEL}
+    )
+    write_manifest(tmp_path)
+    said = machine_text(INTEL)
+    assert said.startswith("Intel(R) Xeon(R) Platinum 8581C (GenuineIntel family 6 model 207, amx); torch 2.14.1+cu130")
+    assert {e["machine"] for e in read_json(tmp_path / "results" / "manifest.json")} == {said}
+    assert f"It ran on {said}." in (tmp_path / "results" / "README.md").read_text()
+    assert f"on {said}. Do not edit" in readme_results(tmp_path, TAG)
