@@ -222,3 +222,19 @@ def test_report_of_cached_clips_says_how_their_faces_were_found(corpus_copy, mon
         first.frames_borrowed,
         first.frames_fallback,
     )
+
+
+def test_one_process_preparation_makes_the_detector_once(corpus_copy, monkeypatch):
+    import hgrlib.data.cache as cache_mod
+    import hgrlib.data.faces as faces
+
+    records, cache = corpus_copy
+    made, make = [], faces.make_detector
+    monkeypatch.setattr(faces, "make_detector", lambda cfg, device="cpu": made.append(device) or make(cfg, device))
+    monkeypatch.setattr(cache_mod, "_worker", {})  # as in a new process
+    for r in records[:2]:
+        cache.path(r).unlink()
+    assert prepare(records, cache, workers=1, progress=False).extracted == 2
+    cache.path(records[0]).unlink()
+    assert prepare(records, cache, workers=1, progress=False).extracted == 1  # a second preparation in the process
+    assert made == ["cpu"]

@@ -192,11 +192,20 @@ def _init_worker(cfg: FeatureConfig, detect_device: str = "cpu") -> None:
     import cv2
     import torch
 
-    from hgrlib.data.faces import make_detector
-
     torch.set_num_threads(1)  # one thread per worker process: the workers are the parallelism
     cv2.setNumThreads(1)
-    _worker["cfg"], _worker["detector"] = cfg, make_detector(cfg, detect_device)
+    _worker["cfg"] = cfg
+    _detector(cfg, detect_device)
+
+
+def _detector(cfg: FeatureConfig, device: str):
+    """This process's face detector for `cfg` on `device`: made once (MTCNN's networks load slowly), then reused."""
+    from hgrlib.data.faces import make_detector
+
+    key = (cfg.detector, cfg.min_face, device)
+    if _worker.get("detector_key") != key:
+        _worker["detector"], _worker["detector_key"] = make_detector(cfg, device), key
+    return _worker["detector"]
 
 
 def _extract(rec: ClipRecord):
@@ -226,9 +235,7 @@ def prepare(
         if why is None:
             rep.add_faces(str(r.path), stats)
     if todo:
-        from hgrlib.data.faces import make_detector
-
-        make_detector(cache.cfg, detect_device)  # a missing detector fails here, not in every worker
+        _detector(cache.cfg, detect_device)  # a missing detector fails here, not in every worker
         if detect_device != "cpu" and cache.cfg.detector == "mtcnn":
             workers = 1  # one process batches the key frames on the GPU
 
