@@ -47,6 +47,7 @@ import numpy as np
 import torch
 
 from hgrlib.config import Config, FeatureConfig
+from hgrlib.data.cache import feature_code
 from hgrlib.data.records import DataError
 from hgrlib.io import atomic
 from hgrlib.models import EmotionModel
@@ -199,11 +200,11 @@ def from_payload(payload, where: str = "model", features: FeatureConfig | None =
         raise ValueError(f"{where}: its weights do not match its own configuration: {'; '.join(problems)}")
     meta = {k: v for k, v in payload.items() if k not in ("config", "classes", "norm", "state_dict")}
     lm = LoadedModel(model.eval(), cfg, classes, norm["audio_mean"].float(), norm["audio_std"].float(), meta, where)
-    feature_code = _feature_code()
-    if meta.get("feature_code") and meta["feature_code"] != feature_code:
+    code_now = feature_code()
+    if meta.get("feature_code") and meta["feature_code"] != code_now:
         lm.notes.append(
             f"the feature-extraction code differs from the one the model's features were made with "
-            f"({meta['feature_code']} then, {feature_code} now): a clip's features may differ a little from training's"
+            f"({meta['feature_code']} then, {code_now} now): a clip's features may differ a little from training's"
         )
     return lm
 
@@ -286,7 +287,7 @@ def payload_from_run(run: Path, cache_dir: str | Path = "cache", fs=None) -> tup
         "format_version": FORMAT_VERSION,
         "hgrlib_version": _version(),
         "code_version": key.get("code", ""),
-        "feature_code": _feature_code(),
+        "feature_code": feature_code(),
         "feature_libs": _feature_libs(),
         "config": cfg.to_dict(),
         "classes": list(fs.classes),
@@ -335,12 +336,6 @@ def _version() -> str:
     from hgrlib import __version__
 
     return __version__
-
-
-def _feature_code() -> str:
-    from hgrlib.provenance import code_digest
-
-    return code_digest("hgrlib.data.features")
 
 
 def _feature_libs() -> dict:

@@ -140,6 +140,7 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
 # PORTABLE_DISPATCH pins all three to the AVX2 paths every x86-64 CPU of the last decade has.
 DISPATCH_VARS = ("MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")
 PORTABLE_DISPATCH = {"MKL_CBWR": "COMPATIBLE", "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
+DISPATCHES = {"native": {}, "portable": PORTABLE_DISPATCH}  # run_all.sh --dispatch (docs/reproducibility.md)
 # the best instruction set a CPU offers, by the /proc/cpuinfo flags it needs (oneDNN's ladder, coarsely)
 ISA_LADDER = (
     ("amx", ("amx_tile", "amx_bf16")),
@@ -170,31 +171,34 @@ def _build_versions(config: str) -> dict[str, str]:
     return {"mkl": mkl.group(1) if mkl else "none", "onednn": dnn.group(1) if dnn else "none"}
 
 
-def machine_identity() -> dict:
+def machine_identity(pinned: dict | None = None) -> dict:
     """What decides a CPU run's last bits besides the code and the thread count: the CPU (vendor, family,
-    model, name, best instruction set), the level torch dispatches its own kernels at, torch's, MKL's and
-    oneDNN's versions, and the dispatch variables set (DISPATCH_VARS). A new dict each call."""
-    out = dict(_machine_identity(tuple((k, os.environ[k]) for k in DISPATCH_VARS if k in os.environ)))
-    return out | {"dispatch_env": dict(out["dispatch_env"])}
+    model, name, best instruction set), the level ATen's kernels dispatch at on it, torch's, MKL's and
+    oneDNN's versions, and the dispatch variables set (DISPATCH_VARS, from the environment, and `pinned`: those
+    a runner is about to set for its notebooks). A new dict each call."""
+    env = {k: os.environ[k] for k in DISPATCH_VARS if k in os.environ} | (pinned or {})
+    return dict(_machine_identity()) | {"dispatch_env": env}
 
 
 @functools.cache
-def _machine_identity(env: tuple[tuple[str, str], ...]) -> tuple[tuple[str, object], ...]:
+def _machine_identity() -> tuple[tuple[str, str], ...]:
     import torch
 
     info = _cpuinfo()
     flags = set(info.get("flags", "").split())
     isa = next((name for name, need in ISA_LADDER if flags >= set(need)), "unknown" if flags else platform.machine())
+    # ATen's level on this CPU whatever ATEN_CPU_CAPABILITY says (that is in dispatch_env): from the flags, as
+    # ATen decides it; torch's own reading only where there are no flags to read
+    aten = "AVX512" if flags >= {"avx512f", "avx512bw", "avx512vl", "avx512dq"} else "AVX2" if flags >= {"avx2", "fma"} else None
     return (
         ("cpu", info.get("model name") or platform.processor() or platform.machine()),
         ("vendor", info.get("vendor_id", platform.machine())),
         ("family", info.get("cpu family", "")),
         ("model", info.get("model", "")),
         ("isa", isa),
-        ("torch_dispatch", torch.backends.cpu.get_cpu_capability()),
+        ("torch_dispatch", aten or (torch.backends.cpu.get_cpu_capability() if not flags else "DEFAULT")),
         ("torch", torch.__version__),
         *_build_versions(torch.__config__.show()).items(),
-        ("dispatch_env", env),
     )
 
 

@@ -25,7 +25,15 @@ from hgrlib.config import DataConfig
 from hgrlib.data.folds import FOLD_SPECS
 from hgrlib.io import read_json, rel_path, write_json, write_text
 from hgrlib.profiles import results_tag
-from hgrlib.provenance import FEATURE_LIBS, TRAINING_LIBS, file_sha256, library_versions, machine_identity, package_digest
+from hgrlib.provenance import (
+    DISPATCHES,
+    FEATURE_LIBS,
+    TRAINING_LIBS,
+    file_sha256,
+    library_versions,
+    machine_identity,
+    package_digest,
+)
 from hgrlib.report import project_dir
 from hgrlib.results_index import NOTEBOOK_DIR, update_readme, write_manifest  # results/README.md, manifest.json, README.md's sections
 
@@ -162,16 +170,20 @@ def run(
     executor: str = "pool",
     stack: int = 0,
     folds: str = "shipped",
+    dispatch: str = "native",
 ) -> list[dict]:
     """Execute the notebooks in order, `jobs` training runs at a time, grid points trained by `executor`
     (hgrlib.launch: pool | slurm | submitit-local), `stack` runs per stacked network (0: this machine's
-    default, hgrlib.launch.stack_size), on the subject folds `folds` (DataConfig.folds: shipped | present);
-    returns what was done.
+    default, hgrlib.launch.stack_size), on the subject folds `folds` (DataConfig.folds: shipped | present),
+    with the CPU kernels `dispatch` chooses (native: the CPU's best; portable: MKL, oneDNN and ATen pinned to
+    their AVX2 paths, hgrlib.provenance.PORTABLE_DISPATCH); returns what was done.
 
     Before any notebook starts, a real dataset is indexed and checked against the folds its runs use
     (hgrlib.experiment.check_corpus): a DataError with a one-line cause if it cannot be trained."""
     from hgrlib.launch import stack_size
 
+    if dispatch not in DISPATCHES:
+        raise ValueError(f"dispatch={dispatch!r}: choose one of {', '.join(DISPATCHES)}")
     repo = project_dir()
     notebooks = find_notebooks(repo)
     stack = stack_size(stack)
@@ -223,6 +235,7 @@ def run(
             libs,
             f"stack={stack}".encode(),
             *([f"folds={folds}".encode()] if folds != "shipped" else []),
+            *([f"dispatch={dispatch}".encode()] if dispatch != "native" else []),
         )
         out = out_dir / f"{nb.stem}.ipynb"
         stamp_file = out_dir / f".{nb.stem}.stamp.json"
@@ -264,7 +277,9 @@ def run(
     # (in the stamps: a run's last digits depend on its stack's size), on which subject folds (in the stamps;
     # hgrlib.profiles.get_profile reads HGRLIB_FOLDS)
     # and with one-line progress (HGRLIB_BATCH, hgrlib.progress)
+    # and with the CPU kernels `dispatch` pins (in the stamps and in every run's key: other kernels, other last bits)
     settings = {"HGRLIB_EXECUTOR": executor, "HGRLIB_STACK": str(stack), "HGRLIB_FOLDS": folds, "HGRLIB_BATCH": "1"}
+    settings |= DISPATCHES[dispatch]
     before = {k: os.environ.get(k) for k in settings}
     os.environ.update(settings)
     try:
@@ -386,6 +401,13 @@ def main(argv: list[str] | None = None) -> int:
         help="training runs of one model shape trained as one stacked network (default 0: this machine's "
         "default, 1 on a CPU, 16 on a GPU; see hgrlib/launch.py)",
     )
+    ap.add_argument(
+        "--dispatch",
+        default="native",
+        choices=list(DISPATCHES),
+        help="CPU kernels: native (default: the CPU's best, fastest) or portable (MKL, oneDNN and ATen pinned to their "
+        "AVX2 paths, so that CPUs of other instruction sets compute the same bytes; see docs/reproducibility.md)",
+    )
     ap.add_argument("--force", action="store_true", help="re-run notebooks even if unchanged")
     ap.add_argument("--results", default="results")
     ap.add_argument("--figures", default="figures")
@@ -412,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.verify:
         from hgrlib.verify import verify
 
-        return verify(a.profile, a.dataset, a.root, a.classes, a.jobs, a.scratch, a.results, a.figures, a.tier)
+        return verify(a.profile, a.dataset, a.root, a.classes, a.jobs, a.scratch, a.results, a.figures, a.tier, a.dispatch)
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
@@ -443,6 +465,7 @@ def main(argv: list[str] | None = None) -> int:
             executor=a.executor,
             stack=a.stack,
             folds=a.folds,
+            dispatch=a.dispatch,
         )
     except (DataError, RunnerError, ValueError) as e:  # bad data, no project, a config value rejected: one line each
         lines = str(e).strip().splitlines() or [type(e).__name__]

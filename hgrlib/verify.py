@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from hgrlib.io import read_json
-from hgrlib.provenance import file_sha256, machine_identity, machine_text
+from hgrlib.provenance import DISPATCHES, file_sha256, machine_identity, machine_text
 
 TIMING_COLUMNS = ("seconds",)  # wall-clock time of a run: never reproducible, never compared
 
@@ -172,6 +172,7 @@ def verify(
     results_dir: str = "results",
     figures_dir: str = "figures",
     tier: str = "auto",
+    dispatch: str = "native",
 ) -> int:
     """Regenerate `profile` from nothing under `scratch` and compare in the tier `tier` (auto: exact on the machine
     identity that made the committed results, claims elsewhere); prints the tier, why, and the verdict; returns 0
@@ -191,7 +192,7 @@ def verify(
         print(f"--verify: {base} is not empty; give an empty or new folder, so that nothing cached is reused")
         return 2
     base = base.resolve()
-    tier, why = choose_tier(committed_machines(committed), machine_identity(), tier)
+    tier, why = choose_tier(committed_machines(committed), machine_identity(DISPATCHES[dispatch]), tier)
     print(f"--verify: {tier} tier: {why}", flush=True)
     if dataset == "synthetic" and root is None:  # the corpus too is made from nothing
         root = str(base / "data" / Path(get_profile(profile).config.data.root).name)
@@ -208,6 +209,7 @@ def verify(
         str(base / "figures"),
         str(base / "cache"),
         str(base / "runs"),
+        dispatch=dispatch,
     )
     regenerated = base / "results" / tag
     figs = compare_figures(repo / figures_dir / tag, base / "figures" / tag)

@@ -238,3 +238,22 @@ def test_one_process_preparation_makes_the_detector_once(corpus_copy, monkeypatc
     cache.path(records[0]).unlink()
     assert prepare(records, cache, workers=1, progress=False).extracted == 1  # a second preparation in the process
     assert made == ["cpu"]
+
+
+def test_features_of_another_cpu_are_kept_apart(tmp_path, monkeypatch, request):
+    """Another CPU model or a pinned MKL path computes other log-mel bytes: another feature cache (simulated CPU)."""
+    from hgrlib import provenance
+    from hgrlib.profiles import get_profile
+
+    cfg = get_profile("smoke").config.features
+    here = FeatureCache(tmp_path / "cache", "synthetic", cfg).root
+    assert FeatureCache(tmp_path / "cache", "synthetic", cfg).root == here
+    request.addfinalizer(provenance._machine_identity.cache_clear)
+    monkeypatch.setattr(
+        provenance, "_cpuinfo", lambda: {"vendor_id": "GenuineIntel", "cpu family": "6", "model": "207", "flags": "avx2 fma"}
+    )
+    provenance._machine_identity.cache_clear()
+    intel = FeatureCache(tmp_path / "cache", "synthetic", cfg)
+    assert intel.root != here and intel.key["machine"].startswith("GenuineIntel-6-207-avx2-")
+    monkeypatch.setenv("MKL_CBWR", "COMPATIBLE")
+    assert FeatureCache(tmp_path / "cache", "synthetic", cfg).root != intel.root

@@ -99,6 +99,37 @@ def test_rerun_skips_unchanged_notebooks(smoke_run):
     assert manifest.read_text() == before  # times and commits come from the stamps: a no-op run changes nothing
 
 
+def test_another_cpu_skips_every_notebook_and_stamps_say_where_they_ran(smoke_run, monkeypatch, request):
+    """The machine is information in a stamp, not part of it: on another CPU (simulated) every notebook is still
+    current, and the manifest is unchanged; a pinned dispatch is part of it (other kernels, other numbers)."""
+    from hgrlib import provenance
+    from hgrlib.io import read_json
+
+    base, kw, _ = smoke_run
+    out = base / "results" / "synthetic-smoke"
+    here = provenance.machine_identity()
+    assert {read_json(f)["machine"]["cpu"] for f in out.glob(".*.stamp.json")} == {here["cpu"]}
+    manifest = (base / "results" / "manifest.json").read_text()
+    request.addfinalizer(provenance._machine_identity.cache_clear)
+    monkeypatch.setattr(
+        provenance, "_cpuinfo", lambda: {"vendor_id": "GenuineIntel", "cpu family": "6", "model": "207", "flags": "avx2 fma"}
+    )
+    provenance._machine_identity.cache_clear()
+    assert all(d["status"] == "skipped" for d in runner.run(**kw))
+    assert (base / "results" / "manifest.json").read_text() == manifest
+    monkeypatch.undo()
+    provenance._machine_identity.cache_clear()
+    with pytest.raises(ValueError, match="dispatch='avx9'"):
+        runner.run(**kw, only=["08"], dispatch="avx9")
+    pinned = runner.run(**kw, only=["08"], dispatch="portable")
+    assert (
+        pinned[0]["status"] == "ran"
+        and read_json(out / ".08_predict.stamp.json")["machine"]["dispatch_env"] == provenance.PORTABLE_DISPATCH
+    )
+    assert not any(os.environ.get(k) for k in provenance.PORTABLE_DISPATCH)  # the runner's own environment is restored
+    assert runner.run(**kw, only=["08"])[0]["status"] == "ran"  # native again: its stamp differs from the pinned one
+
+
 def test_committed_notebooks_are_stripped_and_parameterized():
     for nb in Path("notebooks").glob("*.ipynb"):
         cells = json.loads(nb.read_text())["cells"]
@@ -151,7 +182,7 @@ def test_verify_compares_every_table_cell_by_cell(smoke_run, tmp_path, monkeypat
     committed = base / "results"
     edits = {}
 
-    def regenerate(profile, dataset, root, classes, only, jobs, force, results_dir, figures_dir, cache_dir, runs_dir):
+    def regenerate(profile, dataset, root, classes, only, jobs, force, results_dir, figures_dir, cache_dir, runs_dir, dispatch):
         assert force and root.startswith(str(tmp_path)) and cache_dir.startswith(str(tmp_path))  # from nothing, elsewhere
         shutil.copytree(committed, results_dir)
         shutil.copytree(base / "figures", figures_dir)

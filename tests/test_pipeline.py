@@ -290,6 +290,7 @@ def test_the_cpu_is_part_of_a_runs_identity(tiny, monkeypatch, request):
     provenance._machine_identity.cache_clear()
     assert "-avx2-" in run_key(cfg, fs)["exec"]
     monkeypatch.setattr(provenance, "_cpuinfo", lambda: dict(INTEL))
+    provenance._machine_identity.cache_clear()
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # a pinned dispatch is another identity
     assert run_key(cfg, fs)["exec"] == intel["exec"] + "-ONEDNN_MAX_CPU_ISA=AVX2"
 

@@ -63,7 +63,7 @@ def run_verify(tmp_path, monkeypatch, regenerated: pd.DataFrame | None, name: st
     """verify() with the regeneration simulated: the committed folder copied, its runs table replaced, claims rewritten."""
     committed = tmp_path / "results"
 
-    def regenerate(profile, dataset, root, classes, only, jobs, force, results_dir, figures_dir, cache_dir, runs_dir):
+    def regenerate(profile, dataset, root, classes, only, jobs, force, results_dir, figures_dir, cache_dir, runs_dir, dispatch):
         assert force and cache_dir.startswith(str(tmp_path / name))  # from nothing, elsewhere
         shutil.copytree(committed, results_dir)
         shutil.copytree(tmp_path / "figures", figures_dir)

@@ -23,7 +23,7 @@ from hgrlib.config import FeatureConfig, config_hash
 from hgrlib.data.records import ClipRecord, DataError
 from hgrlib.io import CorruptFile, atomic, write_json
 from hgrlib.progress import bar
-from hgrlib.provenance import FEATURE_LIBS, arrays_sha256, files_digest, library_versions, module_closure
+from hgrlib.provenance import FEATURE_LIBS, arrays_sha256, files_digest, library_versions, machine_identity, machine_tag, module_closure
 
 
 @functools.cache
@@ -48,6 +48,9 @@ class FeatureCache:
             "features": asdict(cfg),
             "code": feature_code(),
             "libs": library_versions(FEATURE_LIBS),
+            # MKL's FFT path differs by CPU (measured: another path, other log-mel bytes): features of another CPU
+            # model or dispatch are kept apart, like its runs
+            "machine": machine_tag(machine_identity()),
         }
         if cfg.detector == "mtcnn":  # its networks make the face crops: a new facenet-pytorch is a new key
             self.key["libs"] = self.key["libs"] | library_versions(("facenet-pytorch",))
