@@ -6,8 +6,8 @@
 * `results/README.md`: the same for people: first every executed notebook per results folder (links to the
   `.ipynb` and its HTML; commit, finish time and parameters once per notebook), then the tables and figures
   grouped by the notebook that wrote them. Hashes stay in the manifest.
-* `README.md`: the tables and figures between `<!-- results:start -->` and `<!-- results:end -->`, the claims
-  between `<!-- claims:start -->` and `<!-- claims:end -->`.
+* `README.md`: the main table and figure (`README_TABLES`, `README_FIGURES`) between `<!-- results:start -->` and
+  `<!-- results:end -->`, the claims between `<!-- claims:start -->` and `<!-- claims:end -->`.
 
 All Markdown written here keeps a blank line before and after every table, image and caption, so that
 strict CommonMark/GFM readers (pandoc, markdown-it) render it as GitHub does (tests/test_markdown.py).
@@ -27,30 +27,12 @@ from hgrlib.report import pipe_table
 NOTEBOOK_DIR = "notebooks"
 MANIFEST_SUFFIXES = (".ipynb", ".csv", ".md", ".json", ".png")  # not .html: built locally, not committed
 
+# The README is a front door: its results section shows the main table and one figure; results/README.md (the
+# full index, linked from the README) lists every table and figure.
 README_TABLES = [  # (file under results/<tag>/, heading) shown in the README's results section
     ("02_supervised_table.md", "Main table (notebook 02)"),
-    ("02_replication_table.md", "Replication on a second corpus (notebook 02)"),
-    ("03_semi_supervised_table.md", "Semi-supervised, with matched optimiser steps (notebook 03)"),
-    ("04_label_free.md", "Trained without cross-entropy, linear probe (notebook 04)"),
-    ("04_ablation_table.md", "Loss-weight ablation, exploratory (notebook 04)"),
-    ("04_ablation_pairs.md", "Which pairs matter, exploratory (notebook 04)"),
-    ("05_score_spread_summary.md", "Spread over seeds within a fold (notebook 05)"),
-    ("05_seed_cka.md", "Seed-to-seed CKA of the features (notebook 05)"),
-    ("07_baselines_table.md", "Soft-HGR against other correlation losses, λ picked on validation (notebook 07)"),
-    ("07_lam_selection.md", "λ selection on validation UAR (notebook 07)"),
-    ("07_protocols_table.md", "Subject, clip and segment splits (notebook 07)"),
 ]
-README_FIGURES = [
-    "02_accuracy.png",
-    "02_confusion.png",
-    "03_semi_supervised.png",
-    "04_ablation_heatmap.png",
-    "05_seed_cka.png",
-    "05_factor_probes.png",
-    "06_umap.png",
-    "07_minibatch_heatmaps.png",
-    "07_protocols.png",
-]
+README_FIGURES = ["02_accuracy.png"]
 
 # What each figure shows: the README's figure captions (and alt text), and the index's description.
 # No `*` in these (the README sets them in italics).

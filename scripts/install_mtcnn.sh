@@ -3,7 +3,7 @@
 # its wheel), installed WITHOUT its dependencies. Its metadata pins torch<2.3, torchvision<0.18, numpy<2
 # and Pillow<10.3; letting pip resolve them would replace hgrlib's pinned stack, while the code hgrlib
 # calls (MTCNN.detect) runs on the pinned versions (tests/test_detection.py). So `pip check` lists those
-# four pins as unmet afterwards: expected, and harmless for hgrlib (README, "Face detection").
+# four pins as unmet afterwards: expected, and harmless for hgrlib (docs/design.md, "Face detection").
 # Run by scripts/ensure_env.sh unless HGRLIB_MTCNN=0; safe to run again.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -141,6 +141,44 @@ def test_generated_markdown_parses_strictly(path):
     assert problems(path.read_text(), path) == []
 
 
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped (but - and _), spaces to -."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def anchor_problems(text: str, path: Path) -> list[str]:
+    """Links to `file.md#anchor` (or `#anchor`) whose file has no heading with that anchor."""
+    out = []
+    for tok in MD.parse(text):
+        for child in tok.children or []:
+            target = str(child.attrs.get("href") or "") if child.type == "link_open" else ""
+            url = urlparse(target)
+            if not url.fragment or url.scheme or not (url.path == "" or url.path.endswith(".md")):
+                continue
+            f = (path.parent / unquote(url.path)).resolve() if url.path else path
+            if f.is_file():
+                headings = [line.lstrip("#") for line in f.read_text().splitlines() if re.match(r"#{1,6} ", line)]
+                if url.fragment not in {_slug(h) for h in headings}:
+                    out.append(f"{path.name}: link to {target}: no such heading")
+    return out
+
+
+@pytest.mark.parametrize("path", [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))], ids=lambda p: p.relative_to(REPO).as_posix())
+def test_readme_and_docs_links_resolve(path):
+    """Every relative link of the README and of docs/*.md names a file that exists (and a heading that exists,
+    for `#anchor` links to Markdown), and every table parses strictly."""
+    text = path.read_text()
+    assert problems(text, path) == []
+    assert anchor_problems(text, path) == []
+
+
+def test_anchor_checker():
+    assert _slug(" How firm a verdict is") == "how-firm-a-verdict-is"
+    assert _slug(" Portable dispatch: `./run_all.sh --dispatch portable`") == "portable-dispatch-run_allsh---dispatch-portable"
+    assert anchor_problems("[x](docs/paper.md#how-the-claims-are-tested)\n", REPO / "README.md") == []
+    assert anchor_problems("[x](docs/paper.md#no-such-heading)\n", REPO / "README.md") != []
+
+
 def test_readme_tables_and_figures_have_captions():
     text = (REPO / "README.md").read_text()
     section = text[text.index("<!-- results:start -->") : text.index("<!-- results:end -->")]
@@ -280,7 +318,7 @@ def test_update_readme_on_a_small_tree(tmp_path):
     assert "Zero in every row, not shown: nonfinite_steps." in text  # the table file's note stays with it
     assert "Clips per emotion" not in text  # only the README_TABLES
     shown = [f for f in README_FIGURES if (repo / "figures" / "t" / f).exists()]
-    assert shown == ["02_accuracy.png", "02_confusion.png"]
+    assert shown == ["02_accuracy.png"]  # the README shows one figure; results/README.md lists them all
     for n, f in enumerate(shown, 1):
         img = next(k for k, line in enumerate(lines) if line.startswith("![") and line.endswith(f"(figures/t/{f})"))
         assert lines[img + 1] == "" and lines[img + 2].startswith(f"*Figure {n} (notebook 02, [{f}](figures/t/{f})): ")
