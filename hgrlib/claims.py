@@ -1,19 +1,26 @@
-"""The paper's claims as code: each claim read off the run tables as a paired effect, a 95% interval and a verdict.
+"""The paper's claims as code: each claim read off the run tables as a paired effect at the level it
+generalises over, a 95% interval, the smallest effect its design can detect, and a family-wise verdict.
 
 Every condition is trained on the same (fold, seed) pairs (every subject fold × 3 seeds = 12 runs in the
 default profile; smoke: 3 folds × 2 seeds). For a claim "A > B" each pair gives d = metric(A) − metric(B),
-in percentage points (metric × 100; metrics are fractions, CKA included). Reported: mean d, a 95% t
-interval over the pairs (mean ± t(0.975, n−1)·s/√n), the two-sided p of the paired t test, n pairs, and
-mean ± std of each side over those pairs. Verdict: `supported` if the interval's lower end is > 0,
-`contradicted` if its upper end is < 0, else `inconclusive` (the runs cannot tell; not "no effect").
+in percentage points (metric × 100; metrics are fractions, CKA included).
 
-Why a t interval and not a bootstrap: 12 pairs are too few for a percentile bootstrap to keep its
-coverage. The folds are the complete partition of the corpus's subjects (fixed, not sampled), so the
-spread of the differences also holds the fold-to-fold spread: the interval is, if anything, conservative.
+**The unit of replication.** A claim generalises over new subjects (or new corpora), not over seeds: the
+seeds of one fold share its test subjects and its training set, so their differences are not independent
+(their correlation reached 0.45 here) and more seeds are not more evidence. Each claim therefore averages
+d over the seeds of each unit (`Claim.unit`: a subject fold, or a corpus draw × fold) and computes its
+statistics over the unit means: mean, a 95% t interval (mean ± t(0.975, m−1)·s/√m over m units), the
+two-sided p of the one-sample t test, and the smallest effect the design detects with 80% power at α = 0.05
+((t(0.975, m−1) + t(0.80, m−1))·s/√m, from the observed spread of the unit means). With 4 folds this
+interval is wider than one over the 12 pairs, and honestly so.
+
+**The verdict** (`verdict`) survives Holm's correction over the whole family of claims: `supported` if the
+Holm-adjusted p < 0.05 and the effect is positive, `contradicted` if negative, else `inconclusive` (these
+runs cannot tell; not "no effect"). `verdict_alone` is the claim's interval read on its own.
 
 Pairs are matched on key columns (default fold, seed); a key present on one side only (or with a missing
 metric) is dropped and counted; a duplicated key raises ValueError naming the table. A missing table or
-column, or fewer than 2 pairs, gives the verdict `not run` with the reason: the README must always build.
+column, or fewer than 2 units, gives the verdict `not run` with the reason: the README must always build.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from hgrlib.io import write_text
 from hgrlib.report import markdown_table
 
 LEVEL = 0.95
+POWER = 0.80  # for the detectable effect
 METRICS = {  # the metrics in the reader's words
     "acc": "test accuracy",
     "seg_acc": "segment-level test accuracy",
@@ -59,6 +67,7 @@ class Claim:
     filters_a: dict = field(default_factory=dict)
     filters_b: dict = field(default_factory=dict)
     keys: tuple[str, ...] = ("fold", "seed")
+    unit: tuple[str, ...] = ("fold",)  # key columns of an independent unit (what the claim generalises over)
     isolates: str = ""  # what the comparison holds fixed, so the difference is due to the one change
     scale: float = 100.0  # metric units → points
     label_a: str = ""
@@ -102,6 +111,7 @@ CLAIMS: tuple[Claim, ...] = (
         "fusion (CE + Soft-HGR)",
         "fusion (CE)",
         keys=("corpus_seed", "fold", "seed"),
+        unit=("corpus_seed", "fold"),
         isolates="as the main claim, on an independently drawn corpus",
     ),
     *(
@@ -220,15 +230,19 @@ def _mean_std(x: np.ndarray) -> tuple[float, float]:
     return (float(np.mean(x)), float(np.std(x, ddof=1))) if len(x) > 1 else (float(np.mean(x)) if len(x) else np.nan, np.nan)
 
 
-def paired_effect(df_a: pd.DataFrame, df_b: pd.DataFrame, metric: str, keys=("fold", "seed"), scale: float = 100.0) -> dict:
-    """Paired difference A − B of `metric` × `scale` over the keys both sides share: mean, 95% t interval, p.
+def paired_effect(df_a: pd.DataFrame, df_b: pd.DataFrame, metric: str, keys=("fold", "seed"), scale: float = 100.0, unit=("fold",)) -> dict:
+    """Paired difference A − B of `metric` × `scale` over the keys both sides share, averaged within each unit
+    (the `unit` key columns; empty: every pair is a unit), then over the units: mean, 95% t interval, p, and
+    the effect detectable with 80% power.
 
-    Returns n, dropped (keys on one side only, or with a missing metric), effect, ci_low, ci_high, p,
-    mean_a, std_a, mean_b, std_b and verdict; with n < 2 the verdict is `not run` and the statistics NaN.
-    Differences with zero spread give a zero-width interval and p = 0 (p = 1 if they are all 0).
-    Raises ValueError if a side repeats a key.
+    Returns n (pairs), n_units, dropped (keys on one side only, or with a missing metric), effect, ci_low,
+    ci_high, p, detectable, mean_a, std_a, mean_b, std_b and verdict_alone (the interval on its own); with
+    fewer than 2 units `verdict_alone` is `not run` and the statistics NaN. Unit means with zero spread give a
+    zero-width interval and p = 0 (p = 1 if they are all 0). Raises ValueError if a side repeats a key.
     """
-    keys = list(keys)
+    keys, unit = list(keys), list(unit)
+    if set(unit) - set(keys):
+        raise ValueError(f"unit {unit} must be among the keys {keys}")
     for side, df in (("A", df_a), ("B", df_b)):
         dup = df[df.duplicated(keys, keep=False)]
         if len(dup):
@@ -241,30 +255,37 @@ def paired_effect(df_a: pd.DataFrame, df_b: pd.DataFrame, metric: str, keys=("fo
     n = len(both)
     dropped = len(pd.concat([df_a[keys], df_b[keys]]).drop_duplicates()) - n
     xa, xb = (scale * both[f"{metric}_{s}"].to_numpy(float) for s in ("a", "b"))
-    d = np.round(xa - xb, 9)  # differences equal up to float error have zero spread
+    d = pd.Series(xa - xb, index=both.index)
+    units = (d.groupby([both[u] for u in unit]).mean() if unit else d).to_numpy()
+    units = np.round(units, 9)  # means equal up to float error have zero spread
+    m = len(units)
     (ma, sa), (mb, sb) = _mean_std(xa), _mean_std(xb)
     out = {
         "n": n,
+        "n_units": m,
         "dropped": dropped,
         "effect": np.nan,
         "ci_low": np.nan,
         "ci_high": np.nan,
         "p": np.nan,
+        "detectable": np.nan,
         "mean_a": ma,
         "std_a": sa,
         "mean_b": mb,
         "std_b": sb,
-        "verdict": "not run",
-        "reason": f"{n} matched pair(s), 2 needed" if n < 2 else "",
+        "verdict_alone": "not run",
+        "reason": f"{n} matched pair(s) in {m} unit(s) of {' × '.join(unit) or 'pair'}, 2 needed" if m < 2 else "",
     }
-    if n < 2:
+    if m < 2:
         return out
-    mean, sd = float(d.mean()), float(d.std(ddof=1))
-    half = float(stats.t.ppf(0.5 + LEVEL / 2, n - 1)) * sd / np.sqrt(n)
-    p = float(stats.ttest_1samp(d, 0.0).pvalue) if sd > 0 else (1.0 if mean == 0 else 0.0)
+    mean, sd = float(units.mean()), float(units.std(ddof=1))
+    se = sd / np.sqrt(m)
+    half = float(stats.t.ppf(0.5 + LEVEL / 2, m - 1)) * se
+    p = float(stats.ttest_1samp(units, 0.0).pvalue) if sd > 0 else (1.0 if mean == 0 else 0.0)
     lo, hi = mean - half, mean + half
-    verdict = "supported" if lo > 0 else "contradicted" if hi < 0 else "inconclusive"
-    return out | {"effect": mean, "ci_low": lo, "ci_high": hi, "p": p, "verdict": verdict}
+    detectable = float(stats.t.ppf(0.5 + LEVEL / 2, m - 1) + stats.t.ppf(POWER, m - 1)) * se
+    alone = "supported" if lo > 0 else "contradicted" if hi < 0 else "inconclusive"
+    return out | {"effect": mean, "ci_low": lo, "ci_high": hi, "p": p, "detectable": detectable, "verdict_alone": alone}
 
 
 def _describe(name: str | None, filters: dict, label: str = "") -> str:
@@ -280,7 +301,8 @@ def comparison(claim: Claim) -> str:
 
 
 def evaluate(claim: Claim, results_dir: str | Path) -> dict:
-    """One row for `claim` from `results_dir`/`claim.table`: the spec, paired_effect's numbers and the verdict."""
+    """One row for `claim` from `results_dir`/`claim.table`: the spec, paired_effect's numbers and the verdict of its
+    interval on its own (`verdict_alone`; the family-wise `verdict` needs every claim: evaluate_all)."""
     path = Path(results_dir) / claim.table
     row = {
         "claim": claim.id,
@@ -289,19 +311,22 @@ def evaluate(claim: Claim, results_dir: str | Path) -> dict:
         "metric": claim.metric,
         "comparison": comparison(claim),
         "isolates": claim.isolates,
+        "unit": " × ".join(claim.unit) or "pair",
     }
     empty = {
         "n": 0,
+        "n_units": 0,
         "dropped": 0,
         "effect": np.nan,
         "ci_low": np.nan,
         "ci_high": np.nan,
         "p": np.nan,
+        "detectable": np.nan,
         "mean_a": np.nan,
         "std_a": np.nan,
         "mean_b": np.nan,
         "std_b": np.nan,
-        "verdict": "not run",
+        "verdict_alone": "not run",
     }
     if not path.is_file():
         return row | empty | {"reason": f"{claim.table} not found"}
@@ -314,10 +339,10 @@ def evaluate(claim: Claim, results_dir: str | Path) -> dict:
     a = _side(df, claim.condition_col, claim.a, claim.filters | claim.filters_a)
     b = _side(df, claim.condition_col, claim.b, claim.filters | claim.filters_b)
     try:
-        res = paired_effect(a, b, claim.metric, claim.keys, claim.scale)
+        res = paired_effect(a, b, claim.metric, claim.keys, claim.scale, claim.unit)
     except ValueError as e:
         raise ValueError(f"{path} (claim {claim.id!r}): {e}") from e
-    if res["n"] < 2:
+    if res["n_units"] < 2:
         empty_side = [
             f"{s} ({_describe(c, claim.filters | f)})"
             for s, c, f, rows in (("A", claim.a, claim.filters_a, a), ("B", claim.b, claim.filters_b, b))
@@ -335,6 +360,10 @@ COLUMNS = [
     "ci_high",
     "p",
     "p_holm",
+    "detectable",
+    "unit",
+    "n_units",
+    "verdict_alone",
     "n",
     "dropped",
     "mean_a",
@@ -360,13 +389,23 @@ def holm(p: np.ndarray) -> np.ndarray:
     return out
 
 
+def family_verdict(effect: float, p_holm: float, alone: str) -> str:
+    """The verdict that survives Holm over the family: supported / contradicted by the sign of the effect where the
+    adjusted p < 1 − LEVEL, else inconclusive; `not run` stays."""
+    if alone == "not run":
+        return alone
+    return "inconclusive" if not p_holm < 1 - LEVEL else "supported" if effect > 0 else "contradicted"
+
+
 def evaluate_all(results_dir: str | Path, claims: tuple[Claim, ...] = CLAIMS) -> pd.DataFrame:
-    """One row per claim (COLUMNS; effects and means in points), floats rounded to DIGITS decimals."""
+    """One row per claim (COLUMNS; effects and means in points), floats rounded to DIGITS decimals; `verdict` is
+    family-wise (Holm over every claim that ran)."""
     df = pd.DataFrame([evaluate(c, results_dir) for c in claims], columns=COLUMNS)
     df["p_holm"] = holm(df["p"].to_numpy(float))
-    num = ["effect", "ci_low", "ci_high", "p", "p_holm", "mean_a", "std_a", "mean_b", "std_b"]
+    df["verdict"] = [family_verdict(e, p, v) for e, p, v in zip(df["effect"], df["p_holm"], df["verdict_alone"])]
+    num = ["effect", "ci_low", "ci_high", "p", "p_holm", "detectable", "mean_a", "std_a", "mean_b", "std_b"]
     df[num] = df[num].astype(float).round(DIGITS)
-    df[["n", "dropped"]] = df[["n", "dropped"]].astype(int)
+    df[["n", "n_units", "dropped"]] = df[["n", "n_units", "dropped"]].astype(int)
     return df
 
 
@@ -379,17 +418,19 @@ def _p(p: float) -> str:
 
 
 def claims_markdown(df: pd.DataFrame) -> str:
-    """A paragraph on the method and a Markdown table: claim, comparison, n, effect [95% CI] in points, p, verdict."""
+    """A paragraph on the method and a Markdown table: claim, comparison, units, effect [95% CI] in points, p, Holm p,
+    detectable effect, verdict (family-wise, in bold where supported or contradicted)."""
     text = (
-        "Each claim is a paired comparison A − B over runs on the same (fold, seed) pairs (fold, seed pair "
-        "for CKA): the mean difference in percentage points (metric × 100), its 95% t interval over the "
-        "pairs, and the paired t test's two-sided p. *supported*: the interval lies above 0; *contradicted*: "
-        'below 0; *inconclusive*: it contains 0 (these runs cannot tell, which is not "no effect"). '
-        "n counts the pairs (runs without a partner are dropped and counted). The folds are all of the corpus's "
-        "subjects, so the interval also carries the fold-to-fold spread. Each verdict is at 95% on its own; "
-        "with this many claims about one in twenty could be a false alarm, so p (Holm) adjusts the p-values "
-        "for all of them at once (family-wise). "
-        "Numbers and specs: `claims.csv`; the claims: `hgrlib/claims.py`.\n\n"
+        "Each claim is a paired comparison A − B of runs trained on the same (fold, seed) pairs, analysed at the "
+        "level it generalises over: the differences are averaged over the seeds of each unit (a subject fold; "
+        "a corpus draw × fold for the second corpus), since seeds of one fold share its test subjects and are "
+        "not independent evidence. Effect: the mean over the units in percentage points (metric × 100), its 95% "
+        "t interval over the units and the one-sample t test's two-sided p. The verdict survives Holm's "
+        "correction over all the claims (family-wise): *supported* (or *contradicted*) where the adjusted p < "
+        '0.05, else *inconclusive* (these runs cannot tell, which is not "no effect"). *detectable*: the '
+        "smallest effect this design finds with 80% power at α = 0.05, from the observed spread of the units; "
+        "an inconclusive claim with a large detectable effect says the design is too small, not that the "
+        "effect is absent. Numbers and specs: `claims.csv`; the claims: `hgrlib/claims.py`.\n\n"
     )
     rows = []
     for r in df.itertuples(index=False):
@@ -399,14 +440,15 @@ def claims_markdown(df: pd.DataFrame) -> str:
             {
                 "claim": r.claim,
                 "comparison (A − B)": f"{r.comparison} [{METRICS.get(r.metric, r.metric)}]",
-                "n": f"{int(r.n)}" + (f" ({int(r.dropped)} unpaired)" if r.dropped else ""),
+                "units": f"{int(r.n_units)} {r.unit}s" + (f" ({int(r.dropped)} unpaired runs)" if r.dropped else ""),
                 "effect, points [95% CI]": "—" if pd.isna(r.effect) else f"{_num(r.effect)} [{_num(r.ci_low)}, {_num(r.ci_high)}]",
                 "p": _p(r.p),
                 "p (Holm)": _p(r.p_holm),
+                "detectable": "—" if pd.isna(r.detectable) else f"{r.detectable:.1f}",
                 "verdict": verdict + (f": {reason}" if reason else ""),
             }
         )
-    cols = ["claim", "comparison (A − B)", "n", "effect, points [95% CI]", "p", "p (Holm)", "verdict"]
+    cols = ["claim", "comparison (A − B)", "units", "effect, points [95% CI]", "p", "p (Holm)", "detectable", "verdict"]
     return text + markdown_table(pd.DataFrame(rows, columns=cols))
 
 
@@ -423,25 +465,26 @@ def write_claims(results_dir: str | Path, claims: tuple[Claim, ...] = CLAIMS) ->
 
 def findings(results_dir: str | Path, prefix: str, claims: tuple[Claim, ...] = CLAIMS) -> str:
     """What the claims read off one notebook's tables (those whose file starts with `prefix`, e.g. "02_")
-    say, as Markdown: the paired effect, its interval and the verdict, from the tables as written."""
+    say, as Markdown: the effect over the units, its interval, what the design can detect, and the interval's
+    verdict on its own (the family-wise verdict needs every notebook's tables: claims.md)."""
     lines = []
     for c in claims:
         if not c.table.startswith(prefix):
             continue
         r = evaluate(c, results_dir)
-        if r["verdict"] == "not run":
+        if r["verdict_alone"] == "not run":
             lines.append(f"- **{c.id}**: not run ({r['reason']}).")
             continue
+        p = _p(r["p"]).replace("<", "< ") if r["p"] < 0.001 else "= " + _p(r["p"])
         lines.append(
             f"- **{c.id}** ({c.statement}): {r['comparison']} = {_num(r['effect'])} points of {METRICS.get(c.metric, c.metric)}, "
-            f"95% CI [{_num(r['ci_low'])}, {_num(r['ci_high'])}], {r['n']} pairs, p {_p(r['p']).replace('<', '< ') if r['p'] < 0.001 else '= ' + _p(r['p'])}"
-            f" → **{r['verdict']}**."
+            f"95% CI [{_num(r['ci_low'])}, {_num(r['ci_high'])}] over {r['n_units']} {r['unit']}s ({r['n']} runs a side), p {p}; "
+            f"detectable with 80% power: {r['detectable']:.1f} points; the interval alone: {r['verdict_alone']}."
         )
     if not lines:
         return ""
     return (
         "**What these runs found** (generated from this notebook's tables: each claim paired over the same "
-        "(fold, seed) pairs, its verdict at 95% on its own; `claims.md` also adjusts p for all claims at once):\n\n"
-        + "\n".join(lines)
-        + "\n"
+        "(fold, seed) runs and analysed over its independent units, a subject fold or a corpus draw × fold; "
+        "the family-wise verdicts, corrected for all claims at once, are in `claims.md`):\n\n" + "\n".join(lines) + "\n"
     )

@@ -37,34 +37,34 @@ def test_hand_case_matches_the_t_interval():
     assert r["n"] == 4 and r["effect"] == pytest.approx(2.5)
     assert (r["ci_low"], r["ci_high"]) == pytest.approx((2.5 - half, 2.5 + half))
     assert r["p"] == pytest.approx(stats.ttest_rel(a["acc"], b["acc"]).pvalue)
-    assert r["mean_a"] == pytest.approx(12.5) and r["std_b"] == pytest.approx(0.0) and r["verdict"] == "supported"
+    assert r["mean_a"] == pytest.approx(12.5) and r["std_b"] == pytest.approx(0.0) and r["verdict_alone"] == "supported"
 
 
 def test_clear_effect_is_supported_in_points():
     a, b = pairs(0.05, 0.005, seed=1)
     r = paired_effect(a, b, "acc", KEYS)
-    assert r["n"] == 12 and r["dropped"] == 0
+    assert r["n"] == 12 and r["n_units"] == 4 and r["dropped"] == 0  # 4 folds x 3 seeds: 4 independent units
     assert 4.0 < r["effect"] < 6.0  # fractions become percentage points
-    assert r["ci_low"] > 0 and r["p"] < 0.01 and r["verdict"] == "supported"
+    assert r["ci_low"] > 0 and r["p"] < 0.01 and r["verdict_alone"] == "supported"
     assert r["mean_a"] - r["mean_b"] == pytest.approx(r["effect"])
 
 
 def test_no_effect_is_inconclusive():
     a, b = pairs(0.0, 0.02, seed=2)
     r = paired_effect(a, b, "acc", KEYS)
-    assert r["ci_low"] < 0 < r["ci_high"] and r["p"] > 0.05 and r["verdict"] == "inconclusive"
+    assert r["ci_low"] < 0 < r["ci_high"] and r["p"] > 0.05 and r["verdict_alone"] == "inconclusive"
 
 
 def test_opposite_effect_is_contradicted():
     a, b = pairs(-0.05, 0.005, seed=3)
     r = paired_effect(a, b, "acc", KEYS)
-    assert r["ci_high"] < 0 and r["effect"] < -4 and r["verdict"] == "contradicted"
+    assert r["ci_high"] < 0 and r["effect"] < -4 and r["verdict_alone"] == "contradicted"
 
 
 def test_identical_runs_are_inconclusive_not_a_warning():
     a, b = pairs(0.0, 0.0, seed=4)  # e.g. one run serving both conditions: d = 0 up to float error
     r = paired_effect(a, b, "acc", KEYS)
-    assert r["effect"] == 0 and r["p"] == 1.0 and r["verdict"] == "inconclusive"
+    assert r["effect"] == 0 and r["p"] == 1.0 and r["verdict_alone"] == "inconclusive"
 
 
 def test_unpaired_rows_are_dropped_and_counted():
@@ -73,7 +73,7 @@ def test_unpaired_rows_are_dropped_and_counted():
     a.loc[7, "acc"] = np.nan  # one run of A failed
     b = pd.concat([b, pd.DataFrame({"fold": [9], "seed": [0], "acc": [0.5]})], ignore_index=True)  # B only
     r = paired_effect(a, b, "acc", KEYS)
-    assert r["n"] == 9 and r["dropped"] == 4 and r["verdict"] == "supported"
+    assert r["n"] == 9 and r["dropped"] == 4 and r["verdict_alone"] == "supported"
 
 
 def test_duplicated_keys_raise_naming_the_table(tmp_path):
@@ -87,17 +87,17 @@ def test_duplicated_keys_raise_naming_the_table(tmp_path):
 
 def test_missing_table_column_or_pairs_give_not_run(tmp_path):
     r = evaluate(Claim("x", "x", "absent.csv", "A", "B"), tmp_path)
-    assert r["verdict"] == "not run" and "absent.csv" in r["reason"] and r["n"] == 0
+    assert r["verdict_alone"] == "not run" and "absent.csv" in r["reason"] and r["n"] == 0
     a, b = pairs(0.05, 0.005, seed=7)
     table(a, b, "A", "B").to_csv(tmp_path / "t.csv", index=False)
     r = evaluate(Claim("x", "x", "t.csv", "A", "B", metric="uar"), tmp_path)
-    assert r["verdict"] == "not run" and "uar" in r["reason"]
+    assert r["verdict_alone"] == "not run" and "uar" in r["reason"]
     r = evaluate(Claim("x", "x", "t.csv", "A", "C"), tmp_path)
-    assert r["verdict"] == "not run" and "no rows" in r["reason"] and "C" in r["reason"]
+    assert r["verdict_alone"] == "not run" and "no rows" in r["reason"] and "C" in r["reason"]
     table(a.iloc[:1], b, "A", "B").to_csv(tmp_path / "one.csv", index=False)
     r = evaluate(Claim("x", "x", "one.csv", "A", "B"), tmp_path)
-    assert r["verdict"] == "not run" and r["n"] == 1 and "2 needed" in r["reason"]
-    assert evaluate(Claim("x", "x", "t.csv", "A", "B"), tmp_path)["verdict"] == "supported"
+    assert r["verdict_alone"] == "not run" and r["n"] == 1 and "2 needed" in r["reason"]
+    assert evaluate(Claim("x", "x", "t.csv", "A", "B"), tmp_path)["verdict_alone"] == "supported"
 
 
 def _rows(objective: str, selected: bool, acc: float) -> pd.DataFrame:
@@ -262,3 +262,61 @@ def test_generated_text_names_conditions_as_the_reader_knows_them(tmp_path):
     for text in texts:
         assert not INTERNAL.search(text), text
     assert "(10% labels)" in " ".join(df["comparison"])
+
+
+def fold_effects(per_fold: list[float], seeds: int = 3, noise: float = 0.001, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Runs of B and A on every (fold, seed), A − B = per_fold[fold] points (+ a little seed noise)."""
+    rng = np.random.default_rng(seed)
+    keys = pd.DataFrame([(f, s) for f in range(len(per_fold)) for s in range(seeds)], columns=KEYS)
+    b = keys.assign(acc=0.6 + rng.normal(0, 0.03, len(keys)))
+    a = b.assign(acc=b["acc"] + np.array(per_fold)[keys["fold"]] / 100 + rng.normal(0, noise, len(keys)))
+    return a, b
+
+
+def test_an_effect_that_lives_in_one_fold_is_not_supported():
+    """Seeds of one fold share its test subjects: their agreement is not evidence about new subjects. Counted as 12
+    independent pairs this design looks supported; at the fold level (the unit) it is not."""
+    a, b = fold_effects([9.0, 0.5, 0.5, 0.5])
+    naive = paired_effect(a, b, "acc", KEYS, unit=())
+    assert naive["n_units"] == 12 and naive["verdict_alone"] == "supported"  # the wrong unit
+    r = paired_effect(a, b, "acc", KEYS)
+    assert r["n_units"] == 4 and r["verdict_alone"] == "inconclusive" and r["ci_low"] < 0 < r["ci_high"]
+    assert r["effect"] == pytest.approx(naive["effect"]) and r["detectable"] > 8  # same mean; this design detects only large effects
+    units = (100 * (a["acc"] - b["acc"])).groupby(a["fold"]).mean().to_numpy()  # the seed means of each fold
+    half = stats.t.ppf(0.975, 3) * np.std(units, ddof=1) / 2
+    assert (r["ci_low"], r["ci_high"]) == pytest.approx((np.mean(units) - half, np.mean(units) + half))
+    assert r["p"] == pytest.approx(stats.ttest_1samp(units, 0).pvalue)
+
+
+def test_a_clear_effect_across_units_is_supported_and_survives_holm(tmp_path):
+    a, b = fold_effects([5.0, 6.0, 5.5, 6.5])
+    r = paired_effect(a, b, "acc", KEYS)
+    assert r["verdict_alone"] == "supported" and r["detectable"] < 2
+    table(a, b, "A", "B").to_csv(tmp_path / "c.csv", index=False)
+    weak_a, weak_b = fold_effects([3.0, 0.5, 4.0, 2.5], noise=0.0)
+    table(weak_a, weak_b, "A", "B").to_csv(tmp_path / "w.csv", index=False)
+    table(*fold_effects([1.0, -1.0, 0.5, -0.5]), "A", "B").to_csv(tmp_path / "n.csv", index=False)
+    family = tuple(Claim(name, "x", f"{name[0]}.csv", "A", "B") for name in ("clear", "weak", "null", "absent"))
+    df = evaluate_all(tmp_path, family).set_index("claim")
+    assert df.loc["clear", "verdict"] == "supported" and df.loc["absent", "verdict"] == "not run"
+    assert df.loc["null", "verdict"] == "inconclusive" and df.loc["weak", "p_holm"] == pytest.approx(2 * df.loc["weak", "p"], abs=1e-3)
+    # the weak claim's interval alone excludes 0, but not after Holm over the family: not shown as supported
+    assert (
+        df.loc["weak", "verdict_alone"] == "supported" and df.loc["weak", "p_holm"] > 0.05 and df.loc["weak", "verdict"] == "inconclusive"
+    )
+    text = claims_markdown(df.reset_index())
+    assert "| **supported** |" in text and text.count("**supported**") == 1 and "4 folds" in text
+
+
+def test_family_verdict_follows_the_adjusted_p():
+    assert C.family_verdict(2.0, 0.01, "supported") == "supported"
+    assert C.family_verdict(-2.0, 0.01, "contradicted") == "contradicted"
+    assert C.family_verdict(2.0, 0.07, "supported") == "inconclusive"
+    assert C.family_verdict(np.nan, np.nan, "not run") == "not run"
+
+
+def test_the_second_corpus_is_analysed_over_corpus_draws_and_folds():
+    claim = next(c for c in CLAIMS if c.id == "main claim, second corpus")
+    assert claim.unit == ("corpus_seed", "fold") and all(c.unit for c in CLAIMS) and all(set(c.unit) <= set(c.keys) for c in CLAIMS)
+    with pytest.raises(ValueError, match="unit"):
+        paired_effect(*fold_effects([1.0, 2.0]), "acc", KEYS, unit=("corpus_seed",))

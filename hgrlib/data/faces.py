@@ -7,7 +7,7 @@ Two detectors (``FeatureConfig.detector``), both made by :func:`make_detector` f
 * ``mtcnn``: the paper's detector, facenet-pytorch's MTCNN (its P-, R- and O-Net weights ship inside
   its wheel), batched over a clip's key frames, on the CPU or a GPU. facenet-pytorch 2.6.0 pins
   torch<2.3 in its metadata, so it is installed without its dependencies by scripts/install_mtcnn.sh
-  (README: "Face detection").
+  (docs/design.md, "Face detection").
 
 Detection scale. Each detector finds faces down to a smallest size in pixels (``min_px``: Haar's 24 px
 window with a margin, MTCNN's ``min_face_size``). The smallest face the user expects is
@@ -41,7 +41,7 @@ Box = tuple[int, int, int, int]  # (x, y, w, h) in the frame's own pixel coordin
 
 CASCADE = "haarcascade_frontalface_default.xml"
 MTCNN_PACKAGE = "facenet-pytorch==2.6.0"
-MTCNN_INSTALL = "scripts/install_mtcnn.sh (pip install --no-deps facenet-pytorch==2.6.0; README: Face detection)"
+MTCNN_INSTALL = "scripts/install_mtcnn.sh (pip install --no-deps facenet-pytorch==2.6.0; docs/design.md: Face detection)"
 
 
 class Detector:

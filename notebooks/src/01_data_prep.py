@@ -69,7 +69,7 @@ save_figure(fig, f"{out_fig}/01_examples.png");
 # The clips the report above names: no face detected in any key frame (every crop a centre crop), or
 # in fewer than half of them (the others borrow the median of the clip's boxes). Below, up to three of
 # them: one key frame per segment with the box its crop was cut around, by the same
-# `extract_clip` that made the features (`features.detector`, `features.min_face`: README, "Face detection").
+# `extract_clip` that made the features (`features.detector`, `features.min_face`: docs/design.md, "Face detection").
 
 # %%
 from hgrlib.data.datasets import index_dataset

@@ -79,8 +79,8 @@ save_figure(fig, f"{out_fig}/02_training_curves.png");
 # %% [markdown]
 # Read the table first: the paper expects fusion to beat either modality alone, and the Soft-HGR terms
 # to add to fusion with cross-entropy alone (what these runs found is generated at the end of this notebook). The spread over folds and seeds says how much of a
-# difference is noise; whether a difference is one is decided paired, over the same (fold, seed) pairs,
-# in the claims table that `run_all.sh` generates (`claims.md` beside this notebook's tables, and the
+# difference is noise; whether a difference is one is decided paired, over the same (fold, seed) runs and
+# at the level of subject folds (the seeds of a fold share its test subjects), in the claims table that `run_all.sh` generates (`claims.md` beside this notebook's tables, and the
 # README). The confusion matrices show where the errors are.
 
 # %% [markdown]
