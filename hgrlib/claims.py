@@ -8,7 +8,7 @@ in percentage points (metric × 100; metrics are fractions, CKA included).
 **The unit of replication.** A claim generalises over new subjects (or new corpora), not over seeds: the
 seeds of one fold share its test subjects and its training set, so their differences are not independent
 (their correlation reached 0.45 here) and more seeds are not more evidence. Each claim therefore averages
-d over the seeds of each unit (`Claim.unit`: a subject fold, or a corpus draw × fold) and computes its
+d over the seeds of each unit (`Claim.unit`: a subject fold, or a corpus draw × fold where a claim pools corpus draws) and computes its
 statistics over the unit means: mean, a 95% t interval (mean ± t(0.975, m−1)·s/√m over m units), the
 two-sided p of the one-sample t test, and the smallest effect the design detects with 80% power at α = 0.05
 ((t(0.975, m−1) + t(0.80, m−1))·s/√m, from the observed spread of the unit means). With 4 folds this
@@ -58,7 +58,7 @@ class Claim:
 
     id: str
     statement: str  # the paper's claim, in words
-    table: str
+    table: str | tuple[str, ...]  # several: their rows pooled (e.g. the runs of two corpus draws)
     a: str | None
     b: str | None
     metric: str = "acc"
@@ -99,20 +99,12 @@ CLAIMS: tuple[Claim, ...] = (
     Claim(
         "main claim",
         "CE + Soft-HGR learns better representations than CE alone",
-        "02_supervised_runs.csv",
+        ("02_supervised_runs.csv", "02_replication_runs.csv"),
         "fusion (CE + Soft-HGR)",
         "fusion (CE)",
-        isolates="same fused network, data, steps and seeds; only λ > 0",
-    ),
-    Claim(
-        "main claim, second corpus",
-        "CE + Soft-HGR beats CE alone, on a second corpus drawn with another seed",
-        "02_replication_runs.csv",
-        "fusion (CE + Soft-HGR)",
-        "fusion (CE)",
-        keys=("corpus_seed", "fold", "seed"),
-        unit=("corpus_seed", "fold"),
-        isolates="as the main claim, on an independently drawn corpus",
+        keys=("corpus", "fold", "seed"),
+        unit=("corpus", "fold"),
+        isolates="same fused network, data, steps and seeds; only λ > 0; on every corpus draw notebook 02 trains (the default corpus and a second one drawn with another seed)",
     ),
     *(
         Claim(
@@ -300,14 +292,21 @@ def comparison(claim: Claim) -> str:
     return f"{a} − {b}" + (f" ({_describe(None, claim.filters, claim.context)})" if claim.filters else "")
 
 
+def tables(claim: Claim) -> tuple[str, ...]:
+    """The run tables a claim reads (one, or several whose rows it pools)."""
+    return (claim.table,) if isinstance(claim.table, str) else tuple(claim.table)
+
+
 def evaluate(claim: Claim, results_dir: str | Path) -> dict:
-    """One row for `claim` from `results_dir`/`claim.table`: the spec, paired_effect's numbers and the verdict of its
-    interval on its own (`verdict_alone`; the family-wise `verdict` needs every claim: evaluate_all)."""
-    path = Path(results_dir) / claim.table
+    """One row for `claim` from its tables under `results_dir` (pooled where several exist; those missing are
+    skipped): the spec, paired_effect's numbers and the verdict of its interval on its own (`verdict_alone`; the
+    family-wise `verdict` needs every claim: evaluate_all)."""
+    names = tables(claim)
+    name = " + ".join(names)
     row = {
         "claim": claim.id,
         "statement": claim.statement,
-        "table": claim.table,
+        "table": name,
         "metric": claim.metric,
         "comparison": comparison(claim),
         "isolates": claim.isolates,
@@ -328,27 +327,32 @@ def evaluate(claim: Claim, results_dir: str | Path) -> dict:
         "std_b": np.nan,
         "verdict_alone": "not run",
     }
-    if not path.is_file():
-        return row | empty | {"reason": f"{claim.table} not found"}
-    df = pd.read_csv(path)
+    found = [Path(results_dir) / t for t in names if (Path(results_dir) / t).is_file()]
+    if not found:
+        return row | empty | {"reason": f"{name} not found"}
     needed = [claim.metric, *claim.keys, *claim.filters, *claim.filters_a, *claim.filters_b]
     needed += [claim.condition_col] if claim.a is not None or claim.b is not None else []
-    missing = [c for c in dict.fromkeys(needed) if c not in df.columns]
-    if missing:
-        return row | empty | {"reason": f"{claim.table} has no column {', '.join(missing)}"}
+    frames = []
+    for path in found:
+        df = pd.read_csv(path)
+        missing = [c for c in dict.fromkeys(needed) if c not in df.columns]
+        if missing:
+            return row | empty | {"reason": f"{path.name} has no column {', '.join(missing)}"}
+        frames.append(df)
+    df = pd.concat(frames, ignore_index=True)
     a = _side(df, claim.condition_col, claim.a, claim.filters | claim.filters_a)
     b = _side(df, claim.condition_col, claim.b, claim.filters | claim.filters_b)
     try:
         res = paired_effect(a, b, claim.metric, claim.keys, claim.scale, claim.unit)
     except ValueError as e:
-        raise ValueError(f"{path} (claim {claim.id!r}): {e}") from e
+        raise ValueError(f"{' + '.join(str(p) for p in found)} (claim {claim.id!r}): {e}") from e
     if res["n_units"] < 2:
         empty_side = [
             f"{s} ({_describe(c, claim.filters | f)})"
             for s, c, f, rows in (("A", claim.a, claim.filters_a, a), ("B", claim.b, claim.filters_b, b))
             if not len(rows)
         ]
-        res["reason"] = f"no rows in {claim.table} for " + " or ".join(empty_side) if empty_side else f"{res['reason']} in {claim.table}"
+        res["reason"] = f"no rows in {name} for " + " or ".join(empty_side) if empty_side else f"{res['reason']} in {name}"
     return row | res
 
 
@@ -423,7 +427,7 @@ def claims_markdown(df: pd.DataFrame) -> str:
     text = (
         "Each claim is a paired comparison A − B of runs trained on the same (fold, seed) pairs, analysed at the "
         "level it generalises over: the differences are averaged over the seeds of each unit (a subject fold; "
-        "a corpus draw × fold for the second corpus), since seeds of one fold share its test subjects and are "
+        "a corpus draw × fold for the main claim, pooled over both synthetic corpora), since seeds of one fold share its test subjects and are "
         "not independent evidence. Effect: the mean over the units in percentage points (metric × 100), its 95% "
         "t interval over the units and the one-sample t test's two-sided p. The verdict survives Holm's "
         "correction over all the claims (family-wise): *supported* (or *contradicted*) where the adjusted p < "
@@ -469,7 +473,7 @@ def findings(results_dir: str | Path, prefix: str, claims: tuple[Claim, ...] = C
     verdict on its own (the family-wise verdict needs every notebook's tables: claims.md)."""
     lines = []
     for c in claims:
-        if not c.table.startswith(prefix):
+        if not any(t.startswith(prefix) for t in tables(c)):
             continue
         r = evaluate(c, results_dir)
         if r["verdict_alone"] == "not run":

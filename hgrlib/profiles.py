@@ -82,6 +82,12 @@ def results_tag(data: DataConfig, profile: str) -> str:
     return f"{data.dataset}-{profile}" + ("-folds-present" if data.folds == "present" else "")
 
 
+def corpus_label(p: Profile) -> str:
+    """Which corpus a profile's runs were trained on, for run tables that pool corpus draws: the synthetic corpus by
+    its generator seed (each draw is an independent unit of a claim), a real dataset by its name."""
+    return f"synthetic seed {p.synthetic.seed}" if p.config.data.dataset == "synthetic" else p.config.data.dataset
+
+
 def with_corpus_seed(p: Profile, seed: int) -> Profile:
     """The profile on another draw of the synthetic corpus (same design, generator seeded by `seed`), in its own folder."""
     if p.config.data.dataset != "synthetic":

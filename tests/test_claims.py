@@ -152,8 +152,9 @@ def fake_results(d) -> None:
     sup = pd.concat(
         [sup, b.assign(condition="visual only (CE)", acc=b["acc"] + 0.1), a.assign(condition="fusion (CE + Soft-HGR)", acc=a["acc"] + 0.05)]
     )
-    sup.to_csv(d / "02_supervised_runs.csv", index=False)
-    table(a, b, "fusion (CE + Soft-HGR)", "fusion (CE)", corpus_seed=1).to_csv(d / "02_replication_runs.csv", index=False)
+    sup.assign(corpus="synthetic seed 0").to_csv(d / "02_supervised_runs.csv", index=False)
+    rep = table(a, b, "fusion (CE + Soft-HGR)", "fusion (CE)", corpus_seed=1, corpus="synthetic seed 1")
+    rep.to_csv(d / "02_replication_runs.csv", index=False)
     cka = table(
         a.rename(columns={"seed": "pair", "acc": "cka"}),
         b.rename(columns={"seed": "pair", "acc": "cka"}),
@@ -180,7 +181,8 @@ def test_every_claim_reads_its_table(tmp_path):
     missing = {"beats a CCA-style loss"} | {c.id for c in CLAIMS if c.table == "03_semi_supervised_runs.csv"}
     assert set(df.index[df["verdict"] == "not run"]) == missing
     ran = df.drop(index=list(missing))
-    assert (ran.drop(index="smaller spread over seeds")["n"] == 12).all() and (ran["dropped"] == 0).all()
+    assert (ran.drop(index=["smaller spread over seeds", "main claim"])["n"] == 12).all() and (ran["dropped"] == 0).all()
+    assert df.loc["main claim", ["n", "n_units", "unit"]].tolist() == [24, 8, "corpus × fold"]  # both corpus draws pooled
     assert df.loc["smaller spread over seeds", "n"] == 4  # one pair per fold
     assert df.loc["fusion beats visual only", "verdict"] == "contradicted"  # visual only = B + 10 > fusion = B + 5
     assert (ran.drop(index="fusion beats visual only")["verdict"] == "supported").all(), ran[["verdict", "effect"]]
@@ -315,8 +317,19 @@ def test_family_verdict_follows_the_adjusted_p():
     assert C.family_verdict(np.nan, np.nan, "not run") == "not run"
 
 
-def test_the_second_corpus_is_analysed_over_corpus_draws_and_folds():
-    claim = next(c for c in CLAIMS if c.id == "main claim, second corpus")
-    assert claim.unit == ("corpus_seed", "fold") and all(c.unit for c in CLAIMS) and all(set(c.unit) <= set(c.keys) for c in CLAIMS)
+def test_the_main_claim_pools_corpus_draws_as_units(tmp_path):
+    """Two corpus draws x 4 folds are 8 independent units; one table alone (a real dataset) still gives its 4."""
+    claim = next(c for c in CLAIMS if c.id == "main claim")
+    assert claim.unit == ("corpus", "fold") and all(c.unit for c in CLAIMS) and all(set(c.unit) <= set(c.keys) for c in CLAIMS)
+    a, b = fold_effects([5.0, 6.0, 5.5, 6.5])
+    table(a, b, "fusion (CE + Soft-HGR)", "fusion (CE)", corpus="ravdess").to_csv(tmp_path / "02_supervised_runs.csv", index=False)
+    alone = evaluate(claim, tmp_path)
+    assert (alone["n_units"], alone["table"]) == (4, "02_supervised_runs.csv + 02_replication_runs.csv")
+    a2, b2 = fold_effects([4.0, 7.0, 6.0, 5.0], seed=1)
+    table(a2, b2, "fusion (CE + Soft-HGR)", "fusion (CE)", corpus="synthetic seed 1").to_csv(
+        tmp_path / "02_replication_runs.csv", index=False
+    )
+    pooled = evaluate(claim, tmp_path)
+    assert pooled["n_units"] == 8 and pooled["n"] == 24 and pooled["detectable"] < alone["detectable"]
     with pytest.raises(ValueError, match="unit"):
-        paired_effect(*fold_effects([1.0, 2.0]), "acc", KEYS, unit=("corpus_seed",))
+        paired_effect(a, b, "acc", KEYS, unit=("corpus",))

@@ -39,7 +39,9 @@ def runs_table(gain: float, noise: float = 0.0, seed: int = 0) -> pd.DataFrame:
             base = 0.60 + 0.02 * fold + 0.01 * r.standard_normal()
             for cond, extra in (("fusion (CE)", 0.0), ("fusion (CE + Soft-HGR)", gain / 100)):
                 acc = base + extra + 0.01 * r.standard_normal() + noise * r.standard_normal()
-                rows.append({"condition": cond, "fold": fold, "seed": s, "acc": round(acc, 6), "seconds": 10.0 + s})
+                rows.append(
+                    {"corpus": "synthetic seed 0", "condition": cond, "fold": fold, "seed": s, "acc": round(acc, 6), "seconds": 10.0 + s}
+                )
     return pd.DataFrame(rows)
 
 
