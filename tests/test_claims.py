@@ -155,6 +155,16 @@ def fake_results(d) -> None:
     sup.assign(corpus="synthetic seed 0").to_csv(d / "02_supervised_runs.csv", index=False)
     rep = table(a, b, "fusion (CE + Soft-HGR)", "fusion (CE)", corpus_seed=1, corpus="synthetic seed 1")
     rep.to_csv(d / "02_replication_runs.csv", index=False)
+    mech = pd.concat(
+        [a.assign(condition=c) for c in ("fusion (CE + unimodal CE)", "fusion (CE + label pairs)")]
+        + [a.assign(condition="fusion (CE + a–v pair)", acc=a["acc"] + 0.05)]
+    )  # on corpus 0 the full objective (A + 5) and the a–v pair alone are 5 points above CE (A) and the controls
+    mech1 = pd.concat(
+        [b.assign(condition=c) for c in ("fusion (CE + unimodal CE)", "fusion (CE + label pairs)")]
+        + [a.assign(condition="fusion (CE + a–v pair)")]
+    )  # on corpus 1 the full objective is A and CE is B: the same 5 points
+    mech = pd.concat([mech.assign(corpus="synthetic seed 0"), mech1.assign(corpus="synthetic seed 1")])
+    mech.to_csv(d / "02_mechanism_runs.csv", index=False)
     cka = table(
         a.rename(columns={"seed": "pair", "acc": "cka"}),
         b.rename(columns={"seed": "pair", "acc": "cka"}),
@@ -181,8 +191,10 @@ def test_every_claim_reads_its_table(tmp_path):
     missing = {"beats a CCA-style loss"} | {c.id for c in CLAIMS if c.table == "03_semi_supervised_runs.csv"}
     assert set(df.index[df["verdict"] == "not run"]) == missing
     ran = df.drop(index=list(missing))
-    assert (ran.drop(index=["smaller spread over seeds", "main claim"])["n"] == 12).all() and (ran["dropped"] == 0).all()
-    assert df.loc["main claim", ["n", "n_units", "unit"]].tolist() == [24, 8, "corpus × fold"]  # both corpus draws pooled
+    pooled = [c.id for c in CLAIMS if c.table == C._MAIN]
+    assert (ran.drop(index=["smaller spread over seeds", *pooled])["n"] == 12).all() and (ran["dropped"] == 0).all()
+    for claim in pooled:  # both corpus draws pooled
+        assert df.loc[claim, ["n", "n_units", "unit"]].tolist() == [24, 8, "corpus × fold"], claim
     assert df.loc["smaller spread over seeds", "n"] == 4  # one pair per fold
     assert df.loc["fusion beats visual only", "verdict"] == "contradicted"  # visual only = B + 10 > fusion = B + 5
     assert (ran.drop(index="fusion beats visual only")["verdict"] == "supported").all(), ran[["verdict", "effect"]]
@@ -324,7 +336,7 @@ def test_the_main_claim_pools_corpus_draws_as_units(tmp_path):
     a, b = fold_effects([5.0, 6.0, 5.5, 6.5])
     table(a, b, "fusion (CE + Soft-HGR)", "fusion (CE)", corpus="ravdess").to_csv(tmp_path / "02_supervised_runs.csv", index=False)
     alone = evaluate(claim, tmp_path)
-    assert (alone["n_units"], alone["table"]) == (4, "02_supervised_runs.csv + 02_replication_runs.csv")
+    assert (alone["n_units"], alone["table"]) == (4, " + ".join(C._MAIN))
     a2, b2 = fold_effects([4.0, 7.0, 6.0, 5.0], seed=1)
     table(a2, b2, "fusion (CE + Soft-HGR)", "fusion (CE)", corpus="synthetic seed 1").to_csv(
         tmp_path / "02_replication_runs.csv", index=False
