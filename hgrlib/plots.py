@@ -108,19 +108,26 @@ def confusions(cms: dict[str, np.ndarray], classes: tuple[str, ...]):
 
 
 def training_curves(histories: dict[str, list[list[dict]]], key: str = "val_uar"):
-    """Mean ± std over runs of a per-epoch validation score (in %), one line per condition; and the training loss."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.9), layout="constrained")
+    """Per epoch, mean ± std over runs, one line per condition: the fused classifier's cross-entropy (the term every
+    condition shares), the total training loss (with −λ·S where Soft-HGR is on: not comparable across conditions),
+    and a validation score in %."""
+    panels = (
+        ("ce", 1, "cross-entropy term (fusion)"),
+        ("loss", 1, "total training loss"),
+        (key, 100, f"validation {key.split('_')[-1].upper()} (%)"),
+    )
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.9), layout="constrained")
     for name, runs in histories.items():
-        for ax, k, scale in zip(axes, ("loss", key), (1, 100)):
-            m = scale * np.array([[h[k] for h in run] for run in runs])
+        for ax, (k, scale, _) in zip(axes, panels):
+            m = scale * np.array([[h.get(k, h["loss"] if k == "ce" else np.nan) for h in run] for run in runs])
             x = np.arange(1, m.shape[1] + 1)
             ax.plot(x, m.mean(0), label=name)
             ax.fill_between(x, m.mean(0) - m.std(0), m.mean(0) + m.std(0), alpha=0.2)
-    axes[0].set_title("training loss", fontsize=10), axes[1].set_title(f"validation {key.split('_')[-1].upper()} (%)", fontsize=10)
-    for ax in axes:
+    for ax, (_, _, title) in zip(axes, panels):
+        ax.set_title(title, fontsize=10)
         ax.set_xlabel("epoch")
     fig.legend(
-        *axes[1].get_legend_handles_labels(),
+        *axes[2].get_legend_handles_labels(),
         loc="outside lower center",
         ncol=min(4, len(histories)),
         fontsize=SMALL,

@@ -42,7 +42,8 @@ FIGURE_CAPTIONS = {
     "mean ± std over every fold × seed.",
     "02_confusion.png": "Confusion matrices (true against predicted emotion) of fusion (CE) and fusion (CE + Soft-HGR), "
     "summed over all their runs.",
-    "02_training_curves.png": "Training loss and validation UAR (%) per epoch, mean ± std over runs, one line per condition.",
+    "02_training_curves.png": "Per epoch: the fused classifier's cross-entropy (the term every condition shares), the total "
+    "training loss (with −λ·S where Soft-HGR is on) and validation UAR (%), mean ± std over runs, one line per condition.",
     "03_semi_supervised.png": "Test accuracy (%) against the labeled share of the training clips (log scale): labeled only "
     "with matched optimiser steps, labeled + unlabeled with λ = 0, labeled + unlabeled with Soft-HGR; "
     "mean ± std over every fold × seed; each condition's points set slightly apart, so that at 100% (the same "

@@ -136,7 +136,10 @@ def _protocols():
 
 def _histories():
     return {
-        c: [[{"loss": 1.0 / (e + 1), "val_uar": 0.3 + 0.05 * e + 0.01 * r} for e in range(4)] for r in range(2)]
+        c: [
+            [{"ce": 1.0 / (e + 1), "loss": 1.0 / (e + 1) - 0.1 * ("Soft" in c), "val_uar": 0.3 + 0.05 * e + 0.01 * r} for e in range(4)]
+            for r in range(2)
+        ]
         for c in ("audio only (CE)", "visual only (CE)", "fusion (CE)", "fusion (CE + Soft-HGR)")
     }
 
@@ -370,6 +373,18 @@ def test_coinciding_curves_all_show_on_a_log_axis_in_percent():
     assert lines[0].get_marker() != lines[1].get_marker()
 
 
-def test_validation_curves_are_in_percent():
+def test_validation_curves_are_in_percent_and_the_ce_term_apart_from_the_total_loss():
     fig = plots.training_curves(_histories())
-    assert fig.axes[1].get_title().endswith("(%)") and max(fig.axes[1].get_lines()[0].get_ydata()) > 1
+    assert fig.axes[2].get_title().endswith("(%)") and max(fig.axes[2].get_lines()[0].get_ydata()) > 1
+    ce, total = fig.axes[0].get_lines()[-1].get_ydata(), fig.axes[1].get_lines()[-1].get_ydata()  # CE + Soft-HGR
+    assert "cross-entropy" in fig.axes[0].get_title() and list(total) == pytest.approx(list(ce - 0.1))
+
+
+def test_convergence_table_says_which_conditions_still_climb():
+    from hgrlib.analysis.convergence import convergence_table
+
+    flat = [[{"val_uar": 0.5 + 0.001 * e} for e in range(6)] for _ in range(3)]
+    climbing = [[{"val_uar": 0.3 + 0.05 * e + 0.01 * r} for e in range(6)] for r in range(3)]
+    t = convergence_table({"flat": flat, "climbing": climbing}).set_index("condition")
+    assert t.loc["flat", "levelled off"] == "yes" and t.loc["climbing", "levelled off"] == "no"
+    assert t.loc["climbing", "gain per epoch, last 2"] == "+5.0 ± 0.0" and t.loc["climbing", "at the last epoch"] == 56.0

@@ -38,6 +38,7 @@ import pandas as pd
 from IPython.display import display
 
 from hgrlib import plots
+from hgrlib.analysis.convergence import convergence_table
 from hgrlib.experiment import grid, load_featureset, prepare_data, results_frame, setup
 from hgrlib.launch import run_all
 from hgrlib.profiles import corpus_label, with_corpus_seed
@@ -78,6 +79,15 @@ save_figure(fig, f"{out_fig}/02_confusion.png");
 histories = {n: [r["history"] for r, m in zip(results, names) if m == n] for n in conditions}
 fig = plots.training_curves(histories)
 save_figure(fig, f"{out_fig}/02_training_curves.png");
+
+# %% [markdown]
+# Has training levelled off? The validation UAR's mean gain per epoch over the last two epochs of every run
+# (a gain under 1 point counts as levelled off). A condition still climbing at the last epoch is compared
+# before convergence: a gap between two such conditions may narrow, or widen, with longer training.
+
+# %%
+save_table(convergence_table(histories), f"{out_res}/02_convergence",
+           title=f"Has training levelled off? Validation UAR (%) at the last epoch and its gain per epoch (points) over the last epochs, mean ± std over runs ({tag})")
 
 # %% [markdown]
 # Read the table first: the paper expects fusion to beat either modality alone, and the Soft-HGR terms
