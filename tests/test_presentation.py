@@ -78,7 +78,11 @@ def test_findings_come_from_the_tables(tmp_path):
     effect = 100 * (acc["fusion (CE + Soft-HGR)"] - acc["fusion (CE)"]).mean()
     text = findings(tmp_path, "02_")
     main = next(line for line in text.splitlines() if line.startswith("- **main claim**"))
-    assert f"= {effect:+.1f} points" in main and "over 4 corpus × fold units (12 runs a side)" in main and "the interval alone: supported" in main
+    assert (
+        f"= {effect:+.1f} points" in main
+        and "over 4 corpus × fold units (12 runs a side)" in main
+        and "the interval alone: supported" in main
+    )
     assert "**supported**" not in text  # a notebook cannot give the family-wise verdict: claims.md does
     assert "- **the audio–visual pair helps**: not run (no rows in" in text  # the mechanism's table is missing
     assert findings(tmp_path, "04_") == ""
