@@ -118,6 +118,7 @@ def results(tmp_path_factory):
     return ref, ranks
 
 
+@pytest.mark.slow
 def test_one_step_matches_single_process_with_batchnorm_in_training_mode(results):
     ref, ranks = results
     for r in ranks:

@@ -44,11 +44,13 @@ def test_train_killed_mid_run_resumes_with_the_same_numbers(lab):
     assert trial["struck"], trial  # killed while a checkpoint existed: the resume, not a cached result, made the numbers
 
 
+@pytest.mark.slow
 def test_altered_result_json_is_reported_and_retrained(lab):
     trial = survived(faults.corrupt_result(lab, random.Random(0), 1))
     assert trial["point"].startswith("test.")  # a metric was changed
 
 
+@pytest.mark.slow
 def test_damaged_cache_file_is_reported_and_extracted_again(lab):
     untouched = faults.cache_digests(lab.cache, lab.data)
     trial = survived(faults.corrupt_cache(lab, random.Random(0), 1))

@@ -65,6 +65,7 @@ def lines(p: subprocess.CompletedProcess) -> list[str]:
 # --------------------------------------------------------------------------- run_all.sh: one clear line
 
 
+@pytest.mark.slow
 def test_bad_root_through_run_all_is_one_line(tmp_path):
     p = run_all("--dataset", "ravdess", "--root", str(tmp_path / "nowhere"), tmp=tmp_path)
     assert p.returncode == 1
@@ -74,6 +75,7 @@ def test_bad_root_through_run_all_is_one_line(tmp_path):
     assert not (tmp_path / "results").exists()  # checked before anything is written
 
 
+@pytest.mark.slow
 def test_root_without_clips_through_run_all_is_a_few_lines(tmp_path):
     for i in range(30):
         (tmp_path / "data" / f"clip{i}.mp4").parent.mkdir(exist_ok=True)
@@ -84,6 +86,7 @@ def test_root_without_clips_through_run_all_is_a_few_lines(tmp_path):
     assert out[0].startswith(f"run_all.sh: error: {tmp_path / 'data'}: no usable RAVDESS clips")
 
 
+@pytest.mark.slow
 def test_partial_corpus_through_run_all_is_refused_naming_the_missing_subjects(partial, tmp_path):
     p = run_all("--dataset", "ravdess", "--root", str(partial), tmp=tmp_path)
     out = lines(p)
@@ -96,6 +99,7 @@ def test_partial_corpus_through_run_all_is_refused_naming_the_missing_subjects(p
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.slow
 def test_runner_from_another_folder_finds_the_project(tmp_path):
     p = subprocess.run([sys.executable, "-m", "hgrlib.runner", "--only", "99"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert p.returncode == 1 and "no notebook matches (notebooks: 01_data_prep, 02_supervised" in p.stderr

@@ -14,6 +14,7 @@ from hgrlib.runs import cached_fit
 CFG = Config().with_(model={"dim": 8, "width": 4}, train={"epochs": 1, "batch_size": 16, "threads": 1})
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="uses device='cuda' as a config that fails")
 def test_submitit_local_jobs_write_the_runs_a_process_trains(tmp_path):
     fs = random_featureset()

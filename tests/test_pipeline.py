@@ -229,6 +229,7 @@ def test_real_layout_end_to_end_prep_with_faceless_clips(tmp_path):
     assert sorted(set(fs.subjects)) == ["01", "02", "03"]
 
 
+@pytest.mark.slow
 def test_parallel_grid_gives_the_runs_of_a_sequential_one(tiny, tmp_path):
     from hgrlib.launch import run_all
 

@@ -34,6 +34,7 @@ def _race(runs_dir: str, log: str) -> None:
         fh.write(repr(r["seconds"]))
 
 
+@pytest.mark.slow
 def test_two_processes_racing_for_one_run_train_it_once(tmp_path):
     ctx = mp.get_context("spawn")
     procs = [ctx.Process(target=_race, args=(str(tmp_path / "runs"), str(tmp_path / "trained"))) for _ in range(2)]
@@ -69,6 +70,7 @@ def _start_holder(tmp_path, hold: float):
     return p
 
 
+@pytest.mark.slow
 def test_a_crashed_holders_lease_expires(tmp_path):
     from hgrlib.runs import run_lock
 
@@ -81,6 +83,7 @@ def test_a_crashed_holders_lease_expires(tmp_path):
     assert LEASE * 0.9 <= waited < LEASE * 5  # taken over once unrenewed for a lease, not before, not never
 
 
+@pytest.mark.slow
 def test_a_live_holder_on_another_node_keeps_the_run(tmp_path):
     from filelock import SoftFileLease
 

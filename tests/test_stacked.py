@@ -139,6 +139,7 @@ def test_run_all_stacks_keys_by_stack_size_and_reads_back(tmp_path, monkeypatch)
     assert [r["seconds"] for r in again] == [r["seconds"] for r in out]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CPU keys")
 def test_a_stack_through_submitit_is_the_stack_a_process_trains(tmp_path, monkeypatch):
     fs = random_featureset()

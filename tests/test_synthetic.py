@@ -62,6 +62,7 @@ def test_corpus_json_records_every_clip_file(corpus):
     assert len(clips) == 24 and meta["files"] == clips
 
 
+@pytest.mark.slow
 def test_smoke_corpus_is_byte_identical(tmp_path, monkeypatch):
     cfg = PROFILES["smoke"].synthetic
     one_cpu = hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) > 1
