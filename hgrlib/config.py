@@ -185,6 +185,9 @@ class TrainConfig:
     labeled_frac: float = 1.0  # fraction of training clips that keep their label
     use_unlabeled: bool = True  # semi-supervised: unlabeled clips contribute the label-free term
     match_steps: bool = False  # labeled-only runs take as many steps per epoch as a pass over all training clips
+    # > 0: every batch holds exactly this many labeled rows and, with use_unlabeled, batch_size minus them unlabeled
+    # ones (a fixed ratio; each set cycled on its own); 0: batches drawn from all the rows a run trains on
+    labeled_per_batch: int = 0
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # torch CPU threads (0: torch's default); the count changes the last digits, so it is part of a run's key
     amp: str = "off"  # off | bf16: autocast the networks (losses stay fp32); see benchmarks/README.md
@@ -201,6 +204,7 @@ class TrainConfig:
             _one_of("protocol", "subject", "clip", "segment"),
             ("n_folds", lambda v: v >= 3, "must be >= 3 (a test fold, a validation fold and a training fold)"),
             ("labeled_frac", lambda v: 0 < v <= 1, "must be in (0, 1]"),
+            ("labeled_per_batch", lambda v: v == 0 or 2 <= v <= self.batch_size, "must be 0 (off) or in [2, batch_size]"),
             _one_of("device", "auto", "cpu", "cuda"),
             _one_of("amp", "off", "bf16"),
         )

@@ -195,14 +195,21 @@ def steps_per_epoch(n_train: int, n_used: int, tc) -> int:
     return (n_train if tc.match_steps else n_used) // tc.batch_size
 
 
-def epoch_order(n: int, length: int, seed: int, epoch: int) -> np.ndarray:
-    """`length` row indices for one epoch: permutations of range(n) laid end to end, seeded by (seed, epoch).
+def epoch_order(n: int, length: int, seed: int, epoch: int, stream: int = 0) -> np.ndarray:
+    """`length` row indices for one epoch: permutations of range(n) laid end to end, seeded by (seed, epoch)
+    and, for a second set of rows drawn in the same epoch, by `stream` > 0.
 
     A pass drops no row when `length` is a whole number of passes; a longer epoch (match_steps) cycles
     through every row before repeating one. The first permutation is the one a plain epoch uses."""
     reps = -(-length // n) if n else 0
-    perms = [np.random.default_rng([seed, epoch] + ([k] if k else [])).permutation(n) for k in range(reps)]
+    tail = [stream] if stream else []
+    perms = [np.random.default_rng([seed, epoch] + ([k] if k or stream else []) + tail).permutation(n) for k in range(reps)]
     return np.concatenate(perms)[:length] if perms else np.zeros(0, dtype=np.int64)
+
+
+def rows_per_batch(tc) -> int:
+    """Rows in each of a run's batches: batch_size, or with `labeled_per_batch` and no unlabeled rows, just those."""
+    return tc.labeled_per_batch if tc.labeled_per_batch and not tc.use_unlabeled else tc.batch_size
 
 
 def train_one_epoch(
@@ -321,10 +328,21 @@ class RunSetup:
     n_batches: int
 
     def batches(self, epoch: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        """The epoch's global batches (segment indices, labeled mask): the same order after a resume."""
+        """The epoch's global batches (segment indices, labeled mask): the same order after a resume. With
+        `labeled_per_batch`, each batch is that many labeled rows, then (use_unlabeled) the rest unlabeled."""
         tc = self.cfg.train
-        order = epoch_order(len(self.train_idx), self.n_batches * tc.batch_size, tc.seed, epoch)
-        return [(self.train_idx[s], self.labeled[s]) for s in np.split(order, self.n_batches)] if self.n_batches else []
+        if not self.n_batches:
+            return []
+        if not tc.labeled_per_batch:
+            order = epoch_order(len(self.train_idx), self.n_batches * tc.batch_size, tc.seed, epoch)
+            return [(self.train_idx[s], self.labeled[s]) for s in np.split(order, self.n_batches)]
+        lab, unl = np.flatnonzero(self.labeled), np.flatnonzero(~self.labeled)
+        n_unl = rows_per_batch(tc) - tc.labeled_per_batch
+        if n_unl and not len(unl):
+            raise ValueError(f"train.labeled_per_batch={tc.labeled_per_batch} with use_unlabeled: this run has no unlabeled rows")
+        rows_l = np.split(lab[epoch_order(len(lab), self.n_batches * tc.labeled_per_batch, tc.seed, epoch)], self.n_batches)
+        rows_u = np.split(unl[epoch_order(len(unl), self.n_batches * n_unl, tc.seed, epoch, stream=1)], self.n_batches)
+        return [(self.train_idx[np.concatenate([a, b])], self.labeled[np.concatenate([a, b])]) for a, b in zip(rows_l, rows_u)]
 
 
 def run_split(cfg: Config, fs: FeatureSet) -> Split:

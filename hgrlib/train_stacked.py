@@ -24,7 +24,18 @@ from hgrlib.config import Config
 from hgrlib.io import atomic
 from hgrlib.losses import joint_loss
 from hgrlib.stacked import Stack, member_state, stack_inputs, stack_models, stacked_forward
-from hgrlib.train import FeatureSet, RunSetup, evaluate, finish_run, fresh_state, keep_freed_memory, pick_device, record_epoch, setup_run
+from hgrlib.train import (
+    FeatureSet,
+    RunSetup,
+    evaluate,
+    finish_run,
+    fresh_state,
+    keep_freed_memory,
+    pick_device,
+    record_epoch,
+    rows_per_batch,
+    setup_run,
+)
 
 BETA2, EPS = 0.999, 1e-8  # torch.optim.AdamW's defaults, as fit uses them
 # parameters that get no gradient in a solo run unless its loss has the named part (AdamW then skips them)
@@ -35,7 +46,7 @@ def stack_signature(cfg: Config) -> tuple:
     """Configs with equal signatures can train as one stack: same data, features, model and schedule length;
     they may differ in seed, fold, labeled fraction, unlabeled use, step matching, lr, weight decay, loss."""
     t = cfg.train
-    return (cfg.data, cfg.features, cfg.model, t.epochs, t.batch_size, t.protocol, t.n_folds, t.device, t.threads)
+    return (cfg.data, cfg.features, cfg.model, t.epochs, t.batch_size, rows_per_batch(t), t.protocol, t.n_folds, t.device, t.threads)
 
 
 def stackable(cfg: Config) -> bool:

@@ -24,101 +24,92 @@ def planted_study():
     return M.minibatch_study(M.planted_source(pool=512), **SMALL)
 
 
-# --- λ selection and the conditions -----------------------------------------------------------------------
+# --- tuning, nested in the folds, and the conditions -------------------------------------------------------
 
 
-def _sel(obj, lam, fold, val):
-    return {"objective": obj, "lam": lam, "fold": fold, "seed": 0, "val_uar": val, "in_selection": True}
+def _sel(obj, j, fold, val, lam=0.1):
+    return {"objective": obj, "setting_index": j, "setting": f"s{j}", "lam": lam, "fold": fold, "seed": 0, "val_uar": val, "in_selection": True}
 
 
-def test_select_lam_picks_the_best_mean_validation_uar():
+def test_each_fold_chooses_on_its_own_validation_runs_with_ties_to_the_earlier_setting():
     rows = [
-        _sel("cca", 0.01, 0, 0.50),
-        _sel("cca", 0.01, 1, 0.70),  # mean 0.60
-        _sel("cca", 0.1, 0, 0.80),
-        _sel("cca", 0.1, 1, 0.42),  # mean 0.61: best mean, not best single run
-        _sel("cca", 1.0, 0, 0.30),
-        _sel("cca", 1.0, 1, 0.75),
-        _sel("hgr", 0.01, 0, 0.6),
-        _sel("hgr", 1.0, 0, 0.9),
+        _sel("cca", 0, 0, 0.50),
+        _sel("cca", 1, 0, 0.80),
+        _sel("cca", 0, 1, 0.70),  # fold 1 prefers setting 0, although setting 1 has the better mean over folds
+        _sel("cca", 1, 1, 0.42),
+        _sel("hgr", 0, 0, 0.6),
+        _sel("hgr", 1, 0, 0.6),  # a tie: the earlier setting
+        _sel("hgr", 0, 1, 0.5),
+        _sel("hgr", 1, 1, float("nan")),  # a failed run ranks last
     ]
     runs = pd.DataFrame(rows)
-    assert B.select_lam(runs) == {"cca": 0.1, "hgr": 1.0}
-    # rows that are not selection runs (final runs of other seeds) do not vote
-    extra = pd.DataFrame([_sel("cca", 1.0, 0, 1.0) | {"seed": 1, "in_selection": False}])
-    assert B.select_lam(pd.concat([runs, extra]))["cca"] == 0.1
+    assert B.select_settings(runs) == {("cca", 0): 1, ("cca", 1): 0, ("hgr", 0): 0, ("hgr", 1): 0}
+    # rows that are not tuning runs (final runs of other seeds) do not vote
+    extra = pd.DataFrame([_sel("cca", 0, 0, 1.0) | {"seed": 1, "in_selection": False}])
+    assert B.select_settings(pd.concat([runs, extra]))[("cca", 0)] == 1
+    t = B.tuning_table(runs, B.select_settings(runs)).set_index(["objective", "setting"])
+    assert t.loc[("cca", "s1"), "chosen_on_folds"] == "0" and t.loc[("cca", "s0"), "chosen_on_folds"] == "1"
+    assert t.loc[("hgr", "s1"), "runs_failed"] == 1 and t.loc[("hgr", "s1"), "val_uar_mean"] == pytest.approx(0.6)
 
 
-def test_select_lam_breaks_ties_towards_the_smaller_lam_and_ranks_failures_last():
-    runs = pd.DataFrame([_sel("infonce", 1.0, 0, 0.6), _sel("infonce", 0.1, 0, 0.6), _sel("infonce", 0.01, 0, 0.5)])
-    assert B.select_lam(runs) == {"infonce": 0.1}
-    # the same mean reached through a different summation order is still a tie
-    runs = pd.DataFrame(
-        [
-            _sel("x", 1.0, 0, 0.1),
-            _sel("x", 1.0, 1, 0.2),
-            _sel("x", 1.0, 2, 0.3),
-            _sel("x", 0.1, 0, 0.3),
-            _sel("x", 0.1, 1, 0.2),
-            _sel("x", 0.1, 2, 0.1),
-        ]
-    )
-    assert B.select_lam(runs) == {"x": 0.1}
-    # a λ with a failed run (NaN validation UAR) loses to one whose runs all finished
-    runs = pd.DataFrame([_sel("cca", 0.01, 0, 0.4), _sel("cca", 1.0, 0, 0.9), _sel("cca", 1.0, 1, float("nan")), _sel("cca", 0.01, 1, 0.4)])
-    assert B.select_lam(runs) == {"cca": 0.01}
-    t = B.lam_selection_table(runs, {"cca": 0.01}).set_index("lam")
-    assert t.loc[1.0, "runs_failed"] == 1 and t.loc[1.0, "val_uar_mean"] == pytest.approx(0.9)
-    assert list(t["chosen"]) == [True, False]
+def test_tuning_grids_give_every_objective_the_same_budget_and_flag_an_edge():
+    grids = B.tuning_grids(64)
+    assert {k: len(v) for k, v in grids.items()} == {"hgr": B.BUDGET, "cca": B.BUDGET, "infonce": B.BUDGET}
+    assert max(g["loss"]["lam"] for g in grids["hgr"]) > 1.0  # widened past the old top edge (λ = 1)
+    assert min(g["loss"]["lam"] for g in grids["cca"]) < 0.01  # and below the old bottom edge (λ = 0.01)
+    for g in grids["cca"]:  # CCA always in its well-posed regime: k ≤ batch/4
+        assert 4 * g["loss"]["cca_dim"] <= g["train"].get("batch_size", 64)
+    assert {g["loss"]["temperature"] for g in grids["infonce"]} == {0.1, 0.07}
+    assert B.setting_label(grids["cca"][-1]) == "λ=0.1, cca_dim=32, cca_ridge=0.01, batch_size=128"
+    runs = pd.DataFrame([_sel("x", 0, 0, 0.5, lam=0.01), _sel("x", 1, 0, 0.9, lam=1.0), _sel("x", 2, 0, 0.6, lam=0.1)])
+    t = B.tuning_table(runs, B.select_settings(runs)).set_index("setting")
+    assert t.loc["s1", "edge"] and not t.loc["s2", "edge"] and not t.loc["s0", "edge"]
 
 
 def _make_runs(n_folds):
     return lambda cfg, seeds: [cfg.with_(train={"seed": int(s), "fold": f}) for f in range(n_folds) for s in seeds]
 
 
-def test_baseline_plan_gives_each_objective_its_grid_and_the_selected_flags():
+def _two(lams):
+    k = {"cca": {"cca_dim": 16}}  # CCA in its well-posed regime at batch 64
+    return {o: tuple({"loss": {"lam": x} | k.get(o, {})} for x in lams) for o in ("hgr", "cca", "infonce")}
+
+
+def test_baseline_plan_tunes_every_fold_and_runs_each_folds_choice_with_every_seed():
     cfg = Config().with_(train={"n_folds": 4})
-    conds = B.baseline_conditions(0.1, batch_size=64, grid=(0.01, 0.1, 1.0))
+    conds = B.baseline_conditions(0.1, batch_size=64, grids=_two((0.01, 0.1, 1.0)))
     assert [c.objective for c in conds] == ["ce", "hgr3", "hgr", "cca", "infonce"]
     sel = B.baseline_plan(cfg, conds, seeds=(0, 1, 2), make_runs=_make_runs(4))
     assert len(sel) == 3 * 3 * 4 and sel["in_selection"].all() and not sel["selected"].any()
     assert {c.train.seed for c in sel["config"]} == {0} and {c.train.fold for c in sel["config"]} == {0, 1, 2, 3}
-    for obj in ("hgr", "cca", "infonce"):
-        assert sorted(set(sel.loc[sel["objective"] == obj, "lam"])) == [0.01, 0.1, 1.0]
 
-    chosen = {"hgr": 0.1, "cca": 1.0, "infonce": 0.01}
+    chosen = {(o, f): (f + i) % 3 for i, o in enumerate(("hgr", "cca", "infonce")) for f in range(4)}  # choices differ by fold
     plan = B.baseline_plan(cfg, conds, seeds=(0, 1, 2), make_runs=_make_runs(4), chosen=chosen)
-    assert len(plan) == 36 + 5 * 12 - 3 * 4  # the chosen λ's seed-0 runs are listed once
+    assert len(plan) == 36 + 5 * 12 - 3 * 4  # each fold's chosen seed-0 run is listed once
     assert plan["config"].map(hash).is_unique
     final = plan[plan["selected"]]
     assert final.groupby("objective").size().to_dict() == {"ce": 12, "hgr3": 12, "hgr": 12, "cca": 12, "infonce": 12}
-    for obj, lam in chosen.items():
-        assert set(final.loc[final["objective"] == obj, "lam"]) == {lam}
-        both = plan[(plan["objective"] == obj) & plan["selected"] & plan["in_selection"]]
-        assert len(both) == 4 and {c.train.seed for c in both["config"]} == {0}
+    for (obj, fold), j in chosen.items():  # every final run of a fold uses that fold's choice, and no other fold's
+        rows = final[(final["objective"] == obj) & (final["config"].map(lambda c: c.train.fold) == fold)]
+        assert len(rows) == 3 and set(rows["setting_index"]) == {j}
+        assert {c.loss.lam for c in rows["config"]} == {(0.01, 0.1, 1.0)[j]}
     assert set(final.loc[final["objective"] == "hgr3", "lam"]) == {0.1} and set(final.loc[final["objective"] == "ce", "lam"]) == {0.0}
     assert not plan.loc[~plan["selected"], "objective"].isin(["ce", "hgr3"]).any()
-    # the configs: λ set, one pair for the tuned ones, CCA on k = batch/4 with the relative ridge
-    by = {(r.objective, r.lam): r.config for r in plan.itertuples()}
-    c = by[("cca", 1.0)]
-    assert (c.loss.corr, c.loss.lam, c.loss.cca_dim, c.loss.w_ay, c.loss.w_vy) == ("cca", 1.0, 16, 0.0, 0.0)
-    assert by[("hgr3", 0.1)].loss == Config().loss.__class__(lam=0.1)  # notebook 02's config: its runs reused
-    assert by[("ce", 0.0)].loss.lam == 0.0 and by[("infonce", 0.01)].loss.corr == "infonce"
-    assert plan.set_index("objective")["regime"].groupby(level=0).first().to_dict() == {
-        "ce": "CE only: no pair term",
-        "hgr3": "Soft-HGR: no inverse, any batch",
+    # the configs: one pair for the tuned ones, CCA with its own knobs
+    c = next(r.config for r in plan.itertuples() if r.objective == "cca")
+    assert (c.loss.corr, c.loss.w_ay, c.loss.w_vy) == ("cca", 0.0, 0.0)
+    hgr3 = next(r.config for r in plan.itertuples() if r.objective == "hgr3")
+    assert hgr3.loss == Config().loss.__class__(lam=0.1)  # the paper's 3 pairs
+    with pytest.raises(KeyError, match="no setting chosen"):
+        B.baseline_plan(cfg, conds, (0,), _make_runs(4), chosen={("hgr", 0): 0})
+    default = B.baseline_plan(cfg, B.baseline_conditions(0.1, 64), (0,), _make_runs(4))
+    big = [r.config for r in default.itertuples() if r.objective == "cca" and r.config.train.batch_size == 128]
+    assert big and all(x.loss.cca_dim == 32 for x in big)
+    assert default.set_index("objective")["regime"].groupby(level=0).first().to_dict() == {
         "hgr": "Soft-HGR: no inverse, any batch",
         "cca": "CCA k=16 ≤ batch/4, ridge 0.001·tr/k: well-posed",
         "infonce": "InfoNCE: no covariance",
     }
-    with pytest.raises(KeyError, match="no λ chosen"):
-        B.baseline_plan(cfg, conds, (0,), _make_runs(4), chosen={"hgr": 0.1})
-    # notebook 07's design: selection on seed i at fold i, final runs on every fold x seed reuse them
-    diagonal = lambda cfg, seeds: [cfg.with_(train={"seed": int(s), "fold": i}) for i, s in enumerate(seeds)]  # noqa: E731
-    plan = B.baseline_plan(cfg, conds, (0, 1, 2), _make_runs(4), chosen, select_runs=diagonal)
-    sel = plan[plan["in_selection"]]
-    assert len(sel) == 3 * 3 * 3 and {(c.train.fold, c.train.seed) for c in sel["config"]} == {(0, 0), (1, 1), (2, 2)}
-    assert len(plan) == 27 + 5 * 12 - 3 * 3 and (plan[plan["selected"]].groupby("objective").size() == 12).all()
 
 
 def test_cca_regime_labels():
@@ -179,19 +170,21 @@ def test_run_plan_and_baselines_table(monkeypatch):
 
     monkeypatch.setattr(hgrlib.launch, "cached_fit", fit)
     cfg = Config().with_(train={"n_folds": 3})
-    conds = B.baseline_conditions(0.1, 64, grid=(0.1, 1.0))
+    conds = B.baseline_conditions(0.1, 64, grids=_two((0.1, 1.0)))
     plan = B.baseline_plan(cfg, conds, (0, 1), _make_runs(3))
     _, sel = B.run_plan(plan, fs=None, progress=False)
-    chosen = B.select_lam(sel)
-    assert chosen == {"hgr": 1.0, "cca": 0.1, "infonce": 1.0}  # cca at λ=1 has the better mean, but a failed run
+    chosen = B.select_settings(sel)
+    assert chosen[("hgr", 0)] == 1 and chosen[("infonce", 2)] == 1  # the larger λ: the better validation UAR
+    assert chosen[("cca", 1)] == 0 and chosen[("cca", 0)] == 1  # on fold 1, cca at λ=1 failed
     _, runs = B.run_plan(B.baseline_plan(cfg, conds, (0, 1), _make_runs(3), chosen), fs=None, progress=False)
-    assert list(runs.columns[:8]) == ["condition", "objective", "lam", "selected", "in_selection", "regime", "fold", "seed"]
+    assert list(runs.columns[:10]) == ["condition", "objective", "setting", "setting_index", "lam", "selected", "in_selection", "regime", "fold", "seed"]
     # the rows a paired comparison of hgr vs cca reads: one per (fold, seed), on both sides
     h = runs[(runs["objective"] == "hgr") & runs["selected"]].set_index(["fold", "seed"])["acc"]
     c = runs[(runs["objective"] == "cca") & runs["selected"]].set_index(["fold", "seed"])["acc"]
     assert sorted(h.index) == sorted(c.index) == [(f, s) for f in range(3) for s in (0, 1)]
     t = B.baselines_table(runs).set_index("objective")
-    assert t.loc["cca", "runs"] == 6 and t.loc["cca", "runs_failed"] == 1 and t.loc["cca", "lam"] == 0.1
+    assert t.loc["cca", "runs"] == 6 and t.loc["cca", "runs_failed"] == 1
+    assert t.loc["cca", "settings"] == "λ=0.1, cca_dim=16 (folds 1); λ=1, cca_dim=16 (folds 0, 2)" and t.loc["hgr", "settings"] == "λ=1"
     assert t.loc["cca", "nonfinite_steps"] == 5 * 3  # (1 + 2) per finished run, 5 finished
     assert len(runs) == len(runs.drop_duplicates(["objective", "lam", "fold", "seed"]))  # one row per run
     assert t.loc["hgr", "nonfinite_steps"] == 0 and t.loc["hgr", "acc"] == "70.0 ± 0.0"

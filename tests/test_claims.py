@@ -132,14 +132,14 @@ def test_per_side_filters_pick_the_right_rows(tmp_path):
         [
             pairs(0.1 * k, 0.001, seed=k)[i].assign(labeled_frac=f, condition=name)
             for k, f in enumerate((0.1, 0.25, 0.5), start=1)
-            for i, name in enumerate(("labeled + unlabeled (CE + Soft-HGR)", "labeled + unlabeled (CE, λ=0)"))
+            for i, name in enumerate(("labeled + unlabeled (CE + Soft-HGR)", "labeled only (CE + Soft-HGR)"))
         ]
-    )
+    ).assign(corpus="synthetic seed 0")
     semi.to_csv(tmp_path / "03_semi_supervised_runs.csv", index=False)
     effects = [
         r["effect"]
         for r in (
-            evaluate(c, tmp_path) for c in CLAIMS if c.table == "03_semi_supervised_runs.csv" and c.b == "labeled + unlabeled (CE, λ=0)"
+            evaluate(c, tmp_path) for c in CLAIMS if c.table == "03_semi_supervised_runs.csv" and c.b == "labeled only (CE + Soft-HGR)"
         )
     ]
     assert effects == pytest.approx([10.0, 20.0], abs=0.5)  # one line per claimed fraction (0.1, 0.25); 0.5 unclaimed

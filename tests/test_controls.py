@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from hgrlib.config import FeatureConfig
 from hgrlib.data.cache import FeatureCache
@@ -13,7 +14,7 @@ from hgrlib.evaluate import scores
 from hgrlib.experiment import fold_seed_runs, results_frame
 from hgrlib.profiles import get_profile, with_corpus_seed
 from hgrlib.runs import cached_fit
-from hgrlib.train import epoch_order
+from hgrlib.train import epoch_order, setup_run
 
 
 def test_epoch_order_cycles_through_every_row_before_repeating_one():
@@ -36,6 +37,26 @@ def test_matched_steps_give_labeled_only_runs_the_steps_of_labeled_plus_unlabele
     assert plain["steps"] < both["steps"] == matched["steps"] == both["n_train_segments"] // 8
     df = results_frame([both, plain, matched])
     assert list(df["steps"]) == [both["steps"], plain["steps"], matched["steps"]]
+
+
+def test_a_fixed_labeled_share_per_batch_gives_both_arms_the_same_labeled_rows_per_step(tiny):
+    cfg, fs, _ = tiny
+    base = cfg.with_(train={"labeled_frac": 0.34, "batch_size": 8, "labeled_per_batch": 4, "match_steps": True})
+    semi = setup_run(base, fs, torch.device("cpu"))
+    alone = setup_run(base.with_(train={"use_unlabeled": False}), fs, torch.device("cpu"))
+    assert semi.n_batches == alone.n_batches == len(semi.split.train) // 8  # the same optimiser steps
+    lab_rows = set(semi.split.train[semi.split.labeled])
+    for epoch in range(2):
+        b_semi, b_alone = semi.batches(epoch), alone.batches(epoch)
+        for (rows, lab), (rows_a, lab_a) in zip(b_semi, b_alone):
+            assert list(lab) == [True] * 4 + [False] * 4 and lab_a.all() and len(rows_a) == 4
+            assert set(rows[:4]) <= lab_rows and not set(rows[4:]) & lab_rows  # the mask says which rows are labeled
+            assert list(rows[:4]) == list(rows_a)  # the same labeled rows at every step: only the unlabeled ones differ
+        seen = np.concatenate([r[:4] for r, _ in b_semi])  # the labeled rows cycle: none twice before all once
+        first = seen[: len(lab_rows)]
+        assert len(set(first)) == len(first)
+    with pytest.raises(ValueError, match="labeled_per_batch"):
+        cfg.with_(train={"batch_size": 8, "labeled_per_batch": 9})
 
 
 def test_uar_is_the_mean_recall_over_the_classes_present():

@@ -3,10 +3,12 @@ validation data, and the evaluation protocol decomposed.
 
 Three parts (the mini-batch study of CCA-style objectives is hgrlib.analysis.minibatch):
 
-* `baseline_conditions` / `baseline_plan` / `select_lam`: the conditions of the baselines table and the λ
-  selection, the same budget for every tuned objective: each λ of a small grid on the selection runs
-  (notebook 07: seed i on fold i), the λ with the best mean validation UAR chosen (ties: the smaller), then
-  run on every fold × seed (the selection runs reused). `regime` labels each condition's pair term.
+* `baseline_conditions` / `baseline_plan` / `select_settings`: the conditions of the baselines table and
+  their tuning, nested in the outer folds and with the same budget for every tuned objective: each of its
+  `BUDGET` settings (λ, and CCA's k, ridge and batch, InfoNCE's temperature) trained once on every fold
+  (the first seed); on each fold the setting with the best validation UAR on that fold's own validation
+  subjects is chosen (ties: the earlier in the grid) and trained with every seed of that fold. No choice
+  sees a test subject of the runs it is used for. `regime` labels each condition's pair term.
 * `run_plan` / `baselines_table` / `lam_selection_table`: training that does not let one failed run crash
   the notebook, and the tables (the trainer skips non-finite steps and counts them: `nonfinite_steps`).
 * `protocol_table`: the paper's model under the subject, clip and segment protocols, and the paired
@@ -25,30 +27,60 @@ import torch
 # ---------------------------------------------------------------------------------------------------------
 # Conditions of the baselines table, their regimes, and the λ selection
 
-LAM_GRID = (0.01, 0.1, 1.0)  # λ candidates of each tuned pair objective
-TUNED = ("hgr", "cca", "infonce")  # objectives whose λ is selected on validation UAR
+BUDGET = 6  # settings tried per tuned objective, on every fold
+TUNED = ("hgr", "cca", "infonce")  # objectives whose settings are chosen on validation UAR
+
+
+def _grid(lams, **others) -> tuple[dict, ...]:
+    """Settings (Config.with_ sections) over λ × each of the `others` alternatives (dicts of section → fields)."""
+    alts = list(others.values())[0] if others else [{}]
+    return tuple({"loss": {"lam": float(lam)} | alt.get("loss", {}), "train": alt.get("train", {})} for alt in alts for lam in lams)
+
+
+def tuning_grids(batch_size: int, cca_dim: int | None = None) -> dict[str, tuple[dict, ...]]:
+    """objective → its BUDGET candidate settings, smallest λ first. Widened where an earlier, narrower grid
+    (λ ∈ 0.01, 0.1, 1) chose an edge: Soft-HGR and InfoNCE took λ = 1, CCA λ = 0.01. CCA also tries twice
+    the batch with twice the dimensions (k = batch/4 either way: its well-posed regime, notebook 07 section 3)
+    and a larger ridge; InfoNCE two temperatures (0.1, its default, and CLIP's initial 0.07)."""
+    k = cca_well_posed_dim(batch_size) if cca_dim is None else int(cca_dim)
+    cca_alts = [
+        {"loss": {"cca_dim": k, "cca_ridge": 1e-3}},
+        {"loss": {"cca_dim": 2 * k, "cca_ridge": 1e-2}, "train": {"batch_size": 2 * batch_size}},
+    ]
+    return {
+        "hgr": _grid((0.01, 0.1, 0.3, 1.0, 3.0, 10.0)),
+        "cca": _grid((0.001, 0.01, 0.1), alts=cca_alts),
+        "infonce": _grid((0.3, 1.0, 3.0), alts=[{"loss": {"temperature": 0.1}}, {"loss": {"temperature": 0.07}}]),
+    }
+
+
+def setting_label(setting: dict) -> str:
+    """A setting in a reader's words, e.g. "λ=0.1, cca_dim=32, cca_ridge=0.01, batch_size=128"."""
+    fields = setting.get("loss", {}) | setting.get("train", {})
+    return ", ".join(("λ" if k == "lam" else k) + f"={v:g}" for k, v in fields.items())
 
 
 @dataclass(frozen=True)
 class Condition:
-    """One row of the baselines table: `change` (Config.with_ sections, λ aside) and the λ it may take.
+    """One row of the baselines table: `change` (Config.with_ sections) and its candidate `settings`.
 
     objective: "ce" (no pair term), "hgr3" (Soft-HGR, the paper's 3 pairs), "hgr" | "cca" | "infonce" (one
-    audio–visual pair). `grid`: the λ candidates; a single value for the conditions that are not tuned.
+    audio–visual pair). `settings`: the candidates (Config.with_ sections); one for the untuned conditions.
     """
 
     name: str
     objective: str
     change: dict
-    grid: tuple[float, ...]
+    settings: tuple[dict, ...]
 
     @property
     def tuned(self) -> bool:
         return self.objective in TUNED
 
-    def at(self, lam: float) -> dict:
-        """The Config.with_ change at λ = `lam`."""
-        return self.change | {"loss": self.change.get("loss", {}) | {"lam": float(lam)}}
+    def at(self, setting: dict) -> dict:
+        """The Config.with_ change with `setting`'s fields over `change`'s."""
+        sections = set(self.change) | set(setting)
+        return {sec: self.change.get(sec, {}) | setting.get(sec, {}) for sec in sections}
 
 
 def cca_well_posed_dim(batch_size: int) -> int:
@@ -56,26 +88,25 @@ def cca_well_posed_dim(batch_size: int) -> int:
     return max(1, batch_size // 4)
 
 
-def baseline_conditions(lam: float, batch_size: int, grid: tuple[float, ...] = LAM_GRID, cca_dim: int | None = None) -> list[Condition]:
+def baseline_conditions(lam: float, batch_size: int, cca_dim: int | None = None, grids: dict | None = None) -> list[Condition]:
     """The baselines table's conditions, fusion network throughout.
 
-    Fusion with CE only and the paper's CE + Soft-HGR on 3 pairs at the profile's λ (notebook 02's configs:
-    their runs are reused) are not tuned. The three one-pair objectives get λ from `grid` by validation UAR.
-    They use the label-free audio–visual pair only (w_ay = w_vy = 0): h(y) is linear in a one-hot label, so
-    its covariance has rank ≤ C−1 and CCA's Σhh^{-1/2} is singular by construction; InfoNCE on (feature,
-    label) pairs counts same-class clips as negatives. CCA runs on its first k = batch/4 dimensions
-    (`cca_dim` overrides) with the relative ridge: the well-posed regime, not the full-d one that breaks.
+    Fusion with CE only and the paper's CE + Soft-HGR on 3 pairs at the profile's λ are not tuned. The three
+    one-pair objectives get their settings from `grids` (default `tuning_grids`) by validation UAR. They use
+    the label-free audio–visual pair only (w_ay = w_vy = 0): h(y) is linear in a one-hot label, so its
+    covariance has rank ≤ C−1 and CCA's Σhh^{-1/2} is singular by construction; InfoNCE on (feature, label)
+    pairs counts same-class clips as negatives. CCA runs with the relative ridge on k ≤ batch/4 dimensions:
+    the well-posed regime, not the full-d one that breaks.
     """
-    k = cca_well_posed_dim(batch_size) if cca_dim is None else int(cca_dim)
+    grids = tuning_grids(batch_size, cca_dim) if grids is None else grids
     av = {"w_av": 1.0, "w_ay": 0.0, "w_vy": 0.0}
     fusion = {"model": {"modalities": "av"}}
-    grid = tuple(float(x) for x in grid)
     return [
-        Condition("fusion (CE)", "ce", fusion | {"loss": {}}, (0.0,)),
-        Condition("fusion (CE + Soft-HGR)", "hgr3", fusion | {"loss": {}}, (float(lam),)),  # notebook 02's: 3 pairs
-        Condition("fusion (CE + Soft-HGR, a–v)", "hgr", fusion | {"loss": av}, grid),
-        Condition("fusion (CE + CCA, a–v)", "cca", fusion | {"loss": {"corr": "cca", "cca_dim": k} | av}, grid),
-        Condition("fusion (CE + InfoNCE, a–v)", "infonce", fusion | {"loss": {"corr": "infonce"} | av}, grid),
+        Condition("fusion (CE)", "ce", fusion | {"loss": {"lam": 0.0}}, ({},)),
+        Condition("fusion (CE + Soft-HGR)", "hgr3", fusion | {"loss": {"lam": float(lam)}}, ({},)),  # the paper's 3 pairs
+        Condition("fusion (CE + Soft-HGR, a–v)", "hgr", fusion | {"loss": av}, grids["hgr"]),
+        Condition("fusion (CE + CCA, a–v)", "cca", fusion | {"loss": {"corr": "cca"} | av}, grids["cca"]),
+        Condition("fusion (CE + InfoNCE, a–v)", "infonce", fusion | {"loss": {"corr": "infonce"} | av}, grids["infonce"]),
     ]
 
 
@@ -107,33 +138,29 @@ def regime(cfg) -> str:
     return cca_regime(k, cfg.train.batch_size, loss.cca_ridge)[0]
 
 
-def baseline_plan(
-    cfg,
-    conditions: list[Condition],
-    seeds,
-    make_runs: Callable,
-    chosen: dict[str, float] | None = None,
-    select_runs: Callable | None = None,
-) -> pd.DataFrame:
-    """The runs of the baselines table, one row per distinct run: condition, objective, lam, regime,
-    in_selection (a λ-selection run), selected (a final run of the condition's λ), config.
+def baseline_plan(cfg, conditions: list[Condition], seeds, make_runs: Callable, chosen: dict | None = None) -> pd.DataFrame:
+    """The runs of the baselines table, one row per distinct run: condition, objective, setting (its label),
+    setting_index, lam, regime, in_selection (a tuning run), selected (a final run), config.
 
-    `make_runs(cfg, seeds)` gives one Config per (fold, seed) (experiment.fold_seed_runs). Without `chosen`:
-    the selection runs only, every λ of each tuned condition's grid on `select_runs(cfg, seeds)` (default:
-    `make_runs` on `seeds[:1]`; notebook 07 passes experiment.seeded_runs, seed i on fold i). With `chosen`
-    (objective → λ, select_lam): those and the final runs, each condition at its λ on every seed; a
-    selection run that is also a final run (same config) is listed once, with both flags.
+    `make_runs(cfg, seeds)` gives one Config per (fold, seed), folds outer (experiment.fold_seed_runs).
+    Without `chosen`: the tuning runs only, every setting of each tuned condition on every fold with the
+    first seed. With `chosen` ((objective, fold) → setting index, select_settings): those and the final
+    runs, each tuned condition on each fold at that fold's setting with every seed, the untuned ones on
+    every fold × seed; a tuning run that is also a final run (same config) is listed once, with both flags.
     """
     rows: dict = {}
+    seeds = list(seeds)
 
-    def add(cond: Condition, lam: float, cfgs: list, selection: bool) -> None:
+    def add(cond: Condition, j: int, cfgs: list, selection: bool) -> None:
         for c in cfgs:
             row = rows.setdefault(
                 c,
                 {
                     "condition": cond.name,
                     "objective": cond.objective,
-                    "lam": float(lam),
+                    "setting": setting_label(cond.settings[j]) or f"λ={c.loss.lam:g}",
+                    "setting_index": j,
+                    "lam": float(c.loss.lam),
                     "regime": regime(c),
                     "in_selection": False,
                     "selected": False,
@@ -144,51 +171,63 @@ def baseline_plan(
 
     for cond in conditions:
         if cond.tuned:
-            for lam in cond.grid:
-                c = cfg.with_(**cond.at(lam))
-                add(cond, lam, select_runs(c, list(seeds)) if select_runs else make_runs(c, list(seeds)[:1]), True)
+            for j, setting in enumerate(cond.settings):
+                add(cond, j, make_runs(cfg.with_(**cond.at(setting)), seeds[:1]), True)
     if chosen is not None:
         for cond in conditions:
-            if cond.tuned and cond.objective not in chosen:
-                raise KeyError(f"no λ chosen for {cond.objective!r} (chosen: {sorted(chosen)})")
-            lam = chosen[cond.objective] if cond.tuned else cond.grid[0]
-            add(cond, lam, make_runs(cfg.with_(**cond.at(lam)), list(seeds)), False)
+            if not cond.tuned:
+                add(cond, 0, make_runs(cfg.with_(**cond.at(cond.settings[0])), seeds), False)
+                continue
+            by_fold: dict[int, list] = {}
+            for j, setting in enumerate(cond.settings):
+                for c in make_runs(cfg.with_(**cond.at(setting)), seeds):
+                    by_fold.setdefault(c.train.fold, {}).setdefault(j, []).append(c)
+            for fold, per_setting in by_fold.items():
+                if (cond.objective, fold) not in chosen:
+                    raise KeyError(f"no setting chosen for {cond.objective!r} on fold {fold} (chosen: {sorted(chosen)})")
+                j = chosen[(cond.objective, fold)]
+                add(cond, j, per_setting[j], False)
     order = {c.name: i for i, c in enumerate(conditions)}  # conditions in their given order, runs in plan order within
     out = sorted(rows.values(), key=lambda r: order[r["condition"]])
-    return pd.DataFrame(out, columns=["condition", "objective", "lam", "regime", "in_selection", "selected", "config"])
+    cols = ["condition", "objective", "setting", "setting_index", "lam", "regime", "in_selection", "selected", "config"]
+    return pd.DataFrame(out, columns=cols)
 
 
-def select_lam(runs: pd.DataFrame, tol: float = 1e-9) -> dict[str, float]:
-    """objective → the λ with the best mean `val_uar` over its selection runs; ties (within `tol`) → the
-    smaller λ. Uses the rows with in_selection, when that column is there. A failed run (val_uar NaN) makes
-    its λ's mean −inf: a λ whose runs all finished wins over one that failed."""
+def select_settings(runs: pd.DataFrame) -> dict[tuple[str, int], int]:
+    """(objective, fold) → the setting index with the best validation UAR among that fold's tuning runs
+    (rows with in_selection, where the column is there); ties → the earlier setting. A failed run (val_uar
+    NaN) ranks last. Each fold's choice reads only its own validation subjects."""
     r = runs[runs["in_selection"].astype(bool)] if "in_selection" in runs else runs
     out = {}
-    for obj, sub in r.groupby("objective", sort=False):
-        score = sub["val_uar"].fillna(-np.inf).groupby(sub["lam"]).mean()
-        best = score.max()
-        out[obj] = float(min(lam for lam, v in score.items() if v >= best - tol))  # best = −inf: every λ
+    for (obj, fold), sub in r.groupby(["objective", "fold"], sort=False):
+        score = sub.groupby("setting_index")["val_uar"].mean().fillna(-np.inf).sort_index()
+        out[(obj, int(fold))] = int(score.index[int(np.argmax(score.to_numpy()))])  # argmax: the first of equals
     return out
 
 
-def lam_selection_table(runs: pd.DataFrame, chosen: dict[str, float]) -> pd.DataFrame:
-    """objective × λ: the selection runs' mean ± std validation UAR (failed runs apart) and which λ was chosen.
-    Selection, not a result: these runs' test scores are not looked at."""
+def tuning_table(runs: pd.DataFrame, chosen: dict[tuple[str, int], int]) -> pd.DataFrame:
+    """objective × setting: runs (one per fold), failed runs, validation UAR mean ± std over the folds, the
+    folds that chose it, and `edge` where a chosen λ is the smallest or largest of the objective's grid.
+    Tuning, not a result: these runs' test scores are not looked at."""
     r = runs[runs["in_selection"].astype(bool)] if "in_selection" in runs else runs
     rows = []
-    for (obj, lam), sub in r.groupby(["objective", "lam"], sort=False):
+    for (obj, j), sub in r.groupby(["objective", "setting_index"], sort=False):
         v = sub["val_uar"].dropna()
         m, s = v.mean(), v.std(ddof=1) if len(v) > 1 else 0.0
+        folds = sorted(f for (o, f), c in chosen.items() if o == obj and c == j)
+        lams = r.loc[r["objective"] == obj, "lam"]
+        lam = float(sub["lam"].iloc[0])
         rows.append(
             {
                 "objective": obj,
-                "lam": lam,
+                "setting": sub["setting"].iloc[0],
                 "runs": len(sub),
                 "runs_failed": int(sub["val_uar"].isna().sum()),
                 "val_uar": f"{100 * m:.1f} ± {100 * s:.1f}" if len(v) else "n/a",
                 "val_uar_mean": m,
                 "val_uar_std": s,
-                "chosen": bool(np.isclose(lam, chosen.get(obj, np.nan))),
+                "chosen_on_folds": ", ".join(map(str, folds)),
+                "edge": bool(folds) and lam in (lams.min(), lams.max()),
             }
         )
     return pd.DataFrame(rows)
@@ -229,6 +268,8 @@ def safe_run_all(cfgs: list, fs, runs_dir: str = "runs", progress: bool = True) 
 RUN_COLUMNS = [
     "condition",
     "objective",
+    "setting",
+    "setting_index",
     "lam",
     "selected",
     "in_selection",
@@ -256,14 +297,22 @@ def run_plan(plan: pd.DataFrame, fs, runs_dir: str = "runs", progress: bool = Tr
     from hgrlib.experiment import results_frame
 
     results = safe_run_all(list(plan["config"]), fs, runs_dir, progress)
-    labels = {k: list(plan[k]) for k in ("condition", "objective", "selected", "in_selection", "regime")}
+    labels = {k: list(plan[k]) for k in ("condition", "objective", "setting", "setting_index", "selected", "in_selection", "regime")}
     runs = results_frame(results, **labels).assign(error=[r.get("error", "") for r in results])
     return results, runs[RUN_COLUMNS + [c for c in runs.columns if c not in RUN_COLUMNS]]
 
 
+def _chosen_settings(final: pd.DataFrame) -> str:
+    """The settings a condition's final runs used, each with the folds that chose it."""
+    final = final.sort_values("setting_index", kind="stable")  # in grid order
+    per = final.groupby("setting", sort=False)["fold"].apply(lambda f: ", ".join(map(str, sorted(set(f)))))
+    return "; ".join(per.index) if len(per) == 1 else "; ".join(f"{s} (folds {f})" for s, f in per.items())
+
+
 def baselines_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per condition, over its final runs (selected): λ, runs, acc/uar/seg_acc mean ± std (%), the regime,
-    skipped non-finite optimiser steps summed over its runs, and the runs that raised."""
+    """Per condition, over its final runs (selected): the settings used (per fold where they differ), runs,
+    acc/uar/seg_acc mean ± std (%), the regime, skipped non-finite optimiser steps summed over its runs, and
+    the runs that raised."""
     from hgrlib.report import mean_std
 
     final = runs[runs["selected"].astype(bool)]
@@ -272,7 +321,7 @@ def baselines_table(runs: pd.DataFrame) -> pd.DataFrame:
     extra = pd.DataFrame(
         {
             "objective": g["objective"].first(),
-            "lam": g["lam"].first(),
+            "settings": g.apply(_chosen_settings, include_groups=False),
             "regime": g["regime"].first(),
             "nonfinite_steps": g["nonfinite_steps"].sum().astype(int),
             "runs_failed": g["error"].apply(lambda e: int((e.fillna("") != "").sum())),
@@ -283,7 +332,7 @@ def baselines_table(runs: pd.DataFrame) -> pd.DataFrame:
         [
             "condition",
             "objective",
-            "lam",
+            "settings",
             "runs",
             "acc",
             "uar",

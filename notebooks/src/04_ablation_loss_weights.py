@@ -51,6 +51,7 @@ from hgrlib.report import mean_std, save_figure, save_table, write_table
 
 S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, seeds)
 P, cfg, fs, lam, seeds, tag, out_res, out_fig = S.profile, S.config, S.fs, S.lam, S.seeds, S.tag, S.out_res, S.out_fig
+cfg = P.explore(cfg)
 
 # %%
 # the full λ sweep without per-modality CE; with it, λ = 0 and the profile's λ (a CPU-sized grid)

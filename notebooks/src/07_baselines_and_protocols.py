@@ -12,7 +12,8 @@
 # 1. **Baselines.** Is it Soft-HGR that helps, or would any "make audio and video agree" term do? The fusion
 #    network with cross-entropy alone, with Soft-HGR, with a CCA-style term (the total canonical correlation of
 #    deep CCA) and with InfoNCE (contrastive, as in CLIP), on the same subject folds and seeds, each pair term
-#    at a λ chosen on validation data with the same budget.
+#    tuned with the same budget, nested in the subject folds: a fold's settings are chosen on its own
+#    validation subjects, never on a subject it is tested on.
 # 2. **Protocols.** How much does the evaluation protocol matter? Held-out subjects (`subject`), a random split
 #    of whole clips (`clip`: the test speakers are seen in training) and a random split of segments
 #    (`segment`, as the authors' follow-up did: a test clip's other segments are seen too), with training sets
@@ -24,6 +25,8 @@
 #
 # The verdicts on the claims ("Soft-HGR beats a CCA-style loss", the protocol effects) are not stated here:
 # they are computed from this notebook's run tables, with paired intervals, in the generated claims table.
+# The runs here use the profile's exploratory schedule (`explore_epochs`), shorter than notebook 02's, so
+# the two fusion rows of the baselines table are trained here (and shared with notebook 03), not read from 02.
 
 # %% tags=["parameters"]
 # Defaults. An executed copy ran with the values of the next cell ("# Parameters", injected by run_all.sh).
@@ -36,64 +39,63 @@ runs_dir = "runs"
 figures_dir = "figures"
 results_dir = "results"
 lam = None  # λ of the paper's 3-pair Soft-HGR (None: the profile's)
-seeds = None  # list of seeds (None: the profile's); λ selection: seed i on fold i
-lam_grid = None  # λ candidates of each tuned pair objective (None: baselines.LAM_GRID)
-cca_dim = None  # dimensions of the CCA term (None: batch size // 4, its well-posed regime)
+seeds = None  # list of seeds (None: the profile's); tuning: the first seed on every fold
+cca_dim = None  # dimensions of the CCA term at the profile's batch (None: batch size // 4, its well-posed regime)
 n_batches = None  # mini-batches per cell of the study (None: 15 for smoke, 100 otherwise)
 
 # %%
 from hgrlib import plots
 from hgrlib.analysis import baselines as B
 from hgrlib.analysis import minibatch as M
-from hgrlib.experiment import fold_seed_runs, results_frame, run_features, seeded_runs, setup
+from hgrlib.experiment import fold_seed_runs, results_frame, run_features, setup
 from hgrlib.report import save_figure, save_table, show, write_table
 
 S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, seeds)
 P, cfg, fs, lam, seeds, tag, out_res, out_fig = S.profile, S.config, S.fs, S.lam, S.seeds, S.tag, S.out_res, S.out_fig
-lam_grid = tuple(B.LAM_GRID if lam_grid is None else lam_grid)
+cfg = P.explore(cfg)
 n_batches = (15 if profile == "smoke" else 100) if n_batches is None else n_batches
 d, batch = cfg.model.dim, cfg.train.batch_size
 make_runs = lambda c, s: fold_seed_runs(c, s, fs)  # noqa: E731  every subject fold × the given seeds
-select_runs = lambda c, s: seeded_runs(c, s, fs)  # noqa: E731  λ selection: seed i on fold i, like the exploratory grids
 
 # %% [markdown]
 # ## 1 · Baselines
 #
-# **Conditions.** Fusion with CE only, and the paper's CE + Soft-HGR on its three pairs at the profile's λ
-# (notebook 02's configurations: those runs are read back, not retrained). Then three objectives on the
-# label-free audio–visual pair alone, so that they compare like for like: Soft-HGR, CCA-style and InfoNCE.
-# CCA and InfoNCE do not take the label pairs: h(y) is linear in a one-hot label, so its covariance has rank
-# ≤ C−1 < d on every batch and CCA's inverse square root of it is singular by construction; InfoNCE on
-# (feature, label) pairs would count same-class clips as negatives.
+# **Conditions.** Fusion with CE only, and the paper's CE + Soft-HGR on its three pairs at the profile's λ.
+# Then three objectives on the label-free audio–visual pair alone, so that they compare like for like:
+# Soft-HGR, CCA-style and InfoNCE. CCA and InfoNCE do not take the label pairs: h(y) is linear in a one-hot
+# label, so its covariance has rank ≤ C−1 < d on every batch and CCA's inverse square root of it is singular
+# by construction; InfoNCE on (feature, label) pairs would count same-class clips as negatives.
 #
 # **CCA's regime.** The CCA term is the total canonical correlation of the first k feature dimensions, with
 # k = batch/4 and a ridge relative to each covariance's mean eigenvalue (`cca_corr`): section 3 shows that
-# this is where it stays finite and close to its whole-pool value (the bias column there), whereas the full-d version with
-# batch ≤ d is not. The `regime` column says which regime each row trains in.
+# this is where it stays finite and close to its whole-pool value (the bias column there), whereas the full-d
+# version with batch ≤ d is not. The `regime` column says which regime each row trains in.
 #
-# **λ.** The objectives live on different scales, so each pair objective gets its λ from the same grid by the
-# same rule: every λ with one run per seed (seed *i* on fold *i*, the exploratory design of notebook 04, whose
-# audio–visual pair row at λ = 0.1 these runs share), the λ with the best mean *validation* UAR (ties: the
-# smaller λ), then that λ on every fold × seed (its selection runs reused). Test scores play no
-# part in the choice. The selection table is a record of that choice, not a result.
+# **Tuning, nested and with one budget.** The objectives live on different scales and have different knobs,
+# so each gets the same number of settings (`B.BUDGET`): λ for Soft-HGR; λ × (k, ridge, batch) for CCA;
+# λ × temperature for InfoNCE (`B.tuning_grids`). Every setting is trained once on every subject fold (the
+# first seed); on each fold the setting with the best validation UAR on *that fold's* validation subjects is
+# chosen (ties: the earlier), and trained with every seed of that fold. A fold's test subjects play no part in
+# its choice. The tuning table is a record of the choice, not a result; its `edge` column flags a chosen λ at
+# the end of its grid.
 
 # %%
-conditions = B.baseline_conditions(lam, batch, lam_grid, cca_dim)
-selection_plan = B.baseline_plan(cfg, conditions, seeds, make_runs, select_runs=select_runs)
-_, selection_runs = B.run_plan(selection_plan, fs, runs_dir)
-chosen = B.select_lam(selection_runs)
-selection = B.lam_selection_table(selection_runs, chosen)
-save_table(selection, f"{out_res}/07_lam_selection",
-           title=f"λ selection (not a result): mean ± std validation UAR, %, seed i on fold i; chosen: best mean, ties to the smaller λ ({tag})")
+conditions = B.baseline_conditions(lam, batch, cca_dim)
+_, tuning_runs = B.run_plan(B.baseline_plan(cfg, conditions, seeds, make_runs), fs, runs_dir)
+chosen = B.select_settings(tuning_runs)
+save_table(B.tuning_table(tuning_runs, chosen), f"{out_res}/07_tuning",
+           title=f"Tuning (not a result): validation UAR, % mean ± std over the folds, one run per fold (first seed); "
+                 f"the folds whose own validation subjects chose each setting ({tag}, {cfg.train.epochs} epochs)")
 
 # %%
-plan = B.baseline_plan(cfg, conditions, seeds, make_runs, chosen, select_runs=select_runs)
+plan = B.baseline_plan(cfg, conditions, seeds, make_runs, chosen)
 results, runs = B.run_plan(plan, fs, runs_dir)  # a run that raises is flagged, not fatal
 table = B.baselines_table(runs)
-cols = ["condition", "lam", "runs", "acc", "uar", "seg_acc", "regime", "nonfinite_steps", "runs_failed"]
+cols = ["condition", "settings", "runs", "acc", "uar", "seg_acc", "regime", "nonfinite_steps", "runs_failed"]
 write_table(runs, f"{out_res}/07_baselines_runs")
 save_table(table[cols], f"{out_res}/07_baselines_table",
-           title=f"Baselines: test accuracy and UAR (clip-level), % mean ± std over every fold × seed; λ chosen on validation; skipped non-finite steps and failed runs ({tag}, d={d}, batch={batch})")
+           title=f"Baselines: test accuracy and UAR (clip-level), % mean ± std over every fold × seed; settings tuned per fold on its validation "
+                 f"subjects; skipped non-finite steps and failed runs ({tag}, d={d}, batch={batch}, {cfg.train.epochs} epochs)")
 
 # %%
 show(runs[(runs["error"] != "") | (runs["nonfinite_steps"] > 0)], caption="The runs that went wrong (an error or skipped non-finite steps), if any.")
@@ -102,7 +104,7 @@ show(runs[(runs["error"] != "") | (runs["nonfinite_steps"] > 0)], caption="The r
 # `nonfinite_steps` counts optimiser steps the trainer skipped because the loss or its gradient was not
 # finite (summed over a condition's runs); `runs_failed` counts runs that raised. Compare rows by their mean
 # and spread; whether a difference is more than the fold-to-fold and seed-to-seed spread is for the paired
-# comparison in the claims table (hgr vs cca: same folds, seeds and pair, each at its selected λ).
+# comparison in the claims table (hgr vs cca: same folds, seeds and pair, each at its fold's chosen setting).
 #
 # ## 2 · Protocols
 #
