@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from hgrlib import checkpoint
+import hgrlib.checkpoint as checkpoint
 from hgrlib.config import Config
 from hgrlib.data.featureset import FeatureSet
 from hgrlib.data.splits import Split, make_split
