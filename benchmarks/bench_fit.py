@@ -23,8 +23,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from hgrlib.data.featureset import FeatureSet  # noqa: E402
 from hgrlib.profiles import get_profile  # noqa: E402
-from hgrlib.train import FeatureSet, fit  # noqa: E402
+from hgrlib.train import fit  # noqa: E402
 from hgrlib.train_stacked import fit_stacked  # noqa: E402
 
 

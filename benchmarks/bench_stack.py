@@ -1,9 +1,9 @@
-"""Stacked training (hgrlib.train_stacked) against runs trained alone: samples/s and share of the matmul rate.
+"""Stacked training (hgrlib.stacked: torch.func stacks) against runs trained alone: samples/s and share of the matmul rate.
 
     .venv/bin/python benchmarks/bench_stack.py [--quick] [--device cpu|cuda] [--ks 1 2 4 8 16] [--out FILE]
 
 A step is what training takes per batch: forward, the joint loss (λ = 0.1) of every member, backward and
-AdamW (torch's for a solo run, StackedAdamW for a stack), default profile model, batch 64 per member.
+AdamW (torch's, one per run or member), default profile model, batch 64 per member.
 
 On the CPU every variant runs as one process per core, side by side, each with one thread (how
 `./run_all.sh` trains: `-j` = cores), and the samples/s of all processes are added; stacks are also run as
@@ -26,40 +26,38 @@ import time
 from pathlib import Path
 
 import bench_train as bt  # the solo step, its inputs, the FLOP count and sync: one copy, in bench_train.py
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hgrlib.config import ModelConfig  # noqa: E402
 from hgrlib.losses import joint_loss  # noqa: E402
 from hgrlib.models import EmotionModel  # noqa: E402
-from hgrlib.stacked import stack_inputs, stack_models, stacked_forward  # noqa: E402
-from hgrlib.train import keep_freed_memory  # noqa: E402
-from hgrlib.train_stacked import StackedAdamW  # noqa: E402
+from hgrlib.runtime import keep_freed_memory  # noqa: E402
+from hgrlib.stacked import ModelStack  # noqa: E402
 
 B = bt.B
 
 
 def stack_step(k: int):
-    """One step of a stack of k members on bt.DEVICE (train_one_epoch_stacked's work for one batch): member i
-    on bt.make_inputs(i), so member 0 trains on the solo step's batch."""
+    """One step of a stack of k members on bt.DEVICE (train.train_one_epoch's work for one batch of a
+    ModelStack: EmotionModel's forward vmapped through torch.func, each member's loss, one backward, each
+    member's torch AdamW): member i on bt.make_inputs(i), so member 0 trains on the solo step's batch."""
     device = bt.DEVICE
     torch.manual_seed(0)
-    stack = stack_models([EmotionModel(bt.N_CLASSES, 1, bt.FRAMES, ModelConfig()).to(device) for _ in range(k)])
-    gens = [torch.Generator(device=device).manual_seed(i) for i in range(k)]
-    opt = StackedAdamW(stack.params, np.full(k, 1e-4))
-    a, v, y = stack_inputs(*zip(*[bt.make_inputs(i) for i in range(k)]))
+    models = [EmotionModel(bt.N_CLASSES, 1, bt.FRAMES, ModelConfig()).to(device) for _ in range(k)]
+    stack = ModelStack(models, [torch.Generator(device=device).manual_seed(i) for i in range(k)])
+    opts = [torch.optim.AdamW(stack.member_parameters(i), lr=1e-3, weight_decay=1e-4) for i in range(k)]
+    inputs = [bt.make_inputs(i) for i in range(k)]
     lab = torch.ones(B, dtype=torch.bool, device=device)
-    takes = {n: np.ones(k, bool) for n in stack.params}
-    lr, beta1 = np.full(k, 1e-3), np.full(k, 0.9)
 
     def step():
-        out = stacked_forward(stack, a, v, y, gens)
-        loss = sum(joint_loss({n: o[i] for n, o in out.items()}, y[i], lab, bt.LOSS)[0] for i in range(k))
-        for p in stack.params.values():
-            p.grad = None
-        loss.backward()
-        opt.step(lr, beta1, takes)
+        outs = stack(inputs)
+        losses = [joint_loss(o, y, lab, bt.LOSS)[0] for o, (_, _, y) in zip(outs, inputs)]
+        for o in opts:
+            o.zero_grad(set_to_none=True)
+        stack.backward(losses, outs)
+        for o in opts:
+            o.step()
 
     return step
 

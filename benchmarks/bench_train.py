@@ -29,9 +29,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hgrlib.config import LossConfig, ModelConfig  # noqa: E402
+from hgrlib.data.featureset import FeatureSet  # noqa: E402
 from hgrlib.losses import joint_loss, soft_hgr  # noqa: E402
 from hgrlib.models import EmotionModel  # noqa: E402
-from hgrlib.train import Batcher, FeatureSet  # noqa: E402
+from hgrlib.train import Batcher  # noqa: E402
 
 B, N_CLASSES, FRAMES, FACE = 64, 6, 3, 48
 LOSS = LossConfig(lam=0.1)

@@ -13,11 +13,11 @@ import pandas as pd
 from hgrlib.config import Config, DataConfig, FeatureConfig
 from hgrlib.data.cache import FeatureCache, PrepReport, load_features, prepare
 from hgrlib.data.datasets import classes_for, index_dataset, natural_key
+from hgrlib.data.featureset import FeatureSet
 from hgrlib.data.folds import FOLD_SPECS, fold_problems, fold_refusal, subject_folds
 from hgrlib.data.records import ClipRecord, DataError, IndexReport
 from hgrlib.data.synthetic import SyntheticConfig, generate_corpus
 from hgrlib.profiles import Profile, get_profile, results_tag
-from hgrlib.train import FeatureSet
 
 
 @dataclass

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from hgrlib.config import Config
+from hgrlib.data.featureset import FeatureSet
 from hgrlib.io import atomic
 from hgrlib.runs import cached_fit, cached_fit_stack, read_result, run_dir
-from hgrlib.train import FeatureSet
 from hgrlib.train_stacked import stack_signature, stackable
 
 EXECUTORS = ("pool", "slurm", "submitit-local")

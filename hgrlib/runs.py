@@ -18,19 +18,21 @@ import torch.distributed as dist
 from filelock import SoftFileLease, Timeout
 
 from hgrlib.config import Config, config_hash
+from hgrlib.data.featureset import FeatureSet
 from hgrlib.distributed import world
 from hgrlib.io import CorruptFile, read_sealed_json
 from hgrlib.provenance import TRAINING_LIBS, code_digest, file_sha256, library_versions, machine_identity, machine_tag
-from hgrlib.train import WEIGHTS_FILE, FeatureSet, fit, pick_device, torch_threads
+from hgrlib.runtime import pick_device, torch_threads
+from hgrlib.train import WEIGHTS_FILE, fit
 from hgrlib.train_stacked import fit_stacked
 
 LEASE_SECONDS = 60.0  # a lock not renewed for this long (its holder died, or lost its node) is taken over
 
 
 def code_version() -> str:
-    """Digest of every hgrlib module a run imports (the closure of the solo and the stacked trainer's
-    imports) and the shipped splits."""
-    return code_digest("hgrlib.train_stacked")
+    """Digest of every hgrlib module a run imports (the closure of hgrlib.train's imports: the one trainer,
+    alone and stacked) and the shipped splits."""
+    return code_digest("hgrlib.train")
 
 
 def execution_key(cfg: Config, stack: int = 1) -> str:

@@ -1,128 +1,169 @@
-"""K EmotionModels as one network: grouped convolutions (members as `groups=K`) and batched matrix products.
+"""K EmotionModels of one shape as one network: hgrlib.models' own forward, run for every member at once
+through torch.func (`stack_module_state`, `functional_call`, `vmap`), so the stack follows models.py by
+construction.
 
-Member k of a stack is exactly `EmotionModel` with the weights `member_state(stack, k)`: each parameter and
-buffer of the stack is the members' tensors stacked on a leading K axis, under the same names. The forward
-pass below follows hgrlib.models layer for layer; BatchNorm statistics stay per member (a grouped tensor's
-channels are the members' channels side by side), and each member draws its dropout masks from its own
-generator, the way the solo model draws them on the CPU (so a member's masks do not depend on the others).
-Bigger operators are the point: the networks are small, so a solo step is bound by per-operator overhead.
-
-Layouts: conv activations (B, K·C, H, W), member k's channels at [k·C, (k+1)·C); everything after the
-pooling (K, B, C).
+Stacked parameters and buffers are ordinary tensors with a leading K axis. Member k's parameters are also
+leaf views into them (`member_parameters(k)`), so each member keeps its own torch.optim.AdamW and OneCycleLR,
+exactly as its solo run (its learning rate, weight decay, schedule length and non-finite skips), while the
+update lands in the stacked tensors without a copy. BatchNorm statistics are stacked buffers, updated in place
+per member. Dropout masks: member k draws its own from its generator, in the order and shapes the solo forward
+draws them, and the stacked forward multiplies them in (so a member's masks do not depend on the others).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
+from torch.func import functional_call, stack_module_state, vmap
 
 from hgrlib.models import EmotionModel
 
-BN_MOMENTUM, BN_EPS = 0.1, 1e-5  # nn.BatchNorm's defaults, as hgrlib.models uses them
 
+class ModelStack:
+    """K EmotionModels (same config) trained as one: call it with the members' (audio, faces, y) batches."""
 
-@dataclass
-class Stack:
-    """The members' parameters (leaves with gradients) and buffers, each (K, ...), named as in EmotionModel."""
-
-    params: dict[str, Tensor]
-    buffers: dict[str, Tensor]
-    modalities: str
-    dropout: float
-    n_classes: int
+    def __init__(self, models: list[EmotionModel], generators: list[torch.Generator] | None = None) -> None:
+        self.template = copy.deepcopy(models[0]).to("meta")  # structure only: every tensor comes from the stack
+        params, self.buffers = stack_module_state(models)
+        self.params = {n: p.detach().requires_grad_() for n, p in params.items()}  # (K, ...) leaves
+        self.members = [{n: nn.Parameter(p.detach()[k]) for n, p in self.params.items()} for k in range(len(models))]
+        self.generators = generators
+        self.training = True
+        self._dropouts = [m for m in self.template.modules() if isinstance(m, nn.Dropout)]
+        self._reach: dict[str, set[str]] | None = None  # output name -> parameters it depends on
+        self._idle: dict = {}
 
     @property
     def k(self) -> int:
-        return next(iter(self.params.values())).shape[0]
+        return len(self.members)
+
+    def train(self, mode: bool = True) -> ModelStack:
+        self.training = mode
+        return self
+
+    def eval(self) -> ModelStack:
+        return self.train(False)
+
+    def member_parameters(self, k: int) -> list[nn.Parameter]:
+        """Member k's parameters (views into the stack), in EmotionModel.parameters() order: for its optimiser."""
+        return list(self.members[k].values())
+
+    def member_state(self, k: int) -> dict[str, Tensor]:
+        """Member k's state_dict, for EmotionModel.load_state_dict (copies, on the CPU)."""
+        return {n: t[k].detach().cpu().clone() for n, t in (self.params | self.buffers).items()}
+
+    def load_member_state(self, k: int, state: dict[str, Tensor]) -> None:
+        with torch.no_grad():
+            for n, t in (self.params | self.buffers).items():
+                t[k] = state[n].to(t.device)
+
+    def __call__(self, inputs: list[tuple[Tensor | None, Tensor | None, Tensor | None]], active: list[bool] | None = None) -> list[dict]:
+        """EmotionModel.forward of every member on its own (audio, faces, y); the members' output dicts. Training:
+        members not `active` (sitting a step out) get their BatchNorm statistics and generator put back."""
+        active = active or [True] * self.k
+        idle = [i for i, a in enumerate(active) if not a]
+        gens = self.generators if self.training and self.generators else None
+        self._idle = {"rows": idle, "bufs": {n: b[idle].clone() for n, b in self.buffers.items()} if idle and self.training else {}}
+        saved_gens = {i: gens[i].get_state() for i in idle} if gens else {}
+        args = [None if x[0] is None else torch.stack(x) for x in zip(*inputs)]
+        masks = self._masks(args, gens) if gens else []
+        for i, s in saved_gens.items():
+            gens[i].set_state(s)
+        self.template.train(self.training)
+        in_dims = (0, 0, *[None if x is None else 0 for x in args], 0)
+
+        def member(params, buffers, a, v, y, member_masks):
+            with _masked_dropout(self._dropouts, member_masks, self.training):
+                return functional_call(self.template, (params, buffers), (a, v, y))
+
+        out = vmap(member, in_dims=in_dims, randomness="different")(self.params, self.buffers, *args, masks)
+        if self.training and self._reach is None:
+            self._reach = {n: _leaves_reached(o, self.params) for n, o in out.items()}
+        return [{n: o[i] for n, o in out.items()} for i in range(self.k)]
+
+    def _masks(self, args: list, gens: list[torch.Generator]) -> list[Tensor]:
+        """Every member's dropout masks (K, ...) for this forward, drawn as F.dropout draws them on the CPU
+        (bernoulli_(1 - p), then / (1 - p)), in the order the forward applies them (shapes from a meta pass)."""
+        shapes: list[tuple] = []
+        hooks = [m.register_forward_pre_hook(lambda m, x: shapes.append((m.p, x[0].shape))) for m in self._dropouts]
+        try:
+            with torch.no_grad():
+                meta = [None if x is None else torch.empty(x.shape[1:], dtype=x.dtype, device="meta") for x in args]
+                self.template.train()(*meta)
+        finally:
+            for h in hooks:
+                h.remove()
+        device = next(iter(self.params.values())).device
+        out = []
+        for p, shape in shapes:
+            if p == 0:
+                out.append(torch.ones((self.k, *shape), device=device))
+                continue
+            drawn = [torch.empty(shape, device=device).bernoulli_(1 - p, generator=g) for g in gens]
+            out.append(torch.stack(drawn).div_(1 - p))
+        return out
+
+    def backward(self, losses: list[Tensor | None], outs: list[dict]) -> None:
+        """Backpropagate the members' losses (None: no update) once through the stack, then give each member's
+        parameter views their gradients; a parameter its loss does not reach gets none (as in its solo run)."""
+        self.zero_grad()
+        used: list[set[str]] = [set() for _ in losses]
+        roots, grads = [], []
+        for i, loss in enumerate(losses):
+            if loss is None:
+                continue
+            names = [n for n, o in outs[i].items() if o.requires_grad]
+            gs = torch.autograd.grad(loss, [outs[i][n] for n in names], allow_unused=True, retain_graph=True)
+            for n, g in zip(names, gs):
+                if g is not None:
+                    used[i].add(n), roots.append(outs[i][n]), grads.append(g)
+        if roots:
+            torch.autograd.backward(roots, grads)
+        for i, member in enumerate(self.members):
+            reached = set().union(*(self._reach[n] for n in used[i])) if used[i] else set()
+            for n, p in member.items():
+                g = self.params[n].grad
+                p.grad = g[i] if g is not None and n in reached else None
+        with torch.no_grad():  # after backward: batch norm's graph holds the running statistics
+            for n, b in self._idle.get("bufs", {}).items():
+                self.buffers[n][self._idle["rows"]] = b
+
+    def zero_grad(self) -> None:
+        for p in self.params.values():
+            p.grad = None
 
 
-def stack_models(models: list[EmotionModel]) -> Stack:
-    """One Stack from K EmotionModels of the same shape (their weights copied)."""
-    first = models[0]
-    names = dict(first.named_parameters())
-    states = [m.state_dict() for m in models]
-    params = {n: torch.stack([s[n] for s in states]).detach().clone().requires_grad_() for n in names}
-    buffers = {n: torch.stack([s[n] for s in states]).clone() for n in states[0] if n not in names}
-    drop = next(m.p for m in first.modules() if isinstance(m, torch.nn.Dropout))
-    return Stack(params, buffers, first.modalities, drop, first.label.n_classes)
+class _masked_dropout:
+    """Inside the vmapped forward: each nn.Dropout multiplies by the member's next mask (training), or is the
+    identity (evaluation), instead of drawing from the global generator."""
+
+    def __init__(self, dropouts: list[nn.Dropout], masks: list[Tensor], training: bool) -> None:
+        self.dropouts, self.masks, self.training = dropouts, list(masks), training
+
+    def __enter__(self):
+        it = iter(self.masks)
+        for m in self.dropouts:
+            m.forward = (lambda x, it=it: x * next(it)) if self.training else (lambda x: x)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for m in self.dropouts:
+            del m.forward
 
 
-def member_state(stack: Stack, k: int) -> dict[str, Tensor]:
-    """Member k's state_dict, for EmotionModel.load_state_dict (copies, on the CPU)."""
-    return {n: t[k].detach().cpu().clone() for n, t in (stack.params | stack.buffers).items()}
-
-
-def stack_inputs(audio: list[Tensor], faces: list[Tensor], labels: list[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
-    """Members' batches (B, C, M, L), (B, F, 3, H, W), (B,) → (B, K·C, M, L), (B, K·3, F, H, W), (K, B)."""
-    a = torch.cat(audio, dim=1)
-    v = torch.stack(faces, dim=1).transpose(2, 3)  # (B, K, 3, F, H, W)
-    return a, v.flatten(1, 2), torch.stack(labels)
-
-
-def _conv_bn_relu(x: Tensor, s: Stack, name: str, k: int, training: bool, stride, padding) -> Tensor:
-    """hgrlib.models.conv_block (or the visual stem), per member: conv → batch norm → ReLU."""
-    w = s.params[f"{name}.0.weight"]  # (K, C_out, C_in, *kernel)
-    conv = F.conv2d if w.dim() == 5 else F.conv3d
-    x = conv(x, w.flatten(0, 1), stride=stride, padding=padding, groups=k)
-    x = F.batch_norm(
-        x,
-        s.buffers[f"{name}.1.running_mean"].view(-1),
-        s.buffers[f"{name}.1.running_var"].view(-1),
-        s.params[f"{name}.1.weight"].flatten(),
-        s.params[f"{name}.1.bias"].flatten(),
-        training,
-        BN_MOMENTUM,
-        BN_EPS,
-    )
-    return F.relu(x)
-
-
-def _linear(x: Tensor, s: Stack, name: str) -> Tensor:
-    """nn.Linear per member: (K, B, in) → (K, B, out)."""
-    return torch.baddbmm(s.params[f"{name}.bias"].unsqueeze(1), x, s.params[f"{name}.weight"].transpose(1, 2))
-
-
-def _dropout(x: Tensor, p: float, gens: list[torch.Generator] | None) -> Tensor:
-    """Dropout with member k's mask from gens[k], drawn as F.dropout draws it on the CPU (bernoulli_, then /(1-p))."""
-    if gens is None or p == 0:
-        return x
-    noise = torch.stack([torch.empty(x.shape[1:], device=x.device).bernoulli_(1 - p, generator=g) for g in gens])
-    return x * noise.div_(1 - p)
-
-
-def _pooled(x: Tensor, k: int) -> Tensor:
-    """(B, K·C, H, W) → spatial mean per channel, (K, B, C)."""
-    return x.mean(dim=(2, 3)).unflatten(1, (k, -1)).transpose(0, 1)
-
-
-def stacked_forward(
-    s: Stack, audio: Tensor | None, faces: Tensor | None, y: Tensor | None = None, gens: list[torch.Generator] | None = None
-) -> dict[str, Tensor]:
-    """EmotionModel.forward for every member at once; `gens` given: training mode (batch statistics, running
-    averages updated, dropout), else evaluation. Inputs as stack_inputs makes them; outputs (K, B, ·)."""
-    k, train = s.k, gens is not None
-    out: dict[str, Tensor] = {}
-    feats = []
-    if "a" in s.modalities:
-        x = audio
-        for i in range(4):
-            x = _conv_bn_relu(x, s, f"audio.body.{i}", k, train, 2, 1)
-        out["f"] = _linear(_dropout(_pooled(x, k), s.dropout, gens), s, "audio.head.1")
-        out["logits_a"] = _linear(out["f"], s, "head_a")
-        feats.append(out["f"])
-    if "v" in s.modalities:
-        x = _conv_bn_relu(faces, s, "visual.stem", k, train, (1, 2, 2), (0, 1, 1)).squeeze(2)
-        for i in range(3):
-            x = _conv_bn_relu(x, s, f"visual.body.{i}", k, train, 2, 1)
-        out["g"] = _linear(_dropout(_pooled(x, k), s.dropout, gens), s, "visual.head.1")
-        out["logits_v"] = _linear(out["g"], s, "head_v")
-        feats.append(out["g"])
-    z = _dropout(F.relu(torch.cat(feats, dim=2)), s.dropout, gens)
-    out["z"] = F.relu(_linear(z, s, "fusion.2"))
-    out["logits"] = _linear(out["z"], s, "classifier")
-    if y is not None:
-        out["h"] = _linear(F.one_hot(y, s.n_classes).float(), s, "label.linear")
+def _leaves_reached(t: Tensor, leaves: dict[str, Tensor]) -> set[str]:
+    """Names of the `leaves` that `t`'s autograd graph reaches."""
+    ids = {id(v): n for n, v in leaves.items()}
+    seen, todo, out = set(), [t.grad_fn], set()
+    while todo:
+        fn = todo.pop()
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        var = getattr(fn, "variable", None)
+        if var is not None and id(var) in ids:
+            out.add(ids[id(var)])
+        todo.extend(f for f, _ in fn.next_functions)
     return out

@@ -1,23 +1,20 @@
-"""Training: one run of one Config on a FeatureSet, supervised or semi-supervised, CPU or GPU, one process
-or several under torchrun. `train_one_epoch` / `evaluate` / `fit`, as in torchvision's reference recipes;
-keying a run, reading a finished one back and the lock that trains it once live beside it, in hgrlib.runs.
+"""Training: one run of one Config on a FeatureSet, or a stack of K runs trained as one network (hgrlib.stacked),
+supervised or semi-supervised, CPU or GPU, one process or several under torchrun. Top down, as in torchvision's
+reference recipes: `train_one_epoch`, `evaluate`, `fit`; then what a run is set up from and finished with.
+Device and threads: hgrlib.runtime; checkpoints: hgrlib.checkpoint; result.json: hgrlib.result; keying a run,
+reading a finished one back and the lock that trains it once: hgrlib.runs.
 
 `fit` writes into its run folder: checkpoint.pt after every epoch (resumed if interrupted), then
 weights.pt (the best epoch's weights: what `hgrlib export` packs), features.npz (clip-level features of
-every clip) and result.json (with the sha256 of both).
+every clip) and result.json (with the sha256 of both). A stack's members each write their own folder.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import functools
-import hashlib
-import json
 import os
-import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,83 +22,251 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from hgrlib.config import Config, LossConfig
+import hgrlib.checkpoint as checkpoint
+from hgrlib.config import Config
+from hgrlib.data.featureset import FeatureSet
 from hgrlib.data.splits import Split, make_split
 from hgrlib.distributed import gather_rows, global_batchnorm, shard, world
 from hgrlib.evaluate import clip_probs, scores
-from hgrlib.io import atomic, read_sealed_json, write_sealed_json
+from hgrlib.io import atomic, read_sealed_json
 from hgrlib.losses import joint_loss
 from hgrlib.models import EmotionModel
-from hgrlib.provenance import arrays_sha256, file_sha256
+from hgrlib.provenance import file_sha256
+from hgrlib.result import RunResult
+from hgrlib.runtime import autocast, keep_freed_memory, pick_device, seed_everything, torch_threads
+from hgrlib.stacked import ModelStack
+from hgrlib.train_stacked import stack_signature, stackable
+
+__all__ = ["FeatureSet", "autocast", "keep_freed_memory", "pick_device", "torch_threads"]  # re-exported: importers of old
 
 
-@dataclass
-class FeatureSet:
-    """Cached features of a dataset, in memory: one row per clip, n_segments segments each."""
+def train_one_epoch(
+    model: EmotionModel | ModelStack,
+    forward: Callable,
+    opt,
+    sched,
+    batcher,
+    batches: list,
+    loss_cfg,
+    mixed: contextlib.AbstractContextManager,
+):
+    """One optimiser step per global batch (segment indices, labeled mask); the epoch's mean loss parts and
+    the count of skipped steps. A step whose loss or gradient is not finite (e.g. a CCA-style loss on a
+    singular batch) makes no update; the schedule still advances. Under torchrun each rank forwards its
+    shard and the loss is that of the whole batch (hgrlib.distributed).
 
-    clip_ids: list[str]
-    subjects: list[str]
-    labels: np.ndarray  # (N,) class index
-    classes: tuple[str, ...]
-    audio: np.ndarray  # (N, S, C, M, L) float16
-    faces: np.ndarray  # (N, S, K, H, W, 3) uint8
-    dataset: str
-    feature_key: str = ""  # the feature cache's key (its folder name): preprocessing config, code, libraries
-
-    @property
-    def n_segments(self) -> int:
-        return self.audio.shape[1]
-
-    @functools.cached_property
-    def fingerprint(self) -> str:
-        """Which clips, subjects, labels and feature values (every byte): part of a run's cache key."""
-        names = json.dumps([self.dataset, self.feature_key, self.clip_ids, self.subjects, list(self.classes)])
-        values = arrays_sha256(self.labels.astype(np.int64), self.audio, self.faces)
-        return hashlib.sha256((names + values).encode()).hexdigest()[:16]
-
-
-def pick_device(pref: str = "auto") -> torch.device:
-    """CUDA when present (or asked for), else the CPU."""
-    if pref == "auto":
-        pref = "cuda" if torch.cuda.is_available() else "cpu"
-    if pref == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device='cuda' asked for, but no CUDA device is available")
-    if pref == "cuda" and world()[1] > 1:  # under torchrun: this rank's GPU
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return torch.device(pref)
-
-
-def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
-    """Mixed precision for the networks when `amp` asks for it (TrainConfig.amp: off | bf16)."""
-    if amp not in ("off", "bf16"):
-        raise ValueError(f"TrainConfig.amp must be 'off' or 'bf16', got {amp!r}")
-    if amp == "off":
-        return contextlib.nullcontext()
-    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise RuntimeError("TrainConfig.amp='bf16' asked for, but this GPU has no bfloat16 support; use amp='off'")
-    return torch.autocast(device.type, dtype=torch.bfloat16)
-
-
-def keep_freed_memory() -> None:
-    """Ask glibc's malloc to keep freed blocks of up to 32 MiB for reuse instead of handing every block over
-    128 KiB back to the OS: a training step frees and reallocates the same activation and gradient buffers
-    every step, and each page of a returned block faults back in (on the 2-core CPU the first audio conv's
-    buffers alone took 80% of its time). Changes no number; no effect where malloc is not glibc's.
-    Measured: benchmarks/README.md."""
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):
-        return
-    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3  # <malloc.h>
-    mallopt(m_mmap_threshold, 32 << 20)
-    mallopt(m_trim_threshold, 1 << 30)
-    mallopt(m_top_pad, 64 << 20)
+    `model` a ModelStack: opt, sched, batcher, batches and loss_cfg are its members' (sequences of K), and so
+    is the result. Step t runs member k's batch t while t < its steps per epoch; after that it sits out."""
+    stacked = isinstance(model, ModelStack)
+    opts, scheds, batchers, epochs, cfgs = (
+        (opt, sched, batcher, batches, loss_cfg) if stacked else ([opt], [sched], [batcher], [batches], [loss_cfg])
+    )
+    rank, size = world()
+    model.train()
+    sums: list[dict[str, float]] = [{} for _ in opts]
+    nonfinite = [0 for _ in opts]
+    for t in range(max(map(len, epochs), default=0)):
+        active = [t < len(b) for b in epochs]
+        if stacked and not all(epochs):
+            raise ValueError("a run of the stack has no training batch; train it alone")
+        rows = [b[t] if on else b[0] for b, on in zip(epochs, active)]  # one sitting out forwards its first batch again
+        inputs = [bt(shard(r, rank, size)) for bt, (r, _) in zip(batchers, rows)]
+        with mixed:
+            outs = forward(inputs, active) if stacked else [forward(*branch_inputs(model, a, v), y) for a, v, y in inputs]
+        losses, parts, used = [], [], []
+        for on, out, (_, _, y), (_, lab), cfg in zip(active, outs, inputs, rows, cfgs):
+            if not on:
+                losses.append(None), parts.append({}), used.append(None)
+                continue
+            out = {k: gather_rows(x).float() for k, x in out.items()}  # the losses' moments and covariances in fp32
+            y, labeled = gather_rows(y), torch.from_numpy(lab).to(y.device)
+            try:
+                loss, pt = joint_loss(out, y, labeled, cfg)
+            except torch.linalg.LinAlgError:  # a singular covariance (CCA-style loss): a non-finite step
+                loss, pt = torch.tensor(float("nan")), {}
+            losses.append(loss), parts.append(pt), used.append(out)
+        for o in opts:
+            o.zero_grad(set_to_none=True)
+        finite = [loss is not None and bool(torch.isfinite(loss)) for loss in losses]
+        if stacked:
+            model.backward([loss if ok else None for loss, ok in zip(losses, finite)], used)
+        elif finite[0]:
+            losses[0].backward()
+        if stacked:
+            model.zero_grad()  # the members' gradients are views into the stack's: kept until they step
+        for i, (o, s) in enumerate(zip(opts, scheds)):
+            if not active[i]:
+                continue
+            if not finite[i] or not grads_finite(p for g in o.param_groups for p in g["params"]):
+                nonfinite[i] += 1
+                o.zero_grad(set_to_none=True)
+                s.step()
+                continue
+            o.step()
+            s.step()
+            for k, x in parts[i].items():
+                sums[i][k] = sums[i].get(k, 0.0) + x / len(epochs[i])
+    res = [s | {"nonfinite_steps": n} for s, n in zip(sums, nonfinite)]
+    return res if stacked else res[0]
 
 
-def seed_everything(seed: int) -> None:
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+def grads_finite(params) -> bool:
+    """Whether every gradient of `params` is finite (None counts as finite): a step's finiteness check."""
+    grads = [p.grad for p in params if p.grad is not None]
+    return not grads or bool(torch.stack([g.isfinite().all() for g in grads]).all())
 
+
+def evaluate(model: EmotionModel, batcher: Batcher, idx: np.ndarray, fs: FeatureSet, protocol: str) -> dict:
+    """Segment- and clip-level scores on `idx`; the headline (acc, uar) is clip-level under `subject`."""
+    pred = predict(model, batcher, idx)
+    y_seg = fs.labels[idx // fs.n_segments]
+    c = len(fs.classes)
+    seg = scores(y_seg, pred["probs"].argmax(1), c)
+    clips, p = clip_probs(pred["probs"], idx // fs.n_segments)
+    clip = scores(fs.labels[clips], p.argmax(1), c)
+    head = clip if protocol == "subject" else seg
+    return {
+        "acc": head["acc"],
+        "uar": head["uar"],
+        "confusion": head["confusion"],
+        "seg_acc": seg["acc"],
+        "seg_uar": seg["uar"],
+        "clip_acc": clip["acc"],
+        "clip_uar": clip["uar"],
+    }
+
+
+def fit(cfg: Config | Sequence[Config], fs: FeatureSet, run_dir: str | Sequence[str], progress: bool = True, key=None):
+    """Train, keep the epoch with the best validation UAR, test it; write features.npz and result.json to
+    `run_dir` and return the result. Resumes from run_dir/checkpoint.pt. Under torchrun every rank calls it
+    with the same arguments; rank 0 evaluates and writes, and every rank returns what it wrote.
+    `key`: what the run is keyed by (hgrlib.runs), recorded in result.json.
+
+    A list of configs (one hgrlib.train_stacked.stack_signature, all stackable) with a list of run folders
+    (and keys) trains them as one stack (hgrlib.stacked), one process; each member's folder gets what its run
+    alone would write there, and the members' results are returned. Resumes when every member has a
+    checkpoint of the same epoch."""
+    if not isinstance(cfg, Config):
+        return _fit_stack(list(cfg), fs, list(run_dir), progress, key)
+    t0 = time.perf_counter()
+    tc = cfg.train
+    rank, size = world()
+    device = pick_device(tc.device)
+    os.makedirs(run_dir, exist_ok=True)
+    keep_freed_memory()
+    ckpt = os.path.join(run_dir, "checkpoint.pt")
+    r, forward, opt, sched = _solo_setup(cfg, fs, device)
+    state = checkpoint.resume(ckpt, r.model, opt, sched, device)
+    if state is None:  # a damaged checkpoint, removed: set the run up afresh (same seed, same initialisation)
+        r, forward, opt, sched = _solo_setup(cfg, fs, device)
+        state = checkpoint.fresh_state()
+    model, batcher, split = r.model, r.batcher, r.split
+    mixed = autocast(device, tc.amp)  # checked and built once; entered around every training forward
+    bar = tqdm(
+        range(state["epoch"], tc.epochs),
+        desc=f"train {cfg.model.modalities} lam={cfg.loss.lam} seed={tc.seed}",
+        unit="epoch",
+        disable=not progress or rank > 0,
+        leave=False,
+    )
+    for epoch in bar:
+        sums = train_one_epoch(model, forward, opt, sched, batcher, r.batches(epoch), cfg.loss, mixed)
+        state["epoch"] = epoch + 1
+        rngs = checkpoint.rng_states(device)
+        if rank == 0:
+            val = evaluate(model, batcher, split.val, fs, tc.protocol)
+            record_epoch(state, sums, val, model.state_dict())
+            bar.set_postfix(loss=f"{sums.get('loss', 0):.3f}", val_uar=f"{val['uar']:.3f}")
+            payload = {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "state": state, "rng": rngs}
+            checkpoint.save(ckpt, payload)
+    result_file = os.path.join(run_dir, "result.json")
+    if rank == 0:
+        result = finish_run(cfg, fs, r, state, run_dir, key, {"world_size": size, "seconds": time.perf_counter() - t0})
+        os.remove(ckpt)
+    if size == 1:
+        return result
+    dist.barrier()
+    return read_sealed_json(result_file)
+
+
+def _solo_setup(cfg: Config, fs: FeatureSet, device: torch.device) -> tuple:
+    """A run alone: its RunSetup, the training forward (DDP under torchrun, compiled if asked), AdamW, OneCycleLR."""
+    tc = cfg.train
+    rank, size = world()
+    r = setup_run(cfg, fs, device)
+    forward: Callable = r.model
+    if size > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        torch.manual_seed(int(np.random.SeedSequence([tc.seed, rank]).generate_state(1)[0]))  # own dropout masks
+        # find_unused_parameters: with lam = 0 (or w_ce_uni = 0) h(y) (or the per-modality heads) gets no gradient
+        forward = DistributedDataParallel(
+            global_batchnorm(r.model), device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
+        )
+    forward = torch.compile(forward) if tc.compile else forward  # shares the parameters; eval stays eager
+    opt, sched = optimiser(cfg, r.model.parameters(), r.n_batches)
+    return r, forward, opt, sched
+
+
+def optimiser(cfg: Config, params, n_batches: int) -> tuple:
+    """A run's AdamW and its OneCycleLR schedule (the same for a run alone and a member of a stack)."""
+    tc = cfg.train
+    opt = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=tc.epochs * max(1, n_batches), pct_start=0.2)
+    return opt, sched
+
+
+def _fit_stack(cfgs: list[Config], fs: FeatureSet, run_dirs: list[str], progress: bool, keys) -> list[dict]:
+    """fit for a stack: the same epoch loop over K members (see fit)."""
+    t0 = time.perf_counter()
+    if len({stack_signature(c) for c in cfgs}) != 1 or not all(map(stackable, cfgs)) or world()[1] > 1:
+        raise ValueError("a stack's configs must share data, features, model and schedule length, use neither amp nor compile, one process")
+    tc = cfgs[0].train
+    device = pick_device(tc.device)
+    keep_freed_memory()
+    runs, gens = [], []
+    for c in cfgs:
+        runs.append(setup_run(c, fs, device))
+        gens.append(member_generator(device, c.train.seed))
+    stack = ModelStack([r.model for r in runs], gens)
+    opts, scheds = zip(*(optimiser(c, stack.member_parameters(i), r.n_batches) for i, (c, r) in enumerate(zip(cfgs, runs))))
+    ckpts = [os.path.join(d, "checkpoint.pt") for d in run_dirs]
+    for d in run_dirs:
+        os.makedirs(d, exist_ok=True)
+    states = checkpoint.resume_stack(ckpts, stack, opts, scheds, gens)
+    desc = f"train {len(cfgs)} stacked {cfgs[0].model.modalities}"
+    mixed = contextlib.nullcontext()
+    for epoch in tqdm(range(states[0]["epoch"], tc.epochs), desc=desc, unit="epoch", disable=not progress, leave=False):
+        sums = train_one_epoch(
+            stack, stack, opts, scheds, [r.batcher for r in runs], [r.batches(epoch) for r in runs], [c.loss for c in cfgs], mixed
+        )
+        for i, (c, r, st) in enumerate(zip(cfgs, runs, states)):
+            st["epoch"] = epoch + 1
+            r.model.load_state_dict(stack.member_state(i))
+            record_epoch(st, sums[i], evaluate(r.model, r.batcher, r.split.val, fs, c.train.protocol), r.model.state_dict())
+            payload = {"stacked": True, "model": stack.member_state(i), "opt": opts[i].state_dict(), "sched": scheds[i].state_dict()}
+            checkpoint.save(ckpts[i], payload | {"state": st, "gen": gens[i].get_state()})
+    seconds = time.perf_counter() - t0
+    results = []
+    for i, (c, r, st) in enumerate(zip(cfgs, runs, states)):
+        extra = {"world_size": 1, "stack_size": len(cfgs), "seconds": seconds / len(cfgs)}
+        results.append(finish_run(c, fs, r, st, run_dirs[i], keys[i] if keys else None, extra))
+        os.remove(ckpts[i])
+    return results
+
+
+def member_generator(device: torch.device, seed: int) -> torch.Generator:
+    """The generator a stack's member draws dropout masks from: on the CPU the global state its solo run has at
+    that point (just after the model's initialisation), on a GPU a device generator seeded by the run's seed."""
+    if device.type == "cpu":
+        g = torch.Generator()
+        g.set_state(torch.get_rng_state())
+    else:
+        g = torch.Generator(device=device).manual_seed(seed)
+    return g
+
+
+# What a run is set up from and finished with.
 
 WEIGHTS_FILE = "weights.pt"  # in a run folder: the best epoch's state_dict (written by finish_run, packed by hgrlib.export)
 FACES_NORM = {"faces_scale": 255.0, "faces_mean": 0.5, "faces_std": 0.25}  # uint8 face pixels → model input
@@ -156,38 +321,6 @@ def predict(model: EmotionModel, batcher: Batcher, idx: np.ndarray, batch_size: 
     return res
 
 
-def evaluate(model: EmotionModel, batcher: Batcher, idx: np.ndarray, fs: FeatureSet, protocol: str) -> dict:
-    """Segment- and clip-level scores on `idx`; the headline (acc, uar) is clip-level under `subject`."""
-    pred = predict(model, batcher, idx)
-    y_seg = fs.labels[idx // fs.n_segments]
-    c = len(fs.classes)
-    seg = scores(y_seg, pred["probs"].argmax(1), c)
-    clips, p = clip_probs(pred["probs"], idx // fs.n_segments)
-    clip = scores(fs.labels[clips], p.argmax(1), c)
-    head = clip if protocol == "subject" else seg
-    return {
-        "acc": head["acc"],
-        "uar": head["uar"],
-        "confusion": head["confusion"],
-        "seg_acc": seg["acc"],
-        "seg_uar": seg["uar"],
-        "clip_acc": clip["acc"],
-        "clip_uar": clip["uar"],
-    }
-
-
-@contextlib.contextmanager
-def torch_threads(n: int):
-    """Run with `n` torch CPU threads (0: as they are), then restore the caller's count."""
-    prev = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(prev)
-
-
 def steps_per_epoch(n_train: int, n_used: int, tc) -> int:
     """Optimiser steps per epoch: full batches in one pass over the rows a run trains on (`n_used`), or with
     `match_steps` over every training row (`n_train`, labeled or not), so a labeled-only run takes as many
@@ -212,111 +345,9 @@ def rows_per_batch(tc) -> int:
     return tc.labeled_per_batch if tc.labeled_per_batch and not tc.use_unlabeled else tc.batch_size
 
 
-def train_one_epoch(
-    model: EmotionModel,
-    forward: Callable,
-    opt: torch.optim.Optimizer,
-    sched,
-    batcher: Batcher,
-    batches: list[tuple[np.ndarray, np.ndarray]],
-    loss_cfg: LossConfig,
-    mixed: contextlib.AbstractContextManager,
-) -> dict[str, float]:
-    """One optimiser step per global batch (segment indices, labeled mask); the epoch's mean loss parts and
-    the count of skipped steps. A step whose loss or gradient is not finite (e.g. a CCA-style loss on a
-    singular batch) makes no update; the schedule still advances. Under torchrun each rank forwards its
-    shard and the loss is that of the whole batch (hgrlib.distributed)."""
-    rank, size = world()
-    model.train()
-    sums: dict[str, float] = {}
-    nonfinite = 0
-    for rows, lab in batches:
-        a, v, y = batcher(shard(rows, rank, size))
-        with mixed:
-            out = forward(*branch_inputs(model, a, v), y)
-        out = {k: gather_rows(x).float() for k, x in out.items()}  # the losses' moments and covariances in fp32
-        y, labeled = gather_rows(y), torch.from_numpy(lab).to(y.device)
-        try:
-            loss, parts = joint_loss(out, y, labeled, loss_cfg)
-        except torch.linalg.LinAlgError:  # a singular covariance (CCA-style loss): a non-finite step
-            loss, parts = torch.tensor(float("nan")), {}
-        opt.zero_grad(set_to_none=True)
-        if torch.isfinite(loss):
-            loss.backward()
-        if not torch.isfinite(loss) or not torch.isfinite(torch.nn.utils.clip_grad_norm_(model.parameters(), float("inf"))):
-            nonfinite += 1
-            opt.zero_grad(set_to_none=True)
-            sched.step()
-            continue
-        opt.step()
-        sched.step()
-        for k, x in parts.items():
-            sums[k] = sums.get(k, 0.0) + x / len(batches)
-    return sums | {"nonfinite_steps": nonfinite}
-
-
-def fit(cfg: Config, fs: FeatureSet, run_dir: str, progress: bool = True, key: dict | None = None) -> dict:
-    """Train, keep the epoch with the best validation UAR, test it; write features.npz and result.json to
-    `run_dir` and return the result. Resumes from run_dir/checkpoint.pt. Under torchrun every rank calls it
-    with the same arguments; rank 0 evaluates and writes, and every rank returns what it wrote.
-    `key`: what the run is keyed by (hgrlib.runs), recorded in result.json."""
-    t0 = time.perf_counter()
-    tc = cfg.train
-    rank, size = world()
-    device = pick_device(tc.device)
-    os.makedirs(run_dir, exist_ok=True)
-    keep_freed_memory()
-    r = setup_run(cfg, fs, device)
-    model, batcher, split = r.model, r.batcher, r.split
-    forward: Callable = model
-    if size > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        torch.manual_seed(int(np.random.SeedSequence([tc.seed, rank]).generate_state(1)[0]))  # own dropout masks
-        # find_unused_parameters: with lam = 0 (or w_ce_uni = 0) h(y) (or the per-modality heads) gets no gradient
-        forward = DistributedDataParallel(
-            global_batchnorm(model), device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
-        )
-    forward = torch.compile(forward) if tc.compile else forward  # shares the parameters; eval stays eager
-    mixed = autocast(device, tc.amp)  # checked and built once; entered around every training forward
-    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=tc.epochs * max(1, r.n_batches), pct_start=0.2)
-    ckpt = os.path.join(run_dir, "checkpoint.pt")
-    state = _resume(ckpt, model, opt, sched, device)
-    if state is None:  # a damaged checkpoint: start over
-        return fit(cfg, fs, run_dir, progress, key)
-    bar = tqdm(
-        range(state["epoch"], tc.epochs),
-        desc=f"train {cfg.model.modalities} lam={cfg.loss.lam} seed={tc.seed}",
-        unit="epoch",
-        disable=not progress or rank > 0,
-        leave=False,
-    )
-    for epoch in bar:
-        sums = train_one_epoch(model, forward, opt, sched, batcher, r.batches(epoch), cfg.loss, mixed)
-        state["epoch"] = epoch + 1
-        rngs = _rng_states(device)
-        if rank == 0:
-            val = evaluate(model, batcher, split.val, fs, tc.protocol)
-            record_epoch(state, sums, val, model.state_dict())
-            bar.set_postfix(loss=f"{sums.get('loss', 0):.3f}", val_uar=f"{val['uar']:.3f}")
-            with atomic(ckpt) as tmp:
-                torch.save(
-                    {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "state": state, "rng": rngs}, tmp
-                )
-    result_file = os.path.join(run_dir, "result.json")
-    if rank == 0:
-        result = finish_run(cfg, fs, r, state, run_dir, key, {"world_size": size, "seconds": time.perf_counter() - t0})
-        os.remove(ckpt)
-    if size == 1:
-        return result
-    dist.barrier()
-    return read_sealed_json(result_file)
-
-
 @dataclass
 class RunSetup:
-    """What a run trains on, made the same way by fit and by hgrlib.train_stacked: its split, the rows it
+    """What a run trains on, made the same way for a run alone and for a member of a stack: its split, the rows it
     trains on (and which are labeled), a Batcher, the model as initialised under the run's seed."""
 
     cfg: Config
@@ -385,25 +416,26 @@ def finish_run(cfg: Config, fs: FeatureSet, r: RunSetup, state: dict, run_dir: s
         torch.save({k: v.detach().cpu() for k, v in r.model.state_dict().items()}, tmp)
     feats_file = _save_features(run_dir, r.model, r.batcher, r.split, fs)
     device = next(r.model.parameters()).device
-    result = {
-        "config": cfg.to_dict(),
-        "key": key or {},
-        "features_sha256": file_sha256(feats_file),
-        "weights_sha256": file_sha256(weights_file),
-        "test": test,
-        "history": state["history"],
-        "best_val_uar": state["best_uar"],
-        "n_train_segments": int(len(r.train_idx)),
-        "n_labeled_segments": int(r.labeled.sum()),
-        "steps": tc.epochs * r.n_batches,
-        "n_test_segments": int(len(r.split.test)),
-        "test_subjects": r.split.test_subjects,
-        "device": str(device),
-        "threads": torch.get_num_threads(),
-    }
-    result |= extra | {"run_dir": run_dir}
-    write_sealed_json(os.path.join(run_dir, "result.json"), result)
-    return result
+    result = RunResult(
+        config=cfg.to_dict(),
+        key=key or {},
+        features_sha256=file_sha256(feats_file),
+        weights_sha256=file_sha256(weights_file),
+        test=test,
+        history=state["history"],
+        best_val_uar=state["best_uar"],
+        n_train_segments=int(len(r.train_idx)),
+        n_labeled_segments=int(r.labeled.sum()),
+        steps=tc.epochs * r.n_batches,
+        n_test_segments=int(len(r.split.test)),
+        test_subjects=r.split.test_subjects,
+        device=str(device),
+        threads=torch.get_num_threads(),
+        run_dir=run_dir,
+        **extra,
+    )
+    result.write(os.path.join(run_dir, "result.json"))
+    return result.to_dict()
 
 
 def record_epoch(state: dict, sums: dict, val: dict, model_state: dict) -> None:
@@ -415,47 +447,7 @@ def record_epoch(state: dict, sums: dict, val: dict, model_state: dict) -> None:
         state["best"] = {k: t.detach().cpu().clone() for k, t in model_state.items()}
 
 
-def _rng_states(device: torch.device) -> list:
-    """Every rank's random-number state (CPU, and the GPU's when training there), in rank order."""
-    mine = {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
-    if world()[1] == 1:
-        return [mine]
-    states: list = [None] * world()[1]
-    dist.all_gather_object(states, mine)
-    return states
-
-
-def fresh_state() -> dict:
-    return {"epoch": 0, "best_uar": -1.0, "best": None, "history": []}
-
-
-def _resume(ckpt: str, model: EmotionModel, opt, sched, device: torch.device) -> dict | None:
-    """The training state to go on from: a fresh one, or the checkpoint's (loading model, optimiser, schedule
-    and this rank's random state). None when the checkpoint is damaged: it is removed, the caller restarts."""
-    fresh = fresh_state()
-    rank, size = world()
-    if size > 1:
-        dist.barrier()  # rank 0 may be replacing the checkpoint of a run it is restarting
-    if not os.path.exists(ckpt):
-        return fresh
-    try:
-        saved = torch.load(ckpt, map_location=device, weights_only=False)
-        model.load_state_dict(saved["model"]), opt.load_state_dict(saved["opt"]), sched.load_state_dict(saved["sched"])
-        rng = saved["rng"][rank]
-        torch.set_rng_state(rng["cpu"])
-        if rng["cuda"] is not None and device.type == "cuda":
-            torch.cuda.set_rng_state(rng["cuda"], device)
-        ok, state = True, saved["state"]
-    except Exception as e:  # e.g. a disk filled mid-write elsewhere
-        print(f"{ckpt}: cannot resume from it ({type(e).__name__}: {e}); training from the start", file=sys.stderr)
-        ok, state = False, None
-    if size > 1:
-        flag = torch.tensor([float(ok)])
-        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
-        ok = bool(flag.item())
-    if not ok and rank == 0:
-        os.remove(ckpt)
-    return state if ok else None
+fresh_state = checkpoint.fresh_state
 
 
 def _save_features(run_dir: str, model: EmotionModel, batcher: Batcher, split: Split, fs: FeatureSet) -> str:

@@ -232,7 +232,7 @@ def random_featureset(n: int = 96, s: int = 2):
     """A FeatureSet of random features (12 subjects, 6 classes; audio shifted by the label so a little is
     learnable) with tiny shapes: audio (n, s, 1, 24, 16), faces (n, s, 3, 16, 16, 3). For training tests
     that need no media."""
-    from hgrlib.train import FeatureSet
+    from hgrlib.data.featureset import FeatureSet
 
     r = np.random.default_rng(0)
     labels = r.integers(0, 6, n)

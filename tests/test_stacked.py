@@ -1,6 +1,7 @@
-"""Runs trained as one stacked network (hgrlib.stacked, hgrlib.train_stacked) are the runs fit trains alone:
-the same forward pass, gradients and dropout masks, the same schedule, skips, selection and files; only
-the summation order inside the stacked operators differs (float tolerance, keyed apart by stack size)."""
+"""Runs trained as one stacked network (hgrlib.stacked: EmotionModel's own forward through torch.func) are the
+runs fit trains alone: the same forward pass, gradients and dropout masks, the same schedule, skips, selection
+and files; only the summation order inside the batched operators differs (float tolerance, keyed apart by
+stack size)."""
 
 from __future__ import annotations
 
@@ -10,15 +11,16 @@ import torch
 from fixtures import random_featureset
 
 import hgrlib.runs as runs
-import hgrlib.train_stacked as ts
+import hgrlib.train as ts
 from hgrlib.config import Config, LossConfig, ModelConfig, TrainConfig
 from hgrlib.launch import pack, run_all
 from hgrlib.losses import joint_loss
 from hgrlib.models import EmotionModel
 from hgrlib.provenance import machine_identity, machine_tag
 from hgrlib.runs import cached_fit_stack, read_result, run_dir
-from hgrlib.stacked import member_state, stack_inputs, stack_models, stacked_forward
+from hgrlib.stacked import ModelStack
 from hgrlib.train import fit
+from hgrlib.train_stacked import fit_stacked
 
 BASE = Config(
     model=ModelConfig(dim=16, width=8), loss=LossConfig(lam=0.1), train=TrainConfig(epochs=2, batch_size=32, n_folds=3, threads=1)
@@ -35,37 +37,66 @@ def _close(a, b, tol=1e-5):
     return float((a - b).abs().max()) <= tol * max(1.0, float(b.abs().max()))
 
 
-def test_stacked_forward_gradients_and_dropout_match_each_member():
+def _check_stack_against_solo(make, cfgs, b=8):
+    """Stack K models made by make(seed) (seed k = member k), forward and backward the members' losses once,
+    and compare each member's outputs (dropout masks included), gradients and BatchNorm statistics with its
+    model trained alone from the same RNG state."""
     torch.set_num_threads(1)
-    cfg, b = ModelConfig(dim=16, width=8, dropout=0.3), 8
     models, gens, data = [], [], []
-    for seed in range(3):
+    for seed in range(len(cfgs)):
         torch.manual_seed(seed)
-        models.append(EmotionModel(6, 1, 3, cfg))
+        models.append(make())
         gens.append(torch.Generator().set_state(torch.get_rng_state()))
         data.append((torch.randn(b, 1, 24, 16), torch.randn(b, 3, 3, 16, 16), torch.randint(0, 6, (b,))))
-    stack = stack_models(models)
-    out = stacked_forward(stack, *stack_inputs(*zip(*data)), gens)
+    stack = ModelStack(models, gens)
+    outs = stack(data)
     lab = torch.ones(b, dtype=torch.bool)
-    sum(joint_loss({n: o[k] for n, o in out.items()}, data[k][2], lab, LossConfig(lam=0.1))[0] for k in range(3)).backward()
+    stack.backward([joint_loss(outs[k], data[k][2], lab, c)[0] for k, c in enumerate(cfgs)], outs)
     for k, (m, (a, v, y)) in enumerate(zip(models, data)):
         torch.manual_seed(k)
-        EmotionModel(6, 1, 3, cfg)  # the solo run's RNG, where its initialisation leaves it
+        make()  # the solo run's RNG, where its initialisation leaves it
         solo = m.train()(a, v, y)
-        joint_loss(solo, y, lab, LossConfig(lam=0.1))[0].backward()
-        assert all(_close(out[n][k], solo[n]) for n in solo)  # dropout masks included
-        for n, p in m.named_parameters():
-            g = stack.params[n].grad
-            assert (p.grad is None) == (g is None or not g[k].any()), n
+        joint_loss(solo, y, lab, cfgs[k])[0].backward()
+        assert all(_close(outs[k][n], solo[n]) for n in solo)  # dropout masks included
+        for (n, p), g in zip(m.named_parameters(), (q.grad for q in stack.member_parameters(k))):
+            assert (p.grad is None) == (g is None), n  # a part of the model its loss does not reach: no gradient
             if p.grad is not None:
-                assert _close(g[k], p.grad), n
-        state = member_state(stack, k)
-        assert all(_close(state[n], t) for n, t in m.named_buffers() if "running" in n)  # (counts: the loop's job)
+                assert _close(g, p.grad), n
+        state = stack.member_state(k)
+        assert all(_close(state[n], t) for n, t in m.named_buffers())
+
+
+def test_stacked_forward_gradients_and_dropout_match_each_member():
+    cfg = ModelConfig(dim=16, width=8, dropout=0.3)
+    losses = [LossConfig(lam=0.1), LossConfig(lam=0.0), LossConfig(lam=0.1, w_ce_uni=0.5)]
+    _check_stack_against_solo(lambda: EmotionModel(6, 1, 3, cfg), losses)
+
+
+class _Deeper(EmotionModel):
+    """An EmotionModel with a changed forward and extra layers (another dropout and BatchNorm in the fusion)."""
+
+    def __init__(self, *a) -> None:
+        super().__init__(*a)
+        d = self.classifier.in_features
+        self.extra = torch.nn.Sequential(torch.nn.Linear(d, d), torch.nn.BatchNorm1d(d), torch.nn.Dropout(0.2), torch.nn.Tanh())
+
+    def forward(self, audio, faces, y=None):
+        out = super().forward(audio, faces, y)
+        out["z"] = self.extra(out["z"]) + out["z"]
+        out["logits"] = self.classifier(out["z"])
+        return out
+
+
+def test_the_stack_follows_models_py():
+    """No second copy of the network: a model with other layers stacks as it is."""
+    cfg = ModelConfig(dim=16, width=8, dropout=0.3)
+    _check_stack_against_solo(lambda: _Deeper(6, 1, 3, cfg), [LossConfig(lam=0.1)] * 2)
+    _check_stack_against_solo(lambda: EmotionModel(6, 1, 3, ModelConfig(dim=8, width=4, modalities="a")), [LossConfig(lam=0.1)] * 2)
 
 
 def test_each_member_of_a_stack_is_its_solo_run(tmp_path):
     fs = random_featureset()
-    stacked = ts.fit_stacked(MEMBERS, fs, [str(tmp_path / f"s{i}") for i in range(3)], progress=False)
+    stacked = fit_stacked(MEMBERS, fs, [str(tmp_path / f"s{i}") for i in range(3)], progress=False)
     for i, cfg in enumerate(MEMBERS):
         solo = fit(cfg, fs, str(tmp_path / f"solo{i}"), progress=False)
         assert stacked[i]["test"]["confusion"] == solo["test"]["confusion"]
@@ -87,7 +118,7 @@ def test_a_non_finite_member_skips_alone(tmp_path, monkeypatch):
 
     monkeypatch.setattr(ts, "joint_loss", nan_for_seed_1)
     cfgs = [BASE, BASE.with_(train={"seed": 1}, loss={"temperature": 0.5})]  # temperature: unused by hgr, a marker
-    out = ts.fit_stacked(cfgs, fs, [str(tmp_path / "a"), str(tmp_path / "b")], progress=False)
+    out = fit_stacked(cfgs, fs, [str(tmp_path / "a"), str(tmp_path / "b")], progress=False)
     assert [h["nonfinite_steps"] for h in out[1]["history"]] == [out[1]["steps"] // 2] * 2
     assert all(h["nonfinite_steps"] == 0 for h in out[0]["history"])
     solo = fit(BASE, fs, str(tmp_path / "solo"), progress=False)
