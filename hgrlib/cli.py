@@ -12,6 +12,7 @@ import os
 import sys
 
 from hgrlib.data.records import DataError
+from hgrlib.project import os_error
 
 
 def _profile(args: argparse.Namespace):
@@ -238,12 +239,6 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:  # a folder not writable, a full disk: what was finished stays, a rerun goes on from there
         print(f"hgrlib {args.cmd}: error: {os_error(e)}", file=sys.stderr)
         return 1
-
-
-def os_error(e: OSError) -> str:
-    """One line for a failed read or write: the path, the system's reason, and that a rerun resumes."""
-    where = f"{e.filename}: " if e.filename else ""
-    return f"{where}{e.strerror or e}; finished work is kept, rerun once this is fixed to go on from where it stopped"
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from hgrlib.data.folds import FOLD_SPECS, fold_problems, fold_refusal, subject_f
 from hgrlib.data.records import ClipRecord, DataError, IndexReport
 from hgrlib.data.synthetic import SyntheticConfig, generate_corpus
 from hgrlib.profiles import Profile, get_profile, results_tag
+from hgrlib.project import project_dir
 from hgrlib.train import FeatureSet
 
 
@@ -49,8 +50,6 @@ def setup(
 ) -> Setup:
     """Every notebook's first cell: work from the project's folder (so relative paths mean the same in
     JupyterLab and under papermill), the profile, the output folders, and (if `load`) the cached features."""
-    from hgrlib.report import project_dir
-
     os.chdir(project_dir())
     P = get_profile(profile, dataset, root, classes)
     cfg = P.config

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field, replace
 
 from hgrlib.config import Config, DataConfig, FeatureConfig, LossConfig, ModelConfig, TrainConfig
+from hgrlib.data.folds import FOLD_SPECS
 from hgrlib.data.synthetic import SyntheticConfig
 
 
@@ -61,8 +62,6 @@ def get_profile(name: str, dataset: str = "synthetic", root: str | None = None, 
     sets for the notebooks it runs, else "shipped". It only applies to datasets with shipped folds: the
     synthetic corpus and a manifest always get folds made from their subjects (and keep folds="shipped",
     so their runs' keys do not change with it)."""
-    from hgrlib.data.folds import FOLD_SPECS
-
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; choose from {sorted(PROFILES)}")
     p = PROFILES[name]

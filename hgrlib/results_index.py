@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from hgrlib.io import read_json, rel_path, write_json, write_text
+from hgrlib.project import git_commit
 from hgrlib.provenance import machine_text
 from hgrlib.report import pipe_table
 
@@ -186,8 +187,6 @@ def _params(p: dict) -> str:
 def write_manifest(repo: Path, results_dir: str = "results", figures_dir: str = "figures") -> Path:
     """results/manifest.json and results/README.md: every executed notebook (and its HTML), table, figure and
     data file, who made it, at which commit, when; the manifest also gives each file's sha256."""
-    from hgrlib.runner import git_commit
-
     repo = Path(repo)
     results, figures = repo / results_dir, repo / figures_dir
     commit = git_commit(repo)
@@ -347,8 +346,6 @@ def _fill(text: str, start: str, end: str, body: str) -> str | None:
 def readme_results(repo: Path, tag: str = "synthetic-default", results_dir: str = "results", figures_dir: str = "figures") -> str:
     """The README's results section: each table under a bold heading and its file's title (what the numbers
     are, in which units), then each figure with a caption; blank lines around every block."""
-    from hgrlib.runner import git_commit
-
     repo = Path(repo)
     res, fig = repo / results_dir / tag, repo / figures_dir / tag
     latest = _latest(_stamps(res))

@@ -15,7 +15,6 @@ import argparse
 import hashlib
 import json
 import os
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -25,6 +24,7 @@ from hgrlib.config import DataConfig
 from hgrlib.data.folds import FOLD_SPECS
 from hgrlib.io import read_json, rel_path, write_json, write_text
 from hgrlib.profiles import results_tag
+from hgrlib.project import git_commit, os_error, project_dir
 from hgrlib.provenance import (
     DISPATCHES,
     FEATURE_LIBS,
@@ -34,8 +34,8 @@ from hgrlib.provenance import (
     machine_identity,
     package_digest,
 )
-from hgrlib.report import project_dir
 from hgrlib.results_index import NOTEBOOK_DIR, update_readme, write_manifest  # results/README.md, manifest.json, README.md's sections
+from hgrlib.verify import verify
 
 # every library whose version can change a table or figure: a new version re-runs the notebooks
 STAMP_LIBS = tuple(dict.fromkeys(TRAINING_LIBS + FEATURE_LIBS + ("scikit-learn", "scipy", "pandas", "umap-learn", "matplotlib")))
@@ -57,17 +57,6 @@ def data_digest(dataset: str, root: str | None) -> bytes:
     p = Path(root)
     files = [p] if p.is_file() else walk_files(p)  # through linked folders, as the loaders walk
     return _sha(*(f"{f}:{f.stat().st_size}:{f.stat().st_mtime_ns}".encode() for f in files)).encode()
-
-
-def git_commit(repo: Path) -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "hgrlib", "notebooks"], cwd=repo, capture_output=True, text=True
-        ).stdout
-        return out + ("-dirty" if dirty.strip() else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def execute(nb: Path, out: Path, params: dict, cwd: Path) -> None:
@@ -432,9 +421,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.dataset != "synthetic" and not a.root:
         ap.error(f"--dataset {a.dataset} needs --root PATH (where the dataset lies on your disk)")
     if a.verify:
-        from hgrlib.verify import verify
-
-        return verify(a.profile, a.dataset, a.root, a.classes, a.jobs, a.scratch, a.results, a.figures, a.tier, a.dispatch)
+        return verify(run, a.profile, a.dataset, a.root, a.classes, a.jobs, a.scratch, a.results, a.figures, a.tier, a.dispatch)
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
@@ -475,8 +462,6 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     except OSError as e:
-        from hgrlib.cli import os_error
-
         print(f"run_all.sh: error: {os_error(e)}", file=sys.stderr)
         return 1
     except (PapermillExecutionError, CellTimeoutError, DeadKernelError) as e:

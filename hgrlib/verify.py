@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import csv
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
 from hgrlib.io import read_json
+from hgrlib.profiles import get_profile
+from hgrlib.project import project_dir
 from hgrlib.provenance import DISPATCHES, file_sha256, machine_identity, machine_text
 
 TIMING_COLUMNS = ("seconds",)  # wall-clock time of a run: never reproducible, never compared
@@ -163,6 +166,7 @@ def table_drift(committed: Path, regenerated: Path) -> str | None:
 
 
 def verify(
+    run: Callable[..., list[dict]],
     profile: str = "default",
     dataset: str = "synthetic",
     root: str | None = None,
@@ -177,10 +181,6 @@ def verify(
     """Regenerate `profile` from nothing under `scratch` and compare in the tier `tier` (auto: exact on the machine
     identity that made the committed results, claims elsewhere); prints the tier, why, and the verdict; returns 0
     when the tier's contract holds, 1 when not, 2 when nothing could be compared."""
-    from hgrlib.profiles import get_profile
-    from hgrlib.report import project_dir
-    from hgrlib.runner import run
-
     repo = project_dir()
     tag = f"{dataset}-{profile}"
     committed = repo / results_dir / tag

@@ -30,7 +30,7 @@ from hgrlib.experiment import (
     seeded_runs,
 )
 from hgrlib.profiles import get_profile
-from hgrlib.report import project_dir
+from hgrlib.project import project_dir
 
 REPO = Path(__file__).resolve().parent.parent
 PRESENT = [f"{a:02d}" for a in range(1, 7)]  # 6 of RAVDESS's 24 actors unpacked
