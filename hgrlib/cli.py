@@ -21,7 +21,7 @@ def _profile(args: argparse.Namespace):
 
     from hgrlib.profiles import get_profile
 
-    p = get_profile(args.profile, args.dataset, args.root, args.classes)
+    p = get_profile(args.profile, args.dataset, args.root, args.classes, os.environ.get("HGRLIB_FOLDS") or "shipped")
     faces = {k: v for k, v in (("detector", args.detector), ("min_face", args.min_face)) if v is not None}
     return replace(p, config=p.config.with_(features=faces)) if faces else p
 

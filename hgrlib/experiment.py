@@ -47,11 +47,18 @@ def setup(
     lam: float | None = None,
     seeds: list[int] | None = None,
     load: bool = True,
+    folds: str = "shipped",
+    jobs: int | None = None,
 ) -> Setup:
     """Every notebook's first cell: work from the project's folder (so relative paths mean the same in
-    JupyterLab and under papermill), the profile, the output folders, and (if `load`) the cached features."""
+    JupyterLab and under papermill), the profile on the subject folds `folds` (DataConfig.folds), the output
+    folders, and (if `load`) the cached features. `jobs` (the notebook's parameter, run_all.sh -j; 0: one per
+    CPU core) becomes how many training runs hgrlib.launch.run_all trains side by side in this process: its
+    default, $HGRLIB_JOBS."""
     os.chdir(project_dir())
-    P = get_profile(profile, dataset, root, classes)
+    if jobs is not None:
+        os.environ["HGRLIB_JOBS"] = str(max(0, jobs))
+    P = get_profile(profile, dataset, root, classes, folds)
     cfg = P.config
     tag = results_tag(cfg.data, profile)
     fs = load_featureset(cfg.data, cfg.features, cache_dir) if load else None

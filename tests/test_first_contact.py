@@ -270,14 +270,28 @@ def test_fold_problems_missing_classes():
 def test_the_option_reaches_configs_and_notebooks(monkeypatch):
     assert get_profile("smoke", "ravdess", "x").config.data.folds == "shipped"
     assert get_profile("smoke", "ravdess", "x", folds="present").config.data.folds == "present"
-    monkeypatch.setenv("HGRLIB_FOLDS", "present")  # run_all.sh --folds present, for the kernels
-    assert get_profile("smoke", "ravdess", "x").config.data.folds == "present"
-    assert get_profile("smoke").config.data.folds == "shipped"  # synthetic: no shipped folds, key unchanged
+    monkeypatch.setenv("HGRLIB_FOLDS", "present")  # for hgrlib prep/train only: the notebooks get run_all.sh's --folds as a parameter
+    assert get_profile("smoke", "ravdess", "x").config.data.folds == "shipped"
+    assert get_profile("smoke", folds="present").config.data.folds == "shipped"  # synthetic: no shipped folds, key unchanged
     assert get_profile("smoke", "manifest", "a.csv").config.data.folds == "shipped"
     with pytest.raises(ValueError, match="data.folds"):
         DataConfig("ravdess", "x", folds="some")
     # with folds made from the subjects present, the fold's bound is train.n_folds, not the shipped count
     Config(DataConfig("ravdess", "x", folds="present"), train=TrainConfig(n_folds=8, fold=7))
+
+
+def test_notebooks_take_folds_and_jobs_as_parameters(monkeypatch):
+    """run_all.sh's --folds and -j reach a notebook as its parameters, which setup() hands on (no environment)."""
+    from hgrlib.experiment import setup
+
+    for nb in runner.find_notebooks(REPO):
+        assert "folds" in runner.notebook_parameters(nb), nb.name
+        assert nb.stem.startswith("01") or "jobs" in runner.notebook_parameters(nb), nb.name
+    monkeypatch.setenv("HGRLIB_JOBS", "1")  # restored after the test
+    monkeypatch.chdir(REPO)
+    s = setup("smoke", "ravdess", "x", 6, load=False, folds="present", jobs=3)
+    assert s.config.data.folds == "present" and os.environ["HGRLIB_JOBS"] == "3"  # hgrlib.launch.run_all's default
+    assert setup("smoke", "ravdess", "x", 6, load=False).config.data.folds == "shipped"
 
 
 def test_data_digest_follows_linked_folders(partial, tmp_path):

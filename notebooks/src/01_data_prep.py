@@ -25,6 +25,7 @@ cache_dir = "cache"
 workers = 2
 figures_dir = "figures"
 results_dir = "results"
+folds = "shipped"  # subject folds of ravdess/enterface/baum1s: shipped (hgrlib/splits) | present (made from the subjects on disk)
 
 # %%
 from pathlib import Path
@@ -34,7 +35,7 @@ from hgrlib.experiment import load_featureset, prepare_data, setup
 from hgrlib.io import write_json
 from hgrlib.report import save_figure, save_table, show
 
-S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, load=False)  # the features are made below
+S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, load=False, folds=folds)  # the features are made below
 P, cfg, tag, out_res, out_fig = S.profile, S.config, S.tag, S.out_res, S.out_fig
 print(tag, cfg.data, cfg.features, sep="\n")
 

@@ -27,6 +27,8 @@ cache_dir = "cache"
 runs_dir = "runs"
 figures_dir = "figures"
 results_dir = "results"
+folds = "shipped"  # subject folds of ravdess/enterface/baum1s: shipped (hgrlib/splits) | present (made from the subjects on disk)
+jobs = 1  # training runs side by side (0: one per CPU core; run_all.sh -j)
 lam = None  # λ of the Soft-HGR terms (None: the profile's)
 seed = 0  # the run shown (fold 0), also the seed of UMAP and t-SNE
 part = "test"  # clips shown: "test" (held-out subjects), "val", "train", or None for all
@@ -39,7 +41,7 @@ from hgrlib.experiment import run_features, setup
 from hgrlib.launch import run_all
 from hgrlib.report import save_figure, save_table
 
-S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam)
+S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, folds=folds, jobs=jobs)
 cfg, fs, lam, tag, out_res, out_fig = S.config, S.fs, S.lam, S.tag, S.out_res, S.out_fig
 conditions = {
     "fusion (CE)": {"model": {"modalities": "av"}, "loss": {"lam": 0.0}},

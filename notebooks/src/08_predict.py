@@ -34,6 +34,8 @@ cache_dir = "cache"
 runs_dir = "runs"
 figures_dir = "figures"
 results_dir = "results"
+folds = "shipped"  # subject folds of ravdess/enterface/baum1s: shipped (hgrlib/splits) | present (made from the subjects on disk)
+jobs = 1  # training runs side by side (0: one per CPU core; run_all.sh -j)
 clips = None  # list of video files to predict (None: one held-out test clip per emotion of the run)
 lam = None  # the model: λ of the Soft-HGR terms (None: the profile's; 0: cross-entropy only)
 modalities = "av"  # av (fusion) | a | v
@@ -53,7 +55,7 @@ from hgrlib.launch import run_all
 from hgrlib.predict import ClipFailure, plot_key_frames, plot_log_mel, plot_segment_probs, predict_clips, predictions_frame
 from hgrlib.report import save_figure, show, write_table
 
-S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam)
+S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, folds=folds, jobs=jobs)
 P, fs, lam, tag, out_res, out_fig = S.profile, S.fs, S.lam, S.tag, S.out_res, S.out_fig
 
 # %% [markdown]
