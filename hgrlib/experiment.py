@@ -18,6 +18,7 @@ from hgrlib.data.records import ClipRecord, DataError, IndexReport
 from hgrlib.data.synthetic import SyntheticConfig, generate_corpus
 from hgrlib.profiles import Profile, get_profile, results_tag
 from hgrlib.project import project_dir
+from hgrlib.report import Table, save_figure, save_table, write_table
 from hgrlib.train import FeatureSet
 
 
@@ -34,6 +35,15 @@ class Setup:
     out_res: str
     out_fig: str
     fs: FeatureSet | None
+
+    def table(self, df: pd.DataFrame, name: str, title: str | None = None, show: bool = True) -> Table | tuple[Path, Path]:
+        """`df` as results/<tag>/<name>.csv and .md (hgrlib.report.write_table) and, if `show`, shown under `title`."""
+        stem = f"{self.out_res}/{name}"
+        return save_table(df, stem, title) if show else write_table(df, stem, title)
+
+    def figure(self, fig, name: str) -> Path:
+        """`fig` as figures/<tag>/<name> (a .png; hgrlib.report.save_figure)."""
+        return save_figure(fig, f"{self.out_fig}/{name}")
 
 
 def setup(

@@ -299,3 +299,26 @@ def test_data_digest_follows_linked_folders(partial, tmp_path):
     clip = next((partial / "Actor_03").iterdir())
     os.utime(clip, ns=(0, 12345))
     assert runner.data_digest("ravdess", str(partial)) != before
+
+
+def test_setup_writes_a_table_and_a_figure_with_one_call(tmp_path, monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from hgrlib.experiment import setup
+
+    monkeypatch.chdir(REPO)
+    s = setup("smoke", "synthetic", None, 6, results_dir=str(tmp_path / "r"), figures_dir=str(tmp_path / "f"), load=False)
+    shown = s.table(pd.DataFrame({"a": [1, 2]}), "09_t", title="A title")
+    assert "A title" in shown._repr_html_() and (tmp_path / "r" / s.tag / "09_t.csv").read_text() == "a\n1\n2\n"
+    assert (tmp_path / "r" / s.tag / "09_t.md").read_text().startswith("# A title")
+    assert s.table(pd.DataFrame({"b": [3]}), "09_u", show=False) == (
+        tmp_path / "r" / s.tag / "09_u.csv",
+        tmp_path / "r" / s.tag / "09_u.md",
+    )
+    fig = plt.figure()
+    assert s.figure(fig, "09_f.png") == tmp_path / "f" / s.tag / "09_f.png" and (tmp_path / "f" / s.tag / "09_f.png").stat().st_size > 0
+    plt.close(fig)
