@@ -221,14 +221,7 @@ def _exact(committed: Path, regenerated: Path, figs: list[str], base: Path) -> i
     print(f"\n--verify (exact): {n} tables compared cell by cell (timing columns {', '.join(TIMING_COLUMNS)} ignored)")
     for line in diffs:
         print(f"  DIFF {line}")
-    if figs:
-        print(f"  figures whose bytes differ (not part of the verdict): {', '.join(figs)}")
-    print(
-        "--verify: every committed table is reproduced exactly"
-        if not diffs
-        else f"--verify: FAILED, {len(diffs)} difference(s); regenerated results are in {base}"
-    )
-    return 1 if diffs else 0
+    return _finish(figs, diffs, "every committed table is reproduced exactly", f"{len(diffs)} difference(s)", base)
 
 
 def _claims(committed: Path, regenerated: Path, figs: list[str], base: Path) -> int:
@@ -246,11 +239,13 @@ def _claims(committed: Path, regenerated: Path, figs: list[str], base: Path) -> 
     print(f"  table drift (information; {len(drift)} of {len(names)} tables differ):")
     for line in drift:
         print(f"    {line}")
+    return _finish(figs, bad, "every claim agrees with the committed one", f"{len(bad)} claim(s) disagree", base)
+
+
+def _finish(figs: list[str], failures: list[str], passed: str, failed: str, base: Path) -> int:
+    """The verdict's last lines, either tier: the figures whose bytes differ (information), then `passed`, or
+    FAILED with `failed` and where the regenerated results are; 1 when there are `failures`, else 0."""
     if figs:
         print(f"  figures whose bytes differ (not part of the verdict): {', '.join(figs)}")
-    print(
-        "--verify: every claim agrees with the committed one"
-        if not bad
-        else f"--verify: FAILED, {len(bad)} claim(s) disagree; regenerated results are in {base}"
-    )
-    return 1 if bad else 0
+    print(f"--verify: FAILED, {failed}; regenerated results are in {base}" if failures else f"--verify: {passed}")
+    return 1 if failures else 0
