@@ -4,7 +4,8 @@
 hgrlib.predict.predict_clips.
 """
 
-__version__ = "0.1.0"
+from hgrlib.version import __version__ as __version__
+
 __all__ = ["load_model"]
 
 

@@ -12,6 +12,7 @@ import os
 import sys
 
 from hgrlib.data.records import DataError
+from hgrlib.project import os_error
 
 
 def _profile(args: argparse.Namespace):
@@ -20,7 +21,7 @@ def _profile(args: argparse.Namespace):
 
     from hgrlib.profiles import get_profile
 
-    p = get_profile(args.profile, args.dataset, args.root, args.classes)
+    p = get_profile(args.profile, args.dataset, args.root, args.classes, os.environ.get("HGRLIB_FOLDS") or "shipped")
     faces = {k: v for k, v in (("detector", args.detector), ("min_face", args.min_face)) if v is not None}
     return replace(p, config=p.config.with_(features=faces)) if faces else p
 
@@ -238,12 +239,6 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:  # a folder not writable, a full disk: what was finished stays, a rerun goes on from there
         print(f"hgrlib {args.cmd}: error: {os_error(e)}", file=sys.stderr)
         return 1
-
-
-def os_error(e: OSError) -> str:
-    """One line for a failed read or write: the path, the system's reason, and that a rerun resumes."""
-    where = f"{e.filename}: " if e.filename else ""
-    return f"{where}{e.strerror or e}; finished work is kept, rerun once this is fixed to go on from where it stopped"
 
 
 if __name__ == "__main__":

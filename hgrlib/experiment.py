@@ -18,6 +18,8 @@ from hgrlib.data.folds import FOLD_SPECS, fold_problems, fold_refusal, subject_f
 from hgrlib.data.records import ClipRecord, DataError, IndexReport
 from hgrlib.data.synthetic import SyntheticConfig, generate_corpus
 from hgrlib.profiles import Profile, get_profile, results_tag
+from hgrlib.project import project_dir
+from hgrlib.report import Table, save_figure, save_table, write_table
 
 
 @dataclass
@@ -34,6 +36,15 @@ class Setup:
     out_fig: str
     fs: FeatureSet | None
 
+    def table(self, df: pd.DataFrame, name: str, title: str | None = None, show: bool = True) -> Table | tuple[Path, Path]:
+        """`df` as results/<tag>/<name>.csv and .md (hgrlib.report.write_table) and, if `show`, shown under `title`."""
+        stem = f"{self.out_res}/{name}"
+        return save_table(df, stem, title) if show else write_table(df, stem, title)
+
+    def figure(self, fig, name: str) -> Path:
+        """`fig` as figures/<tag>/<name> (a .png; hgrlib.report.save_figure)."""
+        return save_figure(fig, f"{self.out_fig}/{name}")
+
 
 def setup(
     profile: str,
@@ -46,13 +57,18 @@ def setup(
     lam: float | None = None,
     seeds: list[int] | None = None,
     load: bool = True,
+    folds: str = "shipped",
+    jobs: int | None = None,
 ) -> Setup:
     """Every notebook's first cell: work from the project's folder (so relative paths mean the same in
-    JupyterLab and under papermill), the profile, the output folders, and (if `load`) the cached features."""
-    from hgrlib.report import project_dir
-
+    JupyterLab and under papermill), the profile on the subject folds `folds` (DataConfig.folds), the output
+    folders, and (if `load`) the cached features. `jobs` (the notebook's parameter, run_all.sh -j; 0: one per
+    CPU core) becomes how many training runs hgrlib.launch.run_all trains side by side in this process: its
+    default, $HGRLIB_JOBS."""
     os.chdir(project_dir())
-    P = get_profile(profile, dataset, root, classes)
+    if jobs is not None:
+        os.environ["HGRLIB_JOBS"] = str(max(0, jobs))
+    P = get_profile(profile, dataset, root, classes, folds)
     cfg = P.config
     tag = results_tag(cfg.data, profile)
     fs = load_featureset(cfg.data, cfg.features, cache_dir) if load else None

@@ -333,7 +333,7 @@ def _check_against_run(lm: LoadedModel, fs, run: Path, tolerance: float = TOLERA
 
 
 def _version() -> str:
-    from hgrlib import __version__
+    from hgrlib.version import __version__
 
     return __version__
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, replace
 
 from hgrlib.config import Config, DataConfig, FeatureConfig, LossConfig, ModelConfig, TrainConfig
+from hgrlib.data.folds import FOLD_SPECS
 from hgrlib.data.synthetic import SyntheticConfig
 
 
@@ -65,19 +65,17 @@ PROFILES: dict[str, Profile] = {
 }
 
 
-def get_profile(name: str, dataset: str = "synthetic", root: str | None = None, classes: int = 6, folds: str | None = None) -> Profile:
+def get_profile(name: str, dataset: str = "synthetic", root: str | None = None, classes: int = 6, folds: str = "shipped") -> Profile:
     """A profile, pointed at a real dataset (`dataset`, `root`) instead of the synthetic corpus if asked.
 
-    `folds` (DataConfig.folds: "shipped" | "present"); None takes $HGRLIB_FOLDS, which run_all.sh --folds
-    sets for the notebooks it runs, else "shipped". It only applies to datasets with shipped folds: the
+    `folds` (DataConfig.folds: "shipped" | "present"; run_all.sh --folds gives it to the notebooks as their
+    parameter `folds`, hgrlib prep/train take $HGRLIB_FOLDS). It only applies to datasets with shipped folds: the
     synthetic corpus and a manifest always get folds made from their subjects (and keep folds="shipped",
     so their runs' keys do not change with it)."""
-    from hgrlib.data.folds import FOLD_SPECS
-
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; choose from {sorted(PROFILES)}")
     p = PROFILES[name]
-    folds = (folds or os.environ.get("HGRLIB_FOLDS") or "shipped") if dataset in FOLD_SPECS else "shipped"
+    folds = folds if dataset in FOLD_SPECS else "shipped"
     if dataset == "synthetic" and root is None:
         return p
     if dataset != "synthetic" and not root:

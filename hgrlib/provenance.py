@@ -187,19 +187,30 @@ def _machine_identity() -> tuple[tuple[str, str], ...]:
     info = _cpuinfo()
     flags = set(info.get("flags", "").split())
     isa = next((name for name, need in ISA_LADDER if flags >= set(need)), "unknown" if flags else platform.machine())
-    # ATen's level on this CPU whatever ATEN_CPU_CAPABILITY says (that is in dispatch_env): from the flags, as
-    # ATen decides it; torch's own reading only where there are no flags to read
-    aten = "AVX512" if flags >= {"avx512f", "avx512bw", "avx512vl", "avx512dq"} else "AVX2" if flags >= {"avx2", "fma"} else None
     return (
         ("cpu", info.get("model name") or platform.processor() or platform.machine()),
         ("vendor", info.get("vendor_id", platform.machine())),
         ("family", info.get("cpu family", "")),
         ("model", info.get("model", "")),
         ("isa", isa),
-        ("torch_dispatch", aten or (torch.backends.cpu.get_cpu_capability() if not flags else "DEFAULT")),
+        ("torch_dispatch", _torch_dispatch(flags)),
         ("torch", torch.__version__),
         *_build_versions(torch.__config__.show()).items(),
     )
+
+
+def _torch_dispatch(flags: set[str]) -> str:
+    """ATen's level on this CPU whatever ATEN_CPU_CAPABILITY says (that is in dispatch_env): from the CPU's flags,
+    as ATen decides it (AVX512, AVX2, else DEFAULT); torch's own reading only where there are no flags to read."""
+    if flags >= {"avx512f", "avx512bw", "avx512vl", "avx512dq"}:
+        return "AVX512"
+    if flags >= {"avx2", "fma"}:
+        return "AVX2"
+    if flags:
+        return "DEFAULT"
+    import torch
+
+    return torch.backends.cpu.get_cpu_capability()
 
 
 def machine_tag(m: dict) -> str:

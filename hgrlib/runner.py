@@ -15,7 +15,6 @@ import argparse
 import hashlib
 import json
 import os
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -25,6 +24,7 @@ from hgrlib.config import DataConfig
 from hgrlib.data.folds import FOLD_SPECS
 from hgrlib.io import read_json, rel_path, write_json, write_text
 from hgrlib.profiles import results_tag
+from hgrlib.project import git_commit, os_error, project_dir
 from hgrlib.provenance import (
     DISPATCHES,
     FEATURE_LIBS,
@@ -34,8 +34,8 @@ from hgrlib.provenance import (
     machine_identity,
     package_digest,
 )
-from hgrlib.report import project_dir
 from hgrlib.results_index import NOTEBOOK_DIR, update_readme, write_manifest  # results/README.md, manifest.json, README.md's sections
+from hgrlib.verify import verify
 
 # every library whose version can change a table or figure: a new version re-runs the notebooks
 STAMP_LIBS = tuple(dict.fromkeys(TRAINING_LIBS + FEATURE_LIBS + ("scikit-learn", "scipy", "pandas", "umap-learn", "matplotlib")))
@@ -57,17 +57,6 @@ def data_digest(dataset: str, root: str | None) -> bytes:
     p = Path(root)
     files = [p] if p.is_file() else walk_files(p)  # through linked folders, as the loaders walk
     return _sha(*(f"{f}:{f.stat().st_size}:{f.stat().st_mtime_ns}".encode() for f in files)).encode()
-
-
-def git_commit(repo: Path) -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "hgrlib", "notebooks"], cwd=repo, capture_output=True, text=True
-        ).stdout
-        return out + ("-dirty" if dirty.strip() else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def execute(nb: Path, out: Path, params: dict, cwd: Path) -> None:
@@ -216,6 +205,8 @@ def run(
         "cache_dir": cache_dir,
         "figures_dir": figures_dir,
         "results_dir": results_dir,
+        "folds": folds,
+        "jobs": max(0, jobs),
     } | (extra or {})
     src = package_digest().encode()  # the library's code (comments and docstrings aside)
     libs = json.dumps(library_versions(STAMP_LIBS)).encode()
@@ -227,9 +218,11 @@ def run(
         p = params | ({"runs_dir": runs_dir} if nb.stem != "01_data_prep" else {"workers": 2})
         names = notebook_parameters(nb)
         p = {k: v for k, v in p.items() if k in names}  # papermill would inject unknown ones anyway
+        # jobs changes no number: not stamped; folds is stamped below, only when not the shipped ones
+        stamped = {k: v for k, v in p.items() if k not in ("folds", "jobs")}
         stamp = _sha(
             nb.read_bytes(),
-            json.dumps(p, sort_keys=True).encode(),
+            json.dumps(stamped, sort_keys=True).encode(),
             src,
             upstream,
             libs,
@@ -244,7 +237,7 @@ def run(
             print(f"[skip] {nb.stem}: unchanged since its last run", flush=True)
             if not out.with_suffix(".html").exists():
                 write_html(out)
-            return {"notebook": nb.stem, "status": "skipped", "stamp": stamp, "parameters": p}
+            return {"notebook": nb.stem, "status": "skipped", "stamp": stamp, "parameters": stamped}
         print(f"[run ] {nb.stem} ({tag}): {why} ...", flush=True)
         t0 = time.perf_counter()
         execute(nb, out, p, repo)
@@ -257,7 +250,7 @@ def run(
             stamp_file,
             {
                 "stamp": stamp,
-                "parameters": p,
+                "parameters": stamped,
                 "seconds": sec,
                 "commit": git_commit(repo),
                 "machine": machine_identity(),  # where it ran: information, not part of the stamp (a fresh clone on another CPU skips)
@@ -268,17 +261,15 @@ def run(
         print(f"[done] {nb.stem} in {sec:.0f} s", flush=True)
         for problem in notebook_problems(out):
             print(f"[warn] {nb.stem}: {problem}", flush=True)
-        return {"notebook": nb.stem, "status": "ran", "stamp": stamp, "parameters": p, "seconds": sec}
+        return {"notebook": nb.stem, "status": "ran", "stamp": stamp, "parameters": stamped, "seconds": sec}
 
-    # -j N parallelises the grid points inside each notebook (the kernels inherit HGRLIB_JOBS);
-    # notebooks run in order, since later ones read back the runs of earlier ones.
-    os.environ["HGRLIB_JOBS"] = str(max(0, jobs))
-    # where the kernels train (not in the stamps: the numbers are the same), in stacks of how many runs
-    # (in the stamps: a run's last digits depend on its stack's size), on which subject folds (in the stamps;
-    # hgrlib.profiles.get_profile reads HGRLIB_FOLDS)
-    # and with one-line progress (HGRLIB_BATCH, hgrlib.progress)
-    # and with the CPU kernels `dispatch` pins (in the stamps and in every run's key: other kernels, other last bits)
-    settings = {"HGRLIB_EXECUTOR": executor, "HGRLIB_STACK": str(stack), "HGRLIB_FOLDS": folds, "HGRLIB_BATCH": "1"}
+    # -j N parallelises the grid points inside each notebook (its parameter `jobs`), on the subject folds `folds`
+    # (its parameter `folds`: in the stamps); notebooks run in order, since later ones read back the runs of earlier ones.
+    # The kernels' environment: where they train (not in the stamps: the numbers are the same), in stacks of how
+    # many runs (in the stamps: a run's last digits depend on its stack's size), with one-line progress
+    # (HGRLIB_BATCH, hgrlib.progress) and with the CPU kernels `dispatch` pins (in the stamps and in every run's
+    # key: other kernels, other last bits)
+    settings = {"HGRLIB_EXECUTOR": executor, "HGRLIB_STACK": str(stack), "HGRLIB_BATCH": "1"}
     settings |= DISPATCHES[dispatch]
     before = {k: os.environ.get(k) for k in settings}
     os.environ.update(settings)
@@ -432,9 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.dataset != "synthetic" and not a.root:
         ap.error(f"--dataset {a.dataset} needs --root PATH (where the dataset lies on your disk)")
     if a.verify:
-        from hgrlib.verify import verify
-
-        return verify(a.profile, a.dataset, a.root, a.classes, a.jobs, a.scratch, a.results, a.figures, a.tier, a.dispatch)
+        return verify(run, a.profile, a.dataset, a.root, a.classes, a.jobs, a.scratch, a.results, a.figures, a.tier, a.dispatch)
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
@@ -475,8 +464,6 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     except OSError as e:
-        from hgrlib.cli import os_error
-
         print(f"run_all.sh: error: {os_error(e)}", file=sys.stderr)
         return 1
     except (PapermillExecutionError, CellTimeoutError, DeadKernelError) as e:

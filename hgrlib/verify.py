@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import csv
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
 from hgrlib.io import read_json
+from hgrlib.profiles import get_profile
+from hgrlib.project import project_dir
 from hgrlib.provenance import DISPATCHES, file_sha256, machine_identity, machine_text
 
 TIMING_COLUMNS = ("seconds",)  # wall-clock time of a run: never reproducible, never compared
@@ -163,6 +166,7 @@ def table_drift(committed: Path, regenerated: Path) -> str | None:
 
 
 def verify(
+    run: Callable[..., list[dict]],
     profile: str = "default",
     dataset: str = "synthetic",
     root: str | None = None,
@@ -177,10 +181,6 @@ def verify(
     """Regenerate `profile` from nothing under `scratch` and compare in the tier `tier` (auto: exact on the machine
     identity that made the committed results, claims elsewhere); prints the tier, why, and the verdict; returns 0
     when the tier's contract holds, 1 when not, 2 when nothing could be compared."""
-    from hgrlib.profiles import get_profile
-    from hgrlib.report import project_dir
-    from hgrlib.runner import run
-
     repo = project_dir()
     tag = f"{dataset}-{profile}"
     committed = repo / results_dir / tag
@@ -221,14 +221,7 @@ def _exact(committed: Path, regenerated: Path, figs: list[str], base: Path) -> i
     print(f"\n--verify (exact): {n} tables compared cell by cell (timing columns {', '.join(TIMING_COLUMNS)} ignored)")
     for line in diffs:
         print(f"  DIFF {line}")
-    if figs:
-        print(f"  figures whose bytes differ (not part of the verdict): {', '.join(figs)}")
-    print(
-        "--verify: every committed table is reproduced exactly"
-        if not diffs
-        else f"--verify: FAILED, {len(diffs)} difference(s); regenerated results are in {base}"
-    )
-    return 1 if diffs else 0
+    return _finish(figs, diffs, "every committed table is reproduced exactly", f"{len(diffs)} difference(s)", base)
 
 
 def _claims(committed: Path, regenerated: Path, figs: list[str], base: Path) -> int:
@@ -246,11 +239,13 @@ def _claims(committed: Path, regenerated: Path, figs: list[str], base: Path) -> 
     print(f"  table drift (information; {len(drift)} of {len(names)} tables differ):")
     for line in drift:
         print(f"    {line}")
+    return _finish(figs, bad, "every claim agrees with the committed one", f"{len(bad)} claim(s) disagree", base)
+
+
+def _finish(figs: list[str], failures: list[str], passed: str, failed: str, base: Path) -> int:
+    """The verdict's last lines, either tier: the figures whose bytes differ (information), then `passed`, or
+    FAILED with `failed` and where the regenerated results are; 1 when there are `failures`, else 0."""
     if figs:
         print(f"  figures whose bytes differ (not part of the verdict): {', '.join(figs)}")
-    print(
-        "--verify: every claim agrees with the committed one"
-        if not bad
-        else f"--verify: FAILED, {len(bad)} claim(s) disagree; regenerated results are in {base}"
-    )
-    return 1 if bad else 0
+    print(f"--verify: FAILED, {failed}; regenerated results are in {base}" if failures else f"--verify: {passed}")
+    return 1 if failures else 0

@@ -28,7 +28,16 @@ def planted_study():
 
 
 def _sel(obj, j, fold, val, lam=0.1):
-    return {"objective": obj, "setting_index": j, "setting": f"s{j}", "lam": lam, "fold": fold, "seed": 0, "val_uar": val, "in_selection": True}
+    return {
+        "objective": obj,
+        "setting_index": j,
+        "setting": f"s{j}",
+        "lam": lam,
+        "fold": fold,
+        "seed": 0,
+        "val_uar": val,
+        "in_selection": True,
+    }
 
 
 def test_each_fold_chooses_on_its_own_validation_runs_with_ties_to_the_earlier_setting():
@@ -177,7 +186,18 @@ def test_run_plan_and_baselines_table(monkeypatch):
     assert chosen[("hgr", 0)] == 1 and chosen[("infonce", 2)] == 1  # the larger λ: the better validation UAR
     assert chosen[("cca", 1)] == 0 and chosen[("cca", 0)] == 1  # on fold 1, cca at λ=1 failed
     _, runs = B.run_plan(B.baseline_plan(cfg, conds, (0, 1), _make_runs(3), chosen), fs=None, progress=False)
-    assert list(runs.columns[:10]) == ["condition", "objective", "setting", "setting_index", "lam", "selected", "in_selection", "regime", "fold", "seed"]
+    assert list(runs.columns[:10]) == [
+        "condition",
+        "objective",
+        "setting",
+        "setting_index",
+        "lam",
+        "selected",
+        "in_selection",
+        "regime",
+        "fold",
+        "seed",
+    ]
     # the rows a paired comparison of hgr vs cca reads: one per (fold, seed), on both sides
     h = runs[(runs["objective"] == "hgr") & runs["selected"]].set_index(["fold", "seed"])["acc"]
     c = runs[(runs["objective"] == "cca") & runs["selected"]].set_index(["fold", "seed"])["acc"]

@@ -69,4 +69,14 @@ def test_silhouettes_table_and_grid(tmp_path):
     assert table.set_index(["condition", "feature"]).loc[("CE", "f"), "emotion"] > 0.5
     fig = plots.plot_grid(feats, embs, "tsne", classes=["a", "b", "c"], scores=table)
     fig.savefig(tmp_path / "grid.png")
-    assert (tmp_path / "grid.png").stat().st_size > 1000
+    # a panel per condition x feature x colouring (emotion, subject), each plotting its embedding's clips, one
+    # group per emotion or subject, titled with that embedding's silhouette
+    assert len(fig.axes) == 2 * 3 * 2
+    by_rows = {tuple(sorted(map(tuple, np.round(e, 5)))): key for key, e in embs.items()}
+    scores = table.set_index(["condition", "feature"])
+    for ax in fig.axes:
+        pts = np.concatenate([c.get_offsets() for c in ax.collections])
+        c, k, _ = by_rows[tuple(sorted(map(tuple, np.round(pts, 5))))]  # exactly one embedding's points
+        assert len(ax.collections) in (3, 2)  # the emotions a, b, c or the subjects 01, 02
+        col = "emotion" if len(ax.collections) == 3 else "subject"
+        assert ax.get_title().endswith(f"silhouette {scores.loc[(c, k), col]:.2f}"), (ax.get_title(), c, k, col)

@@ -30,7 +30,7 @@ from hgrlib.experiment import (
     seeded_runs,
 )
 from hgrlib.profiles import get_profile
-from hgrlib.report import project_dir
+from hgrlib.project import project_dir
 
 REPO = Path(__file__).resolve().parent.parent
 PRESENT = [f"{a:02d}" for a in range(1, 7)]  # 6 of RAVDESS's 24 actors unpacked
@@ -270,9 +270,9 @@ def test_fold_problems_missing_classes():
 def test_the_option_reaches_configs_and_notebooks(monkeypatch):
     assert get_profile("smoke", "ravdess", "x").config.data.folds == "shipped"
     assert get_profile("smoke", "ravdess", "x", folds="present").config.data.folds == "present"
-    monkeypatch.setenv("HGRLIB_FOLDS", "present")  # run_all.sh --folds present, for the kernels
-    assert get_profile("smoke", "ravdess", "x").config.data.folds == "present"
-    assert get_profile("smoke").config.data.folds == "shipped"  # synthetic: no shipped folds, key unchanged
+    monkeypatch.setenv("HGRLIB_FOLDS", "present")  # for hgrlib prep/train only: the notebooks get run_all.sh's --folds as a parameter
+    assert get_profile("smoke", "ravdess", "x").config.data.folds == "shipped"
+    assert get_profile("smoke", folds="present").config.data.folds == "shipped"  # synthetic: no shipped folds, key unchanged
     assert get_profile("smoke", "manifest", "a.csv").config.data.folds == "shipped"
     with pytest.raises(ValueError, match="data.folds"):
         DataConfig("ravdess", "x", folds="some")
@@ -280,8 +280,45 @@ def test_the_option_reaches_configs_and_notebooks(monkeypatch):
     Config(DataConfig("ravdess", "x", folds="present"), train=TrainConfig(n_folds=8, fold=7))
 
 
+def test_notebooks_take_folds_and_jobs_as_parameters(monkeypatch):
+    """run_all.sh's --folds and -j reach a notebook as its parameters, which setup() hands on (no environment)."""
+    from hgrlib.experiment import setup
+
+    for nb in runner.find_notebooks(REPO):
+        assert "folds" in runner.notebook_parameters(nb), nb.name
+        assert nb.stem.startswith("01") or "jobs" in runner.notebook_parameters(nb), nb.name
+    monkeypatch.setenv("HGRLIB_JOBS", "1")  # restored after the test
+    monkeypatch.chdir(REPO)
+    s = setup("smoke", "ravdess", "x", 6, load=False, folds="present", jobs=3)
+    assert s.config.data.folds == "present" and os.environ["HGRLIB_JOBS"] == "3"  # hgrlib.launch.run_all's default
+    assert setup("smoke", "ravdess", "x", 6, load=False).config.data.folds == "shipped"
+
+
 def test_data_digest_follows_linked_folders(partial, tmp_path):
     before = runner.data_digest("ravdess", str(partial))
     clip = next((partial / "Actor_03").iterdir())
     os.utime(clip, ns=(0, 12345))
     assert runner.data_digest("ravdess", str(partial)) != before
+
+
+def test_setup_writes_a_table_and_a_figure_with_one_call(tmp_path, monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from hgrlib.experiment import setup
+
+    monkeypatch.chdir(REPO)
+    s = setup("smoke", "synthetic", None, 6, results_dir=str(tmp_path / "r"), figures_dir=str(tmp_path / "f"), load=False)
+    shown = s.table(pd.DataFrame({"a": [1, 2]}), "09_t", title="A title")
+    assert "A title" in shown._repr_html_() and (tmp_path / "r" / s.tag / "09_t.csv").read_text() == "a\n1\n2\n"
+    assert (tmp_path / "r" / s.tag / "09_t.md").read_text().startswith("# A title")
+    assert s.table(pd.DataFrame({"b": [3]}), "09_u", show=False) == (
+        tmp_path / "r" / s.tag / "09_u.csv",
+        tmp_path / "r" / s.tag / "09_u.md",
+    )
+    fig = plt.figure()
+    assert s.figure(fig, "09_f.png") == tmp_path / "f" / s.tag / "09_f.png" and (tmp_path / "f" / s.tag / "09_f.png").stat().st_size > 0
+    plt.close(fig)

@@ -190,22 +190,21 @@ def test_verify_compares_every_table_cell_by_cell(smoke_run, tmp_path, monkeypat
             f = Path(results_dir) / "synthetic-smoke" / name
             f.write_text(f.read_text().replace(old, new, 1))
 
-    monkeypatch.setattr(runner, "run", regenerate)
     args = dict(profile="smoke", results_dir=str(committed), figures_dir=str(base / "figures"))
-    assert verify.verify(scratch=str(tmp_path / "a"), **args) == 0
+    assert verify.verify(regenerate, scratch=str(tmp_path / "a"), **args) == 0
     runs = (committed / "synthetic-smoke" / "02_supervised_runs.csv").read_text().splitlines()
     seconds = runs[1].split(",")[-1]
     edits["02_supervised_runs.csv"] = ("," + seconds, ",12345.6")  # wall-clock time: not compared
-    assert verify.verify(scratch=str(tmp_path / "b"), **args) == 0
+    assert verify.verify(regenerate, scratch=str(tmp_path / "b"), **args) == 0
     assert "DIFF" not in capsys.readouterr().out
     acc = (committed / "synthetic-smoke" / "02_supervised_table.csv").read_text().splitlines()[1].split(",")[2]
     edits["02_supervised_table.csv"] = (acc, "99.9 ± 0.0")
-    assert verify.verify(scratch=str(tmp_path / "c"), **args) == 1
+    assert verify.verify(regenerate, scratch=str(tmp_path / "c"), **args) == 1
     diffs = [line for line in capsys.readouterr().out.splitlines() if "DIFF" in line]
     assert len(diffs) == 1 and "02_supervised_table.csv row 1" in diffs[0] and "99.9 ± 0.0" in diffs[0]
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "old").write_text("x")
-    assert verify.verify(scratch=str(tmp_path / "d"), **args) == 2  # never into a folder holding something
+    assert verify.verify(regenerate, scratch=str(tmp_path / "d"), **args) == 2  # never into a folder holding something
 
 
 def test_notebook_02_grid_launches_through_submitit_local_executor(smoke_run, tmp_path):

@@ -120,10 +120,28 @@ def test_notebook_problems_flag_stderr_errors_and_untitled_html(tmp_path):
 
 
 def test_notebooks_run_over_ipc_not_tcp():
+    """A kernel as papermill starts one for the runner answers over IPC files, no TCP port."""
+    import asyncio
+
     from hgrlib.runner import _ipc_kernel_manager
 
-    km = _ipc_kernel_manager()(kernel_name="python3")
-    assert km.transport == "ipc"  # no unencrypted TCP port, no kernel warning about it on every notebook
+    out: list = []
+
+    async def run_a_cell() -> dict:
+        km = _ipc_kernel_manager()(kernel_name="python3")
+        await km.start_kernel()
+        kc = km.client()
+        try:
+            assert km.get_connection_info()["transport"] == "ipc"
+            kc.start_channels()
+            await kc.wait_for_ready(timeout=60)
+            return await kc.execute_interactive("print(6 * 7)", timeout=60, output_hook=out.append)
+        finally:
+            kc.stop_channels()
+            await km.shutdown_kernel(now=True)
+
+    assert asyncio.run(run_a_cell())["content"]["status"] == "ok"
+    assert any(m["msg_type"] == "stream" and m["content"]["text"] == "42\n" for m in out)
 
 
 def test_layout_page_names_every_module():

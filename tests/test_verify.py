@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hgrlib import runner, verify
+from hgrlib import verify
 from hgrlib.claims import write_claims
 from hgrlib.io import write_json
 from hgrlib.provenance import machine_identity
@@ -74,8 +74,9 @@ def run_verify(tmp_path, monkeypatch, regenerated: pd.DataFrame | None, name: st
             regenerated.to_csv(folder / "02_supervised_runs.csv", index=False)
             write_claims(folder)
 
-    monkeypatch.setattr(runner, "run", regenerate)
-    return verify.verify(scratch=str(tmp_path / name), results_dir=str(committed), figures_dir=str(tmp_path / "figures"), tier=tier)
+    return verify.verify(
+        regenerate, scratch=str(tmp_path / name), results_dir=str(committed), figures_dir=str(tmp_path / "figures"), tier=tier
+    )
 
 
 def test_same_machine_identity_keeps_the_exact_tier(committed, tmp_path, monkeypatch, capsys):

@@ -25,6 +25,7 @@ cache_dir = "cache"
 workers = 2
 figures_dir = "figures"
 results_dir = "results"
+folds = "shipped"  # subject folds of ravdess/enterface/baum1s: shipped (hgrlib/splits) | present (made from the subjects on disk)
 
 # %%
 from pathlib import Path
@@ -32,9 +33,9 @@ from pathlib import Path
 from hgrlib import plots
 from hgrlib.experiment import load_featureset, prepare_data, setup
 from hgrlib.io import write_json
-from hgrlib.report import save_figure, save_table, show
+from hgrlib.report import show
 
-S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, load=False)  # the features are made below
+S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, load=False, folds=folds)  # the features are made below
 P, cfg, tag, out_res, out_fig = S.profile, S.config, S.tag, S.out_res, S.out_fig
 print(tag, cfg.data, cfg.features, sep="\n")
 
@@ -52,11 +53,11 @@ import pandas as pd
 counts = pd.crosstab(pd.Series([fs.classes[y] for y in fs.labels], name="emotion"), pd.Series(["clips"] * len(fs.labels), name=""))
 counts["subjects"] = [len({s for s, y in zip(fs.subjects, fs.labels) if fs.classes[y] == e}) for e in counts.index]
 print(f"audio segments {fs.audio.shape}, face crops {fs.faces.shape}, {len(set(fs.subjects))} subjects")
-save_table(counts.reset_index(), f"{out_res}/01_class_counts", title=f"Clips and subjects per emotion ({tag})")
+S.table(counts.reset_index(), "01_class_counts", title=f"Clips and subjects per emotion ({tag})")
 
 # %%
 fig = plots.examples(fs)
-save_figure(fig, f"{out_fig}/01_examples.png");
+S.figure(fig, "01_examples.png");
 
 # %% [markdown]
 # Each column is one clip of one emotion: its first log-mel segment (top) and the face crop of its
@@ -106,4 +107,4 @@ if problems:
     fig.suptitle("Key frames of clips whose faces were mostly not found, with the box each crop is cut around\n"
                  "(green: detected, orange dashed: borrowed from the clip's other key frames, red dotted: centre crop)", fontsize=9)
     fig.tight_layout()
-    save_figure(fig, f"{out_fig}/01_faces_not_found.png");
+    S.figure(fig, "01_faces_not_found.png");

@@ -27,6 +27,8 @@ cache_dir = "cache"
 runs_dir = "runs"
 figures_dir = "figures"
 results_dir = "results"
+folds = "shipped"  # subject folds of ravdess/enterface/baum1s: shipped (hgrlib/splits) | present (made from the subjects on disk)
+jobs = 1  # training runs side by side (0: one per CPU core; run_all.sh -j)
 lam = None  # λ of the Soft-HGR terms (None: the profile's)
 seeds = None  # list of seeds (None: the profile's)
 replica_seed = 1  # a second synthetic corpus drawn with this generator seed, for the main claim (None: skip)
@@ -44,7 +46,7 @@ from hgrlib.launch import run_all
 from hgrlib.profiles import corpus_label, with_corpus_seed
 from hgrlib.report import mean_std, save_figure, save_table, write_table
 
-S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, seeds)
+S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, seeds, folds=folds, jobs=jobs)
 P, cfg, fs, lam, seeds, tag, out_res, out_fig = S.profile, S.config, S.fs, S.lam, S.seeds, S.tag, S.out_res, S.out_fig
 
 # %%

@@ -35,6 +35,8 @@ cache_dir = "cache"
 runs_dir = "runs"
 figures_dir = "figures"
 results_dir = "results"
+folds = "shipped"  # subject folds of ravdess/enterface/baum1s: shipped (hgrlib/splits) | present (made from the subjects on disk)
+jobs = 1  # training runs side by side (0: one per CPU core; run_all.sh -j)
 lam = None  # λ of the Soft-HGR terms (None: the profile's)
 seeds = None  # None: the profile's
 fractions = [0.1, 0.25]  # labeled fractions of the training clips (1.0 is added); each costs 3 arms × every corpus × fold × seed
@@ -50,7 +52,7 @@ from hgrlib.launch import run_all
 from hgrlib.profiles import corpus_label, with_corpus_seed
 from hgrlib.report import mean_std, save_figure, save_table, write_table
 
-S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, seeds)
+S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, seeds, folds=folds, jobs=jobs)
 P, cfg, fs, lam, seeds, tag, out_res, out_fig = S.profile, S.config, S.fs, S.lam, S.seeds, S.tag, S.out_res, S.out_fig
 cfg = P.explore(cfg)
 

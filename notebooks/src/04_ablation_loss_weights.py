@@ -37,6 +37,8 @@ cache_dir = "cache"
 runs_dir = "runs"
 figures_dir = "figures"
 results_dir = "results"
+folds = "shipped"  # subject folds of ravdess/enterface/baum1s: shipped (hgrlib/splits) | present (made from the subjects on disk)
+jobs = 1  # training runs side by side (0: one per CPU core; run_all.sh -j)
 seeds = None
 w_ce_uni_grid = [0.0, 0.5]  # weight of the per-modality CE terms; 0.5 is tried at two λ values only
 lam_grid = [0.0, 0.01, 0.1, 1.0]
@@ -47,9 +49,9 @@ from hgrlib import plots
 from hgrlib.evaluate import probe_split
 from hgrlib.experiment import fold_seed_runs, results_frame, run_features, seeded_runs, setup
 from hgrlib.launch import run_all
-from hgrlib.report import mean_std, save_figure, save_table, write_table
+from hgrlib.report import mean_std
 
-S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, seeds)
+S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, seeds, folds=folds, jobs=jobs)
 P, cfg, fs, lam, seeds, tag, out_res, out_fig = S.profile, S.config, S.fs, S.lam, S.seeds, S.tag, S.out_res, S.out_fig
 cfg = P.explore(cfg)
 
@@ -63,8 +65,8 @@ runs = results_frame(results, w_ce_uni=[r["config"]["loss"]["w_ce_uni"] for r in
                      probe_acc=[p["acc"] for p in probes], probe_uar=[p["uar"] for p in probes])
 grid = mean_std(runs, ["w_ce", "w_ce_uni", "lam"], metrics=("acc", "probe_acc"))
 grid["design"] = "exploratory: seed i on fold i"
-write_table(runs, f"{out_res}/04_ablation_runs")
-save_table(grid[["w_ce", "w_ce_uni", "lam", "runs", "acc", "probe_acc", "design"]], f"{out_res}/04_ablation_table",
+S.table(runs, "04_ablation_runs", show=False)
+S.table(grid[["w_ce", "w_ce_uni", "lam", "runs", "acc", "probe_acc", "design"]], "04_ablation_table",
            title=f"Classifier and linear-probe test accuracy (%) over loss weights, exploratory ({tag})")
 
 # %%
@@ -83,15 +85,15 @@ probes = [probe_split(run_features(r), ("f", "g"), len(fs.classes)) for r in fre
 free_runs = results_frame(free, condition=names, probe_acc=[p["acc"] for p in probes], probe_uar=[p["uar"] for p in probes])
 free_table = mean_std(free_runs, ["condition"], metrics=("probe_acc", "probe_uar"))
 free_table["chance"] = f"{100 / len(fs.classes):.1f}"
-write_table(free_runs, f"{out_res}/04_label_free_runs")
-save_table(free_table[["condition", "runs", "probe_acc", "probe_uar", "chance"]], f"{out_res}/04_label_free",
+S.table(free_runs, "04_label_free_runs", show=False)
+S.table(free_table[["condition", "runs", "probe_acc", "probe_uar", "chance"]], "04_label_free",
            title=f"Linear probe on [f, g] of models trained without cross-entropy, % mean ± std over every fold × seed ({tag})")
 
 # %%
 fig = plots.heatmaps({"fusion classifier": grid.pivot(index="w_ce_uni", columns="lam", values="acc_mean"),
                       "linear probe on [f, g]": grid.pivot(index="w_ce_uni", columns="lam", values="probe_acc_mean")},
                      title="test accuracy (%), w_ce = 1, exploratory (one run per seed)", cbar_label="test accuracy (%)")
-save_figure(fig, f"{out_fig}/04_ablation_heatmap.png");
+S.figure(fig, "04_ablation_heatmap.png");
 
 # %%
 pairs = {"all three pairs": {}, "audio-visual pair only": {"w_ay": 0.0, "w_vy": 0.0}, "label pairs only": {"w_av": 0.0}}
@@ -103,7 +105,7 @@ for name, w in pairs.items():
 pair_runs = results_frame(run_all(cfgs, fs, runs_dir), pairs=names)
 pair_table = mean_std(pair_runs, ["pairs"])
 pair_table["design"] = "exploratory: seed i on fold i"
-save_table(pair_table[["pairs", "runs", "acc", "uar", "design"]], f"{out_res}/04_ablation_pairs",
+S.table(pair_table[["pairs", "runs", "acc", "uar", "design"]], "04_ablation_pairs",
            title=f"Which Soft-HGR pairs matter (λ={lam}, CE weight 1), test %, exploratory ({tag})")
 
 # %% [markdown]

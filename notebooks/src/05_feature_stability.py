@@ -40,6 +40,8 @@ cache_dir = "cache"
 runs_dir = "runs"
 figures_dir = "figures"
 results_dir = "results"
+folds = "shipped"  # subject folds of ravdess/enterface/baum1s: shipped (hgrlib/splits) | present (made from the subjects on disk)
+jobs = 1  # training runs side by side (0: one per CPU core; run_all.sh -j)
 lam = None  # λ of the Soft-HGR terms (None: the profile's)
 seeds = None  # list of seeds (None: the profile's)
 n_components = 5  # canonical correlations reported
@@ -52,9 +54,9 @@ from hgrlib import plots
 from hgrlib.analysis import stability as st
 from hgrlib.experiment import grid, results_frame, run_features, setup
 from hgrlib.launch import run_all
-from hgrlib.report import mean_std, save_figure, save_table, write_table
+from hgrlib.report import mean_std
 
-S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, seeds)
+S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, seeds, folds=folds, jobs=jobs)
 P, cfg, fs, lam, seeds, tag, out_res, out_fig = S.profile, S.config, S.fs, S.lam, S.seeds, S.tag, S.out_res, S.out_fig
 assert len(seeds) >= 2, "seed-to-seed comparisons need at least two seeds"
 # the same conditions and configs as notebook 02, so its runs are read back, not retrained
@@ -80,10 +82,10 @@ cols = ["condition", "fold", "seeds"] + [f"{m}_{s}" for m in ("acc", "uar") for 
 spread = spread[cols].round(4)
 spread_sum = st.spread_summary(runs).round(4)
 fig = plots.score_spread(runs)
-save_figure(fig, f"{out_fig}/05_score_spread.png")
-display(save_table(spread_sum, f"{out_res}/05_score_spread_summary",
+S.figure(fig, "05_score_spread.png")
+display(S.table(spread_sum, "05_score_spread_summary",
                    title=f"Spread over seeds averaged over folds, and over all runs pooled, % ({tag}, λ={lam})"))
-save_table(spread, f"{out_res}/05_score_spread",
+S.table(spread, "05_score_spread",
            title=f"Test accuracy and UAR over seeds, per fold, % (std ddof=1, range = max − min) ({tag}, λ={lam})")
 
 # %% [markdown]
@@ -97,13 +99,13 @@ save_table(spread, f"{out_res}/05_score_spread",
 feats = {(n, int(r["config"]["train"]["fold"]), int(r["config"]["train"]["seed"])): run_features(r)
          for r, n in zip(results, names)}
 pairs = st.seed_cka_pairs(feats)
-write_table(pairs.round(4), f"{out_res}/05_seed_cka_pairs",
+S.table(pairs.round(4), "05_seed_cka_pairs", show=False,
             title=f"Linear CKA between two seeds' features on one fold's test clips, per condition, fold, seed pair and feature ({tag}, λ={lam})")
 cka_table = mean_std(pairs, ["condition", "feature"], ("cka",), scale=1, digits=3, count="pairs")
 cka_table = cka_table[["condition", "feature", "pairs", "cka", "cka_mean", "cka_std"]]
 fig = plots.seed_cka(pairs)
-save_figure(fig, f"{out_fig}/05_seed_cka.png")
-save_table(cka_table.round(4), f"{out_res}/05_seed_cka",
+S.figure(fig, "05_seed_cka.png")
+S.table(cka_table.round(4), "05_seed_cka",
            title=f"Linear CKA between seeds on test clips, mean ± std over folds × seed pairs ({tag}, λ={lam})")
 
 # %% [markdown]
@@ -119,8 +121,8 @@ cca_table = cca.groupby(["condition", "component"], sort=False).agg(
     runs=("in_sample", "size"), test_clips=("clips", "mean"), in_sample_mean=("in_sample", "mean"), in_sample_std=("in_sample", "std"),
     held_out_mean=("held_out", "mean"), held_out_std=("held_out", "std")).reset_index().fillna(0.0).round(4)
 fig = plots.av_correlation(cca)
-save_figure(fig, f"{out_fig}/05_av_correlation.png")
-save_table(cca_table, f"{out_res}/05_av_correlation",
+S.figure(fig, "05_av_correlation.png")
+S.table(cca_table, "05_av_correlation",
            title=f"Canonical correlations of f and g on test clips (in-sample; and directions fitted on training clips), "
                  f"mean ± std over all folds × seeds runs ({tag}, λ={lam}, feature dim {cfg.model.dim})")
 
@@ -159,7 +161,7 @@ save_table(cca_table, f"{out_res}/05_av_correlation",
 
 # %%
 gen = st.generator_factors()
-save_table(gen, f"{out_res}/05_generator_factors",
+S.table(gen, "05_generator_factors",
            title="Factors of the synthetic generator (hgrlib/data/synthetic.py) and the modalities they reach")
 
 # %%
@@ -177,8 +179,8 @@ else:
     info = probes.drop_duplicates("factor").set_index("factor")[["kind", "level", "metric"]]
     probe_table = info.join(chance).join(wide).reset_index()
     fig = plots.factor_probes(probes)
-    save_figure(fig, f"{out_fig}/05_factor_probes.png")
-    probe_view = save_table(probe_table, f"{out_res}/05_factor_probes",
+    S.figure(fig, "05_factor_probes.png")
+    probe_view = S.table(probe_table, "05_factor_probes",
                             title=f"Linear probes of generating factors on test-clip features, mean ± std over folds × seeds ({tag}, λ={lam})")
 probe_view if probes is not None else None
 

@@ -27,6 +27,8 @@ cache_dir = "cache"
 runs_dir = "runs"
 figures_dir = "figures"
 results_dir = "results"
+folds = "shipped"  # subject folds of ravdess/enterface/baum1s: shipped (hgrlib/splits) | present (made from the subjects on disk)
+jobs = 1  # training runs side by side (0: one per CPU core; run_all.sh -j)
 lam = None  # λ of the Soft-HGR terms (None: the profile's)
 seed = 0  # the run shown (fold 0), also the seed of UMAP and t-SNE
 part = "test"  # clips shown: "test" (held-out subjects), "val", "train", or None for all
@@ -37,9 +39,8 @@ from hgrlib.analysis import embeddings as em
 from hgrlib.analysis.stability import select
 from hgrlib.experiment import run_features, setup
 from hgrlib.launch import run_all
-from hgrlib.report import save_figure, save_table
 
-S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam)
+S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, folds=folds, jobs=jobs)
 cfg, fs, lam, tag, out_res, out_fig = S.config, S.fs, S.lam, S.tag, S.out_res, S.out_fig
 conditions = {
     "fusion (CE)": {"model": {"modalities": "av"}, "loss": {"lam": 0.0}},
@@ -54,7 +55,7 @@ embeddings = {}
 for method in em.METHODS:
     embeddings |= em.embed_all(feats, method, seed=seed)
 scores = em.silhouettes(feats, embeddings=embeddings).round(3)
-save_table(scores, f"{out_res}/06_silhouettes",
+S.table(scores, "06_silhouettes",
            title=f"Silhouette scores by emotion and by subject of the {part} clips' features "
                  f"(standardised inputs; and of their 2-D embeddings) ({tag}, λ={lam}, seed {seed})")
 
@@ -62,7 +63,7 @@ save_table(scores, f"{out_res}/06_silhouettes",
 for method in em.METHODS:
     fig = plots.plot_grid(feats, embeddings, method, fs.classes, scores=scores,
                        shown="test-clip features (held-out subjects)" if part == "test" else f"{part or 'all'} clips' features")
-    save_figure(fig, f"{out_fig}/06_{method}.png")
+    S.figure(fig, f"06_{method}.png")
 
 # %% [markdown]
 # **Reading the pictures.** Look for emotion colours forming groups that are not split by subject

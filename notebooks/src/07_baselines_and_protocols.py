@@ -38,6 +38,8 @@ cache_dir = "cache"
 runs_dir = "runs"
 figures_dir = "figures"
 results_dir = "results"
+folds = "shipped"  # subject folds of ravdess/enterface/baum1s: shipped (hgrlib/splits) | present (made from the subjects on disk)
+jobs = 1  # training runs side by side (0: one per CPU core; run_all.sh -j)
 lam = None  # λ of the paper's 3-pair Soft-HGR (None: the profile's)
 seeds = None  # list of seeds (None: the profile's); tuning: the first seed on every fold
 cca_dim = None  # dimensions of the CCA term at the profile's batch (None: batch size // 4, its well-posed regime)
@@ -50,7 +52,7 @@ from hgrlib.analysis import minibatch as M
 from hgrlib.experiment import fold_seed_runs, results_frame, run_features, setup
 from hgrlib.report import save_figure, save_table, show, write_table
 
-S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, seeds)
+S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, seeds, folds=folds, jobs=jobs)
 P, cfg, fs, lam, seeds, tag, out_res, out_fig = S.profile, S.config, S.fs, S.lam, S.seeds, S.tag, S.out_res, S.out_fig
 cfg = P.explore(cfg)
 n_batches = (15 if profile == "smoke" else 100) if n_batches is None else n_batches

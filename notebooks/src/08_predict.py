@@ -34,6 +34,8 @@ cache_dir = "cache"
 runs_dir = "runs"
 figures_dir = "figures"
 results_dir = "results"
+folds = "shipped"  # subject folds of ravdess/enterface/baum1s: shipped (hgrlib/splits) | present (made from the subjects on disk)
+jobs = 1  # training runs side by side (0: one per CPU core; run_all.sh -j)
 clips = None  # list of video files to predict (None: one held-out test clip per emotion of the run)
 lam = None  # the model: λ of the Soft-HGR terms (None: the profile's; 0: cross-entropy only)
 modalities = "av"  # av (fusion) | a | v
@@ -51,9 +53,9 @@ from hgrlib.experiment import fold_seed_runs, run_features, setup
 from hgrlib.export import export_model, load_model
 from hgrlib.launch import run_all
 from hgrlib.predict import ClipFailure, plot_key_frames, plot_log_mel, plot_segment_probs, predict_clips, predictions_frame
-from hgrlib.report import save_figure, show, write_table
+from hgrlib.report import show
 
-S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam)
+S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, folds=folds, jobs=jobs)
 P, fs, lam, tag, out_res, out_fig = S.profile, S.fs, S.lam, S.tag, S.out_res, S.out_fig
 
 # %% [markdown]
@@ -101,7 +103,7 @@ if preds and not table["true"].any():  # none of the clips is from the corpus: n
 if run_probs:  # the same clips, as the run scored them from its feature cache
     table.insert(3, "max_diff_vs_run", [round(float(np.abs(p.probs - run_probs[p.clip]).max()), 6) for p in preds])
 title = f"Predictions of the {modalities} model (λ={lam}, fold {fold}, seed {seed}) ({tag})"
-write_table(table, f"{out_res}/08_predictions", title=title)
+S.table(table, "08_predictions", show=False, title=title)
 for f in failures:
     print("not predicted:", f.error)
 show(table.drop(columns=[c for c in table.columns if c.startswith("p_")]), caption=title + "; class probabilities in the CSV")
@@ -116,17 +118,17 @@ show(table.drop(columns=[c for c in table.columns if c.startswith("p_")]), capti
 # %%
 if preds:
     fig = plot_key_frames(preds)
-    save_figure(fig, f"{out_fig}/08_key_frames.png")
+    S.figure(fig, "08_key_frames.png")
 
 # %%
 if preds:
     fig = plot_log_mel(preds)
-    save_figure(fig, f"{out_fig}/08_log_mel.png")
+    S.figure(fig, "08_log_mel.png")
 
 # %%
 if preds:
     fig = plot_segment_probs(preds)
-    save_figure(fig, f"{out_fig}/08_segment_probs.png")
+    S.figure(fig, "08_segment_probs.png")
 
 # %%
 n, right = len(preds), int((table["predicted"] == table["true"]).sum()) if preds and clips is None else None
