@@ -193,6 +193,11 @@ class TrainConfig:
     amp: str = "off"  # off | bf16: autocast the networks (losses stay fp32); see benchmarks/README.md
     compile: bool = False  # torch.compile the training forward pass (eval runs eager)
 
+    @property
+    def rows_per_batch(self) -> int:
+        """Rows in each batch: batch_size, or with `labeled_per_batch` and no unlabeled rows, just those."""
+        return self.labeled_per_batch if self.labeled_per_batch and not self.use_unlabeled else self.batch_size
+
     def __post_init__(self) -> None:
         _typed(self, "train")  # fold's upper bound depends on the dataset: checked by Config
         _check(

@@ -27,7 +27,7 @@ from hgrlib.config import Config
 from hgrlib.data.featureset import FeatureSet
 from hgrlib.io import atomic
 from hgrlib.runs import cached_fit, cached_fit_stack, read_result, run_dir
-from hgrlib.train_stacked import stack_signature, stackable
+from hgrlib.stacked import stack_signature, stackable
 
 EXECUTORS = ("pool", "slurm", "submitit-local")
 # runs per stack when none is asked for; measured in benchmarks/README.md: on the 2-core CPU a stack trains

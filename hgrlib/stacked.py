@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from hgrlib.config import Config
 from hgrlib.models import EmotionModel
 
 
@@ -167,3 +168,15 @@ def _leaves_reached(t: Tensor, leaves: dict[str, Tensor]) -> set[str]:
             out.add(ids[id(var)])
         todo.extend(f for f, _ in fn.next_functions)
     return out
+
+
+def stack_signature(cfg: Config) -> tuple:
+    """Configs with equal signatures can train as one stack: same data, features, model and schedule length;
+    they may differ in seed, fold, labeled fraction, unlabeled use, step matching, lr, weight decay, loss."""
+    t = cfg.train
+    return (cfg.data, cfg.features, cfg.model, t.epochs, t.batch_size, t.rows_per_batch, t.protocol, t.n_folds, t.device, t.threads)
+
+
+def stackable(cfg: Config) -> bool:
+    """Stacking covers fp32 eager training (TrainConfig.amp off, compile off)."""
+    return cfg.train.amp == "off" and not cfg.train.compile

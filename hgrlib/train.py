@@ -34,8 +34,7 @@ from hgrlib.models import EmotionModel
 from hgrlib.provenance import file_sha256
 from hgrlib.result import RunResult
 from hgrlib.runtime import autocast, keep_freed_memory, pick_device, seed_everything, torch_threads
-from hgrlib.stacked import ModelStack
-from hgrlib.train_stacked import stack_signature, stackable
+from hgrlib.stacked import ModelStack, stack_signature, stackable
 
 __all__ = ["FeatureSet", "autocast", "keep_freed_memory", "pick_device", "torch_threads"]  # re-exported: importers of old
 
@@ -142,7 +141,7 @@ def fit(cfg: Config | Sequence[Config], fs: FeatureSet, run_dir: str | Sequence[
     with the same arguments; rank 0 evaluates and writes, and every rank returns what it wrote.
     `key`: what the run is keyed by (hgrlib.runs), recorded in result.json.
 
-    A list of configs (one hgrlib.train_stacked.stack_signature, all stackable) with a list of run folders
+    A list of configs (one hgrlib.stacked.stack_signature, all stackable) with a list of run folders
     (and keys) trains them as one stack (hgrlib.stacked), one process; each member's folder gets what its run
     alone would write there, and the members' results are returned. Resumes when every member has a
     checkpoint of the same epoch."""
@@ -340,11 +339,6 @@ def epoch_order(n: int, length: int, seed: int, epoch: int, stream: int = 0) -> 
     return np.concatenate(perms)[:length] if perms else np.zeros(0, dtype=np.int64)
 
 
-def rows_per_batch(tc) -> int:
-    """Rows in each of a run's batches: batch_size, or with `labeled_per_batch` and no unlabeled rows, just those."""
-    return tc.labeled_per_batch if tc.labeled_per_batch and not tc.use_unlabeled else tc.batch_size
-
-
 @dataclass
 class RunSetup:
     """What a run trains on, made the same way for a run alone and for a member of a stack: its split, the rows it
@@ -368,7 +362,7 @@ class RunSetup:
             order = epoch_order(len(self.train_idx), self.n_batches * tc.batch_size, tc.seed, epoch)
             return [(self.train_idx[s], self.labeled[s]) for s in np.split(order, self.n_batches)]
         lab, unl = np.flatnonzero(self.labeled), np.flatnonzero(~self.labeled)
-        n_unl = rows_per_batch(tc) - tc.labeled_per_batch
+        n_unl = tc.rows_per_batch - tc.labeled_per_batch
         if n_unl and not len(unl):
             raise ValueError(f"train.labeled_per_batch={tc.labeled_per_batch} with use_unlabeled: this run has no unlabeled rows")
         rows_l = np.split(lab[epoch_order(len(lab), self.n_batches * tc.labeled_per_batch, tc.seed, epoch)], self.n_batches)

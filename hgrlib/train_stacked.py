@@ -12,25 +12,11 @@ from __future__ import annotations
 
 from hgrlib.config import Config
 from hgrlib.data.featureset import FeatureSet
-from hgrlib.train import rows_per_batch
-
-
-def stack_signature(cfg: Config) -> tuple:
-    """Configs with equal signatures can train as one stack: same data, features, model and schedule length;
-    they may differ in seed, fold, labeled fraction, unlabeled use, step matching, lr, weight decay, loss."""
-    t = cfg.train
-    return (cfg.data, cfg.features, cfg.model, t.epochs, t.batch_size, rows_per_batch(t), t.protocol, t.n_folds, t.device, t.threads)
-
-
-def stackable(cfg: Config) -> bool:
-    """Stacking covers fp32 eager training (TrainConfig.amp off, compile off)."""
-    return cfg.train.amp == "off" and not cfg.train.compile
+from hgrlib.train import fit
 
 
 def fit_stacked(
     cfgs: list[Config], fs: FeatureSet, run_dirs: list[str], progress: bool = True, keys: list[dict] | None = None
 ) -> list[dict]:
     """Train the configs (one stack_signature, all stackable) as one stack: hgrlib.train.fit(cfgs, ...)."""
-    from hgrlib.train import fit
-
     return fit(list(cfgs), fs, list(run_dirs), progress, keys)

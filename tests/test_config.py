@@ -22,8 +22,8 @@ def _with(section: str, name: str, value):
 def test_default_hash_is_unchanged():
     """Cache keys of existing runs and features: a change here retrains every run (pinned when
     loss.cca_dim, loss.cca_ridge and train.match_steps came in, again for data.folds, and for features.detector
-    and features.min_face, which replaced detect_max_side)."""
-    assert config_hash(Config()) == "42c795822ff7"
+    and features.min_face, which replaced detect_max_side, and for train.labeled_per_batch)."""
+    assert config_hash(Config()) == "fa1aeaa49be3"
     assert FeatureConfig().key() == "7c4a0d9522e4"
 
 
