@@ -49,7 +49,7 @@ def test_every_notebook_runs_and_writes_its_outputs(smoke_run):
         "05_score_spread.csv",
         "02_replication_runs.csv",
         "04_label_free.csv",
-        "07_lam_selection.csv",
+        "07_tuning.csv",
         "06_silhouettes.csv",
         "07_baselines_table.csv",
         "07_protocols_table.csv",

@@ -9,7 +9,7 @@ Three parts (the mini-batch study of CCA-style objectives is hgrlib.analysis.min
   (the first seed); on each fold the setting with the best validation UAR on that fold's own validation
   subjects is chosen (ties: the earlier in the grid) and trained with every seed of that fold. No choice
   sees a test subject of the runs it is used for. `regime` labels each condition's pair term.
-* `run_plan` / `baselines_table` / `lam_selection_table`: training that does not let one failed run crash
+* `run_plan` / `baselines_table` / `tuning_table`: training that does not let one failed run crash
   the notebook, and the tables (the trainer skips non-finite steps and counts them: `nonfinite_steps`).
 * `protocol_table`: the paper's model under the subject, clip and segment protocols, and the paired
   differences that split the gap: clip − subject (speaker dependence), segment − clip (segment leakage).
