@@ -69,7 +69,7 @@ P, fs, lam, tag, out_res, out_fig = S.profile, S.fs, S.lam, S.tag, S.out_res, S.
 # %%
 cfg = next(c for c in fold_seed_runs(P.config.with_(model={"modalities": modalities}, loss={"lam": lam}), P.seeds, fs)
            if c.train.fold == fold and c.train.seed == seed)
-run = run_all([cfg], fs, runs_dir)[0]
+run = run_all([cfg], fs, runs_dir, jobs=S.jobs)[0]
 model_file = Path(runs_dir) / "exports" / f"{Path(run['run_dir']).name}.pt"
 report = export_model(run["run_dir"], model_file, cache_dir, fs=fs)
 print(report.summary())
