@@ -52,7 +52,8 @@ from hgrlib.data.datasets import index_dataset
 from hgrlib.experiment import fold_seed_runs, run_features, setup
 from hgrlib.export import export_model, load_model
 from hgrlib.launch import run_all
-from hgrlib.predict import ClipFailure, plot_key_frames, plot_log_mel, plot_segment_probs, predict_clips, predictions_frame
+from hgrlib.plots import plot_key_frames, plot_log_mel, plot_segment_probs
+from hgrlib.predict import ClipFailure, predict_clips, predictions_frame
 from hgrlib.report import show
 
 S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, folds=folds, jobs=jobs)
