@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from hgrlib import conditions as C
 from hgrlib.io import write_text
 from hgrlib.report import markdown_table
 
@@ -77,7 +78,7 @@ class Claim:
 
 _MAIN = ("02_supervised_runs.csv", "02_replication_runs.csv", "02_mechanism_runs.csv")  # notebook 02: every corpus draw
 _POOLED = {"keys": ("corpus", "fold", "seed"), "unit": ("corpus", "fold")}  # tables that pool corpus draws: a unit is a corpus × fold
-_PROTO = {"condition": "fusion (CE + Soft-HGR)"}  # one network per protocol line: the pairs (fold, seed) stay unique
+_PROTO = {"condition": C.FUSION_HGR}  # one network per protocol line: the pairs (fold, seed) stay unique
 _PROTO_TEXT = {"filters": _PROTO, "context": f"network: {_PROTO['condition']}", "metric": "seg_acc", "condition_col": "protocol"}
 
 CLAIMS: tuple[Claim, ...] = (
@@ -85,24 +86,24 @@ CLAIMS: tuple[Claim, ...] = (
         "fusion beats audio only",
         "fusing audio and video beats audio alone",
         "02_supervised_runs.csv",
-        "fusion (CE)",
-        "audio only (CE)",
+        C.FUSION_CE,
+        C.AUDIO_CE,
         isolates="same CE loss, training and clips; only the visual branch is added",
     ),
     Claim(
         "fusion beats visual only",
         "fusing audio and video beats video alone",
         "02_supervised_runs.csv",
-        "fusion (CE)",
-        "visual only (CE)",
+        C.FUSION_CE,
+        C.VISUAL_CE,
         isolates="same CE loss, training and clips; only the audio branch is added",
     ),
     Claim(
         "main claim",
         "CE + Soft-HGR learns better representations than CE alone",
         _MAIN,
-        "fusion (CE + Soft-HGR)",
-        "fusion (CE)",
+        C.FUSION_HGR,
+        C.FUSION_CE,
         **_POOLED,
         isolates="same fused network, data, steps and seeds; only λ > 0; on every corpus draw notebook 02 trains (the default corpus and a second one drawn with another seed)",
     ),
@@ -110,8 +111,8 @@ CLAIMS: tuple[Claim, ...] = (
         "the audio–visual pair helps",
         "common information alone: the audio–visual term S(f, g) improves on CE",
         _MAIN,
-        "fusion (CE + a–v pair)",
-        "fusion (CE)",
+        C.FUSION_AV_PAIR,
+        C.FUSION_CE,
         **_POOLED,
         isolates="same fused network, data, steps, seeds and λ; only the audio–visual pair is on (no label pair)",
     ),
@@ -119,8 +120,8 @@ CLAIMS: tuple[Claim, ...] = (
         "beyond unimodal supervision",
         "CE + Soft-HGR beats CE with per-modality CE heads: the gain is not just extra supervision of f and g",
         _MAIN,
-        "fusion (CE + Soft-HGR)",
-        "fusion (CE + unimodal CE)",
+        C.FUSION_HGR,
+        C.FUSION_UNI,
         **_POOLED,
         isolates="same fused network, data, steps and seeds; Soft-HGR's three pairs against CE heads on f and g",
     ),
@@ -128,8 +129,8 @@ CLAIMS: tuple[Claim, ...] = (
         "beyond the label pairs",
         "the three Soft-HGR pairs beat the label pairs alone: the audio–visual term adds to supervision through h(y)",
         _MAIN,
-        "fusion (CE + Soft-HGR)",
-        "fusion (CE + label pairs)",
+        C.FUSION_HGR,
+        C.FUSION_LABEL_PAIRS,
         **_POOLED,
         isolates="same fused network, data, steps, seeds and λ; only the audio–visual pair added to the label pairs",
     ),
@@ -138,8 +139,8 @@ CLAIMS: tuple[Claim, ...] = (
             f"unlabeled clips help, {int(round(100 * frac))}% labels",
             "unlabeled clips improve the model through the label-free Soft-HGR term S(f, g)",
             "03_semi_supervised_runs.csv",
-            "labeled + unlabeled (CE + Soft-HGR)",
-            "labeled only (CE + Soft-HGR)",
+            C.SEMI_HGR,
+            C.LABELED_HGR,
             filters={"labeled_frac": frac},
             context=f"{int(round(100 * frac))}% labels",
             **_POOLED,
@@ -152,8 +153,8 @@ CLAIMS: tuple[Claim, ...] = (
             f"semi-supervised beats labeled only, {int(round(100 * frac))}% labels",
             "training with the unlabeled clips (CE + Soft-HGR) beats cross-entropy on the labeled clips alone",
             "03_semi_supervised_runs.csv",
-            "labeled + unlabeled (CE + Soft-HGR)",
-            "labeled only (CE)",
+            C.SEMI_HGR,
+            C.LABELED_CE,
             filters={"labeled_frac": frac},
             context=f"{int(round(100 * frac))}% labels",
             **_POOLED,
@@ -165,8 +166,8 @@ CLAIMS: tuple[Claim, ...] = (
         "more stable across seeds",
         "Soft-HGR features are more stable across seeds (CKA × 100 of z)",
         "05_seed_cka_pairs.csv",
-        "fusion (CE + Soft-HGR)",
-        "fusion (CE)",
+        C.FUSION_HGR,
+        C.FUSION_CE,
         metric="cka",
         filters={"feature": "z"},
         context="fused features z",
@@ -177,8 +178,8 @@ CLAIMS: tuple[Claim, ...] = (
         "smaller spread over seeds",
         "Soft-HGR's test accuracy varies less over seeds (std over seeds within a fold)",
         "05_score_spread.csv",
-        "fusion (CE)",
-        "fusion (CE + Soft-HGR)",
+        C.FUSION_CE,
+        C.FUSION_HGR,
         metric="acc_std",
         keys=("fold",),
         isolates="A − B is CE's spread minus Soft-HGR's, per fold (so > 0 favours Soft-HGR); one pair per fold",
@@ -191,8 +192,8 @@ CLAIMS: tuple[Claim, ...] = (
         None,
         filters_a={"objective": "hgr", "selected": True},
         filters_b={"objective": "cca", "selected": True},
-        label_a="fusion (CE + Soft-HGR, a–v, tuned per fold)",
-        label_b="fusion (CE + CCA, a–v, tuned per fold)",
+        label_a=C.tuned(C.FUSION_HGR_AV),
+        label_b=C.tuned(C.FUSION_CCA_AV),
         isolates="same audio–visual pair, network, data and tuning budget; each objective's settings picked per fold on that fold's validation subjects",
     ),
     Claim(

@@ -11,7 +11,9 @@ import json
 import os
 import sys
 
+from hgrlib.config import AMPS, CLASSES, CORRS, DATASETS, DETECTORS, DEVICES, MODALITIES, PROTOCOLS
 from hgrlib.data.records import DataError
+from hgrlib.profiles import PROFILES
 from hgrlib.project import os_error
 
 
@@ -175,16 +177,16 @@ def main(argv: list[str] | None = None) -> int:
     ):
         s = sub.add_parser(name, help=help_)
         s.set_defaults(fn=fn)
-        s.add_argument("--dataset", default="synthetic", choices=["synthetic", "ravdess", "enterface", "baum1s", "manifest"])
+        s.add_argument("--dataset", default="synthetic", choices=DATASETS)
         s.add_argument("--root", default=None, help="dataset folder (CSV file for manifest); synthetic: where to write the corpus")
-        s.add_argument("--profile", default="default", choices=["smoke", "default", "paper"])
-        s.add_argument("--classes", type=int, default=6, choices=[6, 8])
+        s.add_argument("--profile", default="default", choices=list(PROFILES))
+        s.add_argument("--classes", type=int, default=6, choices=CLASSES)
         s.add_argument("--cache", default="cache", help="feature cache folder")
         s.add_argument("--workers", type=int, default=2)
         s.add_argument(
             "--detector",
             default=None,
-            choices=["haar", "mtcnn"],
+            choices=DETECTORS,
             help="face detector (default: the profile's, haar; mtcnn needs scripts/install_mtcnn.sh)",
         )
         s.add_argument(
@@ -192,17 +194,17 @@ def main(argv: list[str] | None = None) -> int:
         )
     t = sub.choices["train"]
     t.add_argument("--runs", default="runs")
-    t.add_argument("--modalities", default="av", choices=["av", "a", "v"])
+    t.add_argument("--modalities", default="av", choices=MODALITIES)
     t.add_argument("--lam", type=float, default=None, help="weight of the Soft-HGR terms (0: cross-entropy only)")
-    t.add_argument("--corr", default="hgr", choices=["hgr", "cca", "infonce"])
+    t.add_argument("--corr", default="hgr", choices=CORRS)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--fold", type=int, default=0)
-    t.add_argument("--protocol", default="subject", choices=["subject", "segment"])
+    t.add_argument("--protocol", default="subject", choices=PROTOCOLS)
     t.add_argument("--labeled-frac", type=float, default=1.0)
     t.add_argument("--epochs", type=int, default=0, help="0: the profile's")
-    t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    t.add_argument("--device", default="auto", choices=DEVICES)
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the profile's; 0: torch's default)")
-    t.add_argument("--amp", default="off", choices=["off", "bf16"], help="mixed precision for the networks")
+    t.add_argument("--amp", default="off", choices=AMPS, help="mixed precision for the networks")
     t.add_argument("--compile", action="store_true", help="torch.compile the training forward pass")
     t.add_argument(
         "--set",
@@ -226,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     pr.add_argument("--model", default=None, help="a model file from hgrlib export")
     pr.add_argument("--run", default=None, help="or a run folder runs/<hash> (exported in memory; needs --cache)")
     pr.add_argument("--cache", default="cache", help="with --run: the feature cache the run trained from")
-    pr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    pr.add_argument("--device", default="auto", choices=DEVICES)
     fmt = pr.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="a JSON list, one object per clip with its segments")
     fmt.add_argument("--csv", action="store_true", help="CSV: one row per clip (level=clip) and per segment (level=segment)")

@@ -60,6 +60,18 @@ def _check(obj: Any, section: str, *rules: tuple) -> None:
                 raise ValueError(f"{section}.{name}={value!r}: {why}")
 
 
+# The allowed values of the choice fields, one source for the checks below, hgrlib.cli and hgrlib.runner
+DATASETS = ("synthetic", "ravdess", "enterface", "baum1s", "manifest")
+CLASSES = (6, 8)
+FOLDS = ("shipped", "present")
+DETECTORS = ("haar", "mtcnn")
+MODALITIES = ("av", "a", "v")
+CORRS = ("hgr", "cca", "infonce")
+PROTOCOLS = ("subject", "clip", "segment")
+DEVICES = ("auto", "cpu", "cuda")
+AMPS = ("off", "bf16")
+
+
 def _one_of(names: str, *choices: Any) -> tuple:
     return names, lambda v: v in choices, "must be one of " + "|".join(map(str, choices))
 
@@ -83,9 +95,9 @@ class DataConfig:
         _check(
             self,
             "data",
-            _one_of("dataset", "synthetic", "ravdess", "enterface", "baum1s", "manifest"),
-            _one_of("classes", 6, 8),
-            _one_of("folds", "shipped", "present"),
+            _one_of("dataset", *DATASETS),
+            _one_of("classes", *CLASSES),
+            _one_of("folds", *FOLDS),
             (
                 "classes",
                 lambda v: v == 6 or self.dataset in ("ravdess", "manifest"),
@@ -120,7 +132,7 @@ class FeatureConfig:
             "features",
             _positive("sr n_mels win_ms hop_ms segment_frames n_segments frames_per_segment face_size"),
             ("face_margin", lambda v: v >= 0, "must be >= 0"),
-            _one_of("detector", "haar", "mtcnn"),
+            _one_of("detector", *DETECTORS),
             ("min_face", lambda v: 0 < v <= 1, "must be in (0, 1], a fraction of the frame height"),
         )
 
@@ -142,7 +154,7 @@ class ModelConfig:
             "model",
             _positive("dim width"),
             ("dropout", lambda v: 0 <= v < 1, "must be in [0, 1)"),
-            _one_of("modalities", "av", "a", "v"),
+            _one_of("modalities", *MODALITIES),
         )
 
 
@@ -167,7 +179,7 @@ class LossConfig:
             self,
             "loss",
             ("w_ce w_ce_uni lam w_av w_ay w_vy cca_dim", lambda v: v >= 0, "must be >= 0"),
-            _one_of("corr", "hgr", "cca", "infonce"),
+            _one_of("corr", *CORRS),
             _positive("temperature cca_ridge"),
         )
 
@@ -206,12 +218,12 @@ class TrainConfig:
             _positive("epochs lr"),
             ("batch_size", lambda v: v >= 2, "must be >= 2 (the correlation losses need two rows)"),
             ("weight_decay seed threads fold", lambda v: v >= 0, "must be >= 0"),
-            _one_of("protocol", "subject", "clip", "segment"),
+            _one_of("protocol", *PROTOCOLS),
             ("n_folds", lambda v: v >= 3, "must be >= 3 (a test fold, a validation fold and a training fold)"),
             ("labeled_frac", lambda v: 0 < v <= 1, "must be in (0, 1]"),
             ("labeled_per_batch", lambda v: v == 0 or 2 <= v <= self.batch_size, "must be 0 (off) or in [2, batch_size]"),
-            _one_of("device", "auto", "cpu", "cuda"),
-            _one_of("amp", "off", "bf16"),
+            _one_of("device", *DEVICES),
+            _one_of("amp", *AMPS),
         )
 
 

@@ -35,6 +35,7 @@ class Setup:
     out_res: str
     out_fig: str
     fs: FeatureSet | None
+    jobs: int | None = None  # training runs side by side, for hgrlib.launch.run_all(jobs=...) (None: its default)
 
     def table(self, df: pd.DataFrame, name: str, title: str | None = None, show: bool = True) -> Table | tuple[Path, Path]:
         """`df` as results/<tag>/<name>.csv and .md (hgrlib.report.write_table) and, if `show`, shown under `title`."""
@@ -63,11 +64,8 @@ def setup(
     """Every notebook's first cell: work from the project's folder (so relative paths mean the same in
     JupyterLab and under papermill), the profile on the subject folds `folds` (DataConfig.folds), the output
     folders, and (if `load`) the cached features. `jobs` (the notebook's parameter, run_all.sh -j; 0: one per
-    CPU core) becomes how many training runs hgrlib.launch.run_all trains side by side in this process: its
-    default, $HGRLIB_JOBS."""
+    CPU core) is kept as `Setup.jobs`, which the notebook hands to hgrlib.launch.run_all(jobs=...)."""
     os.chdir(project_dir())
-    if jobs is not None:
-        os.environ["HGRLIB_JOBS"] = str(max(0, jobs))
     P = get_profile(profile, dataset, root, classes, folds)
     cfg = P.config
     tag = results_tag(cfg.data, profile)
@@ -81,6 +79,7 @@ def setup(
         f"{results_dir}/{tag}",
         f"{figures_dir}/{tag}",
         fs,
+        None if jobs is None else max(0, jobs),
     )
 
 

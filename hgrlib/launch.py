@@ -4,7 +4,8 @@ jobs through submitit, one job per grid point (`./run_all.sh --executor slurm`).
 Whatever the executor, a run is `runs.cached_fit`: the same runs/<hash>/ folder and result.json, so a
 notebook reads back what a job trained, and a finished run is never trained again.
 
-    HGRLIB_JOBS       runs side by side on this machine (run_all.sh -j; 0: one per core)
+    HGRLIB_JOBS       runs side by side on this machine when run_all is given no `jobs` (0: one per core; the
+                      notebooks pass their parameter `jobs`, run_all.sh -j, as jobs=S.jobs)
     HGRLIB_EXECUTOR   pool (default: this machine) | slurm | submitit-local (submitit's local executor)
     HGRLIB_STACK      runs trained as one stacked network (hgrlib.train_stacked); 0 or unset: AUTO_STACK
     HGRLIB_SLURM      submitit parameters for the jobs, "key=value,...", e.g.

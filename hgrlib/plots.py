@@ -8,15 +8,33 @@ or white, whichever contrasts more with the cell (`text_colour`); legends are pl
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.patches import Rectangle
 from matplotlib.ticker import NullLocator
 
 FEATURE_NAMES = {"f": "audio f", "g": "visual g", "z": "fused z"}
 
 ANNOT = 10  # pt, heatmap annotations
 SMALL = 9  # pt, tick labels, legends, panel titles
+
+# What each figure file shows, set beside the function that draws it (`caption`): the README's figure captions
+# and alt text, and results/README.md's description (hgrlib.results_index). No `*` in these (the README sets
+# them in italics).
+CAPTIONS: dict[str, str] = {}
+
+
+def caption(name: str, text: str):
+    """Decorator: `text` is the caption of the figure file `name`, which the decorated function draws."""
+
+    def mark(fn):
+        CAPTIONS[name] = text
+        return fn
+
+    return mark
 
 
 # --------------------------------------------------------------------------- helpers
@@ -63,6 +81,10 @@ def legend_outside(ax, fontsize: float = SMALL, **kw):
 # --------------------------------------------------------------------------- notebooks 01-04
 
 
+@caption(
+    "01_examples.png",
+    "One log-mel segment (top) and one face key frame (bottom) per emotion, as the models see them.",
+)
 def examples(fs, n_per_class: int = 1):
     """One log-mel segment and one face key frame per emotion class."""
     c = len(fs.classes)
@@ -96,6 +118,10 @@ def confusion(cm: np.ndarray, classes: tuple[str, ...], title: str = "", ax=None
     return ax.figure
 
 
+@caption(
+    "02_confusion.png",
+    "Confusion matrices (true against predicted emotion) of fusion (CE) and fusion (CE + Soft-HGR), summed over all their runs.",
+)
 def confusions(cms: dict[str, np.ndarray], classes: tuple[str, ...]):
     """Side-by-side row-normalised confusion matrices (title: matrix), one shared colour bar."""
     fig, axes = plt.subplots(1, len(cms), figsize=(4.3 * len(cms) + 1.0, 4.4), squeeze=False, layout="constrained")
@@ -107,6 +133,12 @@ def confusions(cms: dict[str, np.ndarray], classes: tuple[str, ...]):
     return fig
 
 
+@caption(
+    "02_training_curves.png",
+    "Per epoch: the fused classifier's cross-entropy (the term every condition shares), the total "
+    "training loss (with −λ·S where Soft-HGR is on) and validation UAR (%), mean ± std over runs, one "
+    "line per condition.",
+)
 def training_curves(histories: dict[str, list[list[dict]]], key: str = "val_uar"):
     """Per epoch, mean ± std over runs, one line per condition: the fused classifier's cross-entropy (the term every
     condition shares), the total training loss (with −λ·S where Soft-HGR is on: not comparable across conditions),
@@ -138,6 +170,10 @@ def training_curves(histories: dict[str, list[list[dict]]], key: str = "val_uar"
     return fig
 
 
+@caption(
+    "02_accuracy.png",
+    "Test accuracy (%) of audio only, visual only, fusion (CE) and fusion (CE + Soft-HGR), mean ± std over every fold × seed.",
+)
 def bar_with_errors(table: pd.DataFrame, label: str, metric: str = "acc", ax=None):
     """Bars of mean ± std of `metric` per row of a mean_std() table."""
     if ax is None:
@@ -151,6 +187,13 @@ def bar_with_errors(table: pd.DataFrame, label: str, metric: str = "acc", ax=Non
 MARKERS, LINESTYLES = ("o", "s", "^", "D", "v"), ("-", "--", ":", "-.")
 
 
+@caption(
+    "03_semi_supervised.png",
+    "Test accuracy (%) against the labeled share of the training clips (log scale): labeled only with "
+    "matched optimiser steps, labeled + unlabeled with λ = 0, labeled + unlabeled with Soft-HGR; mean ± "
+    "std over every fold × seed; each condition's points set slightly apart, so that at 100% (the same "
+    "runs for all three) every condition shows.",
+)
 def curves_with_errors(
     table: pd.DataFrame, x: str, group: str, metric: str = "acc", xlabel: str | None = None, ax=None, percent_x: bool = False
 ):
@@ -174,6 +217,12 @@ def curves_with_errors(
     return ax.figure
 
 
+@caption(
+    "04_ablation_heatmap.png",
+    "Test accuracy (%) of the fusion classifier (left) and of a linear probe on [f, g] (right) over the "
+    "Soft-HGR weight λ and the unimodal weight w_ce_uni, CE weight 1; exploratory, one run per seed; "
+    "blank cells are not in the grid.",
+)
 def heatmaps(grids: dict[str, pd.DataFrame], fmt: str = "{:.1f}", scale: float = 100.0, title: str = "", cbar_label: str = ""):
     """Side-by-side annotated heatmaps of equally shaped grids (rows × columns), NaN cells left blank (grey: not
     run); each with its own colour bar labelled `cbar_label`."""
@@ -198,6 +247,10 @@ def heatmaps(grids: dict[str, pd.DataFrame], fmt: str = "{:.1f}", scale: float =
 # --------------------------------------------------------------------------- notebook 05
 
 
+@caption(
+    "05_score_spread.png",
+    "Every run's test accuracy and UAR, per fold and condition, with the mean ± std over seeds.",
+)
 def score_spread(runs: pd.DataFrame, by: str = "condition", group: str | None = "fold", metrics: tuple[str, ...] = ("acc", "uar")):
     """Every run's test score as a dot, coloured by `by`, with the mean ± std as a black square and whisker; one
     slot on the x axis per value of `group` (a fold number is shown as 'fold k'); one legend, to the right."""
@@ -242,6 +295,12 @@ def score_spread(runs: pd.DataFrame, by: str = "condition", group: str | None = 
     return fig
 
 
+@caption(
+    "05_seed_cka.png",
+    "Linear CKA between the features of two seeds on one fold's test clips, for audio f, visual g and "
+    "fused z; grey lines join one (fold, seed pair) across fusion (CE) and fusion (CE + Soft-HGR), black "
+    "squares are the means.",
+)
 def seed_cka(
     pairs: pd.DataFrame,
     value: str = "cka",
@@ -278,6 +337,11 @@ def seed_cka(
     return fig
 
 
+@caption(
+    "05_av_correlation.png",
+    "Canonical correlations of the audio and visual features f and g on test clips, per component and "
+    "condition: in-sample (solid) and along directions fitted on training clips (dashed).",
+)
 def av_correlation(cca: pd.DataFrame, by: str = "condition"):
     """Canonical correlations of f and g against component, per condition (colour); solid: in-sample, dashed:
     directions fitted on the training clips; legend to the right."""
@@ -296,6 +360,12 @@ def av_correlation(cca: pd.DataFrame, by: str = "condition"):
     return fig
 
 
+@caption(
+    "05_factor_probes.png",
+    "Linear probes of the synthetic generator's factors from the test-clip features f, g and z of both "
+    "fusion conditions: accuracy for discrete factors, R² for continuous ones; each factor names the "
+    "modalities it reaches.",
+)
 def factor_probes(probes: pd.DataFrame, by: str = "condition", value: str = "score"):
     """Factors (rows, with their metric and kind) × features, one panel per condition, annotated with the mean
     score over runs; one colour bar (clipped to [0, 1]: R² can be negative, worse than predicting the mean)."""
@@ -350,6 +420,12 @@ def _wrap_objective(name: str) -> str:
     return name.replace(", ", ",\n", 1) if len(name) > 16 else name
 
 
+@caption(
+    "07_minibatch_heatmaps.png",
+    "Soft-HGR and three CCA variants on planted Gaussian pairs, per batch size and feature dimension: "
+    "fraction of non-finite or out-of-bound values, bias of the batch value against the whole pool, "
+    "median gradient norm and its spread; boxed cells lie outside the objective's well-posed regime.",
+)
 def plot_study(summary: pd.DataFrame, title: str = ""):
     """Heatmaps, one panel per quantity (fraction of batches non-finite or over the objective's bound, relative
     bias, median gradient norm, gradient-norm relative spread), each with its colour bar: rows batch size,
@@ -412,6 +488,16 @@ def plot_study(summary: pd.DataFrame, title: str = ""):
     return fig
 
 
+@caption(
+    "07_minibatch_lines.png",
+    "Planted Gaussian pairs: each objective's mini-batch value relative to its whole-pool value (mean ± "
+    "std) and its median gradient norm, against batch size, per feature dimension.",
+)
+@caption(
+    "07_minibatch_learned.png",
+    "As the planted-pairs lines, on the learned clip features f, g of a CE + Soft-HGR run (at its "
+    "dimension and random projections to smaller ones).",
+)
 def plot_value_spread(summary: pd.DataFrame, title: str = ""):
     """Per dimension: mean ± std of the value relative to the whole-pool value, and the median gradient norm,
     against batch size; one line per objective (one legend, below)."""
@@ -447,6 +533,12 @@ def plot_value_spread(summary: pd.DataFrame, title: str = ""):
     return fig
 
 
+@caption(
+    "07_protocols.png",
+    "Test accuracy (%, segment and clip level) of fusion (CE + Soft-HGR) with subject, clip and segment "
+    "splits (left, mean ± std over runs), and their paired differences (right, points, mean ± std over "
+    "(fold, seed) pairs).",
+)
 def plot_protocols(table: pd.DataFrame, metrics: tuple[str, ...] = ("seg_acc", "clip_acc")):
     """Left: `metrics` mean ± std per protocol; right: the paired differences (mean ± std over pairs, points)
     of a protocol_table; one legend, to the right."""
@@ -500,6 +592,18 @@ def plt_cmap(name: str, n: int) -> list:
     return [cm(i / max(1, n - 1)) for i in range(n)]
 
 
+@caption(
+    "06_umap.png",
+    "UMAP of the audio f, visual g and fused z features of held-out clips, coloured by emotion (upper "
+    "block) and by subject (lower block); in each block a row per condition, fusion (CE) above fusion (CE "
+    "+ Soft-HGR); silhouette scores in the panel titles.",
+)
+@caption(
+    "06_tsne.png",
+    "t-SNE of the audio f, visual g and fused z features of held-out clips, coloured by emotion (upper "
+    "block) and by subject (lower block); in each block a row per condition, fusion (CE) above fusion (CE "
+    "+ Soft-HGR); silhouette scores in the panel titles.",
+)
 def plot_grid(
     feats_by_condition: dict,
     embeddings: dict,
@@ -549,4 +653,114 @@ def plot_grid(
         )
         sub.suptitle(f"coloured by {what}", fontsize=11, x=0.02, ha="left", fontweight="bold")
     fig.suptitle(f"{method.upper()} of {shown}", fontsize=12)
+    return fig
+
+
+# --------------------------------------------------------------------------- notebook 08 (and 01: key_frame)
+
+BOX_STYLE = {"detected": ("#1a9850", "-"), "borrowed": ("#fdae61", "--"), "centre": ("#d73027", ":")}
+
+
+def key_frame(ax, frame, box, how: str, title: str, fontsize: float = SMALL) -> None:
+    """A key frame with the box its face crop was cut around, styled by how the box was found (`BOX_STYLE`:
+    green detected, orange dashed borrowed from the clip's other key frames, red dotted centre crop)."""
+    ax.imshow(frame)
+    x, y, w, h = box
+    colour, style = BOX_STYLE[how]
+    ax.add_patch(Rectangle((x, y), w, h, fill=False, edgecolor=colour, linestyle=style, linewidth=1.5))
+    ax.set_title(title, fontsize=fontsize, loc="left")
+
+
+@caption(
+    "08_key_frames.png",
+    "Per predicted clip, one key frame per segment with the box its face crop was cut around (green: "
+    "detected, orange dashed: borrowed from the clip's other frames, red dotted: centre crop) and the "
+    "crop itself.",
+)
+def plot_key_frames(preds: list, per_segment: int | None = None):
+    """One row per clip: one key frame per segment (the middle one) with the box its crop was cut around
+    (green: detected, orange dashed: borrowed from the clip's other key frames, red dotted: centre crop),
+    and beside it the crop the network gets."""
+    preds = [p for p in preds if p.view is not None]
+    s = max(len(p.seg_probs) for p in preds)
+    fig, axes = plt.subplots(
+        len(preds), 2 * s, figsize=(min(11, 1.1 * 2 * s), 1.5 * len(preds) + 0.4), gridspec_kw={"width_ratios": [1.6, 1] * s}, squeeze=False
+    )
+    for r, p in enumerate(preds):
+        k = len(p.key_times) // len(p.seg_probs)
+        mid = per_segment if per_segment is not None else k // 2
+        for j in range(2 * s):
+            axes[r, j].axis("off")
+        for i in range(len(p.seg_probs)):
+            idx = i * k + mid
+            ax, axc = axes[r, 2 * i], axes[r, 2 * i + 1]
+            key_frame(ax, p.view.frames[idx], p.view.boxes[idx], p.view.how[idx], f"{p.key_times[idx]:.2f} s: {p.seg_emotions[i]}")
+            axc.imshow(p.view.crops[i, mid])
+        axes[r, 0].text(-0.08, 0.5, Path(p.clip).stem, transform=axes[r, 0].transAxes, rotation=90, ha="right", va="center", fontsize=9)
+    fig.suptitle(
+        "One key frame per segment with the box its face crop is cut around (green: detected, orange dashed: "
+        "borrowed,\nred dotted: centre crop), the crop the network gets, and the segment's predicted emotion",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    return fig
+
+
+@caption(
+    "08_log_mel.png",
+    "Per predicted clip, its log-mel spectrogram with the segments the network sees, each labelled with its predicted emotion.",
+)
+def plot_log_mel(preds: list):
+    """One row per clip: the whole clip's log-mel spectrogram and, as white brackets, the segments the
+    network sees (they overlap when the clip is short), each labelled with its predicted emotion."""
+    preds = [p for p in preds if p.view is not None]
+    fig, axes = plt.subplots(len(preds), 1, figsize=(9, 1.8 * len(preds) + 0.4), squeeze=False, constrained_layout=True)
+    im = None
+    for ax, p in zip(axes[:, 0], preds):
+        spec = p.view.spec
+        m = spec.shape[0]
+        im = ax.imshow(spec, origin="lower", aspect="auto", extent=(0, spec.shape[1] * p.view.hop_s, 0, m), cmap="magma")
+        for i, ((t0, t1), e) in enumerate(zip(p.seg_times, p.seg_emotions)):
+            y = m * (0.08 + 0.28 * (i % 3))
+            ax.plot([t0, t0, t1, t1], [y + 3, y, y, y + 3], color="white", linewidth=1.5)
+            ax.text((t0 + t1) / 2, y + 1.5, f"{i}: {e}", color="white", fontsize=9, ha="center", va="bottom")
+        ax.set_ylabel("mel band", fontsize=9)
+        ax.set_title(f"{Path(p.clip).stem}: {p.emotion} ({p.probs.max():.2f})", fontsize=9, loc="left")
+        ax.tick_params(labelsize=9)
+    axes[-1, 0].set_xlabel("time (s)", fontsize=9)
+    cb = fig.colorbar(im, ax=axes[:, 0].tolist(), fraction=0.03, pad=0.01)
+    cb.set_label("dB", fontsize=9)
+    cb.ax.tick_params(labelsize=9)
+    return fig
+
+
+@caption(
+    "08_segment_probs.png",
+    "Per predicted clip, each emotion's probability per segment over time; the clip's probability of its predicted emotion dashed.",
+)
+def plot_segment_probs(preds: list):
+    """One panel per clip: each class's probability per segment (at the segment's centre), over time;
+    the clip's probability of its predicted class dashed."""
+    n = len(preds)
+    cols = min(3, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols + 1.6, 2.3 * rows + 0.3), squeeze=False, sharey=True)
+    colours = plt.get_cmap("tab10")
+    for k, (ax, p) in enumerate(zip(axes.flat, preds)):
+        t = p.seg_times.mean(axis=1)
+        for c, name in enumerate(p.classes):
+            ax.plot(t, p.seg_probs[:, c], marker="o", markersize=3, color=colours(c), label=name)
+        best = int(p.probs.argmax())
+        ax.axhline(p.probs[best], color=colours(best), linestyle="--", linewidth=1)
+        ax.set_title(f"{Path(p.clip).stem}: {p.emotion}", fontsize=9)
+        ax.set_ylim(0, 1)
+        ax.tick_params(labelsize=9)
+        if k % cols == 0:
+            ax.set_ylabel("probability", fontsize=9)
+        if k >= n - cols:
+            ax.set_xlabel("segment centre (s)", fontsize=9)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    legend_outside(axes[0, cols - 1])
+    fig.tight_layout()
     return fig

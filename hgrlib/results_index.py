@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from hgrlib.io import read_json, rel_path, write_json, write_text
+from hgrlib.plots import CAPTIONS
 from hgrlib.project import git_commit
 from hgrlib.provenance import machine_text
 from hgrlib.report import pipe_table
@@ -35,56 +36,9 @@ README_TABLES = [  # (file under results/<tag>/, heading) shown in the README's 
 ]
 README_FIGURES = ["02_accuracy.png"]
 
-# What each figure shows: the README's figure captions (and alt text), and the index's description.
-# No `*` in these (the README sets them in italics).
-FIGURE_CAPTIONS = {
-    "01_examples.png": "One log-mel segment (top) and one face key frame (bottom) per emotion, as the models see them.",
-    "02_accuracy.png": "Test accuracy (%) of audio only, visual only, fusion (CE) and fusion (CE + Soft-HGR), "
-    "mean ± std over every fold × seed.",
-    "02_confusion.png": "Confusion matrices (true against predicted emotion) of fusion (CE) and fusion (CE + Soft-HGR), "
-    "summed over all their runs.",
-    "02_training_curves.png": "Per epoch: the fused classifier's cross-entropy (the term every condition shares), the total "
-    "training loss (with −λ·S where Soft-HGR is on) and validation UAR (%), mean ± std over runs, one line per condition.",
-    "03_semi_supervised.png": "Test accuracy (%) against the labeled share of the training clips (log scale): labeled only "
-    "with matched optimiser steps, labeled + unlabeled with λ = 0, labeled + unlabeled with Soft-HGR; "
-    "mean ± std over every fold × seed; each condition's points set slightly apart, so that at 100% (the same "
-    "runs for all three) every condition shows.",
-    "04_ablation_heatmap.png": "Test accuracy (%) of the fusion classifier (left) and of a linear probe on [f, g] (right) "
-    "over the Soft-HGR weight λ and the unimodal weight w_ce_uni, CE weight 1; exploratory, one "
-    "run per seed; blank cells are not in the grid.",
-    "05_av_correlation.png": "Canonical correlations of the audio and visual features f and g on test clips, per "
-    "component and condition: in-sample (solid) and along directions fitted on training clips (dashed).",
-    "05_score_spread.png": "Every run's test accuracy and UAR, per fold and condition, with the mean ± std over seeds.",
-    "05_seed_cka.png": "Linear CKA between the features of two seeds on one fold's test clips, for audio f, visual g "
-    "and fused z; grey lines join one (fold, seed pair) across fusion (CE) and fusion "
-    "(CE + Soft-HGR), black squares are the means.",
-    "05_factor_probes.png": "Linear probes of the synthetic generator's factors from the test-clip features f, g and z "
-    "of both fusion conditions: accuracy for discrete factors, R² for continuous ones; each "
-    "factor names the modalities it reaches.",
-    "06_umap.png": "UMAP of the audio f, visual g and fused z features of held-out clips, coloured by emotion (upper "
-    "block) and by subject (lower block); in each block a row per condition, fusion (CE) above fusion "
-    "(CE + Soft-HGR); silhouette scores in the panel titles.",
-    "06_tsne.png": "t-SNE of the audio f, visual g and fused z features of held-out clips, coloured by emotion (upper "
-    "block) and by subject (lower block); in each block a row per condition, fusion (CE) above fusion "
-    "(CE + Soft-HGR); silhouette scores in the panel titles.",
-    "07_minibatch_heatmaps.png": "Soft-HGR and three CCA variants on planted Gaussian pairs, per batch size and feature "
-    "dimension: fraction of non-finite or out-of-bound values, bias of the batch value "
-    "against the whole pool, median gradient norm and its spread; boxed cells lie outside "
-    "the objective's well-posed regime.",
-    "07_minibatch_lines.png": "Planted Gaussian pairs: each objective's mini-batch value relative to its whole-pool "
-    "value (mean ± std) and its median gradient norm, against batch size, per feature dimension.",
-    "07_minibatch_learned.png": "As the planted-pairs lines, on the learned clip features f, g of a CE + Soft-HGR run "
-    "(at its dimension and random projections to smaller ones).",
-    "07_protocols.png": "Test accuracy (%, segment and clip level) of fusion (CE + Soft-HGR) with subject, clip and "
-    "segment splits (left, mean ± std over runs), and their paired differences (right, points, "
-    "mean ± std over (fold, seed) pairs).",
-    "08_key_frames.png": "Per predicted clip, one key frame per segment with the box its face crop was cut around (green: "
-    "detected, orange dashed: borrowed from the clip's other frames, red dotted: centre crop) and the crop itself.",
-    "08_log_mel.png": "Per predicted clip, its log-mel spectrogram with the segments the network sees, each labelled "
-    "with its predicted emotion.",
-    "08_segment_probs.png": "Per predicted clip, each emotion's probability per segment over time; the clip's "
-    "probability of its predicted emotion dashed.",
-}
+# What each figure shows (the README's figure captions and alt text, the index's description): set beside the
+# function that draws the figure, with hgrlib.plots.caption.
+FIGURE_CAPTIONS = CAPTIONS
 DATA_DESCRIPTIONS = {  # what each data file (neither table nor figure) holds: the index's description
     "01_prep_report.json": "Data preparation report: clips indexed and skipped, features extracted or read from the "
     "cache, face key frames detected, borrowed or centre-cropped.",

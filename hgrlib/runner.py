@@ -20,10 +20,10 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from hgrlib.config import DataConfig
+from hgrlib.config import CLASSES, DATASETS, FOLDS, DataConfig
 from hgrlib.data.folds import FOLD_SPECS
 from hgrlib.io import read_json, rel_path, write_json, write_text
-from hgrlib.profiles import results_tag
+from hgrlib.profiles import PROFILES, results_tag
 from hgrlib.project import git_commit, os_error, project_dir
 from hgrlib.provenance import (
     DISPATCHES,
@@ -358,14 +358,14 @@ def notebook_failure(e: Exception, out_dir: Path, since: float) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Run the notebooks through papermill (see run_all.sh).")
-    ap.add_argument("--profile", default="default", choices=["smoke", "default", "paper"])
-    ap.add_argument("--dataset", default="synthetic", choices=["synthetic", "ravdess", "enterface", "baum1s", "manifest"])
+    ap.add_argument("--profile", default="default", choices=list(PROFILES))
+    ap.add_argument("--dataset", default="synthetic", choices=DATASETS)
     ap.add_argument("--root", default=None)
-    ap.add_argument("--classes", type=int, default=6, choices=[6, 8])
+    ap.add_argument("--classes", type=int, default=6, choices=CLASSES)
     ap.add_argument(
         "--folds",
         default=os.environ.get("HGRLIB_FOLDS") or "shipped",
-        choices=["shipped", "present"],
+        choices=FOLDS,
         help="subject folds of ravdess/enterface/baum1s: shipped (hgrlib/splits/*.json; a corpus whose subjects "
         "cannot fill them is refused, naming the missing ones) or present (folds made from the subjects "
         "present, for a partial corpus; not comparable with the published folds). Default: $HGRLIB_FOLDS, else shipped",

@@ -333,11 +333,29 @@ def test_feature_source_projects_down_only():
     assert M.run_feature_pool(feats, parts=("test",))[0].shape == (10, 16)
 
 
-def test_study_figures_render(planted_study, tmp_path):
+def test_study_figures_plot_the_study(planted_study):
     summary, _ = planted_study
-    plots.plot_study(summary, "t").savefig(tmp_path / "a.png")
-    plots.plot_value_spread(summary, "t").savefig(tmp_path / "b.png")
-    assert (tmp_path / "a.png").stat().st_size > 1000
+    fig = plots.plot_study(summary, "t")
+    assert [ax.get_title(loc="left") for ax in fig.axes if ax.images] == [
+        "fraction of batches non-finite or over the bound",
+        "value bias / |whole-pool value|",
+        "median gradient norm",
+        "gradient norm: std / mean",
+    ]
+    fig = plots.plot_value_spread(summary, "t")
+    top, bottom = fig.axes[0], fig.axes[1]  # one dimension (32): value above, gradient norm below
+    assert top.get_title() == "d = 32: value / whole-pool value" and bottom.get_title() == "d = 32: median gradient norm"
+    names = list(dict.fromkeys(summary["objective"]))
+    grads = [ln for ln in bottom.get_lines() if ln.get_label() in names]
+    assert [ln.get_label() for ln in grads] == names  # one line per objective
+    for ln in grads:
+        t = summary[summary["objective"] == ln.get_label()].sort_values("batch")
+        assert np.allclose(np.asarray(ln.get_xdata(), float), t["batch"])
+        assert np.allclose(np.asarray(ln.get_ydata(), float), t["grad_median"], equal_nan=True)
+    assert [c.get_label() for c in top.containers] == names  # the error bars: value relative to the whole pool
+    for c in top.containers:
+        t = summary[summary["objective"] == c.get_label()].sort_values("batch")
+        assert np.allclose(np.asarray(c.lines[0].get_ydata(), float), t["value_mean"] / t["full_value"].replace(0, np.nan), equal_nan=True)
 
 
 def test_verdict_summary_keeps_each_objective_together():

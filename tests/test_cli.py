@@ -69,6 +69,16 @@ def test_set_overrides_and_config_file_round_trip(capsys, tmp_path):
     assert again == cfg | {"train": cfg["train"] | {"seed": 3}}
 
 
+@pytest.mark.parametrize("protocol", ["subject", "clip", "segment"])
+def test_train_offers_every_protocol_the_config_takes(capsys, protocol):
+    """hgrlib.config.PROTOCOLS is the one list: `train --protocol` offers each of them."""
+    from hgrlib.config import PROTOCOLS
+
+    assert protocol in PROTOCOLS
+    assert main(["train", "--protocol", protocol, "--print-config"]) == 0
+    assert json.loads(capsys.readouterr().out)["train"]["protocol"] == protocol
+
+
 def test_bad_set_and_bad_config_are_clear_errors(capsys, tmp_path):
     assert main(["train", "--set", "lossw_ay=0", "--print-config"]) == 2
     assert "section.field=value" in capsys.readouterr().err

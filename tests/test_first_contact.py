@@ -290,7 +290,8 @@ def test_notebooks_take_folds_and_jobs_as_parameters(monkeypatch):
     monkeypatch.setenv("HGRLIB_JOBS", "1")  # restored after the test
     monkeypatch.chdir(REPO)
     s = setup("smoke", "ravdess", "x", 6, load=False, folds="present", jobs=3)
-    assert s.config.data.folds == "present" and os.environ["HGRLIB_JOBS"] == "3"  # hgrlib.launch.run_all's default
+    assert s.config.data.folds == "present" and s.jobs == 3  # handed to hgrlib.launch.run_all(jobs=S.jobs)
+    assert os.environ["HGRLIB_JOBS"] == "1"  # the parameter does not travel through the environment
     assert setup("smoke", "ravdess", "x", 6, load=False).config.data.folds == "shipped"
 
 

@@ -31,7 +31,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         ],
     ),
     ("tables and figures", ["hgrlib.report", "hgrlib.plots"]),
-    ("experiment", ["hgrlib.profiles", "hgrlib.runs", "hgrlib.launch", "hgrlib.claims", "hgrlib.experiment"]),
+    ("experiment", ["hgrlib.conditions", "hgrlib.profiles", "hgrlib.runs", "hgrlib.launch", "hgrlib.claims", "hgrlib.experiment"]),
     ("analysis", ["hgrlib.analysis."]),
     ("build", ["hgrlib.results_index", "hgrlib.verify", "hgrlib.runner"]),
     ("application", ["hgrlib.cli", "hgrlib.export", "hgrlib.predict", "hgrlib"]),

@@ -332,8 +332,9 @@ def test_probe_score_copes_with_tiny_or_constant_targets():
     assert np.isnan(st.probe_score(x, np.array(["a"] * 12), discrete=True)[0])
 
 
-def test_figures_draw(tmp_path):
+def test_figures_plot_the_values_given():
     import matplotlib
+    from matplotlib.collections import PathCollection
 
     from hgrlib import plots
 
@@ -341,11 +342,15 @@ def test_figures_draw(tmp_path):
     runs = pd.DataFrame(
         {"condition": ["a", "a", "b", "b"], "fold": [0, 1, 0, 1], "acc": [0.5, 0.6, 0.55, 0.57], "uar": [0.5, 0.6, 0.5, 0.6]}
     )
-    plots.score_spread(runs).savefig(tmp_path / "s.png")
+    fig = plots.score_spread(runs)
+    pts = np.concatenate([c.get_offsets()[:, 1] for c in fig.axes[0].collections if isinstance(c, PathCollection)])
+    assert sorted(np.round(pts, 9)) == sorted(np.round(100 * runs["acc"].to_numpy(), 9))  # every run's accuracy, in %
     cca = pd.DataFrame(
         {"condition": ["a"] * 2 + ["b"] * 2, "component": [1, 2] * 2, "in_sample": [0.9, 0.5, 0.8, 0.4], "held_out": [0.7, 0.2, 0.6, 0.1]}
     )
-    plots.av_correlation(cca).savefig(tmp_path / "c.png")
+    fig = plots.av_correlation(cca)
+    lines = [ln.get_ydata() for ln in fig.axes[0].get_lines() if len(ln.get_ydata()) == 2]
+    assert any(np.allclose(y, [0.9, 0.5]) for y in lines) and any(np.allclose(y, [0.6, 0.1]) for y in lines)  # a in-sample, b held-out
     pr = pd.DataFrame(
         {
             "condition": ["a", "a", "b", "b"],
@@ -356,7 +361,8 @@ def test_figures_draw(tmp_path):
             "score": [0.8, -0.3, 0.9, np.nan],
         }
     )
-    plots.factor_probes(pr).savefig(tmp_path / "h.png")
+    fig = plots.factor_probes(pr)
+    assert [ax.get_title() for ax in fig.axes if ax.images] == ["a", "b"]  # one panel per condition
     pairs = pd.DataFrame(
         {
             "condition": ["a"] * 6 + ["b"] * 6,
@@ -366,5 +372,13 @@ def test_figures_draw(tmp_path):
             "cka": np.linspace(0.8, 0.95, 12),
         }
     )
-    plots.seed_cka(pairs).savefig(tmp_path / "p.png")
-    assert all((tmp_path / p).stat().st_size > 1000 for p in ("s.png", "c.png", "h.png", "p.png"))
+    fig = plots.seed_cka(pairs)
+    (ax,) = fig.axes
+    assert ax.get_title() == "fused z" and [t.get_text() for t in ax.get_xticklabels()] == ["a", "b"]
+    dots = [c.get_offsets() for c in ax.collections]  # one column of points per condition, at x = 0 and 1
+    assert [sorted(d[:, 1]) for d in dots] == [sorted(pairs["cka"][:6]), sorted(pairs["cka"][6:])] and [set(d[:, 0]) for d in dots] == [
+        {0},
+        {1},
+    ]
+    grey = [ln for ln in ax.get_lines() if ln.get_linestyle() == "-"]
+    assert len(grey) == 6  # one line per (fold, pair) unit, joining it across the conditions

@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from hgrlib import conditions as C
+
 # ---------------------------------------------------------------------------------------------------------
 # Conditions of the baselines table, their regimes, and the λ selection
 
@@ -99,14 +101,13 @@ def baseline_conditions(lam: float, batch_size: int, cca_dim: int | None = None,
     the well-posed regime, not the full-d one that breaks.
     """
     grids = tuning_grids(batch_size, cca_dim) if grids is None else grids
-    av = {"w_av": 1.0, "w_ay": 0.0, "w_vy": 0.0}
-    fusion = {"model": {"modalities": "av"}}
+    av, fusion = C.AV_PAIR, C.FUSION
     return [
-        Condition("fusion (CE)", "ce", fusion | {"loss": {"lam": 0.0}}, ({},)),
-        Condition("fusion (CE + Soft-HGR)", "hgr3", fusion | {"loss": {"lam": float(lam)}}, ({},)),  # the paper's 3 pairs
-        Condition("fusion (CE + Soft-HGR, a–v)", "hgr", fusion | {"loss": av}, grids["hgr"]),
-        Condition("fusion (CE + CCA, a–v)", "cca", fusion | {"loss": {"corr": "cca"} | av}, grids["cca"]),
-        Condition("fusion (CE + InfoNCE, a–v)", "infonce", fusion | {"loss": {"corr": "infonce"} | av}, grids["infonce"]),
+        Condition(C.FUSION_CE, "ce", fusion | {"loss": {"lam": 0.0}}, ({},)),
+        Condition(C.FUSION_HGR, "hgr3", fusion | {"loss": {"lam": float(lam)}}, ({},)),  # the paper's 3 pairs
+        Condition(C.FUSION_HGR_AV, "hgr", fusion | {"loss": av}, grids["hgr"]),
+        Condition(C.FUSION_CCA_AV, "cca", fusion | {"loss": {"corr": "cca"} | av}, grids["cca"]),
+        Condition(C.FUSION_INFONCE_AV, "infonce", fusion | {"loss": {"corr": "infonce"} | av}, grids["infonce"]),
     ]
 
 
@@ -237,16 +238,16 @@ def tuning_table(runs: pd.DataFrame, chosen: dict[tuple[str, int], int]) -> pd.D
 # Training that survives a failed run, and the tables
 
 
-def safe_run_all(cfgs: list, fs, runs_dir: str = "runs", progress: bool = True) -> list[dict]:
+def safe_run_all(cfgs: list, fs, runs_dir: str = "runs", progress: bool = True, jobs: int | None = None) -> list[dict]:
     """Like launch.run_all, but a run that raises (e.g. a linear-algebra error outside the loss, which the
     trainer does not catch) becomes a placeholder result with NaN metrics and its error, instead of stopping
-    the notebook. Finished runs are read back from `runs_dir` as usual.
+    the notebook. Finished runs are read back from `runs_dir` as usual; `jobs` as in launch.run_all.
     """
     from hgrlib.launch import run_all
 
     out = []
     # LinAlgError is a RuntimeError; listed to say what is expected
-    for c, r in zip(cfgs, run_all(cfgs, fs, runs_dir, progress, catch=(RuntimeError, ValueError, torch.linalg.LinAlgError))):
+    for c, r in zip(cfgs, run_all(cfgs, fs, runs_dir, progress, jobs, catch=(RuntimeError, ValueError, torch.linalg.LinAlgError))):
         if isinstance(r, BaseException):
             nan = float("nan")
             test = {k: nan for k in ("acc", "uar", "seg_acc", "seg_uar", "clip_acc", "clip_uar")}
@@ -291,12 +292,14 @@ RUN_COLUMNS = [
 ]
 
 
-def run_plan(plan: pd.DataFrame, fs, runs_dir: str = "runs", progress: bool = True) -> tuple[list[dict], pd.DataFrame]:
+def run_plan(
+    plan: pd.DataFrame, fs, runs_dir: str = "runs", progress: bool = True, jobs: int | None = None
+) -> tuple[list[dict], pd.DataFrame]:
     """Train (or read back) every run of a baseline_plan: (results, runs), runs being one row per run with
     the plan's labels, results_frame's columns and `error` ("" unless the run raised)."""
     from hgrlib.experiment import results_frame
 
-    results = safe_run_all(list(plan["config"]), fs, runs_dir, progress)
+    results = safe_run_all(list(plan["config"]), fs, runs_dir, progress, jobs)
     labels = {k: list(plan[k]) for k in ("condition", "objective", "setting", "setting_index", "selected", "in_selection", "regime")}
     runs = results_frame(results, **labels).assign(error=[r.get("error", "") for r in results])
     return results, runs[RUN_COLUMNS + [c for c in runs.columns if c not in RUN_COLUMNS]]

@@ -76,7 +76,6 @@ S.figure(fig, "01_examples.png");
 from hgrlib.data.datasets import index_dataset
 from hgrlib.data.faces import make_detector
 from hgrlib.data.features import extract_clip
-from hgrlib.predict import BOX_STYLE
 
 problems = prep_report.face_problems(limit=None)
 print(f"{len(problems)} of {prep_report.extracted + prep_report.cached} clips with most key frames not detected "
@@ -86,7 +85,6 @@ show(pd.DataFrame(problems or [("(none)", "a face detected in most key frames of
 # %%
 if problems:
     import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
 
     by_path = {r.path: r for r in index_dataset(cfg.data.dataset, cfg.data.root, classes=cfg.data.classes)[0]}
     shown, det = [p for p, _ in problems if p in by_path][:3], make_detector(cfg.features)
@@ -97,11 +95,7 @@ if problems:
         extract_clip(by_path[path], cfg.features, det, view)
         for i, ax in enumerate(axes[row]):
             j = i * k + k // 2  # the middle key frame of segment i
-            ax.imshow(view["frames"][j])
-            colour, style = BOX_STYLE[view["how"][j]]
-            x, y, w, h = view["boxes"][j]
-            ax.add_patch(Rectangle((x, y), w, h, fill=False, edgecolor=colour, linestyle=style, linewidth=1.5))
-            ax.set_title(f"{view['key_times'][j]:.2f} s: {view['how'][j]}", fontsize=8, loc="left")
+            plots.key_frame(ax, view["frames"][j], view["boxes"][j], view["how"][j], f"{view['key_times'][j]:.2f} s: {view['how'][j]}", fontsize=8)
             ax.axis("off")
         axes[row, 0].text(-0.08, 0.5, Path(path).stem, transform=axes[row, 0].transAxes, rotation=90, ha="right", va="center", fontsize=8)
     fig.suptitle("Key frames of clips whose faces were mostly not found, with the box each crop is cut around\n"

@@ -39,48 +39,44 @@ import numpy as np
 import pandas as pd
 from IPython.display import display
 
+from hgrlib import conditions as C
 from hgrlib import plots
 from hgrlib.analysis.convergence import convergence_table
 from hgrlib.experiment import grid, load_featureset, prepare_data, results_frame, setup
 from hgrlib.launch import run_all
 from hgrlib.profiles import corpus_label, with_corpus_seed
-from hgrlib.report import mean_std, save_figure, save_table, write_table
+from hgrlib.report import mean_std
 
 S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, seeds, folds=folds, jobs=jobs)
 P, cfg, fs, lam, seeds, tag, out_res, out_fig = S.profile, S.config, S.fs, S.lam, S.seeds, S.tag, S.out_res, S.out_fig
 
 # %%
-conditions = {
-    "audio only (CE)": {"model": {"modalities": "a"}, "loss": {"lam": 0.0}},
-    "visual only (CE)": {"model": {"modalities": "v"}, "loss": {"lam": 0.0}},
-    "fusion (CE)": {"model": {"modalities": "av"}, "loss": {"lam": 0.0}},
-    "fusion (CE + Soft-HGR)": {"model": {"modalities": "av"}, "loss": {"lam": lam}},
-}
+conditions = C.supervised(lam)  # audio only, visual only, fusion (CE), fusion (CE + Soft-HGR): hgrlib/conditions.py
 cfgs, names = grid(cfg, conditions, seeds, fs)
-results = run_all(cfgs, fs, runs_dir)
+results = run_all(cfgs, fs, runs_dir, jobs=S.jobs)
 runs = results_frame(results, condition=names)
 runs.insert(0, "corpus", corpus_label(P))
 table = mean_std(runs, ["condition"], metrics=("acc", "uar", "seg_acc"))
 table["nonfinite_steps"] = runs.groupby("condition", sort=False)["nonfinite_steps"].sum().values
 cols = ["condition", "runs", "acc", "uar", "seg_acc", "nonfinite_steps"]
-write_table(runs, f"{out_res}/02_supervised_runs")
-save_table(table[cols], f"{out_res}/02_supervised_table",
-           title=f"Test accuracy and UAR, % mean ± std over every fold × seed ({tag}, λ={lam})")
+S.table(runs, "02_supervised_runs", show=False)
+S.table(table[cols], "02_supervised_table",
+        title=f"Test accuracy and UAR, % mean ± std over every fold × seed ({tag}, λ={lam})")
 
 # %%
 fig = plots.bar_with_errors(table, "condition", "acc")
-save_figure(fig, f"{out_fig}/02_accuracy.png");
+S.figure(fig, "02_accuracy.png");
 
 # %%
 cms = {f"{name}, all runs": sum(np.array(r["test"]["confusion"]) for r, n in zip(results, names) if n == name)
-       for name in ["fusion (CE)", "fusion (CE + Soft-HGR)"]}
+       for name in [C.FUSION_CE, C.FUSION_HGR]}
 fig = plots.confusions(cms, fs.classes)
-save_figure(fig, f"{out_fig}/02_confusion.png");
+S.figure(fig, "02_confusion.png");
 
 # %%
 histories = {n: [r["history"] for r, m in zip(results, names) if m == n] for n in conditions}
 fig = plots.training_curves(histories)
-save_figure(fig, f"{out_fig}/02_training_curves.png");
+S.figure(fig, "02_training_curves.png");
 
 # %% [markdown]
 # Has training levelled off? The validation UAR's mean gain per epoch over the last two epochs of every run
@@ -88,8 +84,8 @@ save_figure(fig, f"{out_fig}/02_training_curves.png");
 # before convergence: a gap between two such conditions may narrow, or widen, with longer training.
 
 # %%
-save_table(convergence_table(histories), f"{out_res}/02_convergence",
-           title=f"Has training levelled off? Validation UAR (%) at the last epoch and its gain per epoch (points) over the last epochs, mean ± std over runs ({tag})")
+S.table(convergence_table(histories), "02_convergence",
+        title=f"Has training levelled off? Validation UAR (%) at the last epoch and its gain per epoch (points) over the last epochs, mean ± std over runs ({tag})")
 
 # %% [markdown]
 # Read the table first: the paper expects fusion to beat either modality alone, and the Soft-HGR terms
@@ -112,15 +108,15 @@ if replica_seed is not None and dataset == "synthetic":
     R = with_corpus_seed(P, replica_seed)
     prepare_data(R.config.data, R.config.features, cache_dir, R.synthetic)
     fs2 = load_featureset(R.config.data, R.config.features, cache_dir)
-    main = {n: conditions[n] for n in ("fusion (CE)", "fusion (CE + Soft-HGR)")}
+    main = C.fusion_pair(lam)
     cfgs2, names2 = grid(R.config, main, seeds, fs2)
-    rep = results_frame(run_all(cfgs2, fs2, runs_dir), condition=names2)
+    rep = results_frame(run_all(cfgs2, fs2, runs_dir, jobs=S.jobs), condition=names2)
     rep.insert(0, "corpus_seed", replica_seed)
     rep.insert(0, "corpus", corpus_label(R))
-    write_table(rep, f"{out_res}/02_replication_runs")
+    S.table(rep, "02_replication_runs", show=False)
     rep_table = mean_std(rep, ["corpus_seed", "condition"], metrics=("acc", "uar"))
-    display(save_table(rep_table[["corpus_seed", "condition", "runs", "acc", "uar"]], f"{out_res}/02_replication_table",
-                       title=f"The main comparison on a second corpus (generator seed {replica_seed}), % mean ± std over every fold × seed"))
+    display(S.table(rep_table[["corpus_seed", "condition", "runs", "acc", "uar"]], "02_replication_table",
+                    title=f"The main comparison on a second corpus (generator seed {replica_seed}), % mean ± std over every fold × seed"))
 
 # %% [markdown]
 # ## Where does the gain come from?
@@ -134,25 +130,21 @@ if replica_seed is not None and dataset == "synthetic":
 # claims table compares the full objective with each control at the level of corpus × fold units.
 
 # %%
-mechanism = {
-    "fusion (CE + unimodal CE)": {"model": {"modalities": "av"}, "loss": {"lam": 0.0, "w_ce_uni": w_uni}},
-    "fusion (CE + label pairs)": {"model": {"modalities": "av"}, "loss": {"lam": lam, "w_av": 0.0}},
-    "fusion (CE + a–v pair)": {"model": {"modalities": "av"}, "loss": {"lam": lam, "w_ay": 0.0, "w_vy": 0.0}},
-}
+mechanism = C.mechanism(lam, w_uni)  # unimodal CE heads, the label pairs alone, the a–v pair alone
 corpora = [(P, cfg, fs)] + ([(R, R.config, fs2)] if replica_seed is not None and dataset == "synthetic" else [])
 parts = []
 for Q, qcfg, qfs in corpora:
     qcfgs, qnames = grid(qcfg, mechanism, seeds, qfs)
-    part = results_frame(run_all(qcfgs, qfs, runs_dir), condition=qnames)
+    part = results_frame(run_all(qcfgs, qfs, runs_dir, jobs=S.jobs), condition=qnames)
     part.insert(0, "corpus", corpus_label(Q))
     parts.append(part)
 mech = pd.concat(parts, ignore_index=True)
-write_table(mech, f"{out_res}/02_mechanism_runs")
+S.table(mech, "02_mechanism_runs", show=False)
 both = pd.concat([runs, rep] if len(corpora) > 1 else [runs], ignore_index=True)
-both = both[both["condition"].isin(["fusion (CE)", "fusion (CE + Soft-HGR)"])]
+both = both[both["condition"].isin([C.FUSION_CE, C.FUSION_HGR])]
 mech_table = mean_std(pd.concat([both, mech], ignore_index=True), ["condition"], metrics=("acc", "uar"))
-display(save_table(mech_table[["condition", "runs", "acc", "uar"]], f"{out_res}/02_mechanism_table",
-                   title=f"Where the gain comes from: test accuracy and UAR, % mean ± std over every corpus × fold × seed ({tag}, λ={lam}, unimodal CE weight {w_uni})"))
+display(S.table(mech_table[["condition", "runs", "acc", "uar"]], "02_mechanism_table",
+                title=f"Where the gain comes from: test accuracy and UAR, % mean ± std over every corpus × fold × seed ({tag}, λ={lam}, unimodal CE weight {w_uni})"))
 
 # %%
 from IPython.display import Markdown

@@ -46,11 +46,12 @@ replica_seed = 1  # the second synthetic corpus of notebook 02 (None: the first 
 # %%
 import pandas as pd
 
+from hgrlib import conditions as C
 from hgrlib import plots
 from hgrlib.experiment import fold_seed_runs, load_featureset, prepare_data, results_frame, setup
 from hgrlib.launch import run_all
 from hgrlib.profiles import corpus_label, with_corpus_seed
-from hgrlib.report import mean_std, save_figure, save_table, write_table
+from hgrlib.report import mean_std
 
 S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, seeds, folds=folds, jobs=jobs)
 P, cfg, fs, lam, seeds, tag, out_res, out_fig = S.profile, S.config, S.fs, S.lam, S.seeds, S.tag, S.out_res, S.out_fig
@@ -59,12 +60,12 @@ cfg = P.explore(cfg)
 # %%
 per_batch = max(2, int(round(labeled_share * cfg.train.batch_size)))
 fixed = {"labeled_per_batch": per_batch, "match_steps": True}
-arms = {
-    "labeled only (CE)": ({"lam": 0.0}, fixed | {"use_unlabeled": False}),
-    "labeled only (CE + Soft-HGR)": ({"lam": lam}, fixed | {"use_unlabeled": False}),
-    "labeled + unlabeled (CE + Soft-HGR)": ({"lam": lam}, fixed | {"use_unlabeled": True}),
+arms = {  # the arms' names: hgrlib/conditions.py
+    C.LABELED_CE: ({"lam": 0.0}, fixed | {"use_unlabeled": False}),
+    C.LABELED_HGR: ({"lam": lam}, fixed | {"use_unlabeled": False}),
+    C.SEMI_HGR: ({"lam": lam}, fixed | {"use_unlabeled": True}),
 }
-full = {"labeled only (CE)": {"lam": 0.0}, "labeled only (CE + Soft-HGR)": {"lam": lam}, "labeled + unlabeled (CE + Soft-HGR)": {"lam": lam}}
+full = {C.LABELED_CE: {"lam": 0.0}, C.LABELED_HGR: {"lam": lam}, C.SEMI_HGR: {"lam": lam}}
 corpora = [(P, cfg, fs)]
 if replica_seed is not None and dataset == "synthetic":
     R = with_corpus_seed(P, replica_seed)
@@ -83,7 +84,7 @@ for i, (Q, qcfg, qfs) in enumerate(corpora):
             made = fold_seed_runs(qcfg.with_(model={"modalities": "av"}, loss=loss), seeds, qfs)
             cfgs += made
             names += [name] * len(made)
-    part = results_frame(run_all(cfgs, qfs, runs_dir), condition=names)
+    part = results_frame(run_all(cfgs, qfs, runs_dir, jobs=S.jobs), condition=names)
     part.insert(0, "corpus", corpus_label(Q))
     parts.append(part)
 runs = pd.concat(parts, ignore_index=True)
@@ -93,14 +94,14 @@ table["corpora"] = g["corpus"].nunique().values
 table["steps"] = g["steps"].first().values  # optimiser steps per run: equal across arms at a fraction
 table["nonfinite_steps"] = g["nonfinite_steps"].sum().values
 cols = ["condition", "labeled_frac", "corpora", "runs", "acc", "uar", "steps", "nonfinite_steps"]
-write_table(runs, f"{out_res}/03_semi_supervised_runs")
-save_table(table[cols], f"{out_res}/03_semi_supervised_table",
-           title=f"Test accuracy / UAR (%) against the labeled fraction, mean ± std over every corpus × fold × seed "
+S.table(runs, "03_semi_supervised_runs", show=False)
+S.table(table[cols], "03_semi_supervised_table",
+        title=f"Test accuracy / UAR (%) against the labeled fraction, mean ± std over every corpus × fold × seed "
                  f"({tag}, λ={lam}, {cfg.train.epochs} epochs, {per_batch} labeled rows per batch)")
 
 # %%
 fig = plots.curves_with_errors(table, x="labeled_frac", group="condition", metric="acc", xlabel="labeled training clips (log scale)", percent_x=True)
-save_figure(fig, f"{out_fig}/03_semi_supervised.png");
+S.figure(fig, "03_semi_supervised.png");
 
 # %% [markdown]
 # The steps column shows the control at work: at every fraction the three arms take the same number of

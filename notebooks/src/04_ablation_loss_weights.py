@@ -59,7 +59,7 @@ cfg = P.explore(cfg)
 # the full λ sweep without per-modality CE; with it, λ = 0 and the profile's λ (a CPU-sized grid)
 cells = [{"w_ce": 1.0, "w_ce_uni": u, "lam": l} for u in w_ce_uni_grid for l in (lam_grid if u == 0 else sorted({0.0, lam}))]
 cfgs = [c for w in cells for c in seeded_runs(cfg.with_(model={"modalities": "av"}, loss=w), seeds, fs)]
-results = run_all(cfgs, fs, runs_dir)
+results = run_all(cfgs, fs, runs_dir, jobs=S.jobs)
 probes = [probe_split(run_features(r), ("f", "g"), len(fs.classes)) for r in results]
 runs = results_frame(results, w_ce_uni=[r["config"]["loss"]["w_ce_uni"] for r in results],
                      probe_acc=[p["acc"] for p in probes], probe_uar=[p["uar"] for p in probes])
@@ -80,7 +80,7 @@ for name, w in no_ce.items():
     for c in fold_seed_runs(cfg.with_(model={"modalities": "av"}, loss=w), seeds, fs):
         cfgs.append(c)
         names.append(name)
-free = run_all(cfgs, fs, runs_dir)
+free = run_all(cfgs, fs, runs_dir, jobs=S.jobs)
 probes = [probe_split(run_features(r), ("f", "g"), len(fs.classes)) for r in free]
 free_runs = results_frame(free, condition=names, probe_acc=[p["acc"] for p in probes], probe_uar=[p["uar"] for p in probes])
 free_table = mean_std(free_runs, ["condition"], metrics=("probe_acc", "probe_uar"))
@@ -102,7 +102,7 @@ for name, w in pairs.items():
     for c in seeded_runs(cfg.with_(model={"modalities": "av"}, loss={"lam": lam} | w), seeds, fs):
         cfgs.append(c)
         names.append(name)
-pair_runs = results_frame(run_all(cfgs, fs, runs_dir), pairs=names)
+pair_runs = results_frame(run_all(cfgs, fs, runs_dir, jobs=S.jobs), pairs=names)
 pair_table = mean_std(pair_runs, ["pairs"])
 pair_table["design"] = "exploratory: seed i on fold i"
 S.table(pair_table[["pairs", "runs", "acc", "uar", "design"]], "04_ablation_pairs",

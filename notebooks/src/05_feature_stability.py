@@ -50,6 +50,7 @@ n_components = 5  # canonical correlations reported
 import pandas as pd
 from IPython.display import display
 
+from hgrlib import conditions as C
 from hgrlib import plots
 from hgrlib.analysis import stability as st
 from hgrlib.experiment import grid, results_frame, run_features, setup
@@ -60,12 +61,9 @@ S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, 
 P, cfg, fs, lam, seeds, tag, out_res, out_fig = S.profile, S.config, S.fs, S.lam, S.seeds, S.tag, S.out_res, S.out_fig
 assert len(seeds) >= 2, "seed-to-seed comparisons need at least two seeds"
 # the same conditions and configs as notebook 02, so its runs are read back, not retrained
-conditions = {
-    "fusion (CE)": {"model": {"modalities": "av"}, "loss": {"lam": 0.0}},
-    "fusion (CE + Soft-HGR)": {"model": {"modalities": "av"}, "loss": {"lam": lam}},
-}
+conditions = C.fusion_pair(lam)  # fusion (CE), fusion (CE + Soft-HGR): hgrlib/conditions.py
 cfgs, names = grid(cfg, conditions, seeds, fs)
-results = run_all(cfgs, fs, runs_dir)
+results = run_all(cfgs, fs, runs_dir, jobs=S.jobs)
 runs = results_frame(results, condition=names)
 print(f"{len(runs)} runs: {runs['fold'].nunique()} folds x {len(seeds)} seeds x {len(conditions)} conditions")
 

@@ -34,6 +34,7 @@ seed = 0  # the run shown (fold 0), also the seed of UMAP and t-SNE
 part = "test"  # clips shown: "test" (held-out subjects), "val", "train", or None for all
 
 # %%
+from hgrlib import conditions as C
 from hgrlib import plots
 from hgrlib.analysis import embeddings as em
 from hgrlib.analysis.stability import select
@@ -42,11 +43,8 @@ from hgrlib.launch import run_all
 
 S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, folds=folds, jobs=jobs)
 cfg, fs, lam, tag, out_res, out_fig = S.config, S.fs, S.lam, S.tag, S.out_res, S.out_fig
-conditions = {
-    "fusion (CE)": {"model": {"modalities": "av"}, "loss": {"lam": 0.0}},
-    "fusion (CE + Soft-HGR)": {"model": {"modalities": "av"}, "loss": {"lam": lam}},
-}
-results = run_all([cfg.with_(**c, train={"seed": seed, "fold": 0}) for c in conditions.values()], fs, runs_dir)
+conditions = C.fusion_pair(lam)  # fusion (CE), fusion (CE + Soft-HGR): hgrlib/conditions.py
+results = run_all([cfg.with_(**c, train={"seed": seed, "fold": 0}) for c in conditions.values()], fs, runs_dir, jobs=S.jobs)
 feats = {name: select(run_features(r), part) for name, r in zip(conditions, results)}
 print({name: len(fe["clip_ids"]) for name, fe in feats.items()}, "clips of part", part)
 

@@ -46,11 +46,12 @@ cca_dim = None  # dimensions of the CCA term at the profile's batch (None: batch
 n_batches = None  # mini-batches per cell of the study (None: 15 for smoke, 100 otherwise)
 
 # %%
+from hgrlib import conditions as C
 from hgrlib import plots
 from hgrlib.analysis import baselines as B
 from hgrlib.analysis import minibatch as M
 from hgrlib.experiment import fold_seed_runs, results_frame, run_features, setup
-from hgrlib.report import save_figure, save_table, show, write_table
+from hgrlib.report import show
 
 S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, seeds, folds=folds, jobs=jobs)
 P, cfg, fs, lam, seeds, tag, out_res, out_fig = S.profile, S.config, S.fs, S.lam, S.seeds, S.tag, S.out_res, S.out_fig
@@ -83,20 +84,20 @@ make_runs = lambda c, s: fold_seed_runs(c, s, fs)  # noqa: E731  every subject f
 
 # %%
 conditions = B.baseline_conditions(lam, batch, cca_dim)
-_, tuning_runs = B.run_plan(B.baseline_plan(cfg, conditions, seeds, make_runs), fs, runs_dir)
+_, tuning_runs = B.run_plan(B.baseline_plan(cfg, conditions, seeds, make_runs), fs, runs_dir, jobs=S.jobs)
 chosen = B.select_settings(tuning_runs)
-save_table(B.tuning_table(tuning_runs, chosen), f"{out_res}/07_tuning",
-           title=f"Tuning (not a result): validation UAR, % mean ± std over the folds, one run per fold (first seed); "
+S.table(B.tuning_table(tuning_runs, chosen), "07_tuning",
+        title=f"Tuning (not a result): validation UAR, % mean ± std over the folds, one run per fold (first seed); "
                  f"the folds whose own validation subjects chose each setting ({tag}, {cfg.train.epochs} epochs)")
 
 # %%
 plan = B.baseline_plan(cfg, conditions, seeds, make_runs, chosen)
-results, runs = B.run_plan(plan, fs, runs_dir)  # a run that raises is flagged, not fatal
+results, runs = B.run_plan(plan, fs, runs_dir, jobs=S.jobs)  # a run that raises is flagged, not fatal
 table = B.baselines_table(runs)
 cols = ["condition", "settings", "runs", "acc", "uar", "seg_acc", "regime", "nonfinite_steps", "runs_failed"]
-write_table(runs, f"{out_res}/07_baselines_runs")
-save_table(table[cols], f"{out_res}/07_baselines_table",
-           title=f"Baselines: test accuracy and UAR (clip-level), % mean ± std over every fold × seed; settings tuned per fold on its validation "
+S.table(runs, "07_baselines_runs", show=False)
+S.table(table[cols], "07_baselines_table",
+        title=f"Baselines: test accuracy and UAR (clip-level), % mean ± std over every fold × seed; settings tuned per fold on its validation "
                  f"subjects; skipped non-finite steps and failed runs ({tag}, d={d}, batch={batch}, {cfg.train.epochs} epochs)")
 
 # %%
@@ -120,22 +121,22 @@ show(runs[(runs["error"] != "") | (runs["nonfinite_steps"] > 0)], caption="The r
 # sum.
 
 # %%
-proto_model = "fusion (CE + Soft-HGR)"  # notebook 02's name of this configuration
+proto_model = C.FUSION_HGR  # notebook 02's name of this configuration
 base = cfg.with_(model={"modalities": "av"}, loss={"lam": lam})
 pcfgs = [c for p in B.PROTOCOLS for c in make_runs(base.with_(train={"protocol": p}), seeds)]
-presults = B.safe_run_all(pcfgs, fs, runs_dir)
+presults = B.safe_run_all(pcfgs, fs, runs_dir, jobs=S.jobs)
 pruns = results_frame(presults, condition=[proto_model] * len(pcfgs)).assign(error=[r.get("error", "") for r in presults])
 first = ["protocol", "condition", "fold", "seed", "seg_acc", "clip_acc", "acc", "n_train_segments"]
 pruns = pruns[first + [c for c in pruns.columns if c not in first]]
 ptable = B.protocol_table(pruns)
 pcols = ["protocol", "component", "runs", "seg_acc", "clip_acc", "n_train_segments"]
-write_table(pruns, f"{out_res}/07_protocols_runs")
-save_table(ptable[pcols], f"{out_res}/07_protocols_table",
-           title=f"Protocols ({proto_model}, λ={lam}): test accuracy, % mean ± std; differences paired by (fold, seed), points, mean ± std over pairs ({tag})")
+S.table(pruns, "07_protocols_runs", show=False)
+S.table(ptable[pcols], "07_protocols_table",
+        title=f"Protocols ({proto_model}, λ={lam}): test accuracy, % mean ± std; differences paired by (fold, seed), points, mean ± std over pairs ({tag})")
 
 # %%
 fig = plots.plot_protocols(ptable)
-save_figure(fig, f"{out_fig}/07_protocols.png");
+S.figure(fig, "07_protocols.png");
 
 # %% [markdown]
 # ## 3 · CCA-style vs Soft-HGR on mini-batches
@@ -159,11 +160,11 @@ save_figure(fig, f"{out_fig}/07_protocols.png");
 # %%
 batch_sizes, dims = [4, 8, 16, 32, 64, 128, 256], [8, 32, 128]
 summary, per = M.minibatch_study(M.planted_source(pool=1024 if profile == "smoke" else 4096), dims, batch_sizes, n_batches)
-write_table(summary, f"{out_res}/07_minibatch_planted",
-            title=f"Planted Gaussian pairs: each objective's mini-batch value, bias against the whole pool and gradient norm, "
+S.table(summary, "07_minibatch_planted", show=False,
+        title=f"Planted Gaussian pairs: each objective's mini-batch value, bias against the whole pool and gradient norm, "
                   f"per feature dimension × batch size, {n_batches} mini-batches per cell")
-save_figure(plots.plot_study(summary, f"Planted Gaussian pairs, {n_batches} mini-batches per cell"), f"{out_fig}/07_minibatch_heatmaps.png")
-save_figure(plots.plot_value_spread(summary, "Planted Gaussian pairs"), f"{out_fig}/07_minibatch_lines.png")
+S.figure(plots.plot_study(summary, f"Planted Gaussian pairs, {n_batches} mini-batches per cell"), "07_minibatch_heatmaps.png")
+S.figure(plots.plot_value_spread(summary, "Planted Gaussian pairs"), "07_minibatch_lines.png")
 show(M.verdict_summary(M.verdict(summary)),
      caption="Planted pairs: (dim, batch) cells per objective and regime, and how many are flagged (the heatmaps below; every cell in 07_minibatch_planted.csv)")
 
@@ -173,11 +174,11 @@ feats = run_features(ref)
 f, g = M.run_feature_pool(feats)
 ldims = sorted({x for x in dims if x <= f.shape[1]} | {f.shape[1]})
 lsummary, _ = M.minibatch_study(M.feature_source(f, g), ldims, [b for b in batch_sizes if b <= len(f)], n_batches)
-write_table(lsummary, f"{out_res}/07_minibatch_learned",
-            title=f"Learned clip features of a CE + Soft-HGR run ({len(f)} clips, d={f.shape[1]}, and projections to smaller d): "
+S.table(lsummary, "07_minibatch_learned", show=False,
+        title=f"Learned clip features of a CE + Soft-HGR run ({len(f)} clips, d={f.shape[1]}, and projections to smaller d): "
                   f"each objective's mini-batch value, bias and gradient norm per dimension × batch size, {n_batches} mini-batches per cell")
-save_figure(plots.plot_value_spread(lsummary, f"Learned clip features of a CE + Soft-HGR run ({len(f)} clips, d={f.shape[1]})"),
-            f"{out_fig}/07_minibatch_learned.png")
+S.figure(plots.plot_value_spread(lsummary, f"Learned clip features of a CE + Soft-HGR run ({len(f)} clips, d={f.shape[1]})"),
+         "07_minibatch_learned.png")
 show(M.verdict_summary(M.verdict(lsummary)),
      caption="Learned features: (dim, batch) cells per objective and regime, and how many are flagged (every cell in 07_minibatch_learned.csv)")
 

@@ -52,7 +52,8 @@ from hgrlib.data.datasets import index_dataset
 from hgrlib.experiment import fold_seed_runs, run_features, setup
 from hgrlib.export import export_model, load_model
 from hgrlib.launch import run_all
-from hgrlib.predict import ClipFailure, plot_key_frames, plot_log_mel, plot_segment_probs, predict_clips, predictions_frame
+from hgrlib.plots import plot_key_frames, plot_log_mel, plot_segment_probs
+from hgrlib.predict import ClipFailure, predict_clips, predictions_frame
 from hgrlib.report import show
 
 S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, folds=folds, jobs=jobs)
@@ -69,7 +70,7 @@ P, fs, lam, tag, out_res, out_fig = S.profile, S.fs, S.lam, S.tag, S.out_res, S.
 # %%
 cfg = next(c for c in fold_seed_runs(P.config.with_(model={"modalities": modalities}, loss={"lam": lam}), P.seeds, fs)
            if c.train.fold == fold and c.train.seed == seed)
-run = run_all([cfg], fs, runs_dir)[0]
+run = run_all([cfg], fs, runs_dir, jobs=S.jobs)[0]
 model_file = Path(runs_dir) / "exports" / f"{Path(run['run_dir']).name}.pt"
 report = export_model(run["run_dir"], model_file, cache_dir, fs=fs)
 print(report.summary())
