@@ -189,10 +189,11 @@ MARKERS, LINESTYLES = ("o", "s", "^", "D", "v"), ("-", "--", ":", "-.")
 
 @caption(
     "03_semi_supervised.png",
-    "Test accuracy (%) against the labeled share of the training clips (log scale): labeled only with "
-    "matched optimiser steps, labeled + unlabeled with λ = 0, labeled + unlabeled with Soft-HGR; mean ± "
-    "std over every fold × seed; each condition's points set slightly apart, so that at 100% (the same "
-    "runs for all three) every condition shows.",
+    "Test accuracy (%) against the labeled share of the training clips (log scale): labeled only with CE, "
+    "labeled only with CE + Soft-HGR, labeled + unlabeled with CE + Soft-HGR, the same labeled rows in every "
+    "batch and the same optimiser steps; mean ± std over every corpus × fold × seed; each condition's points "
+    "set slightly apart, so that at 100% (fusion with CE, and with CE + Soft-HGR for the other two) every "
+    "condition shows.",
 )
 def curves_with_errors(
     table: pd.DataFrame, x: str, group: str, metric: str = "acc", xlabel: str | None = None, ax=None, percent_x: bool = False
