@@ -93,7 +93,7 @@ class DeviceEpoch:
 class GraphedStep:
     """Forward, loss and backward of one run, captured in a CUDA graph on its first call (`graph=True`) or run
     eagerly (`graph=False`, any device: what the CPU tests use). Inputs are copied into static buffers; the
-    outputs (loss, parts) are static tensors overwritten by each replay."""
+    outputs (loss, parts, the step_nonfinite flag) are static tensors overwritten by each replay."""
 
     def __init__(self, model, loss_cfg, n_lab: int, graph: bool, warmup: int = 3) -> None:
         self.model, self.cfg, self.n_lab, self.graph, self.warmup = model, loss_cfg, n_lab, graph, warmup
@@ -108,7 +108,7 @@ class GraphedStep:
         out = {k: x.float() for k, x in out.items()}
         loss, parts = joint_terms(out, y, slice(0, self.n_lab), self.n_lab, self.cfg)
         loss.backward()
-        return loss, parts
+        return loss, parts, step_nonfinite(loss, m.parameters())
 
     def __call__(self, a: torch.Tensor, v: torch.Tensor, y: torch.Tensor) -> tuple:
         if not self.graph:
@@ -155,12 +155,10 @@ def train_one_epoch_device(step: GraphedStep, gather: Callable, opt, sched, batc
     """train_one_epoch for a run alone, every step's checks on the device (see the module's docstring)."""
     step.model.train()
     acc = DeviceEpoch(len(batches), device)
-    params = [p for g in opt.param_groups for p in g["params"]]
     for rows, lab in batches:
         if labeled_prefix(lab) != step.n_lab:
             raise ValueError("train.graph: every batch must hold the same number of labeled rows")
-        loss, parts = step(*gather(rows))
-        bad = step_nonfinite(loss, params)
+        loss, parts, bad = step(*gather(rows))
         opt.found_inf = bad
         opt.step()
         sched.step()
