@@ -3,7 +3,7 @@
 What the eager loop (hgrlib.train.train_one_epoch) does per step and what this does instead:
 
 * the batch: gathered on the host and copied over → gathered on the device from features moved there once
-  (`resident`), into static input buffers;
+  (`resident`; the epoch's batch indices copied over once), into static input buffers;
 * forward, loss, backward: one launch per kernel → captured once in a CUDA graph (torch.cuda.graph) and replayed;
   the loss is hgrlib.losses.joint_terms with the labeled rows as a fixed-length prefix of the batch (a slice,
   not a boolean mask: a graph needs static shapes), so a run needs a fixed labeled count per batch;
@@ -144,8 +144,8 @@ def resident(batcher, device: torch.device, model_inputs: Callable) -> Callable:
     gathered there and prepared by `model_inputs` (hgrlib.train.model_inputs)."""
     audio, faces, labels = batcher.audio.to(device), batcher.faces.to(device), batcher.labels.to(device)
 
-    def gather(idx: np.ndarray) -> tuple:
-        i = torch.from_numpy(idx).to(device, non_blocking=True)
+    def gather(idx: np.ndarray | torch.Tensor) -> tuple:
+        i = idx if isinstance(idx, torch.Tensor) else torch.from_numpy(idx).to(device)
         return *model_inputs(audio[i], faces[i], batcher.mean, batcher.std, device), labels[i]
 
     return gather
@@ -155,10 +155,11 @@ def train_one_epoch_device(step: GraphedStep, gather: Callable, opt, sched, batc
     """train_one_epoch for a run alone, every step's checks on the device (see the module's docstring)."""
     step.model.train()
     acc = DeviceEpoch(len(batches), device)
-    for rows, lab in batches:
-        if labeled_prefix(lab) != step.n_lab:
-            raise ValueError("train.graph: every batch must hold the same number of labeled rows")
-        loss, parts, bad = step(*gather(rows))
+    if any(labeled_prefix(lab) != step.n_lab for _, lab in batches):
+        raise ValueError("train.graph: every batch must hold the same number of labeled rows")
+    rows = torch.from_numpy(np.stack([r for r, _ in batches])).to(device) if batches else None  # one copy an epoch
+    for t in range(len(batches)):
+        loss, parts, bad = step(*gather(rows[t]))
         opt.found_inf = bad
         opt.step()
         sched.step()

@@ -164,7 +164,7 @@ def fit(cfg: Config | Sequence[Config], fs: FeatureSet, run_dir: str | Sequence[
         state = checkpoint.fresh_state()
     model, batcher, split = r.model, r.batcher, r.split
     if tc.graph and r.n_batches:  # hgrlib.graphed: the step captured in a CUDA graph, features on the device
-        step = graphed.GraphedStep(model, cfg.loss, graphed.labeled_prefix(r.batches(0)[0][1]), graph=True)
+        step = graphed.GraphedStep(model, cfg.loss, graphed.labeled_prefix(r.batches(0)[0][1]), graph=device.type == "cuda")
         gather = graphed.resident(batcher, device, model_inputs)
     mixed = autocast(device, tc.amp)  # checked and built once; entered around every training forward
     bar = tqdm(

@@ -121,3 +121,18 @@ def test_labeled_prefix():
     assert graphed.labeled_prefix(np.array([True, True, False])) == 2
     with pytest.raises(ValueError, match="come first"):
         graphed.labeled_prefix(np.array([True, False, True]))
+
+
+def test_fit_through_the_device_path_without_a_graph(tmp_path, monkeypatch):
+    """fit's train.graph branch end to end on the CPU (the check that refuses the CPU switched off; no graph is
+    captured off CUDA): a result close to the eager run's, its config apart."""
+    monkeypatch.setattr(graphed, "check_graphable", lambda *a: None)
+    fs = random_featureset()
+    cfg = BASE.with_(train={"epochs": 2})
+    on = train.fit(cfg.with_(train={"graph": True}), fs, str(tmp_path / "g"), progress=False)
+    off = train.fit(cfg, fs, str(tmp_path / "e"), progress=False)
+    assert on["config"]["train"]["graph"] is True and "graph" not in off["config"]["train"]
+    assert on["steps"] == off["steps"] and len(on["history"]) == 2
+    for h1, h2 in zip(on["history"], off["history"]):
+        assert h1.keys() == h2.keys() and h1["nonfinite_steps"] == h2["nonfinite_steps"] == 0
+        assert h1["loss"] == pytest.approx(h2["loss"], rel=1e-3)
