@@ -69,3 +69,24 @@ def test_a_truncated_checkpoint_restarts_the_run_from_scratch(tmp_path, monkeypa
     assert again["features_sha256"] == whole["features_sha256"] and again["best_val_uar"] == whole["best_val_uar"]
     wa, wb = torch.load(run / train.WEIGHTS_FILE), torch.load(tmp_path / "whole" / train.WEIGHTS_FILE)
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_a_result_is_read_back_through_run_result(tmp_path):
+    """hgrlib.runs.read_result reads result.json as a RunResult and hands callers the same dict, key order included;
+    keys it does not know are kept; a result.json without one of RunResult's fields counts as damaged."""
+    import json
+
+    from hgrlib.io import read_sealed_json, write_sealed_json
+    from hgrlib.result import RunResult
+    from hgrlib.runs import read_result
+
+    run = tmp_path / "r"
+    train.fit(BASE.with_(train={"epochs": 1}), random_featureset(), str(run), progress=False)
+    raw = read_sealed_json(run / "result.json")
+    back = read_result(str(run))
+    assert json.dumps(back) == json.dumps(raw)
+    assert RunResult.read(str(run / "result.json")).test == raw["test"]
+    write_sealed_json(run / "result.json", raw | {"from_a_later_version": 1})
+    assert read_result(str(run))["from_a_later_version"] == 1
+    write_sealed_json(run / "result.json", {k: v for k, v in raw.items() if k != "test"})
+    assert read_result(str(run)) is None and not (run / "result.json").exists()
