@@ -1,37 +1,51 @@
 #!/usr/bin/env bash
-# The GPU figures of benchmarks/README.md, on a machine with a CUDA GPU and this repository's Python
-# dependencies importable (no Jupyter needed): bench_train.py (eager, bf16, compile), bench_stack.py, and
-# notebook 02 of a profile (default: paper) run as a script, stopped after NOTEBOOK_S seconds if unfinished.
+# The GPU figures of benchmarks/README.md, on a machine with a CUDA GPU and this repository's Python dependencies
+# (papermill included, for run_all.sh). About 10 minutes on an H100:
+#   1. bench_step.py: ms per training step of the default model, eager / graphed (train.graph) / stacked
+#      (K = 1 4 16 64), against a timed 8192² fp32 matmul;
+#   2. ./run_all.sh --only 01,02 of the default profile end to end (device auto: the GPU), its time, and its
+#      main table (02_supervised_table.md) beside the committed CPU one.
 #
-#   OUT=gpu-out bash benchmarks/gpu.sh     # env: PROFILE, DEVICE, WORKERS, NOTEBOOK_S, KS, WORK, PYTHON
-#
-# Logs and JSON go to $OUT; data, cache, runs, results and figures to $WORK (default /tmp/hgrlib-gpu-work).
+#   bash benchmarks/gpu.sh                      # writes into $OUT if set, else benchmarks/results_gpu/
+#   env: DEVICE (cuda), KS ("1 4 16 64"), PROFILE (default), RUN_ALL (1; 0 skips step 2), QUICK (0; 1: tiny
+#        sizes), WORK (scratch for data, cache, runs, results; default a new temporary folder), PYTHON
+#   DEVICE=cpu QUICK=1 RUN_ALL=0 OUT=/tmp/x bash benchmarks/gpu.sh    # the CPU check of the script (tests)
+# run_all.sh makes .venv when it is missing (pip: needs the network); on an offline machine point HGRLIB_VENV at a
+# ready environment, and PYTHON at its python.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-gpu-out}; PROFILE=${PROFILE:-paper}; DEVICE=${DEVICE:-cuda}; WORKERS=${WORKERS:-$(nproc)}
-NOTEBOOK_S=${NOTEBOOK_S:-240}; KS=${KS:-}
-W=${WORK:-/tmp/hgrlib-gpu-work}; mkdir -p "$OUT" "$W"
+OUT=${OUT:-benchmarks/results_gpu}; DEVICE=${DEVICE:-cuda}; KS=${KS:-1 4 16 64}; PROFILE=${PROFILE:-default}
+RUN_ALL=${RUN_ALL:-1}; QUICK=${QUICK:-0}; py=${PYTHON:-python3}
+W=${WORK:-$(mktemp -d /tmp/hgrlib-gpu-XXXXXX)}
+mkdir -p "$OUT" "$W"
 export PYTHONUNBUFFERED=1
-py=${PYTHON:-python3}
 stamp() { echo "== $(date -u +%H:%M:%S) $*"; }
-stamp "machine"; (nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true) | tee "$OUT/gpu.txt"
-$py -c "import torch, sys; print(sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda)" | tee -a "$OUT/gpu.txt"
-stamp "bench_train"; $py benchmarks/bench_train.py --device "$DEVICE" --quick --out "$OUT/results_train_$DEVICE.json" 2>&1 | tee "$OUT/bench_train.log"
-stamp "bench_stack"; $py benchmarks/bench_stack.py --device "$DEVICE" --quick ${KS:+--ks $KS} --out "$OUT/results_stack_$DEVICE.json" 2>&1 | tee "$OUT/bench_stack.log"
-best=$($py -c "import json; r=json.load(open('$OUT/results_stack_$DEVICE.json'))['variants']; b=max(r, key=lambda v: v['samples_per_s']); print(1 if b['variant']=='solo' else int(b['variant'][5:]))")
-stamp "notebook 02, profile $PROFILE, stacks of $best (the fastest above)"
-$py -m hgrlib.cli prep --profile "$PROFILE" --workers "$WORKERS" --cache "$W/cache" 2>&1 | tail -5 | tee "$OUT/prep.log"
-HGRLIB_STACK=$best timeout "$NOTEBOOK_S" $py benchmarks/notebook_as_script.py 02 "profile='$PROFILE'" "cache_dir='$W/cache'" \
-  "runs_dir='$W/runs'" "results_dir='$W/results'" "figures_dir='$W/figures'" replica_seed=None 2>&1 | tee "$OUT/notebook02.log"
-echo "notebook exit: ${PIPESTATUS[0]}" | tee -a "$OUT/notebook02.log"
-$py - "$W/runs" <<'PY' | tee "$OUT/runs_summary.txt"
-import json, sys, glob, statistics
-rs = [json.load(open(f)) for f in glob.glob(sys.argv[1] + "/*/result.json")]
-if rs:
-    s = [r["seconds"] for r in rs]
-    print(f"{len(rs)} runs finished; seconds per run (stack time / size): median {statistics.median(s):.1f}, "
-          f"stack sizes {sorted({r.get('stack_size', 1) for r in rs})}, device {rs[0]['device']}")
-else:
-    print("no run finished")
-PY
-stamp "done"
+
+stamp "machine" | tee "$OUT/machine.txt"
+(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || echo "no nvidia-smi") | tee -a "$OUT/machine.txt"
+$py -c "import torch, sys; print(sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda)" | tee -a "$OUT/machine.txt"
+
+stamp "bench_step ($DEVICE, K = $KS)"
+quick=(); [ "$QUICK" = 1 ] && quick=(--quick)
+# shellcheck disable=SC2086  # KS: a list of numbers
+$py benchmarks/bench_step.py --device "$DEVICE" "${quick[@]}" --ks $KS --out "$OUT/results_step_$DEVICE.json" 2>&1 | tee "$OUT/bench_step.log"
+step_rc=${PIPESTATUS[0]}
+echo "bench_step exit: $step_rc" | tee -a "$OUT/bench_step.log"
+
+if [ "$RUN_ALL" = 1 ]; then
+  stamp "./run_all.sh --only 01,02 --profile $PROFILE (scratch $W)"
+  t0=$(date +%s)
+  ./run_all.sh --profile "$PROFILE" --only 01,02 --force --results "$W/results" --figures "$W/figures" \
+    --cache "$W/cache" --runs "$W/runs" 2>&1 | tee "$OUT/run_all.log"
+  rc=${PIPESTATUS[0]}
+  echo "run_all exit: $rc, $(( $(date +%s) - t0 )) s wall" | tee -a "$OUT/run_all.log" "$OUT/run_all_time.txt"
+  table=synthetic-$PROFILE/02_supervised_table.md
+  {
+    echo "# 02_supervised_table.md: committed (CPU) and this GPU run"
+    echo; echo "## committed: results/$table"; echo; cat "results/$table" 2>/dev/null || echo "(none committed)"
+    echo; echo "## this run ($DEVICE): $W/results/$table"; echo; cat "$W/results/$table" 2>/dev/null || echo "(not written)"
+  } > "$OUT/main_table.md"
+  cp -r "$W/results" "$OUT/results" 2>/dev/null || true
+fi
+stamp "done: $OUT"
+exit "$step_rc"

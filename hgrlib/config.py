@@ -204,6 +204,10 @@ class TrainConfig:
     threads: int = 0  # torch CPU threads (0: torch's default); the count changes the last digits, so it is part of a run's key
     amp: str = "off"  # off | bf16: autocast the networks (losses stay fp32); see benchmarks/README.md
     compile: bool = False  # torch.compile the training forward pass (eval runs eager)
+    # a run alone on a CUDA GPU: its training step captured in a CUDA graph, features resident on the device, the
+    # non-finite steps counted there (hgrlib.graphed; docs/scaling.md). Refused on the CPU. Left out of to_dict
+    # and the hash while False, so the keys of every run that does not use it are unchanged.
+    graph: bool = False
 
     @property
     def rows_per_batch(self) -> int:
@@ -255,7 +259,7 @@ class Config:
         _check(self.train, "train", ("fold", lambda v: v < n, f"must be in [0, {n}): {why}"))
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return _omit_unset(asdict(self))
 
     @classmethod
     def from_dict(cls, d: dict) -> "Config":
@@ -283,5 +287,19 @@ def from_dict(cls: type, d: dict) -> Any:
 
 def config_hash(obj: Any, n: int = 12) -> str:
     """Short sha256 of a dataclass's (or dict's) canonical JSON: the cache key of what it describes."""
-    d = asdict(obj) if is_dataclass(obj) else obj
+    d = _omit_unset(asdict(obj)) if is_dataclass(obj) else obj
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:n]
+
+
+OMIT_WHEN_UNSET = {"train": {"graph": False}}  # fields added later, left out of to_dict and hashes at these values
+
+
+def _omit_unset(d: dict) -> dict:
+    """A Config's (or TrainConfig's) dict without the fields of OMIT_WHEN_UNSET at their unset value."""
+    for section, unset in OMIT_WHEN_UNSET.items():
+        for part in (d.get(section), d if "compile" in d else None):
+            if isinstance(part, dict):
+                for k, v in unset.items():
+                    if k in part and part[k] is v:
+                        del part[k]
+    return d

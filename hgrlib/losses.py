@@ -93,9 +93,15 @@ def joint_loss(out: dict[str, Tensor], y: Tensor, labeled: Tensor, cfg: LossConf
     (the semi-supervised generalisation). `out` holds "logits" and, when present, "logits_a",
     "logits_v", "f" (audio features), "g" (visual features), "h" (label embedding of y).
     """
-    parts: dict[str, Tensor] = {}
     lab = labeled.bool()
-    n_lab = int(lab.sum())
+    loss, parts = joint_terms(out, y, lab, int(lab.sum()), cfg)
+    return loss, {k: float(v.detach()) for k, v in parts.items()} | {"loss": float(loss.detach())}
+
+
+def joint_terms(out: dict[str, Tensor], y: Tensor, lab, n_lab: int, cfg: LossConfig) -> tuple[Tensor, dict[str, Tensor]]:
+    """joint_loss's loss and its parts as tensors (no host sync): `lab` selects the labeled rows (a boolean mask,
+    or a slice when they are the first `n_lab` rows, as a CUDA graph needs), `n_lab` counts them."""
+    parts: dict[str, Tensor] = {}
     zero = out["logits"].sum() * 0.0
     if n_lab > 0:
         parts["ce"] = F.cross_entropy(out["logits"][lab], y[lab])
@@ -117,4 +123,4 @@ def joint_loss(out: dict[str, Tensor], y: Tensor, labeled: Tensor, cfg: LossConf
                     parts[key] = corr(out[feat][lab], out["h"][lab])
                     common = common + w * parts[key]
         loss = loss - cfg.lam * common
-    return loss, {k: float(v.detach()) for k, v in parts.items()} | {"loss": float(loss.detach())}
+    return loss, parts

@@ -1,4 +1,5 @@
-"""RunResult: what a finished run's result.json holds (written by hgrlib.train.finish_run, read by hgrlib.runs)."""
+"""RunResult: what a finished run's result.json holds (written by hgrlib.train.finish_run, read by hgrlib.runs.read_result
+through RunResult.from_dict)."""
 
 from __future__ import annotations
 

@@ -22,6 +22,7 @@ from hgrlib.data.featureset import FeatureSet
 from hgrlib.distributed import world
 from hgrlib.io import CorruptFile, read_sealed_json
 from hgrlib.provenance import TRAINING_LIBS, code_digest, file_sha256, library_versions, machine_identity, machine_tag
+from hgrlib.result import RunResult
 from hgrlib.runtime import pick_device, torch_threads
 from hgrlib.train import WEIGHTS_FILE, fit
 from hgrlib.train_stacked import fit_stacked
@@ -79,19 +80,30 @@ def read_result(run_dir: str) -> dict | None:
     if not os.path.exists(result_file):
         return None
     try:
-        result = read_sealed_json(result_file)
+        result = read_run_result(result_file)
         feats = os.path.join(run_dir, "features.npz")
-        if not os.path.exists(feats) or file_sha256(feats) != result.get("features_sha256"):
+        if not os.path.exists(feats) or file_sha256(feats) != result.features_sha256:
             raise CorruptFile(f"{feats}: missing or does not match its result.json")
         weights = os.path.join(run_dir, WEIGHTS_FILE)
-        if not os.path.exists(weights) or file_sha256(weights) != result.get("weights_sha256"):
+        if not os.path.exists(weights) or file_sha256(weights) != result.weights_sha256:
             raise CorruptFile(f"{weights}: missing or does not match its result.json")
     except CorruptFile as e:
         print(f"{e}; training this run again", file=sys.stderr)
         with contextlib.suppress(FileNotFoundError):  # another process may have removed it first
             os.remove(result_file)
         return None
-    return result
+    # callers index it as a dict (the notebooks' tables, launch): the dict result.json holds, its keys in the file's
+    # (sorted) order, as before RunResult read it
+    return dict(sorted(result.to_dict().items()))
+
+
+def read_run_result(result_file: str) -> RunResult:
+    """result.json as a RunResult (hgrlib.result), checked; a file lacking one of its fields is reported as damaged."""
+    d = read_sealed_json(result_file)
+    try:
+        return RunResult.from_dict(d)
+    except TypeError as e:  # a required field missing
+        raise CorruptFile(f"{result_file}: not a run's result ({e})") from None
 
 
 def check_writable(folders: list) -> None:

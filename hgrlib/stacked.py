@@ -178,5 +178,5 @@ def stack_signature(cfg: Config) -> tuple:
 
 
 def stackable(cfg: Config) -> bool:
-    """Stacking covers fp32 eager training (TrainConfig.amp off, compile off)."""
-    return cfg.train.amp == "off" and not cfg.train.compile
+    """Stacking covers fp32 eager training (TrainConfig.amp off, compile off, graph off)."""
+    return cfg.train.amp == "off" and not cfg.train.compile and not cfg.train.graph

@@ -23,6 +23,7 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 import hgrlib.checkpoint as checkpoint
+import hgrlib.graphed as graphed
 from hgrlib.config import Config
 from hgrlib.data.featureset import FeatureSet
 from hgrlib.data.splits import Split, make_split
@@ -154,12 +155,17 @@ def fit(cfg: Config | Sequence[Config], fs: FeatureSet, run_dir: str | Sequence[
     os.makedirs(run_dir, exist_ok=True)
     keep_freed_memory()
     ckpt = os.path.join(run_dir, "checkpoint.pt")
+    if tc.graph:
+        graphed.check_graphable(cfg, device, size)
     r, forward, opt, sched = _solo_setup(cfg, fs, device)
     state = checkpoint.resume(ckpt, r.model, opt, sched, device)
     if state is None:  # a damaged checkpoint, removed: set the run up afresh (same seed, same initialisation)
         r, forward, opt, sched = _solo_setup(cfg, fs, device)
         state = checkpoint.fresh_state()
     model, batcher, split = r.model, r.batcher, r.split
+    if tc.graph and r.n_batches:  # hgrlib.graphed: the step captured in a CUDA graph, features on the device
+        step = graphed.GraphedStep(model, cfg.loss, graphed.labeled_prefix(r.batches(0)[0][1]), graph=device.type == "cuda")
+        gather = graphed.resident(batcher, device, model_inputs)
     mixed = autocast(device, tc.amp)  # checked and built once; entered around every training forward
     bar = tqdm(
         range(state["epoch"], tc.epochs),
@@ -169,7 +175,10 @@ def fit(cfg: Config | Sequence[Config], fs: FeatureSet, run_dir: str | Sequence[
         leave=False,
     )
     for epoch in bar:
-        sums = train_one_epoch(model, forward, opt, sched, batcher, r.batches(epoch), cfg.loss, mixed)
+        if tc.graph and r.n_batches:
+            sums = graphed.train_one_epoch_device(step, gather, opt, sched, r.batches(epoch), device)
+        else:
+            sums = train_one_epoch(model, forward, opt, sched, batcher, r.batches(epoch), cfg.loss, mixed)
         state["epoch"] = epoch + 1
         rngs = checkpoint.rng_states(device)
         if rank == 0:
@@ -210,7 +219,7 @@ def _solo_setup(cfg: Config, fs: FeatureSet, device: torch.device) -> tuple:
 def optimiser(cfg: Config, params, n_batches: int) -> tuple:
     """A run's AdamW and its OneCycleLR schedule (the same for a run alone and a member of a stack)."""
     tc = cfg.train
-    opt = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
+    opt = (graphed.fused_adamw if tc.graph else torch.optim.AdamW)(params, lr=tc.lr, weight_decay=tc.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=tc.epochs * max(1, n_batches), pct_start=0.2)
     return opt, sched
 
@@ -218,6 +227,8 @@ def optimiser(cfg: Config, params, n_batches: int) -> tuple:
 def _fit_stack(cfgs: list[Config], fs: FeatureSet, run_dirs: list[str], progress: bool, keys) -> list[dict]:
     """fit for a stack: the same epoch loop over K members (see fit)."""
     t0 = time.perf_counter()
+    if any(c.train.graph for c in cfgs):
+        raise ValueError("train.graph applies to runs alone: a stack is not captured in a CUDA graph yet")
     if len({stack_signature(c) for c in cfgs}) != 1 or not all(map(stackable, cfgs)) or world()[1] > 1:
         raise ValueError("a stack's configs must share data, features, model and schedule length, use neither amp nor compile, one process")
     tc = cfgs[0].train

@@ -26,6 +26,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "hgrlib.checkpoint",
             "hgrlib.result",
             "hgrlib.stacked",
+            "hgrlib.graphed",
             "hgrlib.train",
             "hgrlib.train_stacked",
         ],
