@@ -444,14 +444,16 @@ def family_verdict(effect: float, p_holm: float, alone: str) -> str:
     return "inconclusive" if not p_holm < 1 - LEVEL else "supported" if effect > 0 else "contradicted"
 
 
+NUMBERS = ["effect", "ci_low", "ci_high", "p", "p_holm", "detectable", "mean_a", "std_a", "mean_b", "std_b"]
+
+
 def evaluate_all(results_dir: str | Path, claims: tuple[Claim, ...] = CLAIMS) -> pd.DataFrame:
-    """One row per claim (COLUMNS; effects and means in points), floats rounded to DIGITS decimals; `verdict` is
-    family-wise (Holm over every claim that ran)."""
+    """One row per claim (COLUMNS; effects and means in points, unrounded: text rounds once, claims.csv to DIGITS
+    decimals); `verdict` is family-wise (Holm over every claim that ran)."""
     df = pd.DataFrame([evaluate(c, results_dir) for c in claims], columns=COLUMNS)
     df["p_holm"] = holm(df["p"].to_numpy(float))
     df["verdict"] = [family_verdict(e, p, v) for e, p, v in zip(df["effect"], df["p_holm"], df["verdict_alone"])]
-    num = ["effect", "ci_low", "ci_high", "p", "p_holm", "detectable", "mean_a", "std_a", "mean_b", "std_b"]
-    df[num] = df[num].astype(float).round(DIGITS)
+    df[NUMBERS] = df[NUMBERS].astype(float)
     df[["n", "n_units", "dropped"]] = df[["n", "n_units", "dropped"]].astype(int)
     return df
 
@@ -475,7 +477,7 @@ def claims_markdown(df: pd.DataFrame) -> str:
     text = (
         "Each claim is a paired comparison A − B of runs trained on the same (fold, seed) pairs, analysed at the "
         "level it generalises over: the differences are averaged over the seeds of each unit (a subject fold; "
-        "a corpus draw × fold for the main claim, pooled over both synthetic corpora), since seeds of one fold share its test subjects and are "
+        "a corpus draw × fold where a claim pools both synthetic corpora), since seeds of one fold share its test subjects and are "
         "not independent evidence. Effect: the mean over the units in percentage points (metric × 100), its 95% "
         "t interval over the units and the one-sample t test's two-sided p. The verdict survives Holm's "
         "correction over all the claims (family-wise): *supported* (or *contradicted*) where the adjusted p < "
@@ -509,7 +511,8 @@ def write_claims(results_dir: str | Path, claims: tuple[Claim, ...] = CLAIMS) ->
     """Evaluate every claim on `results_dir`'s tables; write claims.csv and claims.md there (atomic, only if changed)."""
     results_dir = Path(results_dir)
     df = evaluate_all(results_dir, claims)
-    for name, text in (("claims.csv", df.to_csv(index=False)), ("claims.md", f"# {TITLE}\n\n" + claims_markdown(df))):
+    csv = df.assign(**{c: df[c].round(DIGITS) for c in NUMBERS}).to_csv(index=False)
+    for name, text in (("claims.csv", csv), ("claims.md", f"# {TITLE}\n\n" + claims_markdown(df))):
         f = results_dir / name
         if not f.is_file() or f.read_text() != text:  # unchanged: keep the file (and its time) as it is
             write_text(f, text)

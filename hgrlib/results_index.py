@@ -323,8 +323,8 @@ def readme_results(repo: Path, tag: str = "synthetic-default", results_dir: str 
 
 def update_readme(repo: Path, tag: str = "synthetic-default", results_dir: str = "results", figures_dir: str = "figures") -> bool:
     """Rewrite the README's generated sections from the regenerated outputs: the results (tables and figures,
-    between `<!-- results:start -->` and `<!-- results:end -->`) and the claims (claims.csv through
-    `claims_markdown`, between `<!-- claims:start -->` and `<!-- claims:end -->`). False if it has neither."""
+    between `<!-- results:start -->` and `<!-- results:end -->`) and the claims (claims.md's table, between
+    `<!-- claims:start -->` and `<!-- claims:end -->`). False if it has neither."""
     repo = Path(repo)
     readme = repo / "README.md"
     text = readme.read_text() if readme.exists() else ""
@@ -333,17 +333,13 @@ def update_readme(repo: Path, tag: str = "synthetic-default", results_dir: str =
         done = _fill(new, "<!-- results:start -->", "<!-- results:end -->", readme_results(repo, tag, results_dir, figures_dir))
         new, filled = done or new, filled or done is not None
     if "<!-- claims:start -->" in text:
-        import pandas as pd
-
-        from hgrlib.claims import claims_markdown
-
-        claims_csv = repo / results_dir / tag / "claims.csv"
+        claims_csv, claims_md = (repo / results_dir / tag / f"claims.{ext}" for ext in ("csv", "md"))
         body = (
-            (
+            (  # claims.md below its title: formatted once from the unrounded effects, as the notebooks show them
                 f"*Generated from {_link('claims.csv', rel_path(claims_csv, repo))} ({tag}). Do not edit by hand.*\n\n"
-                + claims_markdown(pd.read_csv(claims_csv))
+                + claims_md.read_text().split("\n\n", 1)[1]
             )
-            if claims_csv.is_file()
+            if claims_md.is_file()
             else "*No claims.csv yet: run `./run_all.sh`.*"
         )
         done = _fill(new, "<!-- claims:start -->", "<!-- claims:end -->", body)

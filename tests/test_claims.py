@@ -215,7 +215,7 @@ def test_write_claims_and_readme_are_deterministic(tmp_path):
     assert text.startswith("# Title\n\nIntro text.\n\n<!-- claims:start -->\n") and text.endswith(after)
     inside = text[text.index("<!-- claims:start -->") : text.index("<!-- claims:end -->")]
     assert "old hand-written" not in inside and all(f"| {c.id} |" in inside for c in CLAIMS)
-    assert claims_markdown(pd.read_csv(res / "claims.csv")) in inside
+    assert claims_markdown(df) in inside  # formatted once, from the unrounded effects
     csv = (res / "claims.csv").read_bytes()
     num = pd.read_csv(res / "claims.csv")[["effect", "ci_low", "ci_high", "p", "mean_a", "std_b"]].fillna(-1)
     assert num.round(C.DIGITS).equals(num) and not num.round(C.DIGITS - 1).equals(num)  # rounded, not truncated more
@@ -345,3 +345,16 @@ def test_the_main_claim_pools_corpus_draws_as_units(tmp_path):
     assert pooled["n_units"] == 8 and pooled["n"] == 24 and pooled["detectable"] < alone["detectable"]
     with pytest.raises(ValueError, match="unit"):
         paired_effect(a, b, "acc", KEYS, unit=("corpus",))
+
+
+def test_effects_are_rounded_once(tmp_path, monkeypatch):
+    """claims.csv keeps DIGITS decimals; the text (claims.md, the README) rounds the unrounded effect once:
+    6.74996 reads +6.7, not the +6.8 of rounding 6.7500 again."""
+    row = {c: np.nan for c in C.COLUMNS} | {"claim": "x", "comparison": "a − b", "metric": "acc", "unit": "fold", "reason": ""}
+    row |= {"effect": 6.74996, "ci_low": 1.04996, "ci_high": 12.44996, "p": 0.01, "detectable": 2.34996}
+    row |= {"n": 8, "n_units": 4, "dropped": 0, "verdict_alone": "supported"}
+    monkeypatch.setattr(C, "evaluate", lambda claim, results_dir: dict(row))
+    write_claims(tmp_path, claims=CLAIMS[:1])
+    assert pd.read_csv(tmp_path / "claims.csv")["effect"].iloc[0] == 6.75
+    md = (tmp_path / "claims.md").read_text()
+    assert "+6.7 [+1.0, +12.4]" in md and "| 2.3 |" in md
