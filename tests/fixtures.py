@@ -7,6 +7,7 @@ Nothing is downloaded.
 
 from __future__ import annotations
 
+import atexit
 import shutil
 import tempfile
 from pathlib import Path
@@ -21,10 +22,11 @@ _TEMPLATES: dict[str, Path] = {}
 
 
 def _template(ext: str) -> Path:
-    """A real media file with extension ext (.mp4, .avi or .wav), made once per process; any other
-    extension gets the .mp4 bytes."""
+    """A real media file with extension ext (.mp4, .avi or .wav), made once per process (removed at its exit);
+    any other extension gets the .mp4 bytes."""
     if ext not in _TEMPLATES:
         d = Path(tempfile.mkdtemp(prefix="hgr_fixture_"))
+        atexit.register(shutil.rmtree, d, True)  # the templates live as long as the process; nothing left in /tmp
         rng = np.random.default_rng(0)
         audio = (0.1 * np.sin(2 * np.pi * 220 * np.arange(int(0.1 * SR)) / SR)).astype(np.float32)
         path = d / f"template{ext}"
