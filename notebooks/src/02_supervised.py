@@ -8,7 +8,7 @@
 # lists them all.
 #
 # The paper's central experiment. Four models, each trained on every subject-independent fold with
-# every seed (4 folds × 3 seeds in the default profile, so every subject is tested and each condition
+# every seed (4 folds × 2 seeds in the default profile, so every subject is tested and each condition
 # has the same (fold, seed) pairs as the others): audio only, visual only, the fusion network with
 # cross-entropy, and the fusion network with cross-entropy plus the Soft-HGR terms among audio
 # features f(a), visual features g(v) and the label embedding h(y):

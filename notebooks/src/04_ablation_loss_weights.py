@@ -73,7 +73,7 @@ S.table(grid[["w_ce", "w_ce_uni", "lam", "runs", "acc", "probe_acc", "design"]],
 no_ce = {
     "label-free: S(f, g) only": {"w_ce": 0.0, "lam": 1.0, "w_ay": 0.0, "w_vy": 0.0},
     "label pairs only: S(f, h) + S(g, h)": {"w_ce": 0.0, "lam": 1.0, "w_av": 0.0},
-    "fusion (CE), for reference": {"lam": 0.0},  # notebook 02's runs, read back
+    "fusion (CE), for reference": {"lam": 0.0},  # notebook 03's runs at this schedule, read back
 }
 cfgs, names = [], []
 for name, w in no_ce.items():

@@ -112,7 +112,7 @@ show(runs[(runs["error"] != "") | (runs["nonfinite_steps"] > 0)], caption="The r
 # ## 2 · Protocols
 #
 # The paper's model (fusion, CE + Soft-HGR on its three pairs, the profile's λ) under three splits, every
-# fold × seed. Under `subject` the fold is a subject fold (these runs are notebook 02's); under `clip` and
+# fold × seed. Under `subject` the fold is a subject fold (these runs are the baselines' CE + Soft-HGR row above); under `clip` and
 # `segment` it indexes a random draw with the same shares (training (k−2)/k, validation and test 1/k), so all
 # three train on the same number of segments (`n_train_segments`). The comparable number is segment-level
 # accuracy; clip-level accuracy under `segment` averages test segments of clips whose other segments were
