@@ -27,7 +27,8 @@ from bench_fit import random_featureset  # noqa: E402
 
 from hgrlib import models  # noqa: E402
 from hgrlib.profiles import get_profile  # noqa: E402
-from hgrlib.train import autocast, fit, keep_freed_memory, setup_run, train_one_epoch  # noqa: E402
+from hgrlib.runtime import autocast, keep_freed_memory  # noqa: E402
+from hgrlib.train import fit, setup_run, train_one_epoch  # noqa: E402
 
 AS_BUILT = models.conv_block
 

@@ -45,7 +45,8 @@ torch.set_num_threads(1)
 from bench_fit import random_featureset
 from hgrlib.profiles import get_profile
 from hgrlib.provenance import arrays_sha256, machine_identity
-from hgrlib.train import fit, keep_freed_memory
+from hgrlib.runtime import keep_freed_memory
+from hgrlib.train import fit
 keep_freed_memory()
 p = get_profile("default")
 fs = random_featureset(p)

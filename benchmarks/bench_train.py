@@ -85,7 +85,7 @@ def nchw_weights(model: torch.nn.Module) -> None:
 
 def make_step(modalities: str, nchw: bool = False, compile: bool = False, amp: str = "off"):
     """One training step as train.py takes it (autocast on the networks only, losses in fp32), and a fwd+bwd to count FLOPs."""
-    from hgrlib.train import autocast
+    from hgrlib.runtime import autocast
 
     torch.manual_seed(0)
     model = EmotionModel(N_CLASSES, 1, FRAMES, ModelConfig(modalities=modalities)).to(DEVICE).train()
