@@ -239,12 +239,14 @@ def run(
                 write_html(out)
             return {"notebook": nb.stem, "status": "skipped", "stamp": stamp, "parameters": stamped}
         print(f"[run ] {nb.stem} ({tag}): {why} ...", flush=True)
+        prefix, folders = nb.stem.split("_")[0] + "_", (out_dir, repo / figures_dir / tag)
+        # outputs are collected from disk below: one the notebook no longer writes must not survive to be stamped again
+        remove_outputs(stamp_file, repo, folders, prefix)
         t0 = time.perf_counter()
         execute(nb, out, p, repo)
         sec = time.perf_counter() - t0
-        prefix = nb.stem.split("_")[0] + "_"
         outputs = [
-            f for d in (out_dir, repo / figures_dir / tag) for f in sorted(d.glob(prefix + "*")) if f.is_file() and f.suffix != ".html"
+            f for d in folders for f in sorted(d.glob(prefix + "*")) if f.is_file() and f.suffix != ".html"
         ]  # the HTML is derived, written again when missing
         write_json(
             stamp_file,
@@ -327,6 +329,26 @@ def _stale(stamp_file: Path, stamp: str, repo: Path) -> str | None:
         if not f.is_file() or file_sha256(f) != sha:
             return f"{rel} is missing or differs from what it wrote"
     return None
+
+
+def remove_outputs(stamp_file: Path, repo: Path, folders: tuple[Path, ...], prefix: str) -> list[Path]:
+    """Delete the outputs a notebook's last stamp lists, before it runs again; returns them.
+
+    Only files the runner would collect as the notebook's outputs are touched: directly in one of `folders` (its
+    results and figures folders), named `prefix`* (so never another notebook's files or a stamp). A stamp that is
+    missing or unreadable removes nothing."""
+    try:
+        listed = read_json(stamp_file).get("outputs") or {}
+    except (OSError, ValueError, AttributeError):
+        return []
+    where = {d.resolve() for d in folders}
+    gone = []
+    for rel in listed:
+        f = repo / rel
+        if f.parent.resolve() in where and f.name.startswith(prefix) and f.is_file():
+            f.unlink()
+            gone.append(f)
+    return gone
 
 
 def notebook_parameters(nb: Path) -> set[str]:

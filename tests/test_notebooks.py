@@ -173,6 +173,52 @@ def test_an_edited_output_makes_its_notebook_run_again(smoke_run):
     assert all(d["status"] == "skipped" for d in runner.run(**kw))  # 01's inputs did not change: nothing downstream runs
 
 
+def test_a_rerun_removes_the_outputs_its_notebook_no_longer_writes(tmp_path, monkeypatch):
+    """A notebook that runs again (here --force) first loses the outputs its last stamp lists: a table it no longer
+    writes is not left behind to be stamped as current. A stamp listing other notebooks' files or paths outside its
+    folders deletes nothing there. Papermill is simulated: nothing trains."""
+    import nbformat
+
+    repo = tmp_path / "repo"
+    nb = repo / "notebooks" / "02_supervised.ipynb"
+    nb.parent.mkdir(parents=True)
+    nbformat.write(nbformat.v4.new_notebook(), nb)
+    writes = iter([["02_old_table.csv", "02_kept.csv"], ["02_new_table.csv", "02_kept.csv"]])  # the table renamed
+
+    def execute(nb, out, params, cwd):  # papermill's run: the notebook's tables, then its executed copy
+        for name in next(writes):
+            (out.parent / name).write_text(name)
+        nbformat.write(nbformat.v4.new_notebook(), out)
+
+    monkeypatch.setattr(runner, "project_dir", lambda: repo)
+    monkeypatch.setattr(runner, "find_notebooks", lambda repo: [nb])
+    monkeypatch.setattr(runner, "notebook_parameters", lambda nb: set())
+    monkeypatch.setattr(runner, "execute", execute)
+    out, prefix = repo / "results" / "synthetic-smoke", "results/synthetic-smoke/"
+    assert runner.run("smoke")[0]["status"] == "ran"
+    stamp_file = out / ".02_supervised.stamp.json"
+    assert sorted(json.loads(stamp_file.read_text())["outputs"]) == [
+        prefix + f for f in ("02_kept.csv", "02_old_table.csv", "02_supervised.ipynb")
+    ]
+    others = [out / "03_other.csv", out / ".03_other.stamp.json", tmp_path / "outside.txt"]
+    for f in others:
+        f.write_text("not 02's")
+    stamp = json.loads(stamp_file.read_text())
+    stamp["outputs"] |= {
+        "results/synthetic-smoke/03_other.csv": "x",
+        "results/synthetic-smoke/.03_other.stamp.json": "x",
+        "../outside.txt": "x",
+    }
+    stamp_file.write_text(json.dumps(stamp))
+
+    assert runner.run("smoke", force=True)[0]["status"] == "ran"
+    assert not (out / "02_old_table.csv").exists()
+    assert sorted(json.loads(stamp_file.read_text())["outputs"]) == [
+        prefix + f for f in ("02_kept.csv", "02_new_table.csv", "02_supervised.ipynb")
+    ]
+    assert all(f.read_text() == "not 02's" for f in others)
+
+
 def test_verify_compares_every_table_cell_by_cell(smoke_run, tmp_path, monkeypatch, capsys):
     import shutil
 
