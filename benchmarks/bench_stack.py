@@ -63,7 +63,7 @@ def stack_step(k: int):
 
 
 def measure(variant: str, device: torch.device, steps: int) -> dict:
-    """Seconds per step of `variant` ("solo", "stack<K>" or "matmul"; "+keep": with train.keep_freed_memory, as
+    """Seconds per step of `variant` ("solo", "stack<K>" or "matmul"; "+keep": with runtime.keep_freed_memory, as
     training runs now) after warm-up, and samples (or FLOPs) per s."""
     bt.DEVICE = device
     variant, keep = variant.removesuffix("+keep"), variant.endswith("+keep")

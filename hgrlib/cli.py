@@ -120,7 +120,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     stderr as `hgrlib predict: error: <file>: <problem>`); 2 when there is no usable model at all."""
     from hgrlib.export import load_model, model_from_run
     from hgrlib.predict import ClipFailure, format_text, predict_clips, to_csv, to_json
-    from hgrlib.train import pick_device
+    from hgrlib.runtime import pick_device
 
     if (args.model is None) == (args.run is None):
         raise ValueError("give the model: --model FILE (from hgrlib export) or --run runs/<hash>")

@@ -34,10 +34,8 @@ from hgrlib.losses import joint_loss
 from hgrlib.models import EmotionModel
 from hgrlib.provenance import file_sha256
 from hgrlib.result import RunResult
-from hgrlib.runtime import autocast, keep_freed_memory, pick_device, seed_everything, torch_threads
+from hgrlib.runtime import autocast, keep_freed_memory, pick_device, seed_everything
 from hgrlib.stacked import ModelStack, stack_signature, stackable
-
-__all__ = ["FeatureSet", "autocast", "keep_freed_memory", "pick_device", "torch_threads"]  # re-exported: importers of old
 
 
 def train_one_epoch(
@@ -145,56 +143,78 @@ def fit(cfg: Config | Sequence[Config], fs: FeatureSet, run_dir: str | Sequence[
     A list of configs (one hgrlib.stacked.stack_signature, all stackable) with a list of run folders
     (and keys) trains them as one stack (hgrlib.stacked), one process; each member's folder gets what its run
     alone would write there, and the members' results are returned. Resumes when every member has a
-    checkpoint of the same epoch."""
-    if not isinstance(cfg, Config):
-        return _fit_stack(list(cfg), fs, list(run_dir), progress, key)
+    checkpoint of the same epoch. One epoch loop for both: a run alone is a list of one member."""
     t0 = time.perf_counter()
-    tc = cfg.train
+    stacked = not isinstance(cfg, Config)
+    cfgs = list(cfg) if stacked else [cfg]
+    run_dirs, keys = (list(run_dir), list(key or [None] * len(cfgs))) if stacked else ([run_dir], [key])
+    c0, tc = cfgs[0], cfgs[0].train
     rank, size = world()
+    if stacked and any(c.train.graph for c in cfgs):
+        raise ValueError("train.graph applies to runs alone: a stack is not captured in a CUDA graph yet")
+    if stacked and (len({stack_signature(c) for c in cfgs}) != 1 or not all(map(stackable, cfgs)) or size > 1):
+        raise ValueError("a stack's configs must share data, features, model and schedule length, use neither amp nor compile, one process")
     device = pick_device(tc.device)
-    os.makedirs(run_dir, exist_ok=True)
+    for d in run_dirs:
+        os.makedirs(d, exist_ok=True)
     keep_freed_memory()
-    ckpt = os.path.join(run_dir, "checkpoint.pt")
-    if tc.graph:
-        graphed.check_graphable(cfg, device, size)
-    r, forward, opt, sched = _solo_setup(cfg, fs, device)
-    state = checkpoint.resume(ckpt, r.model, opt, sched, device)
-    if state is None:  # a damaged checkpoint, removed: set the run up afresh (same seed, same initialisation)
+    ckpts = [os.path.join(d, "checkpoint.pt") for d in run_dirs]
+    if stacked:
+        runs, model, opts, scheds, gens = _stack_setup(cfgs, fs, device)
+        forward, states = model, checkpoint.resume_stack(ckpts, model, opts, scheds, gens)
+    else:
+        if tc.graph:
+            graphed.check_graphable(cfg, device, size)
         r, forward, opt, sched = _solo_setup(cfg, fs, device)
-        state = checkpoint.fresh_state()
-    model, batcher, split = r.model, r.batcher, r.split
-    if tc.graph and r.n_batches:  # hgrlib.graphed: the step captured in a CUDA graph, features on the device
-        step = graphed.GraphedStep(model, cfg.loss, graphed.labeled_prefix(r.batches(0)[0][1]), graph=device.type == "cuda")
-        gather = graphed.resident(batcher, device, model_inputs)
+        state = checkpoint.resume(ckpts[0], r.model, opt, sched, device)
+        if state is None:  # a damaged checkpoint, removed: set the run up afresh (same seed, same initialisation)
+            r, forward, opt, sched = _solo_setup(cfg, fs, device)
+            state = checkpoint.fresh_state()
+        runs, model, opts, scheds, states = [r], r.model, [opt], [sched], [state]
+    graph = tc.graph and runs[0].n_batches  # hgrlib.graphed: the step captured in a CUDA graph, features on the device
+    if graph:
+        step = graphed.GraphedStep(model, c0.loss, graphed.labeled_prefix(runs[0].batches(0)[0][1]), graph=device.type == "cuda")
+        gather = graphed.resident(runs[0].batcher, device, model_inputs)
     mixed = autocast(device, tc.amp)  # checked and built once; entered around every training forward
-    bar = tqdm(
-        range(state["epoch"], tc.epochs),
-        desc=f"train {cfg.model.modalities} lam={cfg.loss.lam} seed={tc.seed}",
-        unit="epoch",
-        disable=not progress or rank > 0,
-        leave=False,
+    desc = (
+        f"train {len(cfgs)} stacked {c0.model.modalities}" if stacked else f"train {c0.model.modalities} lam={c0.loss.lam} seed={tc.seed}"
     )
+    bar = tqdm(range(states[0]["epoch"], tc.epochs), desc=desc, unit="epoch", disable=not progress or rank > 0, leave=False)
     for epoch in bar:
-        if tc.graph and r.n_batches:
-            sums = graphed.train_one_epoch_device(step, gather, opt, sched, r.batches(epoch), device)
+        batches = [r.batches(epoch) for r in runs]
+        if graph:
+            sums = [graphed.train_one_epoch_device(step, gather, opts[0], scheds[0], batches[0], device)]
+        elif stacked:
+            sums = train_one_epoch(model, forward, opts, scheds, [r.batcher for r in runs], batches, [c.loss for c in cfgs], mixed)
         else:
-            sums = train_one_epoch(model, forward, opt, sched, batcher, r.batches(epoch), cfg.loss, mixed)
-        state["epoch"] = epoch + 1
-        rngs = checkpoint.rng_states(device)
-        if rank == 0:
-            val = evaluate(model, batcher, split.val, fs, tc.protocol)
-            record_epoch(state, sums, val, model.state_dict())
-            bar.set_postfix(loss=f"{sums.get('loss', 0):.3f}", val_uar=f"{val['uar']:.3f}")
-            payload = {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "state": state, "rng": rngs}
-            checkpoint.save(ckpt, payload)
-    result_file = os.path.join(run_dir, "result.json")
+            sums = [train_one_epoch(model, forward, opts[0], scheds[0], runs[0].batcher, batches[0], c0.loss, mixed)]
+        rngs = None if stacked else checkpoint.rng_states(device)  # a stack's members resume from their own generators
+        for i, (c, r, st) in enumerate(zip(cfgs, runs, states)):
+            st["epoch"] = epoch + 1
+            if rank > 0:
+                continue
+            if stacked:
+                r.model.load_state_dict(model.member_state(i))
+            val = evaluate(r.model, r.batcher, r.split.val, fs, c.train.protocol)
+            record_epoch(st, sums[i], val, r.model.state_dict())
+            payload = {"opt": opts[i].state_dict(), "sched": scheds[i].state_dict(), "state": st}
+            if stacked:
+                payload = {"stacked": True, "model": model.member_state(i)} | payload | {"gen": gens[i].get_state()}
+            else:
+                payload = {"model": model.state_dict()} | payload | {"rng": rngs}
+            checkpoint.save(ckpts[i], payload)
+            if not stacked:
+                bar.set_postfix(loss=f"{sums[i].get('loss', 0):.3f}", val_uar=f"{val['uar']:.3f}")
+    results = []
     if rank == 0:
-        result = finish_run(cfg, fs, r, state, run_dir, key, {"world_size": size, "seconds": time.perf_counter() - t0})
-        os.remove(ckpt)
-    if size == 1:
-        return result
-    dist.barrier()
-    return read_sealed_json(result_file)
+        extra = {"world_size": size, "seconds": (time.perf_counter() - t0) / len(cfgs)} | ({"stack_size": len(cfgs)} if stacked else {})
+        for c, r, st, d, k, ck in zip(cfgs, runs, states, run_dirs, keys, ckpts):
+            results.append(finish_run(c, fs, r, st, d, k, extra))
+            os.remove(ck)
+    if size > 1:
+        dist.barrier()
+        return read_sealed_json(os.path.join(run_dirs[0], "result.json"))
+    return results if stacked else results[0]
 
 
 def _solo_setup(cfg: Config, fs: FeatureSet, device: torch.device) -> tuple:
@@ -224,45 +244,16 @@ def optimiser(cfg: Config, params, n_batches: int) -> tuple:
     return opt, sched
 
 
-def _fit_stack(cfgs: list[Config], fs: FeatureSet, run_dirs: list[str], progress: bool, keys) -> list[dict]:
-    """fit for a stack: the same epoch loop over K members (see fit)."""
-    t0 = time.perf_counter()
-    if any(c.train.graph for c in cfgs):
-        raise ValueError("train.graph applies to runs alone: a stack is not captured in a CUDA graph yet")
-    if len({stack_signature(c) for c in cfgs}) != 1 or not all(map(stackable, cfgs)) or world()[1] > 1:
-        raise ValueError("a stack's configs must share data, features, model and schedule length, use neither amp nor compile, one process")
-    tc = cfgs[0].train
-    device = pick_device(tc.device)
-    keep_freed_memory()
+def _stack_setup(cfgs: list[Config], fs: FeatureSet, device: torch.device) -> tuple:
+    """A stack's members: their RunSetups, the ModelStack of their models, each member's AdamW and OneCycleLR
+    over its views into the stack, and the generators their dropout masks come from."""
     runs, gens = [], []
     for c in cfgs:
         runs.append(setup_run(c, fs, device))
         gens.append(member_generator(device, c.train.seed))
     stack = ModelStack([r.model for r in runs], gens)
     opts, scheds = zip(*(optimiser(c, stack.member_parameters(i), r.n_batches) for i, (c, r) in enumerate(zip(cfgs, runs))))
-    ckpts = [os.path.join(d, "checkpoint.pt") for d in run_dirs]
-    for d in run_dirs:
-        os.makedirs(d, exist_ok=True)
-    states = checkpoint.resume_stack(ckpts, stack, opts, scheds, gens)
-    desc = f"train {len(cfgs)} stacked {cfgs[0].model.modalities}"
-    mixed = contextlib.nullcontext()
-    for epoch in tqdm(range(states[0]["epoch"], tc.epochs), desc=desc, unit="epoch", disable=not progress, leave=False):
-        sums = train_one_epoch(
-            stack, stack, opts, scheds, [r.batcher for r in runs], [r.batches(epoch) for r in runs], [c.loss for c in cfgs], mixed
-        )
-        for i, (c, r, st) in enumerate(zip(cfgs, runs, states)):
-            st["epoch"] = epoch + 1
-            r.model.load_state_dict(stack.member_state(i))
-            record_epoch(st, sums[i], evaluate(r.model, r.batcher, r.split.val, fs, c.train.protocol), r.model.state_dict())
-            payload = {"stacked": True, "model": stack.member_state(i), "opt": opts[i].state_dict(), "sched": scheds[i].state_dict()}
-            checkpoint.save(ckpts[i], payload | {"state": st, "gen": gens[i].get_state()})
-    seconds = time.perf_counter() - t0
-    results = []
-    for i, (c, r, st) in enumerate(zip(cfgs, runs, states)):
-        extra = {"world_size": 1, "stack_size": len(cfgs), "seconds": seconds / len(cfgs)}
-        results.append(finish_run(c, fs, r, st, run_dirs[i], keys[i] if keys else None, extra))
-        os.remove(ckpts[i])
-    return results
+    return runs, stack, list(opts), list(scheds), gens
 
 
 def member_generator(device: torch.device, seed: int) -> torch.Generator:
