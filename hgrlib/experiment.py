@@ -1,5 +1,6 @@
 """From a profile to numbers: make or index the data, fill the feature cache, make grids of configs, tabulate
-(the grids are trained by hgrlib.launch.run_all)."""
+(the grids are trained by hgrlib.launch.run_all; `run_grids` trains several, on one corpus draw or more, and
+keeps every run's result, table row and training history together)."""
 
 from __future__ import annotations
 
@@ -92,6 +93,83 @@ def grid(cfg: Config, conditions: dict[str, dict], seeds, fs: FeatureSet, runs=N
         cfgs += made
         names += [name] * len(made)
     return cfgs, names
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """A corpus draw to train on: its label in run tables (hgrlib.profiles.corpus_label), base config and features."""
+
+    label: str
+    config: Config
+    fs: FeatureSet
+
+
+def histories_by_condition(results: list[dict], names: list[str]) -> dict[str, list[list[dict]]]:
+    """condition → the training history (one dict per epoch) of each of its runs: `names[i]` is the condition of
+    `results[i]`; conditions in the order they first appear, each one's runs in the order of `results`."""
+    if len(results) != len(names):
+        raise ValueError(f"{len(results)} results for {len(names)} condition names")
+    out: dict[str, list[list[dict]]] = {}
+    for r, n in zip(results, names):
+        out.setdefault(n, []).append(r["history"])
+    return out
+
+
+@dataclass
+class Trained:
+    """Every run of some grids (`run_grids`): `results` (one per run, in training order) and `runs`, one row per
+    run aligned with `results`: `corpus` (its Corpus.label), then results_frame's columns with `condition`.
+    Select by condition names (None: all) and corpus label (None: every corpus); selections keep the run order."""
+
+    results: list[dict]
+    runs: pd.DataFrame
+
+    def mask(self, conditions=None, corpus: str | None = None) -> np.ndarray:
+        keep = np.ones(len(self.runs), dtype=bool)
+        if conditions is not None:
+            keep &= self.runs["condition"].isin(list(conditions)).to_numpy()
+        if corpus is not None:
+            keep &= (self.runs["corpus"] == corpus).to_numpy()
+        return keep
+
+    def frame(self, conditions=None, corpus: str | None = None) -> pd.DataFrame:
+        """The selected rows of `runs`, numbered from 0."""
+        return self.runs[self.mask(conditions, corpus)].reset_index(drop=True)
+
+    def results_of(self, conditions=None, corpus: str | None = None) -> list[dict]:
+        """The selected results."""
+        return [r for r, k in zip(self.results, self.mask(conditions, corpus)) if k]
+
+    def histories(self, conditions=None, corpus: str | None = None) -> dict[str, list[list[dict]]]:
+        """condition → the training histories of its selected runs (histories_by_condition)."""
+        keep = self.mask(conditions, corpus)
+        return histories_by_condition(self.results_of(conditions, corpus), list(self.runs.loc[keep, "condition"]))
+
+
+def run_grids(
+    grids: list[tuple[dict[str, dict], Corpus]], seeds, runs_dir: str = "runs", jobs: int | None = None, progress: bool = True
+) -> Trained:
+    """Train (or read back) each (conditions, corpus) of `grids`, in the order given: the `grid` of those conditions
+    on the corpus (every fold × seed) as one hgrlib.launch.run_all call, as a notebook would one by one (runs
+    trained in one stack come from one call, so the calls are kept apart). A condition may be in several grids,
+    on different corpora; one on the same corpus twice is refused (ValueError)."""
+    from hgrlib.launch import run_all
+
+    seen: set[tuple[str, str]] = set()
+    for conditions, corpus in grids:
+        twice = [n for n in conditions if (corpus.label, n) in seen]
+        if twice:
+            raise ValueError(f"condition(s) {', '.join(twice)} on corpus {corpus.label!r} in more than one grid")
+        seen |= {(corpus.label, n) for n in conditions}
+    results, names, labels = [], [], []
+    for conditions, corpus in grids:
+        cfgs, made = grid(corpus.config, conditions, seeds, corpus.fs)
+        results += run_all(cfgs, corpus.fs, runs_dir, progress, jobs)
+        names += made
+        labels += [corpus.label] * len(made)
+    runs = results_frame(results, condition=names)
+    runs.insert(0, "corpus", labels)
+    return Trained(results, runs)
 
 
 def prepare_data(

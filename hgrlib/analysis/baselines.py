@@ -33,9 +33,10 @@ BUDGET = 6  # settings tried per tuned objective, on every fold
 TUNED = ("hgr", "cca", "infonce")  # objectives whose settings are chosen on validation UAR
 
 
-def _grid(lams, **others) -> tuple[dict, ...]:
-    """Settings (Config.with_ sections) over λ × each of the `others` alternatives (dicts of section → fields)."""
-    alts = list(others.values())[0] if others else [{}]
+def _grid(lams, alts=({},)) -> tuple[dict, ...]:
+    """Settings (Config.with_ sections "loss" and "train"): every λ of `lams` with each alternative of `alts`,
+    alternatives outer. An alternative is a dict of section → fields laid over {"loss": {"lam": λ}}; the default,
+    one empty alternative, gives λ alone."""
     return tuple({"loss": {"lam": float(lam)} | alt.get("loss", {}), "train": alt.get("train", {})} for alt in alts for lam in lams)
 
 
@@ -211,12 +212,12 @@ def tuning_table(runs: pd.DataFrame, chosen: dict[tuple[str, int], int]) -> pd.D
     folds that chose it, and `edge` where a chosen λ is the smallest or largest of the objective's grid.
     Tuning, not a result: these runs' test scores are not looked at."""
     r = runs[runs["in_selection"].astype(bool)] if "in_selection" in runs else runs
+    lams = r.groupby("objective", sort=False)["lam"].agg(["min", "max"])  # each objective's λ range over its tuning runs
     rows = []
     for (obj, j), sub in r.groupby(["objective", "setting_index"], sort=False):
         v = sub["val_uar"].dropna()
         m, s = v.mean(), v.std(ddof=1) if len(v) > 1 else 0.0
         folds = sorted(f for (o, f), c in chosen.items() if o == obj and c == j)
-        lams = r.loc[r["objective"] == obj, "lam"]
         lam = float(sub["lam"].iloc[0])
         rows.append(
             {
@@ -228,7 +229,7 @@ def tuning_table(runs: pd.DataFrame, chosen: dict[tuple[str, int], int]) -> pd.D
                 "val_uar_mean": m,
                 "val_uar_std": s,
                 "chosen_on_folds": ", ".join(map(str, folds)),
-                "edge": bool(folds) and lam in (lams.min(), lams.max()),
+                "edge": bool(folds) and lam in (lams.at[obj, "min"], lams.at[obj, "max"]),
             }
         )
     return pd.DataFrame(rows)

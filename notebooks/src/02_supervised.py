@@ -15,7 +15,9 @@
 #
 # L = CE − λ · ( S(f, g) + S(f, h) + S(g, h) ).
 #
-# Scores are clip-level (segment probabilities averaged over the clip) on held-out subjects.
+# Scores are clip-level (segment probabilities averaged over the clip) on held-out subjects. Every run of this
+# notebook, on both corpus draws, is trained (or read back from `runs/`) in one call at the top
+# (`hgrlib.experiment.run_grids`); the sections below tabulate and plot them.
 
 # %% tags=["parameters"]
 # Defaults. An executed copy ran with the values of the next cell ("# Parameters", injected by run_all.sh).
@@ -36,14 +38,12 @@ w_uni = 0.5  # weight of the per-modality CE heads in the mechanism's supervisio
 
 # %%
 import numpy as np
-import pandas as pd
 from IPython.display import display
 
 from hgrlib import conditions as C
 from hgrlib import plots
 from hgrlib.analysis.convergence import convergence_table
-from hgrlib.experiment import grid, load_featureset, prepare_data, results_frame, setup
-from hgrlib.launch import run_all
+from hgrlib.experiment import Corpus, load_featureset, prepare_data, run_grids, setup
 from hgrlib.profiles import corpus_label, with_corpus_seed
 from hgrlib.report import mean_std
 
@@ -52,10 +52,19 @@ P, cfg, fs, lam, seeds, tag, out_res, out_fig = S.profile, S.config, S.fs, S.lam
 
 # %%
 conditions = C.supervised(lam)  # audio only, visual only, fusion (CE), fusion (CE + Soft-HGR): hgrlib/conditions.py
-cfgs, names = grid(cfg, conditions, seeds, fs)
-results = run_all(cfgs, fs, runs_dir, jobs=S.jobs)
-runs = results_frame(results, condition=names)
-runs.insert(0, "corpus", corpus_label(P))
+pair = C.fusion_pair(lam)  # the two fusion conditions, again on the second corpus draw
+mechanism = C.mechanism(lam, w_uni)  # where the gain comes from: unimodal CE heads, the label pairs alone, the a–v pair alone
+main = Corpus(corpus_label(P), cfg, fs)
+corpora = [main]
+if replica_seed is not None and dataset == "synthetic":  # the second corpus draw, generated and prepared here
+    R = with_corpus_seed(P, replica_seed)
+    prepare_data(R.config.data, R.config.features, cache_dir, R.synthetic)
+    corpora.append(Corpus(corpus_label(R), R.config, load_featureset(R.config.data, R.config.features, cache_dir)))
+grids = [(conditions, main)] + [(pair, q) for q in corpora[1:]] + [(mechanism, q) for q in corpora]
+T = run_grids(grids, seeds, runs_dir, jobs=S.jobs)  # every fold × seed of each grid, in this order
+
+# %%
+runs = T.frame(conditions, main.label)
 table = mean_std(runs, ["condition"], metrics=("acc", "uar", "seg_acc"))
 table["nonfinite_steps"] = runs.groupby("condition", sort=False)["nonfinite_steps"].sum().values
 cols = ["condition", "runs", "acc", "uar", "seg_acc", "nonfinite_steps"]
@@ -68,14 +77,13 @@ fig = plots.bar_with_errors(table, "condition", "acc")
 S.figure(fig, "02_accuracy.png");
 
 # %%
-cms = {f"{name}, all runs": sum(np.array(r["test"]["confusion"]) for r, n in zip(results, names) if n == name)
+cms = {f"{name}, all runs": sum(np.array(r["test"]["confusion"]) for r in T.results_of([name], main.label))
        for name in [C.FUSION_CE, C.FUSION_HGR]}
 fig = plots.confusions(cms, fs.classes)
 S.figure(fig, "02_confusion.png");
 
 # %%
-histories = {n: [r["history"] for r, m in zip(results, names) if m == n] for n in conditions}
-fig = plots.training_curves(histories)
+fig = plots.training_curves(T.histories(conditions, main.label))
 S.figure(fig, "02_training_curves.png");
 
 # %% [markdown]
@@ -89,22 +97,15 @@ S.figure(fig, "02_training_curves.png");
 # ## The main claim on a second corpus
 #
 # One synthetic corpus is one draw of its generator: subjects, clips and noise. The same design drawn
-# with another seed (`replica_seed`) is generated and prepared here, and the two fusion conditions are
-# trained on it over every fold × seed. The main claim generalises over subjects and corpora, not seeds:
+# with another seed (`replica_seed`) was generated and prepared in the training cell at the top, and the two
+# fusion conditions were trained on it over every fold × seed. The main claim generalises over subjects and corpora, not seeds:
 # the claims table analyses it over every (corpus draw, subject fold) unit of both corpora, 2 × 4 = 8
 # independent units instead of 4. (Synthetic data only.)
 
 # %%
-if replica_seed is not None and dataset == "synthetic":
-    R = with_corpus_seed(P, replica_seed)
-    prepare_data(R.config.data, R.config.features, cache_dir, R.synthetic)
-    fs2 = load_featureset(R.config.data, R.config.features, cache_dir)
-    main = C.fusion_pair(lam)
-    cfgs2, names2 = grid(R.config, main, seeds, fs2)
-    results2 = run_all(cfgs2, fs2, runs_dir, jobs=S.jobs)
-    rep = results_frame(results2, condition=names2)
-    rep.insert(0, "corpus_seed", replica_seed)
-    rep.insert(0, "corpus", corpus_label(R))
+if len(corpora) > 1:
+    rep = T.frame(pair, corpora[1].label)
+    rep.insert(1, "corpus_seed", replica_seed)
     S.table(rep, "02_replication_runs", show=False)
     rep_table = mean_std(rep, ["corpus_seed", "condition"], metrics=("acc", "uar"))
     display(S.table(rep_table[["corpus_seed", "condition", "runs", "acc", "uar"]], "02_replication_table",
@@ -122,22 +123,9 @@ if replica_seed is not None and dataset == "synthetic":
 # claims table compares the full objective with each control at the level of corpus × fold units.
 
 # %%
-mechanism = C.mechanism(lam, w_uni)  # unimodal CE heads, the label pairs alone, the a–v pair alone
-corpora = [(P, cfg, fs)] + ([(R, R.config, fs2)] if replica_seed is not None and dataset == "synthetic" else [])
-parts = []
-for Q, qcfg, qfs in corpora:
-    qcfgs, qnames = grid(qcfg, mechanism, seeds, qfs)
-    qresults = run_all(qcfgs, qfs, runs_dir, jobs=S.jobs)
-    part = results_frame(qresults, condition=qnames)
-    part.insert(0, "corpus", corpus_label(Q))
-    parts.append(part)
-    for r, n in zip(qresults, qnames):
-        histories.setdefault(n, []).append(r["history"])
-mech = pd.concat(parts, ignore_index=True)
+mech = T.frame(mechanism)  # every corpus draw
 S.table(mech, "02_mechanism_runs", show=False)
-both = pd.concat([runs, rep] if len(corpora) > 1 else [runs], ignore_index=True)
-both = both[both["condition"].isin([C.FUSION_CE, C.FUSION_HGR])]
-mech_table = mean_std(pd.concat([both, mech], ignore_index=True), ["condition"], metrics=("acc", "uar"))
+mech_table = mean_std(T.frame(pair | mechanism), ["condition"], metrics=("acc", "uar"))  # the two fusion conditions and the controls
 display(S.table(mech_table[["condition", "runs", "acc", "uar"]], "02_mechanism_table",
                 title=f"Where the gain comes from: test accuracy and UAR, % mean ± std over every corpus × fold × seed ({tag}, λ={lam}, unimodal CE weight {w_uni})"))
 
@@ -152,10 +140,7 @@ display(S.table(mech_table[["condition", "runs", "acc", "uar"]], "02_mechanism_t
 # and "before convergence" from notebook 07's runs).
 
 # %%
-if replica_seed is not None and dataset == "synthetic":
-    for r, n in zip(results2, names2):
-        histories[n].append(r["history"])
-S.table(convergence_table(histories), "02_convergence",
+S.table(convergence_table(T.histories()), "02_convergence",
         title=f"Has training levelled off? Validation UAR (%) at the last epoch and its gain per epoch (points) over the last epochs, "
               f"mean ± std over every corpus × fold × seed run ({tag}, {cfg.train.epochs} epochs)")
 
