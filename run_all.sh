@@ -18,4 +18,4 @@ if [ "${1:-}" = lab ]; then
   exec jupyter lab --ServerApp.root_dir="$PWD" --ContentsManager.preferred_dir=notebooks "$@"
 fi
 export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore::FutureWarning}"
-exec python -m hgrlib.runner "$@"
+exec python -m hgrlib.reproduce.runner "$@"

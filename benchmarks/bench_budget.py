@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import bench_train as bt  # noqa: E402  count_flops: one copy, in bench_train.py
 
 from hgrlib.config import Config  # noqa: E402
-from hgrlib.losses import joint_loss  # noqa: E402
-from hgrlib.models import EmotionModel  # noqa: E402
+from hgrlib.core.losses import joint_loss  # noqa: E402
+from hgrlib.core.models import EmotionModel  # noqa: E402
 
 
 @functools.cache

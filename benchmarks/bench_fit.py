@@ -1,4 +1,4 @@
-"""Whole runs alone (hgrlib.train.fit) against stacked (hgrlib.train_stacked.fit_stacked), on random features
+"""Whole runs alone (hgrlib.core.train.fit) against stacked (hgrlib.core.train_stacked.fit_stacked), on random features
 shaped like a profile's corpus: seconds per run (training, validation every epoch, test, features.npz), and
 what notebook 02's grid (4 conditions x folds x seeds, the profile's epochs) would take at that rate.
 
@@ -23,10 +23,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from hgrlib.core.train import fit  # noqa: E402
+from hgrlib.core.train_stacked import fit_stacked  # noqa: E402
 from hgrlib.data.featureset import FeatureSet  # noqa: E402
-from hgrlib.profiles import get_profile  # noqa: E402
-from hgrlib.train import fit  # noqa: E402
-from hgrlib.train_stacked import fit_stacked  # noqa: E402
+from hgrlib.experiment.profiles import get_profile  # noqa: E402
 
 
 def random_featureset(profile) -> FeatureSet:

@@ -1,5 +1,5 @@
-"""Channels-last convolution weights (as hgrlib.models builds them) against the default NCHW layout, in the real training loop: ms per
-step of `train_one_epoch` on the Batcher's batches, and seconds per whole run (hgrlib.train.fit: training,
+"""Channels-last convolution weights (as hgrlib.core.models builds them) against the default NCHW layout, in the real training loop: ms per
+step of `train_one_epoch` on the Batcher's batches, and seconds per whole run (hgrlib.core.train.fit: training,
 validation every epoch, test, features.npz), the two layouts interleaved in one one-thread process, on random
 features shaped like the default profile's corpus (accuracies mean nothing here, only time).
 
@@ -25,10 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import bench_train as bt  # noqa: E402  nchw_weights: one copy, in bench_train.py
 from bench_fit import random_featureset  # noqa: E402
 
-from hgrlib import models  # noqa: E402
-from hgrlib.profiles import get_profile  # noqa: E402
-from hgrlib.runtime import autocast, keep_freed_memory  # noqa: E402
-from hgrlib.train import fit, setup_run, train_one_epoch  # noqa: E402
+from hgrlib.core import models  # noqa: E402
+from hgrlib.core.runtime import autocast, keep_freed_memory  # noqa: E402
+from hgrlib.core.train import fit, setup_run, train_one_epoch  # noqa: E402
+from hgrlib.experiment.profiles import get_profile  # noqa: E402
 
 AS_BUILT = models.conv_block
 

@@ -1,6 +1,6 @@
 """Which dispatch settings decide a run's last bits on this CPU, and what pinning them costs.
 
-Each setting trains one whole default-profile run (hgrlib.train.fit, fold 0, seed 0, one thread) on random
+Each setting trains one whole default-profile run (hgrlib.core.train.fit, fold 0, seed 0, one thread) on random
 features shaped like the default corpus, in its own process (the variables must be set before torch loads),
 and records the sha256 of the run's weights (the tensors' values) and of its features.npz, and its seconds. Settings are interleaved round by round,
 so slow drifts of the host's speed hit all of them.
@@ -9,7 +9,7 @@ so slow drifts of the host's speed hit all of them.
 
 Settings: the CPU's own dispatch; oneDNN capped at AVX2 (`ONEDNN_MAX_CPU_ISA`); MKL's conditional numerical
 reproducibility (`MKL_CBWR=COMPATIBLE`); ATen's own kernels at AVX2 (`ATEN_CPU_CAPABILITY`); and the three
-pinned together (hgrlib.provenance.PORTABLE_DISPATCH), with ATen's level varied under the pin, the one
+pinned together (hgrlib.base.provenance.PORTABLE_DISPATCH), with ATen's level varied under the pin, the one
 dispatch choice this machine can still vary once oneDNN and MKL are pinned.
 """
 
@@ -43,10 +43,10 @@ sys.path.insert(0, {bench!r})
 import torch
 torch.set_num_threads(1)
 from bench_fit import random_featureset
-from hgrlib.profiles import get_profile
-from hgrlib.provenance import arrays_sha256, machine_identity
-from hgrlib.runtime import keep_freed_memory
-from hgrlib.train import fit
+from hgrlib.experiment.profiles import get_profile
+from hgrlib.base.provenance import arrays_sha256, machine_identity
+from hgrlib.core.runtime import keep_freed_memory
+from hgrlib.core.train import fit
 keep_freed_memory()
 p = get_profile("default")
 fs = random_featureset(p)

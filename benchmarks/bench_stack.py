@@ -1,4 +1,4 @@
-"""Stacked training (hgrlib.stacked: torch.func stacks) against runs trained alone: samples/s and share of the matmul rate.
+"""Stacked training (hgrlib.core.stacked: torch.func stacks) against runs trained alone: samples/s and share of the matmul rate.
 
     .venv/bin/python benchmarks/bench_stack.py [--quick] [--device cpu|cuda] [--ks 1 2 4 8 16] [--out FILE]
 
@@ -30,10 +30,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hgrlib.config import ModelConfig  # noqa: E402
-from hgrlib.losses import joint_loss  # noqa: E402
-from hgrlib.models import EmotionModel  # noqa: E402
-from hgrlib.runtime import keep_freed_memory  # noqa: E402
-from hgrlib.stacked import ModelStack  # noqa: E402
+from hgrlib.core.losses import joint_loss  # noqa: E402
+from hgrlib.core.models import EmotionModel  # noqa: E402
+from hgrlib.core.runtime import keep_freed_memory  # noqa: E402
+from hgrlib.core.stacked import ModelStack  # noqa: E402
 
 B = bt.B
 

@@ -5,12 +5,12 @@ torch's FlopCounterMode) so each variant's share of that rate shows.
     python benchmarks/bench_step.py [--device cuda] [--quick] [--ks 1 4 16 64] [--out FILE]
 
 Variants (batch 64 per run or member, λ = 0.1, hgr):
-  eager       what hgrlib.train.train_one_epoch does per step for a run alone: forward, joint_loss (its host
+  eager       what hgrlib.core.train.train_one_epoch does per step for a run alone: forward, joint_loss (its host
               syncs), backward, the host's finiteness checks, torch's AdamW;
-  graphed     hgrlib.graphed: forward, loss, backward and the device's non-finite flag replayed from a CUDA
+  graphed     hgrlib.core.graphed: forward, loss, backward and the device's non-finite flag replayed from a CUDA
               graph, a fused AdamW told `found_inf`; no host sync. On the CPU the same code without a graph
               ("device_checks": what the graph would replay, run eagerly);
-  stacked_K   hgrlib.stacked.ModelStack of K members, one step for all K (eager: a stack is not captured in a
+  stacked_K   hgrlib.core.stacked.ModelStack of K members, one step for all K (eager: a stack is not captured in a
               graph yet, so "graphed and stacked" is not measured); ms per step and per member-step.
 `--quick`: a batch of 8, K = 1, 2, a 512 matmul, a few steps: the CPU check that the script runs (tests).
 """
@@ -30,11 +30,11 @@ import bench_stack  # noqa: E402
 import bench_train as bt  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import hgrlib.graphed as graphed  # noqa: E402
+import hgrlib.core.graphed as graphed  # noqa: E402
 from hgrlib.config import ModelConfig  # noqa: E402
-from hgrlib.losses import joint_loss  # noqa: E402
-from hgrlib.models import EmotionModel  # noqa: E402
-from hgrlib.train import grads_finite  # noqa: E402
+from hgrlib.core.losses import joint_loss  # noqa: E402
+from hgrlib.core.models import EmotionModel  # noqa: E402
+from hgrlib.core.train import grads_finite  # noqa: E402
 
 
 def _model():
@@ -120,7 +120,7 @@ def main() -> None:
     record("graphed" if args.device == "cuda" else "device_checks", graphed_step())
     for k in ks:
         record(f"stacked_{k}", bench_stack.stack_step(k), k)
-    res["graphed_stacked"] = "not measured: a stack is not captured in a CUDA graph yet (hgrlib.graphed)"
+    res["graphed_stacked"] = "not measured: a stack is not captured in a CUDA graph yet (hgrlib.core.graphed)"
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(res, indent=1) + "\n")

@@ -29,10 +29,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hgrlib.config import LossConfig, ModelConfig  # noqa: E402
+from hgrlib.core.losses import joint_loss, soft_hgr  # noqa: E402
+from hgrlib.core.models import EmotionModel  # noqa: E402
+from hgrlib.core.train import Batcher  # noqa: E402
 from hgrlib.data.featureset import FeatureSet  # noqa: E402
-from hgrlib.losses import joint_loss, soft_hgr  # noqa: E402
-from hgrlib.models import EmotionModel  # noqa: E402
-from hgrlib.train import Batcher  # noqa: E402
 
 B, N_CLASSES, FRAMES, FACE = 64, 6, 3, 48
 LOSS = LossConfig(lam=0.1)
@@ -85,7 +85,7 @@ def nchw_weights(model: torch.nn.Module) -> None:
 
 def make_step(modalities: str, nchw: bool = False, compile: bool = False, amp: str = "off"):
     """One training step as train.py takes it (autocast on the networks only, losses in fp32), and a fwd+bwd to count FLOPs."""
-    from hgrlib.runtime import autocast
+    from hgrlib.core.runtime import autocast
 
     torch.manual_seed(0)
     model = EmotionModel(N_CLASSES, 1, FRAMES, ModelConfig(modalities=modalities)).to(DEVICE).train()

@@ -1,4 +1,4 @@
-"""The solo CPU path's bytes: trains a few runs alone (hgrlib.train.fit) on random features shaped like a profile's
+"""The solo CPU path's bytes: trains a few runs alone (hgrlib.core.train.fit) on random features shaped like a profile's
 corpus and writes, per run, its result.json without the timings and run folder, plus the sha256 of weights.pt and
 features.npz (in result.json already) and the per-epoch losses. Run it before and after a change to the trainer;
 the two folders must be identical (`diff -r`): the committed results were made by solo runs.
@@ -20,9 +20,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_fit import random_featureset as _random  # noqa: E402
 
-from hgrlib.profiles import get_profile  # noqa: E402
-from hgrlib.provenance import arrays_sha256  # noqa: E402
-from hgrlib.train import fit  # noqa: E402
+from hgrlib.base.provenance import arrays_sha256  # noqa: E402
+from hgrlib.core.train import fit  # noqa: E402
+from hgrlib.experiment.profiles import get_profile  # noqa: E402
 
 
 def random_featureset(p):

@@ -60,7 +60,7 @@ def _check(obj: Any, section: str, *rules: tuple) -> None:
                 raise ValueError(f"{section}.{name}={value!r}: {why}")
 
 
-# The allowed values of the choice fields, one source for the checks below, hgrlib.cli and hgrlib.runner
+# The allowed values of the choice fields, one source for the checks below, hgrlib.app.cli and hgrlib.reproduce.runner
 DATASETS = ("synthetic", "ravdess", "enterface", "baum1s", "manifest")
 CLASSES = (6, 8)
 FOLDS = ("shipped", "present")
@@ -85,7 +85,7 @@ class DataConfig:
     dataset: str = "synthetic"  # synthetic | ravdess | enterface | baum1s | manifest
     root: str = "data/synthetic"  # folder (or CSV file for "manifest")
     classes: int = 6  # 6 (the paper's basic emotions) or 8 (RAVDESS only)
-    # subject folds of ravdess/enterface/baum1s: "shipped" (hgrlib/splits/*.json, as published; a fold the
+    # subject folds of ravdess/enterface/baum1s: "shipped" (hgrlib/data/shipped_folds/*.json, as published; a fold the
     # subjects on disk cannot train is refused) | "present" (folds made from the subjects present, for a
     # partial corpus; as the synthetic corpus and a manifest always are). hgrlib/data/splits.py
     folds: str = "shipped"
@@ -205,7 +205,7 @@ class TrainConfig:
     amp: str = "off"  # off | bf16: autocast the networks (losses stay fp32); see benchmarks/README.md
     compile: bool = False  # torch.compile the training forward pass (eval runs eager)
     # a run alone on a CUDA GPU: its training step captured in a CUDA graph, features resident on the device, the
-    # non-finite steps counted there (hgrlib.graphed; docs/scaling.md). Refused on the CPU. Left out of to_dict
+    # non-finite steps counted there (hgrlib.core.graphed; docs/scaling.md). Refused on the CPU. Left out of to_dict
     # and the hash while False, so the keys of every run that does not use it are unchanged.
     graph: bool = False
 
@@ -233,11 +233,11 @@ class TrainConfig:
 
 @functools.cache
 def shipped_fold_count(dataset: str) -> int | None:
-    """How many folds hgrlib/splits/<dataset>.json ships; None for a dataset without shipped folds.
+    """How many folds hgrlib/data/shipped_folds/<dataset>.json ships; None for a dataset without shipped folds.
 
     Read from the file rather than from hgrlib.data.folds: the feature code imports this module, and
     its cache key must not change with the fold code."""
-    f = resources.files("hgrlib").joinpath("splits").joinpath(f"{dataset}.json")
+    f = resources.files("hgrlib").joinpath("data").joinpath("shipped_folds").joinpath(f"{dataset}.json")
     return json.loads(f.read_text(encoding="utf-8"))["n_folds"] if f.is_file() else None
 
 

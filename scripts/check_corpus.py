@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hgrlib.data.synthetic import generate_corpus  # noqa: E402
-from hgrlib.profiles import PROFILES  # noqa: E402
+from hgrlib.experiment.profiles import PROFILES  # noqa: E402
 
 
 def generate(folder: Path, cfg, workers: int) -> float:

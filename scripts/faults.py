@@ -225,7 +225,7 @@ def after(delay: float, act, anchor=None):
 
 
 def hgrlib(*args) -> list:
-    return [sys.executable, "-m", "hgrlib.cli", *args]
+    return [sys.executable, "-m", "hgrlib.app.cli", *args]
 
 
 def prep_cmd(data: Path, cache: Path) -> list:

@@ -14,7 +14,7 @@ TINY_FEATURES = FeatureConfig(n_segments=3, face_size=32)
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory):
     """(Config, FeatureSet, cache dir) for a 36-clip synthetic corpus."""
-    from hgrlib.experiment import load_featureset, prepare_data
+    from hgrlib.experiment.prepare import load_featureset, prepare_data
 
     base = tmp_path_factory.mktemp("tiny")
     cfg = Config(

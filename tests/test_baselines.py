@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 import torch
 
-from hgrlib import plots
 from hgrlib.analysis import baselines as B
 from hgrlib.analysis import minibatch as M
 from hgrlib.config import Config
-from hgrlib.losses import cca_corr, soft_hgr
-from hgrlib.report import readable
+from hgrlib.core.losses import cca_corr, soft_hgr
+from hgrlib.report import plots
+from hgrlib.report.tables import readable
 
 SMALL = dict(dims=[32], batch_sizes=[8, 16, 64, 256], n_batches=8)
 FULL4, FULL6, WELL = "CCA full-d, ridge 0.0001", "CCA full-d, ridge 1e-06", "CCA k=batch/4, ridge 1e-3·tr/k"
@@ -149,26 +149,26 @@ def _result(seed=0, fold=0, acc=0.5, nonfinite=(0,), **extra):
 
 
 def test_safe_run_all_turns_a_crash_into_a_flagged_result(monkeypatch):
-    import hgrlib.launch
+    import hgrlib.experiment.launch
 
     def fit(cfg, fs, runs_dir, progress=True):
         if cfg.loss.corr == "cca":
             raise torch.linalg.LinAlgError("linalg.cholesky: The factorization could not be completed")
         return _result()
 
-    monkeypatch.setattr(hgrlib.launch, "cached_fit", fit)
+    monkeypatch.setattr(hgrlib.experiment.launch, "cached_fit", fit)
     cfgs = [Config(), Config().with_(loss={"corr": "cca", "lam": 0.1})]
     out = B.safe_run_all(cfgs, fs=None, progress=False)
     assert "error" not in out[0] and "LinAlgError" in out[1]["error"]
     assert math.isnan(out[1]["test"]["acc"]) and out[1]["config"]["loss"]["corr"] == "cca"
-    from hgrlib.experiment import results_frame
+    from hgrlib.experiment.prepare import results_frame
 
     frame = results_frame(out, condition=["x", "y"])  # placeholders tabulate like real results
     assert len(frame) == 2 and math.isnan(frame["val_uar"].iloc[1])
 
 
 def test_run_plan_and_baselines_table(monkeypatch):
-    import hgrlib.launch
+    import hgrlib.experiment.launch
 
     def fit(cfg, fs, runs_dir, progress=True):
         if cfg.loss.corr == "cca" and cfg.train.fold == 1 and (cfg.loss.lam == 1.0 or cfg.train.seed == 1):
@@ -177,7 +177,7 @@ def test_run_plan_and_baselines_table(monkeypatch):
         r = _result(cfg.train.seed, cfg.train.fold, acc=acc, nonfinite=(1, 2) if cfg.loss.corr == "cca" else (0, 0))
         return r | {"config": cfg.to_dict(), "best_val_uar": acc + 0.01 * cfg.loss.lam}
 
-    monkeypatch.setattr(hgrlib.launch, "cached_fit", fit)
+    monkeypatch.setattr(hgrlib.experiment.launch, "cached_fit", fit)
     cfg = Config().with_(train={"n_folds": 3})
     conds = B.baseline_conditions(0.1, 64, grids=_two((0.1, 1.0)))
     plan = B.baseline_plan(cfg, conds, (0, 1), _make_runs(3))

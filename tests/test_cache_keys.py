@@ -10,11 +10,11 @@ import shutil
 import numpy as np
 import pytest
 
-import hgrlib.provenance as provenance
+import hgrlib.base.provenance as provenance
+from hgrlib.base.io import CorruptFile, read_sealed_json, write_sealed_json
 from hgrlib.data.cache import FeatureCache, feature_code, load_features, prepare
 from hgrlib.data.datasets import index_dataset
-from hgrlib.io import CorruptFile, read_sealed_json, write_sealed_json
-from hgrlib.runs import cached_fit, run_key
+from hgrlib.experiment.runs import cached_fit, run_key
 
 
 def test_code_digest_follows_imports_and_covers_the_split_files(tmp_path, monkeypatch):
@@ -22,27 +22,30 @@ def test_code_digest_follows_imports_and_covers_the_split_files(tmp_path, monkey
     shutil.copytree(provenance.PACKAGE_DIR, pkg, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(provenance, "PACKAGE_DIR", pkg)
     digest = provenance.code_digest.__wrapped__  # uncached
-    names = {f.relative_to(pkg).as_posix() for f in provenance.module_closure("hgrlib.train")}
+    names = {f.relative_to(pkg).as_posix() for f in provenance.module_closure("hgrlib.core.train")}
     # found, not listed: where the folds come from is in a run's code, the plotting code is not
-    assert {"train.py", "data/datasets.py", "data/splits.py", "losses.py", "models.py", "config.py"} <= names
-    assert "plots.py" not in names and "runner.py" not in names
+    assert {"core/train.py", "data/datasets.py", "data/splits.py", "core/losses.py", "core/models.py", "config.py"} <= names
+    assert "report/plots.py" not in names and "reproduce/runner.py" not in names
     # nor how runs are found, launched or driven (a lazy import would pull them in)
-    assert not {"runs.py", "launch.py", "cli.py", "experiment.py", "profiles.py", "data/cache.py"} & names, names
-    base = digest("hgrlib.train")
-    (pkg / "plots.py").write_text((pkg / "plots.py").read_text() + "\n# unrelated edit\n")
-    assert digest("hgrlib.train") == base
+    assert (
+        not {"experiment/runs.py", "experiment/launch.py", "app/cli.py", "experiment/prepare.py", "experiment/profiles.py", "data/cache.py"}
+        & names
+    ), names
+    base = digest("hgrlib.core.train")
+    (pkg / "report/plots.py").write_text((pkg / "report/plots.py").read_text() + "\n# unrelated edit\n")
+    assert digest("hgrlib.core.train") == base
     datasets = pkg / "data" / "datasets.py"
     original = datasets.read_text()
     datasets.write_text(original.replace('"""', '"""Reworded. ', 1) + "\n# a comment\n")  # docs only
-    assert digest("hgrlib.train") == base
-    for edited, change in (("data/datasets.py", "\nRAVDESS_SUBJECTS = RAVDESS_SUBJECTS[:-1]\n"), ("splits/ravdess.json", "\n")):
+    assert digest("hgrlib.core.train") == base
+    for edited, change in (("data/datasets.py", "\nRAVDESS_SUBJECTS = RAVDESS_SUBJECTS[:-1]\n"), ("data/shipped_folds/ravdess.json", "\n")):
         f = pkg / edited
         before = f.read_text()
         f.write_text(before + change)
-        assert digest("hgrlib.train") != base, edited
+        assert digest("hgrlib.core.train") != base, edited
         f.write_text(before)
     datasets.write_text(original)
-    assert digest("hgrlib.train") == base
+    assert digest("hgrlib.core.train") == base
 
 
 def test_feature_code_covers_the_feature_code_and_not_the_folds(tmp_path, monkeypatch):
@@ -56,8 +59,8 @@ def test_feature_code_covers_the_feature_code_and_not_the_folds(tmp_path, monkey
         ("data/folds.py", "\nFOLD_SPECS['ravdess']['seed'] = 1\n", False),
         ("data/splits.py", "\nSEED = 1\n", False),
         ("data/datasets.py", "\nRAVDESS_SUBJECTS = []\n", False),
-        ("splits/ravdess.json", "\n", False),
-        ("train.py", "\nEPOCHS = 1\n", False),
+        ("data/shipped_folds/ravdess.json", "\n", False),
+        ("core/train.py", "\nEPOCHS = 1\n", False),
         ("data/features.py", "\nHOP = 2\n", True),
         ("data/media.py", "\nSR = 8000\n", True),
         ("data/faces.py", "\nMARGIN = 0.5\n", True),
@@ -72,7 +75,7 @@ def test_feature_code_covers_the_feature_code_and_not_the_folds(tmp_path, monkey
 
 
 def test_run_key_changes_with_each_input_and_only_then(tiny, monkeypatch):
-    import hgrlib.runs as runs
+    import hgrlib.experiment.runs as runs
 
     cfg, fs, _ = tiny
     key = run_key(cfg, fs)
@@ -89,7 +92,7 @@ def test_run_key_changes_with_each_input_and_only_then(tiny, monkeypatch):
 
 
 def test_fit_is_reused_when_unchanged_and_redone_when_an_input_changes(tiny, tmp_path, monkeypatch):
-    import hgrlib.runs as runs
+    import hgrlib.experiment.runs as runs
 
     cfg, fs, _ = tiny
     cfg = cfg.with_(train={"epochs": 1})
@@ -242,8 +245,8 @@ def test_one_process_preparation_makes_the_detector_once(corpus_copy, monkeypatc
 
 def test_features_of_another_cpu_are_kept_apart(tmp_path, monkeypatch, request):
     """Another CPU model or a pinned MKL path computes other log-mel bytes: another feature cache (simulated CPU)."""
-    from hgrlib import provenance
-    from hgrlib.profiles import get_profile
+    from hgrlib.base import provenance
+    from hgrlib.experiment.profiles import get_profile
 
     cfg = get_profile("smoke").config.features
     here = FeatureCache(tmp_path / "cache", "synthetic", cfg).root

@@ -1,4 +1,4 @@
-"""hgrlib.claims on made-up run tables whose verdicts are known (no training)."""
+"""hgrlib.experiment.claims on made-up run tables whose verdicts are known (no training)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from hgrlib import claims as C
-from hgrlib.claims import CLAIMS, Claim, claims_markdown, evaluate, evaluate_all, paired_effect, write_claims
+from hgrlib.experiment import claims as C
+from hgrlib.experiment.claims import CLAIMS, Claim, claims_markdown, evaluate, evaluate_all, paired_effect, write_claims
 
 KEYS = ["fold", "seed"]
 
@@ -202,7 +202,7 @@ def test_every_claim_reads_its_table(tmp_path):
 
 
 def test_write_claims_and_readme_are_deterministic(tmp_path):
-    from hgrlib.runner import update_readme
+    from hgrlib.reproduce.runner import update_readme
 
     res = tmp_path / "results" / "synthetic-default"
     res.mkdir(parents=True)
@@ -229,14 +229,14 @@ def test_write_claims_and_readme_are_deterministic(tmp_path):
 
 
 def test_run_writes_claims_even_when_no_notebook_runs(tmp_path, monkeypatch):
-    from hgrlib import runner
-    from hgrlib.verify import compare_results
+    from hgrlib.reproduce import runner
+    from hgrlib.reproduce.verify import compare_results
 
     monkeypatch.setenv("HGRLIB_JOBS", "1")
     res = tmp_path / "results"
     (res / "synthetic-smoke").mkdir(parents=True)
     fake_results(res / "synthetic-smoke")
-    assert runner.run("smoke", only=["none"], results_dir=str(res), figures_dir=str(tmp_path / "figures")) == []
+    assert runner.run_notebooks("smoke", only=["none"], results_dir=str(res), figures_dir=str(tmp_path / "figures")) == []
     out = res / "synthetic-smoke"
     assert (out / "claims.csv").is_file() and (out / "claims.md").is_file()
     assert any(e["file"].endswith("claims.csv") for e in pd.read_json(res / "manifest.json").to_dict("records"))
@@ -251,7 +251,7 @@ def test_run_writes_claims_even_when_no_notebook_runs(tmp_path, monkeypatch):
 
 
 def test_holm_adjusts_the_p_values_that_exist():
-    from hgrlib.claims import holm
+    from hgrlib.experiment.claims import holm
 
     p = np.array([0.01, np.nan, 0.04, 0.03, 0.5])
     adj = holm(p)
@@ -265,7 +265,7 @@ INTERNAL = re.compile(r"(?<![\w])[A-Za-z_][A-Za-z0-9_]*=")  # a column=value lab
 
 def test_generated_text_names_conditions_as_the_reader_knows_them(tmp_path):
     """Comparisons, findings and claims.md: no internal column=value label inside a condition's name."""
-    from hgrlib.claims import comparison, findings
+    from hgrlib.experiment.claims import comparison, findings
 
     assert INTERNAL.search("objective=hgr, selected=True") and INTERNAL.search("(labeled_frac=0.1)")
     assert not INTERNAL.search("labeled + unlabeled (CE, λ=0)") and not INTERNAL.search("p = 0.003")

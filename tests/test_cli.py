@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from hgrlib.cli import main
+from hgrlib.app.cli import main
 
 
 def test_missing_dataset_folder_is_a_clear_error(capsys, tmp_path):
@@ -95,7 +95,7 @@ def test_bad_set_and_bad_config_are_clear_errors(capsys, tmp_path):
 def test_cli_grid_points_are_the_notebook_runs(capsys):
     """The README's cluster recipe: `hgrlib train` flags give the very configs notebook 02 trains (same run keys)."""
     from hgrlib.config import Config
-    from hgrlib.profiles import get_profile
+    from hgrlib.experiment.profiles import get_profile
 
     p = get_profile("default")
     for flags, change in (
@@ -110,7 +110,7 @@ def test_cli_grid_points_are_the_notebook_runs(capsys):
 
 def test_unwritable_output_is_a_one_line_error_naming_the_folder(tiny, capsys, tmp_path):
     """A runs folder that cannot be made (here: a path under a file; read-only works alike) is reported, no traceback."""
-    from hgrlib.runs import check_writable
+    from hgrlib.experiment.runs import check_writable
 
     cfg, _, cache = tiny
     blocker = tmp_path / "file"
@@ -138,7 +138,7 @@ def test_train_under_torchrun_writes_one_data_parallel_run(tiny, tmp_path):
         "--standalone",
         "--nproc_per_node=2",
         "-m",
-        "hgrlib.cli",
+        "hgrlib.app.cli",
         "train",
         "--profile",
         "smoke",
@@ -161,7 +161,7 @@ def test_train_under_torchrun_writes_one_data_parallel_run(tiny, tmp_path):
 def test_prep_and_train_take_the_face_detector_and_smallest_face(capsys):
     import argparse
 
-    from hgrlib.cli import _profile
+    from hgrlib.app.cli import _profile
 
     args = argparse.Namespace(profile="smoke", dataset="synthetic", root=None, classes=6, detector="mtcnn", min_face=0.2)
     f = _profile(args).config.features

@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from hgrlib.cli import main, parse_sets
+from hgrlib.app.cli import main, parse_sets
 from hgrlib.config import Config, DataConfig, FeatureConfig, TrainConfig, config_hash
-from hgrlib.profiles import PROFILES
+from hgrlib.experiment.profiles import PROFILES
 
 RAVDESS = {"dataset": "ravdess", "root": "x"}
 

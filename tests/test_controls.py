@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from hgrlib.config import FeatureConfig
+from hgrlib.core.train import epoch_order, setup_run
 from hgrlib.data.cache import FeatureCache
 from hgrlib.data.splits import make_split
-from hgrlib.experiment import fold_seed_runs, results_frame
-from hgrlib.profiles import get_profile, with_corpus_seed
-from hgrlib.runs import cached_fit
-from hgrlib.train import epoch_order, setup_run
+from hgrlib.experiment.prepare import fold_seed_runs, results_frame
+from hgrlib.experiment.profiles import get_profile, with_corpus_seed
+from hgrlib.experiment.runs import cached_fit
 
 
 def test_epoch_order_cycles_through_every_row_before_repeating_one():

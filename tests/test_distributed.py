@@ -20,8 +20,8 @@ import torch.multiprocessing as mp
 from fixtures import random_featureset
 
 from hgrlib.config import Config, LossConfig, ModelConfig
-from hgrlib.distributed import shard
-from hgrlib.losses import soft_hgr
+from hgrlib.core.distributed import shard
+from hgrlib.core.losses import soft_hgr
 
 WORLD = 2
 CFG = Config().with_(
@@ -34,9 +34,9 @@ CFG = Config().with_(
 def _one_step() -> dict:
     """One step of train_one_epoch on a fixed batch (SGD, so the update is the gradient); parameters and
     BatchNorm buffers after it."""
-    from hgrlib.distributed import global_batchnorm, world
-    from hgrlib.models import EmotionModel
-    from hgrlib.train import Batcher, train_one_epoch
+    from hgrlib.core.distributed import global_batchnorm, world
+    from hgrlib.core.models import EmotionModel
+    from hgrlib.core.train import Batcher, train_one_epoch
 
     fs = random_featureset()
     torch.manual_seed(2)
@@ -64,7 +64,7 @@ def _one_step() -> dict:
 
 
 def _fit(runs_dir: str, cfg: Config = CFG) -> dict:
-    from hgrlib.runs import cached_fit
+    from hgrlib.experiment.runs import cached_fit
 
     return cached_fit(cfg, random_featureset(), runs_dir, progress=False)
 
@@ -82,7 +82,7 @@ def _nan_every_other(monkeypatch_target):
 
 
 def _worker(rank: int, init: str, out_dir: str) -> None:
-    import hgrlib.train as train
+    import hgrlib.core.train as train
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=WORLD)
@@ -102,7 +102,7 @@ def _worker(rank: int, init: str, out_dir: str) -> None:
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    import hgrlib.train as train
+    import hgrlib.core.train as train
 
     d = tmp_path_factory.mktemp("ddp")
     mp.spawn(_worker, args=(f"file://{d}/rendezvous", str(d)), nprocs=WORLD, join=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hgrlib import plots
 from hgrlib.analysis import embeddings as em
+from hgrlib.report import plots
 
 
 def _blobs(n_per=8, k=3, d=5, seed=0):

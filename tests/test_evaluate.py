@@ -1,4 +1,4 @@
-"""hgrlib.evaluate's metrics: accuracy and UAR against sklearn, the confusion matrix, and the clip-level
+"""hgrlib.core.metrics's metrics: accuracy and UAR against sklearn, the confusion matrix, and the clip-level
 aggregation of segment probabilities."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score
 
-from hgrlib.evaluate import clip_probs, scores
+from hgrlib.core.metrics import clip_probs, scores
 
 
 def test_uar_is_the_mean_recall_over_the_classes_present():

@@ -18,19 +18,19 @@ import pytest
 from fixtures import link_children, make_ravdess_fixture, random_featureset
 from papermill.exceptions import PapermillExecutionError
 
-from hgrlib import runner
+from hgrlib.base.project import project_dir
 from hgrlib.config import Config, DataConfig, TrainConfig
 from hgrlib.data.folds import fold_problems, subject_folds
 from hgrlib.data.records import EMOTIONS6, DataError
 from hgrlib.data.splits import make_split
-from hgrlib.experiment import (
+from hgrlib.experiment.prepare import (
     Coverage,
     check_corpus,
     fold_seed_runs,
     seeded_runs,
 )
-from hgrlib.profiles import get_profile
-from hgrlib.project import project_dir
+from hgrlib.experiment.profiles import get_profile
+from hgrlib.reproduce import runner
 
 REPO = Path(__file__).resolve().parent.parent
 PRESENT = [f"{a:02d}" for a in range(1, 7)]  # 6 of RAVDESS's 24 actors unpacked
@@ -101,7 +101,9 @@ def test_partial_corpus_through_run_all_is_refused_naming_the_missing_subjects(p
 
 @pytest.mark.slow
 def test_runner_from_another_folder_finds_the_project(tmp_path):
-    p = subprocess.run([sys.executable, "-m", "hgrlib.runner", "--only", "99"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-m", "hgrlib.reproduce.runner", "--only", "99"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert p.returncode == 1 and "no notebook matches (notebooks: 01_data_prep, 02_supervised" in p.stderr
     assert "All notebooks done" not in p.stdout
 
@@ -112,7 +114,7 @@ def test_runner_without_a_project_refuses(tmp_path, monkeypatch, capsys):
     out, err = capsys.readouterr()
     assert err.startswith(f"run_all.sh: error: no notebooks in {tmp_path / 'notebooks'}") and "All notebooks" not in out
     with pytest.raises(runner.RunnerError):
-        runner.run("smoke", results_dir=str(tmp_path / "r"))
+        runner.run_notebooks("smoke", results_dir=str(tmp_path / "r"))
     assert not (tmp_path / "r").exists()
 
 
@@ -132,7 +134,7 @@ def test_failed_notebook_is_a_few_lines_and_the_partial_copy(tmp_path, monkeypat
         tb = ["\x1b[0;31mDataError\x1b[0m Traceback (most recent call last)"] + ["  frame"] * 40
         raise PapermillExecutionError(3, 4, "fs = load_featureset(...)", "DataError", "cache/x: no cached features", tb)
 
-    monkeypatch.setattr(runner, "run", fails)
+    monkeypatch.setattr(runner, "run_notebooks", fails)
     monkeypatch.setattr(runner, "project_dir", lambda: tmp_path)
     monkeypatch.setattr(runner, "find_notebooks", lambda repo: [Path("01_data_prep.ipynb")])
     assert runner.main(["--profile", "smoke", "--results", "results"]) == 1
@@ -171,7 +173,7 @@ def test_check_corpus_refuses_by_default_and_passes_with_the_option(partial):
 
 
 def test_prep_prints_the_coverage(partial, tmp_path, capsys):
-    from hgrlib.cli import main
+    from hgrlib.app.cli import main
 
     assert (
         main(
@@ -207,7 +209,7 @@ CFG = Config(DataConfig("ravdess", "x")).with_(model={"dim": 8, "width": 4}, tra
 
 
 def test_partial_corpus_run_refused_by_default_and_trained_with_the_option(tmp_path):
-    from hgrlib.train import fit
+    from hgrlib.core.train import fit
 
     fs = partial_featureset()
     with pytest.raises(DataError, match=r"fold 2: its test subjects 07, 10, 18, 21 are all absent.*missing from the corpus"):
@@ -282,7 +284,7 @@ def test_the_option_reaches_configs_and_notebooks(monkeypatch):
 
 def test_notebooks_take_folds_and_jobs_as_parameters(monkeypatch):
     """run_all.sh's --folds and -j reach a notebook as its parameters, which setup() hands on (no environment)."""
-    from hgrlib.experiment import setup
+    from hgrlib.experiment.prepare import setup
 
     for nb in runner.find_notebooks(REPO):
         assert "folds" in runner.notebook_parameters(nb), nb.name
@@ -290,7 +292,7 @@ def test_notebooks_take_folds_and_jobs_as_parameters(monkeypatch):
     monkeypatch.setenv("HGRLIB_JOBS", "1")  # restored after the test
     monkeypatch.chdir(REPO)
     s = setup("smoke", "ravdess", "x", 6, load=False, folds="present", jobs=3)
-    assert s.config.data.folds == "present" and s.jobs == 3  # handed to hgrlib.launch.run_all(jobs=S.jobs)
+    assert s.config.data.folds == "present" and s.jobs == 3  # handed to hgrlib.experiment.launch.train_all(jobs=S.jobs)
     assert os.environ["HGRLIB_JOBS"] == "1"  # the parameter does not travel through the environment
     assert setup("smoke", "ravdess", "x", 6, load=False).config.data.folds == "shipped"
 
@@ -309,7 +311,7 @@ def test_setup_writes_a_table_and_a_figure_with_one_call(tmp_path, monkeypatch):
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    from hgrlib.experiment import setup
+    from hgrlib.experiment.prepare import setup
 
     monkeypatch.chdir(REPO)
     s = setup("smoke", "synthetic", None, 6, results_dir=str(tmp_path / "r"), figures_dir=str(tmp_path / "f"), load=False)

@@ -10,7 +10,7 @@ from hgrlib.data.featureset import FeatureSet
 from hgrlib.data.folds import check_fold, fold_refusal, load_folds, subject_folds
 from hgrlib.data.records import EMOTIONS6, ClipRecord, DataError
 from hgrlib.data.splits import make_split
-from hgrlib.experiment import Coverage, fold_seed_runs, seeded_runs
+from hgrlib.experiment.prepare import Coverage, fold_seed_runs, seeded_runs
 
 
 def records(dataset: str, subjects: list[str], classes=EMOTIONS6) -> list[ClipRecord]:

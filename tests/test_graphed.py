@@ -1,4 +1,4 @@
-"""train.graph (hgrlib.graphed): refused on the CPU, kept out of the default config's key, and its device-side
+"""train.graph (hgrlib.core.graphed): refused on the CPU, kept out of the default config's key, and its device-side
 non-finite counting (run here without a graph) gives the eager loop's counts and skips the same steps."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import pytest
 import torch
 from fixtures import random_featureset
 
-import hgrlib.graphed as graphed
-import hgrlib.train as train
+import hgrlib.core.graphed as graphed
+import hgrlib.core.train as train
 from hgrlib.config import Config, LossConfig, ModelConfig, TrainConfig, config_hash
-from hgrlib.losses import joint_loss
+from hgrlib.core.losses import joint_loss
 
 BASE = Config(
     model=ModelConfig(dim=16, width=8),

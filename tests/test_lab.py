@@ -188,10 +188,10 @@ def test_opening_an_executed_notebook_in_lab_leaves_git_clean_after_the_bookkeep
 
     from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
 
-    from hgrlib import runner
+    from hgrlib.reproduce import runner
 
     repo, res = tmp_path, tmp_path / "results" / "synthetic-default"
-    (repo / "hgrlib").mkdir()  # what hgrlib.report.project_dir recognises as the project
+    (repo / "hgrlib").mkdir()  # what hgrlib.report.tables.project_dir recognises as the project
     shutil.copy("run_all.sh", repo)
     shutil.copy(".gitignore", repo)
     (repo / "README.md").write_text("# R\n\n<!-- results:start -->\n<!-- results:end -->\n\n<!-- claims:start -->\n<!-- claims:end -->\n")
@@ -207,7 +207,7 @@ def test_opening_an_executed_notebook_in_lab_leaves_git_clean_after_the_bookkeep
     monkeypatch.setenv("HGRLIB_JOBS", "1")
 
     def bookkeeping():  # ./run_all.sh with nothing to run: claims, manifest, results/README.md, README.md
-        assert runner.run("default", only=["none"]) == []
+        assert runner.run_notebooks("default", only=["none"]) == []
 
     def git(*args):
         return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout

@@ -8,8 +8,8 @@ import torch
 from fixtures import random_featureset
 
 from hgrlib.config import Config
-from hgrlib.launch import load_shared_featureset, run_all, share_featureset, slurm_parameters
-from hgrlib.runs import cached_fit
+from hgrlib.experiment.launch import load_shared_featureset, share_featureset, slurm_parameters, train_all
+from hgrlib.experiment.runs import cached_fit
 
 CFG = Config().with_(model={"dim": 8, "width": 4}, train={"epochs": 1, "batch_size": 16, "threads": 1})
 
@@ -19,14 +19,14 @@ CFG = Config().with_(model={"dim": 8, "width": 4}, train={"epochs": 1, "batch_si
 def test_submitit_local_jobs_write_the_runs_a_process_trains(tmp_path):
     fs = random_featureset()
     cfgs = [CFG.with_(train={"seed": s}) for s in (0, 1)] + [CFG.with_(train={"device": "cuda"})]  # no GPU: fails
-    out = run_all(cfgs, fs, str(tmp_path / "jobs"), progress=False, jobs=2, catch=(RuntimeError,), executor="submitit-local")
+    out = train_all(cfgs, fs, str(tmp_path / "jobs"), progress=False, jobs=2, catch=(RuntimeError,), executor="submitit-local")
     assert isinstance(out[2], RuntimeError) and "cuda" in str(out[2])  # a caught failure comes back in its place
     assert len(list((tmp_path / "jobs" / ".submitit").iterdir())) >= 1  # went through submitit, logs kept
     for cfg, job in zip(cfgs[:2], out[:2]):
         here = cached_fit(cfg, fs, str(tmp_path / "here"), progress=False)
         assert job["test"] == here["test"] and job["history"] == here["history"]
         assert job["key"] == here["key"]  # the same run: a notebook reading it back finds it
-    again = run_all(cfgs[:2], fs, str(tmp_path / "jobs"), progress=False, executor="submitit-local")
+    again = train_all(cfgs[:2], fs, str(tmp_path / "jobs"), progress=False, executor="submitit-local")
     assert [r["seconds"] for r in again] == [r["seconds"] for r in out[:2]]  # read back, nothing submitted
 
 
@@ -49,4 +49,4 @@ def test_slurm_parameters_and_unknown_executor():
     with pytest.raises(ValueError, match="key=value"):
         slurm_parameters("gpu")
     with pytest.raises(ValueError, match="unknown executor"):
-        run_all([CFG], random_featureset(), executor="kubernetes")
+        train_all([CFG], random_featureset(), executor="kubernetes")

@@ -369,7 +369,7 @@ def test_shipped_folds(name, n_subjects, n_folds):
     flat = [s for f in got for s in f]
     assert len(flat) == len(set(flat)) == n_subjects  # disjoint
     assert set(flat) == set(folds.FOLD_SPECS[name]["subjects"])  # covering
-    path = Path(datasets.__file__).parent.parent / "splits" / f"{name}.json"
+    path = Path(datasets.__file__).parent / "shipped_folds" / f"{name}.json"
     assert json.loads(path.read_text()) == shipped
     if name == "ravdess":
         assert all(sum(int(s) % 2 for s in f) == 2 for f in got)

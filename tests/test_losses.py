@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hgrlib.config import LossConfig
-from hgrlib.losses import cca_corr, correlation, infonce, joint_loss, soft_hgr
+from hgrlib.core.losses import cca_corr, correlation, infonce, joint_loss, soft_hgr
 
 
 def gaussian_pair(n: int, rho: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-from hgrlib.results_index import README_FIGURES, results_index, table_title, update_readme, write_manifest
+from hgrlib.reproduce.results_index import README_FIGURES, results_index, table_title, update_readme, write_manifest
 
 markdown_it = pytest.importorskip("markdown_it")  # the `test` extra
 
@@ -335,7 +335,7 @@ def test_table_title():
 
 
 def test_results_index_describes_every_output_headline_tables_first(tmp_path):
-    from hgrlib.results_index import DATA_DESCRIPTIONS, FIGURE_CAPTIONS
+    from hgrlib.reproduce.results_index import DATA_DESCRIPTIONS, FIGURE_CAPTIONS
 
     repo = _tree(tmp_path)
     res = repo / "results" / "t"

@@ -1,4 +1,4 @@
-"""hgrlib.models: what EmotionModel returns for each modality set, its sizes, and that the fused
+"""hgrlib.core.models: what EmotionModel returns for each modality set, its sizes, and that the fused
 representation z really combines both branches."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hgrlib.config import ModelConfig
-from hgrlib.models import EmotionModel
+from hgrlib.core.models import EmotionModel
 
 B, C_AUDIO, MELS, T, K, H, N_CLASSES, DIM = 4, 1, 32, 24, 3, 32, 6, 8
 

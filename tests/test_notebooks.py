@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from hgrlib import runner
+from hgrlib.reproduce import runner
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +27,7 @@ def smoke_run(tmp_path_factory):
         cache_dir=str(base / "cache"),
         runs_dir=str(base / "runs"),
     )
-    first = runner.run(**kw)
+    first = runner.run_notebooks(**kw)
     return base, kw, first
 
 
@@ -93,7 +93,7 @@ def test_rerun_skips_unchanged_notebooks(smoke_run):
         os.utime(f, (1, 1))
     html = base / "results" / "synthetic-smoke" / "02_supervised.html"
     html.unlink()  # as on a fresh clone: the HTML copies are not committed
-    again = runner.run(**kw)
+    again = runner.run_notebooks(**kw)
     assert all(d["status"] == "skipped" for d in again)
     assert "<title>02 · Supervised" in html.read_text()  # written again from the executed notebook
     assert manifest.read_text() == before  # times and commits come from the stamps: a no-op run changes nothing
@@ -102,8 +102,8 @@ def test_rerun_skips_unchanged_notebooks(smoke_run):
 def test_another_cpu_skips_every_notebook_and_stamps_say_where_they_ran(smoke_run, monkeypatch, request):
     """The machine is information in a stamp, not part of it: on another CPU (simulated) every notebook is still
     current, and the manifest is unchanged; a pinned dispatch is part of it (other kernels, other numbers)."""
-    from hgrlib import provenance
-    from hgrlib.io import read_json
+    from hgrlib.base import provenance
+    from hgrlib.base.io import read_json
 
     base, kw, _ = smoke_run
     out = base / "results" / "synthetic-smoke"
@@ -115,19 +115,19 @@ def test_another_cpu_skips_every_notebook_and_stamps_say_where_they_ran(smoke_ru
         provenance, "_cpuinfo", lambda: {"vendor_id": "GenuineIntel", "cpu family": "6", "model": "207", "flags": "avx2 fma"}
     )
     provenance._machine_identity.cache_clear()
-    assert all(d["status"] == "skipped" for d in runner.run(**kw))
+    assert all(d["status"] == "skipped" for d in runner.run_notebooks(**kw))
     assert (base / "results" / "manifest.json").read_text() == manifest
     monkeypatch.undo()
     provenance._machine_identity.cache_clear()
     with pytest.raises(ValueError, match="dispatch='avx9'"):
-        runner.run(**kw, only=["08"], dispatch="avx9")
+        runner.run_notebooks(**kw, only=["08"], dispatch="avx9")
     # pinned kernels: other features and runs (keyed apart), so notebook 01 and what follows it run again
-    pinned = runner.run(**kw, only=["01", "08"], dispatch="portable")
+    pinned = runner.run_notebooks(**kw, only=["01", "08"], dispatch="portable")
     assert [d["status"] for d in pinned] == ["ran", "ran"]
     assert read_json(out / ".08_predict.stamp.json")["machine"]["dispatch_env"] == provenance.PORTABLE_DISPATCH
     assert not any(os.environ.get(k) for k in provenance.PORTABLE_DISPATCH)  # the runner's own environment is restored
-    assert [d["status"] for d in runner.run(**kw, only=["01", "08"])] == ["ran", "ran"]  # native again: other stamps
-    assert all(d["status"] == "skipped" for d in runner.run(**kw))  # and every notebook is current again
+    assert [d["status"] for d in runner.run_notebooks(**kw, only=["01", "08"])] == ["ran", "ran"]  # native again: other stamps
+    assert all(d["status"] == "skipped" for d in runner.run_notebooks(**kw))  # and every notebook is current again
 
 
 def test_committed_notebooks_are_stripped_and_parameterized():
@@ -168,9 +168,9 @@ def test_an_edited_output_makes_its_notebook_run_again(smoke_run):
     table = base / "results" / "synthetic-smoke" / "01_class_counts.csv"
     original = table.read_text()
     table.write_text(original.replace("6", "7"))  # a hand-edited number
-    again = runner.run(**kw, only=["01"])
+    again = runner.run_notebooks(**kw, only=["01"])
     assert again[0]["status"] == "ran" and table.read_text() == original
-    assert all(d["status"] == "skipped" for d in runner.run(**kw))  # 01's inputs did not change: nothing downstream runs
+    assert all(d["status"] == "skipped" for d in runner.run_notebooks(**kw))  # 01's inputs did not change: nothing downstream runs
 
 
 def test_a_rerun_removes_the_outputs_its_notebook_no_longer_writes(tmp_path, monkeypatch):
@@ -195,7 +195,7 @@ def test_a_rerun_removes_the_outputs_its_notebook_no_longer_writes(tmp_path, mon
     monkeypatch.setattr(runner, "notebook_parameters", lambda nb: set())
     monkeypatch.setattr(runner, "execute", execute)
     out, prefix = repo / "results" / "synthetic-smoke", "results/synthetic-smoke/"
-    assert runner.run("smoke")[0]["status"] == "ran"
+    assert runner.run_notebooks("smoke")[0]["status"] == "ran"
     stamp_file = out / ".02_supervised.stamp.json"
     assert sorted(json.loads(stamp_file.read_text())["outputs"]) == [
         prefix + f for f in ("02_kept.csv", "02_old_table.csv", "02_supervised.ipynb")
@@ -211,7 +211,7 @@ def test_a_rerun_removes_the_outputs_its_notebook_no_longer_writes(tmp_path, mon
     }
     stamp_file.write_text(json.dumps(stamp))
 
-    assert runner.run("smoke", force=True)[0]["status"] == "ran"
+    assert runner.run_notebooks("smoke", force=True)[0]["status"] == "ran"
     assert not (out / "02_old_table.csv").exists()
     assert sorted(json.loads(stamp_file.read_text())["outputs"]) == [
         prefix + f for f in ("02_kept.csv", "02_new_table.csv", "02_supervised.ipynb")
@@ -222,7 +222,7 @@ def test_a_rerun_removes_the_outputs_its_notebook_no_longer_writes(tmp_path, mon
 def test_verify_compares_every_table_cell_by_cell(smoke_run, tmp_path, monkeypatch, capsys):
     import shutil
 
-    from hgrlib import verify
+    from hgrlib.reproduce import verify
 
     base, kw, _ = smoke_run
     committed = base / "results"
@@ -257,7 +257,7 @@ def test_notebook_02_grid_launches_through_submitit_local_executor(smoke_run, tm
     """The grid of notebook 02 as submitit jobs (its local executor; SLURM on a cluster): the same runs table."""
     base, kw, _ = smoke_run
     alt = kw | {"runs_dir": str(tmp_path / "runs"), "results_dir": str(tmp_path / "results"), "figures_dir": str(tmp_path / "figures")}
-    done = runner.run(**alt, only=["02"], jobs=2, executor="submitit-local")
+    done = runner.run_notebooks(**alt, only=["02"], jobs=2, executor="submitit-local")
     assert [d["status"] for d in done] == ["ran"]
     assert any((tmp_path / "runs" / ".submitit").iterdir())  # the jobs' folders: submitit trained them
     pool, jobs = (
@@ -272,7 +272,7 @@ def test_notebook_02_with_stacked_runs_gives_the_same_table(smoke_run, tmp_path)
     notebook runs again), with the same scores as the runs trained alone (members match to float tolerance)."""
     base, kw, _ = smoke_run
     alt = kw | {"runs_dir": str(tmp_path / "runs"), "results_dir": str(tmp_path / "results"), "figures_dir": str(tmp_path / "figures")}
-    done = runner.run(**alt, only=["02"], stack=4)
+    done = runner.run_notebooks(**alt, only=["02"], stack=4)
     assert [d["status"] for d in done] == ["ran"]
     assert done[0]["stamp"] != json.loads((base / "results" / "synthetic-smoke" / ".02_supervised.stamp.json").read_text())["stamp"]
     sizes = {json.loads(f.read_text())["stack_size"] for f in (tmp_path / "runs").glob("*/result.json")}

@@ -10,17 +10,17 @@ import pytest
 import torch
 from conftest import TINY_FEATURES, TINY_SYNTH
 
+from hgrlib.base.io import read_json
+from hgrlib.base.provenance import FEATURE_LIBS, arrays_sha256, library_versions
 from hgrlib.config import FeatureConfig
 from hgrlib.data.cache import FeatureCache, load_features, prepare
 from hgrlib.data.datasets import index_dataset
 from hgrlib.data.features import audio_segments, key_frame_times, log_mel, segment_starts
 from hgrlib.data.splits import make_split
-from hgrlib.experiment import results_frame, seeded_runs
-from hgrlib.io import read_json
-from hgrlib.profiles import PROFILES
-from hgrlib.provenance import FEATURE_LIBS, arrays_sha256, library_versions
-from hgrlib.report import mean_std
-from hgrlib.runs import cached_fit
+from hgrlib.experiment.prepare import results_frame, seeded_runs
+from hgrlib.experiment.profiles import PROFILES
+from hgrlib.experiment.runs import cached_fit
+from hgrlib.report.tables import mean_std
 
 
 def test_log_mel_matches_librosa_with_the_same_padding():
@@ -154,7 +154,7 @@ def test_fit_is_deterministic_cached_and_resumable(tiny, tmp_path):
 
 
 def test_interrupted_fit_resumes_from_its_checkpoint(tiny, tmp_path, monkeypatch):
-    import hgrlib.train as train
+    import hgrlib.core.train as train
 
     cfg, fs, _ = tiny
     cfg = cfg.with_(loss={"lam": 0.1})
@@ -193,7 +193,7 @@ def test_semi_supervised_and_unimodal_runs(tiny, tmp_path):
 
 
 def test_nonfinite_loss_skips_the_update_and_is_counted(tiny, tmp_path, monkeypatch):
-    import hgrlib.train as train
+    import hgrlib.core.train as train
 
     cfg, fs, _ = tiny
     real, calls = train.joint_loss, []
@@ -215,7 +215,7 @@ def test_real_layout_end_to_end_prep_with_faceless_clips(tmp_path):
     from fixtures import make_ravdess_fixture
 
     from hgrlib.config import DataConfig
-    from hgrlib.experiment import load_featureset, prepare_data
+    from hgrlib.experiment.prepare import load_featureset, prepare_data
 
     root = make_ravdess_fixture(tmp_path / "RAVDESS", actors=(1, 2, 3), strays=True)
     data = DataConfig(dataset="ravdess", root=str(root), classes=8)
@@ -231,12 +231,12 @@ def test_real_layout_end_to_end_prep_with_faceless_clips(tmp_path):
 
 @pytest.mark.slow
 def test_parallel_grid_gives_the_runs_of_a_sequential_one(tiny, tmp_path):
-    from hgrlib.launch import run_all
+    from hgrlib.experiment.launch import train_all
 
     cfg, fs, _ = tiny
     cfgs = seeded_runs(cfg.with_(loss={"lam": 0.1}, train={"threads": 1}), [0, 1], fs)
-    par = run_all(cfgs, fs, str(tmp_path / "par"), progress=False, jobs=2)
-    seq = run_all(cfgs, fs, str(tmp_path / "seq"), progress=False, jobs=1)
+    par = train_all(cfgs, fs, str(tmp_path / "par"), progress=False, jobs=2)
+    seq = train_all(cfgs, fs, str(tmp_path / "seq"), progress=False, jobs=1)
     assert [r["config"] for r in par] == [r["config"] for r in seq]
     for p, s in zip(par, seq):  # one pinned thread per run: the same numbers whatever -j
         assert p["history"] == s["history"] and p["test"]["confusion"] == s["test"]["confusion"]
@@ -246,8 +246,8 @@ def test_parallel_grid_gives_the_runs_of_a_sequential_one(tiny, tmp_path):
 def test_thread_count_is_part_of_a_runs_identity(tiny, tmp_path):
     import torch
 
-    from hgrlib.provenance import machine_identity, machine_tag
-    from hgrlib.runs import execution_key
+    from hgrlib.base.provenance import machine_identity, machine_tag
+    from hgrlib.experiment.runs import execution_key
 
     cfg, fs, _ = tiny
     cfg = cfg.with_(train={"epochs": 1})
@@ -272,8 +272,8 @@ INTEL = {
 
 def test_the_cpu_is_part_of_a_runs_identity(tiny, monkeypatch, request):
     """Another CPU model, instruction set or pinned dispatch gives another run key (simulated CPUs)."""
-    from hgrlib import provenance
-    from hgrlib.runs import run_key
+    from hgrlib.base import provenance
+    from hgrlib.experiment.runs import run_key
 
     cfg, fs, _ = tiny
     request.addfinalizer(provenance._machine_identity.cache_clear)  # later tests see this machine again
@@ -297,7 +297,7 @@ def test_the_cpu_is_part_of_a_runs_identity(tiny, monkeypatch, request):
 
 
 def test_resolve_jobs_auto_and_memory_cap(tiny, monkeypatch):
-    from hgrlib.launch import resolve_jobs
+    from hgrlib.experiment.launch import resolve_jobs
 
     _, fs, _ = tiny
     assert resolve_jobs(3) == 3 and resolve_jobs(1, fs) == 1
@@ -325,8 +325,8 @@ def test_conv_weights_are_channels_last_and_the_model_computes_what_the_default_
     import copy
 
     from hgrlib.config import LossConfig, ModelConfig
-    from hgrlib.losses import joint_loss
-    from hgrlib.models import EmotionModel
+    from hgrlib.core.losses import joint_loss
+    from hgrlib.core.models import EmotionModel
 
     torch.manual_seed(0)
     model = EmotionModel(6, 1, 3, ModelConfig(width=8, dim=16)).to("cpu")

@@ -15,9 +15,9 @@ import pytest  # noqa: E402
 from matplotlib.image import AxesImage  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
-from hgrlib import plots  # noqa: E402
+from hgrlib.report import plots  # noqa: E402
 
-SHOWN_PX, DPI = 860, 120  # the README's display width; hgrlib.report.save_figure's dpi
+SHOWN_PX, DPI = 860, 120  # the README's display width; hgrlib.report.tables.save_figure's dpi
 CLASSES = ("anger", "disgust", "fear", "happiness", "sadness", "surprise")
 
 
@@ -157,20 +157,20 @@ def _semi():
 HEATMAPS = {
     "heatmaps": lambda: plots.heatmaps(_grids(), cbar_label="test accuracy (%)"),
     "confusions": lambda: plots.confusions({"a": np.eye(6) * 20 + 3, "b": np.ones((6, 6))}, CLASSES),
-    "factor_probes": lambda: plots.factor_probes(_probes()),
+    "factor_probes": lambda: plots.plot_factor_probes(_probes()),
     "plot_study": lambda: plots.plot_study(_study(), "planted"),
 }
 LEGENDS = {
     "training_curves": lambda: plots.training_curves(_histories()),
     "curves_with_errors": lambda: plots.curves_with_errors(_semi(), "labeled_frac", "condition"),
-    "score_spread": lambda: plots.score_spread(_runs()),
-    "av_correlation": lambda: plots.av_correlation(_cca()),
+    "score_spread": lambda: plots.plot_score_spread(_runs()),
+    "av_correlation": lambda: plots.plot_av_correlation(_cca()),
     "plot_value_spread": lambda: plots.plot_value_spread(_study(), "planted"),
     "plot_protocols": lambda: plots.plot_protocols(_protocols()),
     "plot_grid": _grid_figure,
 }
 OTHERS = {
-    "seed_cka": lambda: plots.seed_cka(
+    "seed_cka": lambda: plots.plot_seed_cka(
         pd.DataFrame(
             {
                 "condition": ["a"] * 6 + ["b"] * 6,
@@ -306,7 +306,7 @@ def test_confusions_show_row_percentages():
 
 def test_factor_probes_show_the_mean_score_per_condition_panel():
     pr = _probes()
-    fig = plots.factor_probes(pr)
+    fig = plots.plot_factor_probes(pr)
     panels = _image_axes(fig)
     assert [ax.get_title() for ax, _ in panels] == ["fusion (CE)", "fusion (CE + Soft-HGR)"]
     means = pr.groupby(["condition", "factor", "feature"])["score"].mean()
@@ -338,12 +338,12 @@ def test_study_heatmaps_show_the_raw_numbers_not_the_clipped_colours():
 
 def test_score_spread_and_av_correlation_plot_the_values_given():
     runs = _runs()
-    fig = plots.score_spread(runs)
+    fig = plots.plot_score_spread(runs)
     pts = np.concatenate([c.get_offsets()[:, 1] for c in fig.axes[0].collections if len(c.get_offsets()) > 1])
     assert sorted(np.round(pts, 9)) == sorted(np.round(100 * runs["acc"].to_numpy(), 9))
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == [f"fold {k}" for k in range(4)]
     cca = _cca()
-    fig = plots.av_correlation(cca)
+    fig = plots.plot_av_correlation(cca)
     line = fig.axes[0].get_lines()[0]
     assert np.allclose(line.get_ydata(), cca[cca["condition"] == "fusion (CE)"].groupby("component")["in_sample"].mean())
 

@@ -14,16 +14,16 @@ import torch
 from fixtures import grace_hopper
 
 import hgrlib
-from hgrlib.cli import main
+from hgrlib.app.cli import main
+from hgrlib.app.export import export_model, from_payload, load_model
+from hgrlib.app.predict import ClipFailure, ClipPrediction, extract, predict_clips, to_csv
 from hgrlib.config import FeatureConfig
+from hgrlib.core.train import WEIGHTS_FILE
 from hgrlib.data.datasets import index_dataset
 from hgrlib.data.faces import make_detector, square_crop
 from hgrlib.data.features import extract_clip
 from hgrlib.data.media import write_video
-from hgrlib.export import export_model, from_payload, load_model
-from hgrlib.predict import ClipFailure, ClipPrediction, extract, predict_clips, to_csv
-from hgrlib.runs import cached_fit
-from hgrlib.train import WEIGHTS_FILE
+from hgrlib.experiment.runs import cached_fit
 
 SR = 16000
 

@@ -7,11 +7,11 @@ import nbformat
 import numpy as np
 import pandas as pd
 
-from hgrlib import progress
 from hgrlib.analysis.stability import probe_findings
-from hgrlib.claims import findings
-from hgrlib.report import markdown_table, readable, write_table
-from hgrlib.runner import notebook_problems, notebook_title
+from hgrlib.base import progress
+from hgrlib.experiment.claims import findings
+from hgrlib.report.tables import markdown_table, readable, write_table
+from hgrlib.reproduce.runner import notebook_problems, notebook_title
 
 
 def test_batch_progress_prints_one_line_on_stdout(monkeypatch, capsys):
@@ -123,7 +123,7 @@ def test_notebooks_run_over_ipc_not_tcp():
     """A kernel as papermill starts one for the runner answers over IPC files, no TCP port."""
     import asyncio
 
-    from hgrlib.runner import _ipc_kernel_manager
+    from hgrlib.reproduce.runner import _ipc_kernel_manager
 
     out: list = []
 
@@ -182,8 +182,8 @@ def test_readme_code_map_names_real_code_early():
 
 
 def test_a_saved_table_shows_under_the_title_of_its_markdown(tmp_path):
-    from hgrlib.report import save_table
-    from hgrlib.results_index import table_title
+    from hgrlib.report.tables import save_table
+    from hgrlib.reproduce.results_index import table_title
 
     df = pd.DataFrame({"condition": ["a", "b"], "acc_mean": [0.5, 0.25], "nonfinite_steps": [0, 0]})
     shown = save_table(df, tmp_path / "t", title="Test accuracy, %")

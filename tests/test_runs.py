@@ -19,7 +19,7 @@ LEASE = 2.0
 
 
 def _race(runs_dir: str, log: str) -> None:
-    import hgrlib.runs as runs
+    import hgrlib.experiment.runs as runs
 
     real = runs.fit
 
@@ -53,7 +53,7 @@ def _hold(run_dir: str, host: str, ready: str, hold: float) -> None:
     import socket
 
     socket.gethostname = lambda: host  # filelock records the holder's host; on another host its PID means nothing
-    from hgrlib.runs import run_lock
+    from hgrlib.experiment.runs import run_lock
 
     with run_lock(run_dir, lease=LEASE):
         open(ready, "w").close()
@@ -72,7 +72,7 @@ def _start_holder(tmp_path, hold: float):
 
 @pytest.mark.slow
 def test_a_crashed_holders_lease_expires(tmp_path):
-    from hgrlib.runs import run_lock
+    from hgrlib.experiment.runs import run_lock
 
     p = _start_holder(tmp_path, hold=600)
     os.kill(p.pid, signal.SIGKILL)  # a job killed on another node: nothing releases its lock

@@ -61,7 +61,7 @@ def test_align_rejects_runs_without_common_clips():
 
 
 def test_mean_std_gives_mean_std_and_text():
-    from hgrlib.report import mean_std
+    from hgrlib.report.tables import mean_std
 
     df = pd.DataFrame({"c": ["x", "x", "y"], "v": [0.2, 0.4, 0.5]})
     s = mean_std(df, ["c"], ("v",), scale=1, digits=3, count="n")
@@ -336,19 +336,19 @@ def test_figures_plot_the_values_given():
     import matplotlib
     from matplotlib.collections import PathCollection
 
-    from hgrlib import plots
+    from hgrlib.report import plots
 
     matplotlib.use("Agg")
     runs = pd.DataFrame(
         {"condition": ["a", "a", "b", "b"], "fold": [0, 1, 0, 1], "acc": [0.5, 0.6, 0.55, 0.57], "uar": [0.5, 0.6, 0.5, 0.6]}
     )
-    fig = plots.score_spread(runs)
+    fig = plots.plot_score_spread(runs)
     pts = np.concatenate([c.get_offsets()[:, 1] for c in fig.axes[0].collections if isinstance(c, PathCollection)])
     assert sorted(np.round(pts, 9)) == sorted(np.round(100 * runs["acc"].to_numpy(), 9))  # every run's accuracy, in %
     cca = pd.DataFrame(
         {"condition": ["a"] * 2 + ["b"] * 2, "component": [1, 2] * 2, "in_sample": [0.9, 0.5, 0.8, 0.4], "held_out": [0.7, 0.2, 0.6, 0.1]}
     )
-    fig = plots.av_correlation(cca)
+    fig = plots.plot_av_correlation(cca)
     lines = [ln.get_ydata() for ln in fig.axes[0].get_lines() if len(ln.get_ydata()) == 2]
     assert any(np.allclose(y, [0.9, 0.5]) for y in lines) and any(np.allclose(y, [0.6, 0.1]) for y in lines)  # a in-sample, b held-out
     pr = pd.DataFrame(
@@ -361,7 +361,7 @@ def test_figures_plot_the_values_given():
             "score": [0.8, -0.3, 0.9, np.nan],
         }
     )
-    fig = plots.factor_probes(pr)
+    fig = plots.plot_factor_probes(pr)
     assert [ax.get_title() for ax in fig.axes if ax.images] == ["a", "b"]  # one panel per condition
     pairs = pd.DataFrame(
         {
@@ -372,7 +372,7 @@ def test_figures_plot_the_values_given():
             "cka": np.linspace(0.8, 0.95, 12),
         }
     )
-    fig = plots.seed_cka(pairs)
+    fig = plots.plot_seed_cka(pairs)
     (ax,) = fig.axes
     assert ax.get_title() == "fused z" and [t.get_text() for t in ax.get_xticklabels()] == ["a", "b"]
     dots = [c.get_offsets() for c in ax.collections]  # one column of points per condition, at x = 0 and 1

@@ -1,4 +1,4 @@
-"""Runs trained as one stacked network (hgrlib.stacked: EmotionModel's own forward through torch.func) are the
+"""Runs trained as one stacked network (hgrlib.core.stacked: EmotionModel's own forward through torch.func) are the
 runs fit trains alone: the same forward pass, gradients and dropout masks, the same schedule, skips, selection
 and files; only the summation order inside the batched operators differs (float tolerance, keyed apart by
 stack size)."""
@@ -10,17 +10,17 @@ import pytest
 import torch
 from fixtures import random_featureset
 
-import hgrlib.runs as runs
-import hgrlib.train as ts
+import hgrlib.core.train as ts
+import hgrlib.experiment.runs as runs
+from hgrlib.base.provenance import machine_identity, machine_tag
 from hgrlib.config import Config, LossConfig, ModelConfig, TrainConfig
-from hgrlib.launch import pack, run_all
-from hgrlib.losses import joint_loss
-from hgrlib.models import EmotionModel
-from hgrlib.provenance import machine_identity, machine_tag
-from hgrlib.runs import cached_fit_stack, read_result, run_dir
-from hgrlib.stacked import ModelStack
-from hgrlib.train import fit
-from hgrlib.train_stacked import fit_stacked
+from hgrlib.core.losses import joint_loss
+from hgrlib.core.models import EmotionModel
+from hgrlib.core.stacked import ModelStack
+from hgrlib.core.train import fit
+from hgrlib.core.train_stacked import fit_stacked
+from hgrlib.experiment.launch import pack, train_all
+from hgrlib.experiment.runs import cached_fit_stack, read_result, run_dir
 
 BASE = Config(
     model=ModelConfig(dim=16, width=8), loss=LossConfig(lam=0.1), train=TrainConfig(epochs=2, batch_size=32, n_folds=3, threads=1)
@@ -158,7 +158,7 @@ def test_pack_groups_stackable_configs_deterministically():
 def test_run_all_stacks_keys_by_stack_size_and_reads_back(tmp_path, monkeypatch):
     fs = random_featureset()
     cfgs = [BASE.with_(train={"seed": s}) for s in range(3)]
-    out = run_all(cfgs, fs, str(tmp_path), progress=False, stack=2)  # stacks of 2 and 1
+    out = train_all(cfgs, fs, str(tmp_path), progress=False, stack=2)  # stacks of 2 and 1
     sizes = sorted(r.get("stack_size", 1) for r in out)
     assert sizes == [1, 2, 2]
     here = f"cpu-1threads-{machine_tag(machine_identity())}"
@@ -166,7 +166,7 @@ def test_run_all_stacks_keys_by_stack_size_and_reads_back(tmp_path, monkeypatch)
     alone = [c for c, r in zip(cfgs, out) if r.get("stack_size", 1) == 1][0]
     assert read_result(run_dir(alone, fs, str(tmp_path))) is not None
     monkeypatch.setattr(runs, "fit_stacked", lambda *a, **k: pytest.fail("trained again"))
-    again = run_all(cfgs, fs, str(tmp_path), progress=False, stack=2)
+    again = train_all(cfgs, fs, str(tmp_path), progress=False, stack=2)
     assert [r["seconds"] for r in again] == [r["seconds"] for r in out]
 
 
@@ -175,9 +175,9 @@ def test_run_all_stacks_keys_by_stack_size_and_reads_back(tmp_path, monkeypatch)
 def test_a_stack_through_submitit_is_the_stack_a_process_trains(tmp_path, monkeypatch):
     fs = random_featureset()
     cfgs = [BASE.with_(train={"seed": s}) for s in range(2)]
-    jobs = run_all(cfgs, fs, str(tmp_path), progress=False, stack=2, executor="submitit-local")
+    jobs = train_all(cfgs, fs, str(tmp_path), progress=False, stack=2, executor="submitit-local")
     assert [r["key"]["exec"] for r in jobs] == [f"cpu-1threads-{machine_tag(machine_identity())}-stack2"] * 2
     assert any((tmp_path / ".submitit").iterdir())
     monkeypatch.setattr(runs, "fit_stacked", lambda *a, **k: pytest.fail("trained again"))
-    here = run_all(cfgs, fs, str(tmp_path), progress=False, stack=2)  # in this process: read back, same runs
+    here = train_all(cfgs, fs, str(tmp_path), progress=False, stack=2)  # in this process: read back, same runs
     assert [r["features_sha256"] for r in here] == [r["features_sha256"] for r in jobs]

@@ -14,7 +14,7 @@ from hgrlib.data.faces import FaceDetector, crop_faces
 from hgrlib.data.media import read_audio, read_video
 from hgrlib.data.records import DataError
 from hgrlib.data.synthetic import SyntheticConfig, generate_corpus
-from hgrlib.profiles import PROFILES
+from hgrlib.experiment.profiles import PROFILES
 
 CFG = SyntheticConfig(n_subjects=2, clips_per_emotion=1, duration=0.8, seed=3)
 

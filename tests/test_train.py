@@ -1,4 +1,4 @@
-"""hgrlib.train: the step's finiteness check, and the restart after a damaged checkpoint."""
+"""hgrlib.core.train: the step's finiteness check, and the restart after a damaged checkpoint."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 from fixtures import random_featureset
 
-import hgrlib.checkpoint as checkpoint
-import hgrlib.train as train
+import hgrlib.core.checkpoint as checkpoint
+import hgrlib.core.train as train
 from hgrlib.config import Config, LossConfig, ModelConfig, TrainConfig
 
 BASE = Config(
@@ -72,13 +72,13 @@ def test_a_truncated_checkpoint_restarts_the_run_from_scratch(tmp_path, monkeypa
 
 
 def test_a_result_is_read_back_through_run_result(tmp_path):
-    """hgrlib.runs.read_result reads result.json as a RunResult and hands callers the same dict, key order included;
+    """hgrlib.experiment.runs.read_result reads result.json as a RunResult and hands callers the same dict, key order included;
     keys it does not know are kept; a result.json without one of RunResult's fields counts as damaged."""
     import json
 
-    from hgrlib.io import read_sealed_json, write_sealed_json
-    from hgrlib.result import RunResult
-    from hgrlib.runs import read_result
+    from hgrlib.base.io import read_sealed_json, write_sealed_json
+    from hgrlib.core.result import RunResult
+    from hgrlib.experiment.runs import read_result
 
     run = tmp_path / "r"
     train.fit(BASE.with_(train={"epochs": 1}), random_featureset(), str(run), progress=False)

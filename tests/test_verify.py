@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hgrlib import verify
-from hgrlib.claims import write_claims
-from hgrlib.io import write_json
-from hgrlib.provenance import machine_identity
+from hgrlib.base.io import write_json
+from hgrlib.base.provenance import machine_identity
+from hgrlib.experiment.claims import write_claims
+from hgrlib.reproduce import verify
 
 TAG = "synthetic-default"
 INTEL = {
@@ -142,9 +142,9 @@ def test_stamps_without_a_machine_are_verified_through_the_claims(committed, tmp
 
 def test_results_say_where_they_were_made(tmp_path):
     """The manifest, results/README.md and the README's generated section name the machine the stamps record."""
-    from hgrlib.io import read_json
-    from hgrlib.provenance import machine_text
-    from hgrlib.results_index import readme_results, write_manifest
+    from hgrlib.base.io import read_json
+    from hgrlib.base.provenance import machine_text
+    from hgrlib.reproduce.results_index import readme_results, write_manifest
 
     folder = tmp_path / "results" / TAG
     folder.mkdir(parents=True)

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from hgrlib import conditions as C
+from hgrlib.experiment import conditions as C
 
 # ---------------------------------------------------------------------------------------------------------
 # Conditions of the baselines table, their regimes, and the λ selection
@@ -240,15 +240,15 @@ def tuning_table(runs: pd.DataFrame, chosen: dict[tuple[str, int], int]) -> pd.D
 
 
 def safe_run_all(cfgs: list, fs, runs_dir: str = "runs", progress: bool = True, jobs: int | None = None) -> list[dict]:
-    """Like launch.run_all, but a run that raises (e.g. a linear-algebra error outside the loss, which the
+    """Like launch.train_all, but a run that raises (e.g. a linear-algebra error outside the loss, which the
     trainer does not catch) becomes a placeholder result with NaN metrics and its error, instead of stopping
-    the notebook. Finished runs are read back from `runs_dir` as usual; `jobs` as in launch.run_all.
+    the notebook. Finished runs are read back from `runs_dir` as usual; `jobs` as in launch.train_all.
     """
-    from hgrlib.launch import run_all
+    from hgrlib.experiment.launch import train_all
 
     out = []
     # LinAlgError is a RuntimeError; listed to say what is expected
-    for c, r in zip(cfgs, run_all(cfgs, fs, runs_dir, progress, jobs, catch=(RuntimeError, ValueError, torch.linalg.LinAlgError))):
+    for c, r in zip(cfgs, train_all(cfgs, fs, runs_dir, progress, jobs, catch=(RuntimeError, ValueError, torch.linalg.LinAlgError))):
         if isinstance(r, BaseException):
             nan = float("nan")
             test = {k: nan for k in ("acc", "uar", "seg_acc", "seg_uar", "clip_acc", "clip_uar")}
@@ -298,7 +298,7 @@ def run_plan(
 ) -> tuple[list[dict], pd.DataFrame]:
     """Train (or read back) every run of a baseline_plan: (results, runs), runs being one row per run with
     the plan's labels, results_frame's columns and `error` ("" unless the run raised)."""
-    from hgrlib.experiment import results_frame
+    from hgrlib.experiment.prepare import results_frame
 
     results = safe_run_all(list(plan["config"]), fs, runs_dir, progress, jobs)
     labels = {k: list(plan[k]) for k in ("condition", "objective", "setting", "setting_index", "selected", "in_selection", "regime")}
@@ -317,7 +317,7 @@ def baselines_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Per condition, over its final runs (selected): the settings used (per fold where they differ), runs,
     acc/uar/seg_acc mean ± std (%), the regime, skipped non-finite optimiser steps summed over its runs, and
     the runs that raised."""
-    from hgrlib.report import mean_std
+    from hgrlib.report.tables import mean_std
 
     final = runs[runs["selected"].astype(bool)]
     t = mean_std(final, ["condition"], metrics=("acc", "uar", "seg_acc"))

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from hgrlib.analysis.baselines import cca_regime
-from hgrlib.losses import cca_corr, infonce, soft_hgr
+from hgrlib.core.losses import cca_corr, infonce, soft_hgr
 
 
 def planted_pairs(

@@ -15,7 +15,7 @@ What the paper calls the stability of the learned representations is looked at f
   the statement's syllable pattern and its timing (the mouth opens with the voice's syllable
   envelope), and the subject, next to audio-only and video-only nuisances.
 
-Features come from `hgrlib.experiment.run_features`: a dict with clip_ids, part, labels, subjects
+Features come from `hgrlib.experiment.prepare.run_features`: a dict with clip_ids, part, labels, subjects
 and the clip-level arrays f (audio), g (visual), z (fused hidden layer).
 """
 
@@ -30,8 +30,8 @@ import numpy as np
 import pandas as pd
 
 from hgrlib.analysis.embeddings import standardize
-from hgrlib.evaluate import canonical_correlations, inv_sqrt, linear_cka
-from hgrlib.report import mean_std
+from hgrlib.core.metrics import canonical_correlations, inv_sqrt, linear_cka
+from hgrlib.report.tables import mean_std
 
 FEATURE_KEYS = ("f", "g", "z")
 

@@ -19,11 +19,19 @@ from pathlib import Path
 
 import numpy as np
 
+from hgrlib.base.io import CorruptFile, atomic, write_json
+from hgrlib.base.progress import bar
+from hgrlib.base.provenance import (
+    FEATURE_LIBS,
+    arrays_sha256,
+    files_digest,
+    library_versions,
+    machine_identity,
+    machine_tag,
+    module_closure,
+)
 from hgrlib.config import FeatureConfig, config_hash
 from hgrlib.data.records import ClipRecord, DataError
-from hgrlib.io import CorruptFile, atomic, write_json
-from hgrlib.progress import bar
-from hgrlib.provenance import FEATURE_LIBS, arrays_sha256, files_digest, library_versions, machine_identity, machine_tag, module_closure
 
 
 @functools.cache

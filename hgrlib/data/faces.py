@@ -241,7 +241,7 @@ def crop_faces(
 ) -> tuple[np.ndarray, FaceStats]:
     """Face crops (K, size, size, 3) uint8 of the key frames, and how they were obtained; detection is
     one `detector.detect_many` call over the key frames (a batch for MTCNN). `used`, if given, is filled
-    with the box and the how of each key frame (for figures: hgrlib.predict)."""
+    with the box and the how of each key frame (for figures: hgrlib.app.predict)."""
     key_idx = list(key_idx)
     found = detector.detect_many([frames[i] for i in key_idx])
     H, W = frames.shape[1:3]

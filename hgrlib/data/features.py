@@ -80,7 +80,7 @@ def extract_clip(rec: ClipRecord, cfg: FeatureConfig, detector: Detector, view: 
     """Features of one clip; raises DataError (naming the file) when a file cannot be used.
 
     `view`, if given, is filled with what the features were made from, for figures and reports
-    (hgrlib.predict): "spec" (n_mels, T) float32 dB of the whole clip, "starts" (first log-mel frame of
+    (hgrlib.app.predict): "spec" (n_mels, T) float32 dB of the whole clip, "starts" (first log-mel frame of
     each segment), "key_times" (s), "frames" (S*K, H, W, 3) uint8 key frames, "boxes" and "how" (the box
     each key frame's crop was cut around and how it was found: hgrlib.data.faces.crop_boxes)."""
     wave = read_audio(rec.audio_path or rec.path, sr=cfg.sr)

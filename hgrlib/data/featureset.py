@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hgrlib.provenance import arrays_sha256
+from hgrlib.base.provenance import arrays_sha256
 
 
 @dataclass

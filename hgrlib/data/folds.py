@@ -1,10 +1,10 @@
-"""Subject folds, all of them: the folds shipped for RAVDESS, eNTERFACE'05 and BAUM-1s (hgrlib/splits/*.json,
+"""Subject folds, all of them: the folds shipped for RAVDESS, eNTERFACE'05 and BAUM-1s (hgrlib/data/shipped_folds/*.json,
 made by `make_subject_folds` from FOLD_SPECS), the folds made from the subjects present (the synthetic
 corpus, a CSV manifest, or `--folds present`), and the check that a run's fold can be trained on the clips
 on disk.
 
 Which subject folds (`folds`, DataConfig.folds): "shipped" uses a real dataset's shipped folds
-(hgrlib/splits/*.json) exactly as published, whatever subset of their subjects is on disk; a run whose
+(hgrlib/data/shipped_folds/*.json) exactly as published, whatever subset of their subjects is on disk; a run whose
 test, validation or training part is then empty, or lacks classes because subjects are missing, is
 refused with a DataError naming the missing subjects (`fold_problems`), never trained at chance.
 "present" makes folds from the subjects present instead (as for the synthetic corpus and a CSV
@@ -96,7 +96,7 @@ FOLD_SPECS: dict[str, dict] = {
 
 
 def fold_file_content(name: str) -> dict:
-    """The JSON object shipped as hgrlib/splits/<name>.json, recomputed from FOLD_SPECS."""
+    """The JSON object shipped as hgrlib/data/shipped_folds/<name>.json, recomputed from FOLD_SPECS."""
     _check_name(name, FOLD_SPECS)
     spec = FOLD_SPECS[name]
     folds = make_subject_folds(spec["subjects"], spec["n_folds"], seed=spec["seed"], groups=spec["groups"])
@@ -113,7 +113,7 @@ def fold_file_content(name: str) -> dict:
 def load_fold_file(name: str) -> dict:
     """The shipped fold file for ravdess, enterface or baum1s, as a dict."""
     _check_name(name, FOLD_SPECS)
-    text = resources.files("hgrlib").joinpath("splits").joinpath(f"{name}.json").read_text(encoding="utf-8")
+    text = resources.files("hgrlib").joinpath("data").joinpath("shipped_folds").joinpath(f"{name}.json").read_text(encoding="utf-8")
     return json.loads(text)
 
 

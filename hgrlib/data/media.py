@@ -11,8 +11,8 @@ import av
 import numpy as np
 import soundfile as sf
 
+from hgrlib.base.io import atomic
 from hgrlib.data.records import DataError
-from hgrlib.io import atomic
 
 
 def _resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:

@@ -43,10 +43,10 @@ import cv2
 import numpy as np
 from scipy.signal import lfilter
 
+from hgrlib.base.io import write_text
+from hgrlib.base.provenance import file_sha256
 from hgrlib.data.media import write_video, write_wav
 from hgrlib.data.records import EMOTIONS6, DataError
-from hgrlib.io import write_text
-from hgrlib.provenance import file_sha256
 
 GENERATOR_VERSION = 2  # 2: deterministic video encoding; corpus.json records every file's sha256
 RAVDESS_CODE = {"happiness": 3, "sadness": 4, "anger": 5, "fear": 6, "disgust": 7, "surprise": 8}
@@ -387,7 +387,7 @@ def generate_corpus(root: str | Path, cfg: SyntheticConfig = SyntheticConfig(), 
     recorded, or whose sha256 differs is (re)generated; a corpus of an older generator version is
     regenerated in place; one of another config is a DataError.
     """
-    from hgrlib.progress import bar as progress_bar
+    from hgrlib.base.progress import bar as progress_bar
 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)

@@ -25,15 +25,15 @@ cache_dir = "cache"
 workers = 2
 figures_dir = "figures"
 results_dir = "results"
-folds = "shipped"  # subject folds of ravdess/enterface/baum1s: shipped (hgrlib/splits) | present (made from the subjects on disk)
+folds = "shipped"  # subject folds of ravdess/enterface/baum1s: shipped (hgrlib/data/shipped_folds) | present (made from the subjects on disk)
 
 # %%
 from pathlib import Path
 
-from hgrlib import plots
-from hgrlib.experiment import load_featureset, prepare_data, setup
-from hgrlib.io import write_json
-from hgrlib.report import show
+from hgrlib.base.io import write_json
+from hgrlib.experiment.prepare import load_featureset, prepare_data, setup
+from hgrlib.report import plots
+from hgrlib.report.tables import show
 
 S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, load=False, folds=folds)  # the features are made below
 P, cfg, tag, out_res, out_fig = S.profile, S.config, S.tag, S.out_res, S.out_fig

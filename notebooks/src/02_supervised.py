@@ -17,7 +17,7 @@
 #
 # Scores are clip-level (segment probabilities averaged over the clip) on held-out subjects. Every run of this
 # notebook, on both corpus draws, is trained (or read back from `runs/`) in one call at the top
-# (`hgrlib.experiment.run_grids`); the sections below tabulate and plot them.
+# (`hgrlib.experiment.prepare.run_grids`); the sections below tabulate and plot them.
 
 # %% tags=["parameters"]
 # Defaults. An executed copy ran with the values of the next cell ("# Parameters", injected by run_all.sh).
@@ -29,7 +29,7 @@ cache_dir = "cache"
 runs_dir = "runs"
 figures_dir = "figures"
 results_dir = "results"
-folds = "shipped"  # subject folds of ravdess/enterface/baum1s: shipped (hgrlib/splits) | present (made from the subjects on disk)
+folds = "shipped"  # subject folds of ravdess/enterface/baum1s: shipped (hgrlib/data/shipped_folds) | present (made from the subjects on disk)
 jobs = 1  # training runs side by side (0: one per CPU core; run_all.sh -j)
 lam = None  # λ of the Soft-HGR terms (None: the profile's)
 seeds = None  # list of seeds (None: the profile's)
@@ -40,18 +40,18 @@ w_uni = 0.5  # weight of the per-modality CE heads in the mechanism's supervisio
 import numpy as np
 from IPython.display import display
 
-from hgrlib import conditions as C
-from hgrlib import plots
 from hgrlib.analysis.convergence import convergence_table
-from hgrlib.experiment import Corpus, load_featureset, prepare_data, run_grids, setup
-from hgrlib.profiles import corpus_label, with_corpus_seed
-from hgrlib.report import mean_std
+from hgrlib.experiment import conditions as C
+from hgrlib.experiment.prepare import Corpus, load_featureset, prepare_data, run_grids, setup
+from hgrlib.experiment.profiles import corpus_label, with_corpus_seed
+from hgrlib.report import plots
+from hgrlib.report.tables import mean_std
 
 S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, seeds, folds=folds, jobs=jobs)
 P, cfg, fs, lam, seeds, tag, out_res, out_fig = S.profile, S.config, S.fs, S.lam, S.seeds, S.tag, S.out_res, S.out_fig
 
 # %%
-conditions = C.supervised(lam)  # audio only, visual only, fusion (CE), fusion (CE + Soft-HGR): hgrlib/conditions.py
+conditions = C.supervised(lam)  # audio only, visual only, fusion (CE), fusion (CE + Soft-HGR): hgrlib/experiment/conditions.py
 pair = C.fusion_pair(lam)  # the two fusion conditions, again on the second corpus draw
 mechanism = C.mechanism(lam, w_uni)  # where the gain comes from: unimodal CE heads, the label pairs alone, the a–v pair alone
 main = Corpus(corpus_label(P), cfg, fs)
@@ -147,6 +147,6 @@ S.table(convergence_table(T.histories()), "02_convergence",
 # %%
 from IPython.display import Markdown
 
-from hgrlib.claims import findings
+from hgrlib.experiment.claims import findings
 
 Markdown(findings(out_res, "02_"))

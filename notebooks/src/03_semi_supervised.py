@@ -35,7 +35,7 @@ cache_dir = "cache"
 runs_dir = "runs"
 figures_dir = "figures"
 results_dir = "results"
-folds = "shipped"  # subject folds of ravdess/enterface/baum1s: shipped (hgrlib/splits) | present (made from the subjects on disk)
+folds = "shipped"  # subject folds of ravdess/enterface/baum1s: shipped (hgrlib/data/shipped_folds) | present (made from the subjects on disk)
 jobs = 1  # training runs side by side (0: one per CPU core; run_all.sh -j)
 lam = None  # λ of the Soft-HGR terms (None: the profile's)
 seeds = None  # None: the profile's
@@ -46,12 +46,12 @@ replica_seed = 1  # the second synthetic corpus of notebook 02 (None: the first 
 # %%
 import pandas as pd
 
-from hgrlib import conditions as C
-from hgrlib import plots
-from hgrlib.experiment import fold_seed_runs, load_featureset, prepare_data, results_frame, setup
-from hgrlib.launch import run_all
-from hgrlib.profiles import corpus_label, with_corpus_seed
-from hgrlib.report import mean_std
+from hgrlib.experiment import conditions as C
+from hgrlib.experiment.launch import train_all
+from hgrlib.experiment.prepare import fold_seed_runs, load_featureset, prepare_data, results_frame, setup
+from hgrlib.experiment.profiles import corpus_label, with_corpus_seed
+from hgrlib.report import plots
+from hgrlib.report.tables import mean_std
 
 S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, seeds, folds=folds, jobs=jobs)
 P, cfg, fs, lam, seeds, tag, out_res, out_fig = S.profile, S.config, S.fs, S.lam, S.seeds, S.tag, S.out_res, S.out_fig
@@ -60,7 +60,7 @@ cfg = P.explore(cfg)
 # %%
 per_batch = max(2, int(round(labeled_share * cfg.train.batch_size)))
 fixed = {"labeled_per_batch": per_batch, "match_steps": True}
-arms = {  # the arms' names: hgrlib/conditions.py
+arms = {  # the arms' names: hgrlib/experiment/conditions.py
     C.LABELED_CE: ({"lam": 0.0}, fixed | {"use_unlabeled": False}),
     C.LABELED_HGR: ({"lam": lam}, fixed | {"use_unlabeled": False}),
     C.SEMI_HGR: ({"lam": lam}, fixed | {"use_unlabeled": True}),
@@ -84,7 +84,7 @@ for i, (Q, qcfg, qfs) in enumerate(corpora):
             made = fold_seed_runs(qcfg.with_(model={"modalities": "av"}, loss=loss), seeds, qfs)
             cfgs += made
             names += [name] * len(made)
-    part = results_frame(run_all(cfgs, qfs, runs_dir, jobs=S.jobs), condition=names)
+    part = results_frame(train_all(cfgs, qfs, runs_dir, jobs=S.jobs), condition=names)
     part.insert(0, "corpus", corpus_label(Q))
     parts.append(part)
 runs = pd.concat(parts, ignore_index=True)
@@ -114,6 +114,6 @@ S.figure(fig, "03_semi_supervised.png");
 # %%
 from IPython.display import Markdown
 
-from hgrlib.claims import findings
+from hgrlib.experiment.claims import findings
 
 Markdown(findings(out_res, "03_"))

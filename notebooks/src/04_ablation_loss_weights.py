@@ -37,7 +37,7 @@ cache_dir = "cache"
 runs_dir = "runs"
 figures_dir = "figures"
 results_dir = "results"
-folds = "shipped"  # subject folds of ravdess/enterface/baum1s: shipped (hgrlib/splits) | present (made from the subjects on disk)
+folds = "shipped"  # subject folds of ravdess/enterface/baum1s: shipped (hgrlib/data/shipped_folds) | present (made from the subjects on disk)
 jobs = 1  # training runs side by side (0: one per CPU core; run_all.sh -j)
 seeds = None
 w_ce_uni_grid = [0.0, 0.5]  # weight of the per-modality CE terms; 0.5 is tried at two λ values only
@@ -45,11 +45,11 @@ lam_grid = [0.0, 0.01, 0.1, 1.0]
 lam = None  # λ for the pair ablation (None: the profile's)
 
 # %%
-from hgrlib import plots
-from hgrlib.evaluate import probe_split
-from hgrlib.experiment import fold_seed_runs, results_frame, run_features, seeded_runs, setup
-from hgrlib.launch import run_all
-from hgrlib.report import mean_std
+from hgrlib.core.metrics import probe_split
+from hgrlib.experiment.launch import train_all
+from hgrlib.experiment.prepare import fold_seed_runs, results_frame, run_features, seeded_runs, setup
+from hgrlib.report import plots
+from hgrlib.report.tables import mean_std
 
 S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, seeds, folds=folds, jobs=jobs)
 P, cfg, fs, lam, seeds, tag, out_res, out_fig = S.profile, S.config, S.fs, S.lam, S.seeds, S.tag, S.out_res, S.out_fig
@@ -59,7 +59,7 @@ cfg = P.explore(cfg)
 # the full λ sweep without per-modality CE; with it, λ = 0 and the profile's λ (a CPU-sized grid)
 cells = [{"w_ce": 1.0, "w_ce_uni": u, "lam": l} for u in w_ce_uni_grid for l in (lam_grid if u == 0 else sorted({0.0, lam}))]
 cfgs = [c for w in cells for c in seeded_runs(cfg.with_(model={"modalities": "av"}, loss=w), seeds, fs)]
-results = run_all(cfgs, fs, runs_dir, jobs=S.jobs)
+results = train_all(cfgs, fs, runs_dir, jobs=S.jobs)
 probes = [probe_split(run_features(r), ("f", "g"), len(fs.classes)) for r in results]
 runs = results_frame(results, w_ce_uni=[r["config"]["loss"]["w_ce_uni"] for r in results],
                      probe_acc=[p["acc"] for p in probes], probe_uar=[p["uar"] for p in probes])
@@ -80,7 +80,7 @@ for name, w in no_ce.items():
     for c in fold_seed_runs(cfg.with_(model={"modalities": "av"}, loss=w), seeds, fs):
         cfgs.append(c)
         names.append(name)
-free = run_all(cfgs, fs, runs_dir, jobs=S.jobs)
+free = train_all(cfgs, fs, runs_dir, jobs=S.jobs)
 probes = [probe_split(run_features(r), ("f", "g"), len(fs.classes)) for r in free]
 free_runs = results_frame(free, condition=names, probe_acc=[p["acc"] for p in probes], probe_uar=[p["uar"] for p in probes])
 free_table = mean_std(free_runs, ["condition"], metrics=("probe_acc", "probe_uar"))
@@ -102,7 +102,7 @@ for name, w in pairs.items():
     for c in seeded_runs(cfg.with_(model={"modalities": "av"}, loss={"lam": lam} | w), seeds, fs):
         cfgs.append(c)
         names.append(name)
-pair_runs = results_frame(run_all(cfgs, fs, runs_dir, jobs=S.jobs), pairs=names)
+pair_runs = results_frame(train_all(cfgs, fs, runs_dir, jobs=S.jobs), pairs=names)
 pair_table = mean_std(pair_runs, ["pairs"])
 pair_table["design"] = "exploratory: seed i on fold i"
 S.table(pair_table[["pairs", "runs", "acc", "uar", "design"]], "04_ablation_pairs",

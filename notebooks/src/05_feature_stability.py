@@ -40,7 +40,7 @@ cache_dir = "cache"
 runs_dir = "runs"
 figures_dir = "figures"
 results_dir = "results"
-folds = "shipped"  # subject folds of ravdess/enterface/baum1s: shipped (hgrlib/splits) | present (made from the subjects on disk)
+folds = "shipped"  # subject folds of ravdess/enterface/baum1s: shipped (hgrlib/data/shipped_folds) | present (made from the subjects on disk)
 jobs = 1  # training runs side by side (0: one per CPU core; run_all.sh -j)
 lam = None  # λ of the Soft-HGR terms (None: the profile's)
 seeds = None  # list of seeds (None: the profile's)
@@ -50,20 +50,20 @@ n_components = 5  # canonical correlations reported
 import pandas as pd
 from IPython.display import display
 
-from hgrlib import conditions as C
-from hgrlib import plots
 from hgrlib.analysis import stability as st
-from hgrlib.experiment import grid, results_frame, run_features, setup
-from hgrlib.launch import run_all
-from hgrlib.report import mean_std
+from hgrlib.experiment import conditions as C
+from hgrlib.experiment.launch import train_all
+from hgrlib.experiment.prepare import grid, results_frame, run_features, setup
+from hgrlib.report import plots
+from hgrlib.report.tables import mean_std
 
 S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, seeds, folds=folds, jobs=jobs)
 P, cfg, fs, lam, seeds, tag, out_res, out_fig = S.profile, S.config, S.fs, S.lam, S.seeds, S.tag, S.out_res, S.out_fig
 assert len(seeds) >= 2, "seed-to-seed comparisons need at least two seeds"
 # the same conditions and configs as notebook 02, so its runs are read back, not retrained
-conditions = C.fusion_pair(lam)  # fusion (CE), fusion (CE + Soft-HGR): hgrlib/conditions.py
+conditions = C.fusion_pair(lam)  # fusion (CE), fusion (CE + Soft-HGR): hgrlib/experiment/conditions.py
 cfgs, names = grid(cfg, conditions, seeds, fs)
-results = run_all(cfgs, fs, runs_dir, jobs=S.jobs)
+results = train_all(cfgs, fs, runs_dir, jobs=S.jobs)
 runs = results_frame(results, condition=names)
 print(f"{len(runs)} runs: {runs['fold'].nunique()} folds x {len(seeds)} seeds x {len(conditions)} conditions")
 
@@ -79,7 +79,7 @@ spread = st.seed_spread(runs)
 cols = ["condition", "fold", "seeds"] + [f"{m}_{s}" for m in ("acc", "uar") for s in ("mean", "std", "range")]
 spread = spread[cols].round(4)
 spread_sum = st.spread_summary(runs).round(4)
-fig = plots.score_spread(runs)
+fig = plots.plot_score_spread(runs)
 S.figure(fig, "05_score_spread.png")
 display(S.table(spread_sum, "05_score_spread_summary",
                    title=f"Spread over seeds averaged over folds, and over all runs pooled, % ({tag}, λ={lam})"))
@@ -101,7 +101,7 @@ S.table(pairs.round(4), "05_seed_cka_pairs", show=False,
             title=f"Linear CKA between two seeds' features on one fold's test clips, per condition, fold, seed pair and feature ({tag}, λ={lam})")
 cka_table = mean_std(pairs, ["condition", "feature"], ("cka",), scale=1, digits=3, count="pairs")
 cka_table = cka_table[["condition", "feature", "pairs", "cka", "cka_mean", "cka_std"]]
-fig = plots.seed_cka(pairs)
+fig = plots.plot_seed_cka(pairs)
 S.figure(fig, "05_seed_cka.png")
 S.table(cka_table.round(4), "05_seed_cka",
            title=f"Linear CKA between seeds on test clips, mean ± std over folds × seed pairs ({tag}, λ={lam})")
@@ -118,7 +118,7 @@ cca = pd.concat([st.av_correlation(feats[n, int(r["config"]["train"]["fold"]), i
 cca_table = cca.groupby(["condition", "component"], sort=False).agg(
     runs=("in_sample", "size"), test_clips=("clips", "mean"), in_sample_mean=("in_sample", "mean"), in_sample_std=("in_sample", "std"),
     held_out_mean=("held_out", "mean"), held_out_std=("held_out", "std")).reset_index().fillna(0.0).round(4)
-fig = plots.av_correlation(cca)
+fig = plots.plot_av_correlation(cca)
 S.figure(fig, "05_av_correlation.png")
 S.table(cca_table, "05_av_correlation",
            title=f"Canonical correlations of f and g on test clips (in-sample; and directions fitted on training clips), "
@@ -176,7 +176,7 @@ else:
     wide.columns = [f"{c}: {f}" for c, f in wide.columns]
     info = probes.drop_duplicates("factor").set_index("factor")[["kind", "level", "metric"]]
     probe_table = info.join(chance).join(wide).reset_index()
-    fig = plots.factor_probes(probes)
+    fig = plots.plot_factor_probes(probes)
     S.figure(fig, "05_factor_probes.png")
     probe_view = S.table(probe_table, "05_factor_probes",
                             title=f"Linear probes of generating factors on test-clip features, mean ± std over folds × seeds ({tag}, λ={lam})")
@@ -202,6 +202,6 @@ probe_view if probes is not None else None
 # %%
 from IPython.display import Markdown
 
-from hgrlib.claims import findings
+from hgrlib.experiment.claims import findings
 
 Markdown(findings(out_res, "05_") + ("\n" + st.probe_findings(probes) if probes is not None else ""))

@@ -27,24 +27,24 @@ cache_dir = "cache"
 runs_dir = "runs"
 figures_dir = "figures"
 results_dir = "results"
-folds = "shipped"  # subject folds of ravdess/enterface/baum1s: shipped (hgrlib/splits) | present (made from the subjects on disk)
+folds = "shipped"  # subject folds of ravdess/enterface/baum1s: shipped (hgrlib/data/shipped_folds) | present (made from the subjects on disk)
 jobs = 1  # training runs side by side (0: one per CPU core; run_all.sh -j)
 lam = None  # λ of the Soft-HGR terms (None: the profile's)
 seed = 0  # the run shown (fold 0), also the seed of UMAP and t-SNE
 part = "test"  # clips shown: "test" (held-out subjects), "val", "train", or None for all
 
 # %%
-from hgrlib import conditions as C
-from hgrlib import plots
 from hgrlib.analysis import embeddings as em
 from hgrlib.analysis.stability import select
-from hgrlib.experiment import run_features, setup
-from hgrlib.launch import run_all
+from hgrlib.experiment import conditions as C
+from hgrlib.experiment.launch import train_all
+from hgrlib.experiment.prepare import run_features, setup
+from hgrlib.report import plots
 
 S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, folds=folds, jobs=jobs)
 cfg, fs, lam, tag, out_res, out_fig = S.config, S.fs, S.lam, S.tag, S.out_res, S.out_fig
-conditions = C.fusion_pair(lam)  # fusion (CE), fusion (CE + Soft-HGR): hgrlib/conditions.py
-results = run_all([cfg.with_(**c, train={"seed": seed, "fold": 0}) for c in conditions.values()], fs, runs_dir, jobs=S.jobs)
+conditions = C.fusion_pair(lam)  # fusion (CE), fusion (CE + Soft-HGR): hgrlib/experiment/conditions.py
+results = train_all([cfg.with_(**c, train={"seed": seed, "fold": 0}) for c in conditions.values()], fs, runs_dir, jobs=S.jobs)
 feats = {name: select(run_features(r), part) for name, r in zip(conditions, results)}
 print({name: len(fe["clip_ids"]) for name, fe in feats.items()}, "clips of part", part)
 

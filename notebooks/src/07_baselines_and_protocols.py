@@ -38,7 +38,7 @@ cache_dir = "cache"
 runs_dir = "runs"
 figures_dir = "figures"
 results_dir = "results"
-folds = "shipped"  # subject folds of ravdess/enterface/baum1s: shipped (hgrlib/splits) | present (made from the subjects on disk)
+folds = "shipped"  # subject folds of ravdess/enterface/baum1s: shipped (hgrlib/data/shipped_folds) | present (made from the subjects on disk)
 jobs = 1  # training runs side by side (0: one per CPU core; run_all.sh -j)
 lam = None  # λ of the paper's 3-pair Soft-HGR (None: the profile's)
 seeds = None  # list of seeds (None: the profile's); tuning: the first seed on every fold
@@ -46,12 +46,12 @@ cca_dim = None  # dimensions of the CCA term at the profile's batch (None: batch
 n_batches = None  # mini-batches per cell of the study (None: 15 for smoke, 100 otherwise)
 
 # %%
-from hgrlib import conditions as C
-from hgrlib import plots
 from hgrlib.analysis import baselines as B
 from hgrlib.analysis import minibatch as M
-from hgrlib.experiment import fold_seed_runs, results_frame, run_features, setup
-from hgrlib.report import show
+from hgrlib.experiment import conditions as C
+from hgrlib.experiment.prepare import fold_seed_runs, results_frame, run_features, setup
+from hgrlib.report import plots
+from hgrlib.report.tables import show
 
 S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, seeds, folds=folds, jobs=jobs)
 P, cfg, fs, lam, seeds, tag, out_res, out_fig = S.profile, S.config, S.fs, S.lam, S.seeds, S.tag, S.out_res, S.out_fig
@@ -203,6 +203,6 @@ show(M.verdict_summary(M.verdict(lsummary)),
 # %%
 from IPython.display import Markdown
 
-from hgrlib.claims import findings
+from hgrlib.experiment.claims import findings
 
 Markdown(findings(out_res, "07_"))

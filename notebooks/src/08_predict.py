@@ -34,7 +34,7 @@ cache_dir = "cache"
 runs_dir = "runs"
 figures_dir = "figures"
 results_dir = "results"
-folds = "shipped"  # subject folds of ravdess/enterface/baum1s: shipped (hgrlib/splits) | present (made from the subjects on disk)
+folds = "shipped"  # subject folds of ravdess/enterface/baum1s: shipped (hgrlib/data/shipped_folds) | present (made from the subjects on disk)
 jobs = 1  # training runs side by side (0: one per CPU core; run_all.sh -j)
 clips = None  # list of video files to predict (None: one held-out test clip per emotion of the run)
 lam = None  # the model: λ of the Soft-HGR terms (None: the profile's; 0: cross-entropy only)
@@ -48,13 +48,13 @@ from pathlib import Path
 import numpy as np
 from IPython.display import Markdown
 
+from hgrlib.app.export import export_model, load_model
+from hgrlib.app.predict import ClipFailure, predict_clips, predictions_frame
 from hgrlib.data.datasets import index_dataset
-from hgrlib.experiment import fold_seed_runs, run_features, setup
-from hgrlib.export import export_model, load_model
-from hgrlib.launch import run_all
-from hgrlib.plots import plot_key_frames, plot_log_mel, plot_segment_probs
-from hgrlib.predict import ClipFailure, predict_clips, predictions_frame
-from hgrlib.report import show
+from hgrlib.experiment.launch import train_all
+from hgrlib.experiment.prepare import fold_seed_runs, run_features, setup
+from hgrlib.report.plots import plot_key_frames, plot_log_mel, plot_segment_probs
+from hgrlib.report.tables import show
 
 S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, folds=folds, jobs=jobs)
 P, fs, lam, tag, out_res, out_fig = S.profile, S.fs, S.lam, S.tag, S.out_res, S.out_fig
@@ -70,7 +70,7 @@ P, fs, lam, tag, out_res, out_fig = S.profile, S.fs, S.lam, S.tag, S.out_res, S.
 # %%
 cfg = next(c for c in fold_seed_runs(P.config.with_(model={"modalities": modalities}, loss={"lam": lam}), P.seeds, fs)
            if c.train.fold == fold and c.train.seed == seed)
-run = run_all([cfg], fs, runs_dir, jobs=S.jobs)[0]
+run = train_all([cfg], fs, runs_dir, jobs=S.jobs)[0]
 model_file = Path(runs_dir) / "exports" / f"{Path(run['run_dir']).name}.pt"
 report = export_model(run["run_dir"], model_file, cache_dir, fs=fs)
 print(report.summary())

@@ -1,4 +1,4 @@
-"""RunResult: what a finished run's result.json holds (written by hgrlib.train.finish_run, read by hgrlib.runs.read_result
+"""RunResult: what a finished run's result.json holds (written by hgrlib.core.train.finish_run, read by hgrlib.experiment.runs.read_result
 through RunResult.from_dict)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from hgrlib.io import read_sealed_json, write_sealed_json
+from hgrlib.base.io import read_sealed_json, write_sealed_json
 
 
 @dataclass
@@ -49,5 +49,5 @@ class RunResult:
 
     @classmethod
     def read(cls, path: str) -> RunResult:
-        """Checked (hgrlib.io.read_sealed_json: raises CorruptFile when damaged)."""
+        """Checked (hgrlib.base.io.read_sealed_json: raises CorruptFile when damaged)."""
         return cls.from_dict(read_sealed_json(path))

@@ -6,14 +6,14 @@ None, lists and dicts), so `torch.load(weights_only=True)` reads it without runn
     format            "hgrlib-model"
     format_version    1
     hgrlib_version    hgrlib.__version__ of the export
-    code_version      digest of the training code the run was keyed with (hgrlib.runs.code_version)
+    code_version      digest of the training code the run was keyed with (hgrlib.experiment.runs.code_version)
     feature_code      digest of the feature-extraction code at export (hgrlib.data.features and what it imports)
     feature_libs      versions of the libraries that compute the features
     config            the run's Config.to_dict(); config["features"] is the FeatureConfig a clip must be
-                      preprocessed with (hgrlib.predict always uses it), config["model"] the network's shape
+                      preprocessed with (hgrlib.app.predict always uses it), config["model"] the network's shape
     classes           class names, in class-index order
     norm              audio_mean, audio_std: (C, n_mels, 1) float32 tensors, the per-mel-band statistics of
-                      the run's training segments (as hgrlib.train.Batcher computes them); faces_scale,
+                      the run's training segments (as hgrlib.core.train.Batcher computes them); faces_scale,
                       faces_mean, faces_std: faces enter as ((pixel / 255) - 0.5) / 0.25
     state_dict        the EmotionModel weights of the run's best validation epoch, float32, on the CPU
     run               run_dir, key (what the run was keyed by), test scores, features_sha256 and the largest
@@ -21,7 +21,7 @@ None, lists and dicts), so `torch.load(weights_only=True)` reads it without runn
                       (features.npz), over every clip
 
 Where the weights come from: a finished run folder holds weights.pt (its best epoch's weights, written by
-hgrlib.train.finish_run, with their sha256 in result.json, checked here). The export is checked before it
+hgrlib.core.train.finish_run, with their sha256 in result.json, checked here). The export is checked before it
 is written: its predictions on every clip of the run's feature set must match the run's own clip
 probabilities (features.npz) to within `TOLERANCE` (checked on the run's device type;
 `CROSS_DEVICE_TOLERANCE` for a GPU run checked on a CPU), else nothing is written and the error says by
@@ -32,7 +32,7 @@ hgrlib model, one of a newer format version, one whose weights or normalisation 
 own stored FeatureConfig and ModelConfig (e.g. deltas on but an audio network made for one channel, key
 frames per segment other than the visual network's depth, statistics for another number of mel bands),
 and, when the caller says which FeatureConfig it expects (`features=`), one whose FeatureConfig differs
-(the fields are named). hgrlib.predict preprocesses every clip with the model's own FeatureConfig, so a
+(the fields are named). hgrlib.app.predict preprocesses every clip with the model's own FeatureConfig, so a
 clip is never fed with another preprocessing.
 """
 
@@ -46,12 +46,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hgrlib.base.io import atomic
 from hgrlib.config import Config, FeatureConfig
+from hgrlib.core.models import EmotionModel
+from hgrlib.core.train import FACES_NORM, WEIGHTS_FILE, Batcher, branch_inputs, model_inputs, run_split
 from hgrlib.data.cache import feature_code
 from hgrlib.data.records import DataError
-from hgrlib.io import atomic
-from hgrlib.models import EmotionModel
-from hgrlib.train import FACES_NORM, WEIGHTS_FILE, Batcher, branch_inputs, model_inputs, run_split
 
 FORMAT = "hgrlib-model"
 FORMAT_VERSION = 1
@@ -263,7 +263,7 @@ def _run_folder(run: str | Path) -> Path:
 def payload_from_run(run: Path, cache_dir: str | Path = "cache", fs=None) -> tuple[dict, ExportReport, LoadedModel]:
     """The export's dict of a finished run, checked against the run's own predictions, a report, and the
     checked model (on the device the check ran on)."""
-    from hgrlib.runs import read_result
+    from hgrlib.experiment.runs import read_result
 
     t0 = time.perf_counter()
     result = read_result(str(run))
@@ -272,7 +272,7 @@ def payload_from_run(run: Path, cache_dir: str | Path = "cache", fs=None) -> tup
     cfg = Config.from_dict(result["config"])
     key = result.get("key") or {}
     if fs is None:
-        from hgrlib.experiment import load_featureset
+        from hgrlib.experiment.prepare import load_featureset
 
         fs = load_featureset(cfg.data, cfg.features, str(cache_dir))
     if key.get("data") and key["data"] != fs.fingerprint:
@@ -339,6 +339,6 @@ def _version() -> str:
 
 
 def _feature_libs() -> dict:
-    from hgrlib.provenance import FEATURE_LIBS, library_versions
+    from hgrlib.base.provenance import FEATURE_LIBS, library_versions
 
     return dict(library_versions(FEATURE_LIBS))

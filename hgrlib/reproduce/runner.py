@@ -20,12 +20,9 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from hgrlib.config import CLASSES, DATASETS, FOLDS, DataConfig
-from hgrlib.data.folds import FOLD_SPECS
-from hgrlib.io import read_json, rel_path, write_json, write_text
-from hgrlib.profiles import PROFILES, results_tag
-from hgrlib.project import git_commit, os_error, project_dir
-from hgrlib.provenance import (
+from hgrlib.base.io import read_json, rel_path, write_json, write_text
+from hgrlib.base.project import git_commit, os_error, project_dir
+from hgrlib.base.provenance import (
     DISPATCHES,
     FEATURE_LIBS,
     TRAINING_LIBS,
@@ -34,8 +31,15 @@ from hgrlib.provenance import (
     machine_identity,
     package_digest,
 )
-from hgrlib.results_index import NOTEBOOK_DIR, update_readme, write_manifest  # results/README.md, manifest.json, README.md's sections
-from hgrlib.verify import verify
+from hgrlib.config import CLASSES, DATASETS, FOLDS, DataConfig
+from hgrlib.data.folds import FOLD_SPECS
+from hgrlib.experiment.profiles import PROFILES, results_tag
+from hgrlib.reproduce.results_index import (  # results/README.md, manifest.json, README.md's sections
+    NOTEBOOK_DIR,
+    update_readme,
+    write_manifest,
+)
+from hgrlib.reproduce.verify import verify
 
 # every library whose version can change a table or figure: a new version re-runs the notebooks
 STAMP_LIBS = tuple(dict.fromkeys(TRAINING_LIBS + FEATURE_LIBS + ("scikit-learn", "scipy", "pandas", "umap-learn", "matplotlib")))
@@ -62,8 +66,8 @@ def data_digest(dataset: str, root: str | None) -> bytes:
 def execute(nb: Path, out: Path, params: dict, cwd: Path) -> None:
     """Run one notebook with papermill, then render it to HTML beside the executed copy.
 
-    The kernel inherits the environment `run` sets (HGRLIB_BATCH=1: progress bars print one line when done,
-    hgrlib.progress); the executed copy records its paths relative to the project, not this machine's folders."""
+    The kernel inherits the environment `run_notebooks` sets (HGRLIB_BATCH=1: progress bars print one line when done,
+    hgrlib.base.progress); the executed copy records its paths relative to the project, not this machine's folders."""
     import nbformat
     import papermill as pm
 
@@ -143,7 +147,7 @@ def notebook_title(nb, default: str) -> str:
     return default
 
 
-def run(
+def run_notebooks(
     profile: str = "default",
     dataset: str = "synthetic",
     root: str | None = None,
@@ -162,14 +166,14 @@ def run(
     dispatch: str = "native",
 ) -> list[dict]:
     """Execute the notebooks in order, `jobs` training runs at a time, grid points trained by `executor`
-    (hgrlib.launch: pool | slurm | submitit-local), `stack` runs per stacked network (0: this machine's
-    default, hgrlib.launch.stack_size), on the subject folds `folds` (DataConfig.folds: shipped | present),
+    (hgrlib.experiment.launch: pool | slurm | submitit-local), `stack` runs per stacked network (0: this machine's
+    default, hgrlib.experiment.launch.stack_size), on the subject folds `folds` (DataConfig.folds: shipped | present),
     with the CPU kernels `dispatch` chooses (native: the CPU's best; portable: MKL, oneDNN and ATen pinned to
-    their AVX2 paths, hgrlib.provenance.PORTABLE_DISPATCH); returns what was done.
+    their AVX2 paths, hgrlib.base.provenance.PORTABLE_DISPATCH); returns what was done.
 
     Before any notebook starts, a real dataset is indexed and checked against the folds its runs use
-    (hgrlib.experiment.check_corpus): a DataError with a one-line cause if it cannot be trained."""
-    from hgrlib.launch import stack_size
+    (hgrlib.experiment.prepare.check_corpus): a DataError with a one-line cause if it cannot be trained."""
+    from hgrlib.experiment.launch import stack_size
 
     if dispatch not in DISPATCHES:
         raise ValueError(f"dispatch={dispatch!r}: choose one of {', '.join(DISPATCHES)}")
@@ -178,13 +182,13 @@ def run(
     stack = stack_size(stack)
     folds = folds if dataset in FOLD_SPECS else "shipped"  # the synthetic corpus and a manifest have no shipped folds
     tag = results_tag(DataConfig(dataset=dataset, folds=folds), profile)
-    from hgrlib.runs import check_writable
+    from hgrlib.experiment.runs import check_writable
 
     if only:
         notebooks = [n for n in notebooks if any(n.stem.startswith(o) for o in only)]
     if dataset != "synthetic" and notebooks:  # the synthetic corpus is made by notebook 01
-        from hgrlib.experiment import check_corpus
-        from hgrlib.profiles import get_profile
+        from hgrlib.experiment.prepare import check_corpus
+        from hgrlib.experiment.profiles import get_profile
 
         cfg = get_profile(profile, dataset, root, classes, folds).config
         cov = check_corpus(cfg.data, cfg.train.n_folds)
@@ -269,7 +273,7 @@ def run(
     # (its parameter `folds`: in the stamps); notebooks run in order, since later ones read back the runs of earlier ones.
     # The kernels' environment: where they train (not in the stamps: the numbers are the same), in stacks of how
     # many runs (in the stamps: a run's last digits depend on its stack's size), with one-line progress
-    # (HGRLIB_BATCH, hgrlib.progress) and with the CPU kernels `dispatch` pins (in the stamps and in every run's
+    # (HGRLIB_BATCH, hgrlib.base.progress) and with the CPU kernels `dispatch` pins (in the stamps and in every run's
     # key: other kernels, other last bits)
     settings = {"HGRLIB_EXECUTOR": executor, "HGRLIB_STACK": str(stack), "HGRLIB_BATCH": "1"}
     settings |= DISPATCHES[dispatch]
@@ -287,7 +291,7 @@ def run(
     finally:
         for k, v in before.items():
             os.environ.pop(k) if v is None else os.environ.update({k: v})
-    from hgrlib.claims import write_claims
+    from hgrlib.experiment.claims import write_claims
 
     write_claims(out_dir)  # deterministic from the run tables: written even when every notebook was skipped
     write_manifest(repo, results_dir, figures_dir)
@@ -306,8 +310,8 @@ def find_notebooks(repo: Path) -> list[Path]:
     if not found:
         raise RunnerError(
             f"no notebooks in {repo / NOTEBOOK_DIR}: this is not the project folder, and the hgrlib "
-            f"imported ({Path(__file__).resolve().parent}) is not inside one; run ./run_all.sh, or "
-            f"python -m hgrlib.runner from the project folder (the one holding run_all.sh)"
+            f"imported ({Path(__file__).resolve().parents[1]}) is not inside one; run ./run_all.sh, or "
+            f"python -m hgrlib.reproduce.runner from the project folder (the one holding run_all.sh)"
         )
     return found
 
@@ -388,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
         "--folds",
         default=os.environ.get("HGRLIB_FOLDS") or "shipped",
         choices=FOLDS,
-        help="subject folds of ravdess/enterface/baum1s: shipped (hgrlib/splits/*.json; a corpus whose subjects "
+        help="subject folds of ravdess/enterface/baum1s: shipped (hgrlib/data/shipped_folds/*.json; a corpus whose subjects "
         "cannot fill them is refused, naming the missing ones) or present (folds made from the subjects "
         "present, for a partial corpus; not comparable with the published folds). Default: $HGRLIB_FOLDS, else shipped",
     )
@@ -405,14 +409,14 @@ def main(argv: list[str] | None = None) -> int:
         default="pool",
         choices=["pool", "slurm", "submitit-local"],
         help="where grid points train: pool (this machine, -j at a time), slurm (one submitit job per grid "
-        "point; job settings from HGRLIB_SLURM, see hgrlib/launch.py), submitit-local (submitit's local executor)",
+        "point; job settings from HGRLIB_SLURM, see hgrlib/experiment/launch.py), submitit-local (submitit's local executor)",
     )
     ap.add_argument(
         "--stack",
         type=int,
         default=0,
         help="training runs of one model shape trained as one stacked network (default 0: this machine's "
-        "default, 1 on a CPU, 16 on a GPU; see hgrlib/launch.py)",
+        "default, 1 on a CPU, 16 on a GPU; see hgrlib/experiment/launch.py)",
     )
     ap.add_argument(
         "--dispatch",
@@ -445,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.dataset != "synthetic" and not a.root:
         ap.error(f"--dataset {a.dataset} needs --root PATH (where the dataset lies on your disk)")
     if a.verify:
-        return verify(run, a.profile, a.dataset, a.root, a.classes, a.jobs, a.scratch, a.results, a.figures, a.tier, a.dispatch)
+        return verify(run_notebooks, a.profile, a.dataset, a.root, a.classes, a.jobs, a.scratch, a.results, a.figures, a.tier, a.dispatch)
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
@@ -461,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
             raise RunnerError(f"--only {a.only}: no notebook matches (notebooks: {', '.join(names)})")
         if a.root and not os.path.isabs(a.root) and Path.cwd().resolve() != repo:
             a.root = os.path.abspath(a.root)  # the notebooks run in the project folder: a path given from elsewhere
-        done = run(
+        done = run_notebooks(
             a.profile,
             a.dataset,
             a.root,

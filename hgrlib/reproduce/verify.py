@@ -1,7 +1,7 @@
 """`run_all.sh --verify`: regenerate everything from nothing in a scratch folder, compare with what is committed.
 
 Two tiers, chosen by where the committed results were made (the `machine` their run stamps record,
-hgrlib.provenance.machine_identity) against this machine:
+hgrlib.base.provenance.machine_identity) against this machine:
 
 - **exact**, on the same machine identity: every table (CSV) under results/<dataset>-<profile>/ is
   compared cell by cell with the regenerated one; only the wall-clock columns (TIMING_COLUMNS) may differ.
@@ -24,10 +24,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from hgrlib.io import read_json
-from hgrlib.profiles import get_profile
-from hgrlib.project import project_dir
-from hgrlib.provenance import DISPATCHES, file_sha256, machine_identity, machine_text
+from hgrlib.base.io import read_json
+from hgrlib.base.project import project_dir
+from hgrlib.base.provenance import DISPATCHES, file_sha256, machine_identity, machine_text
+from hgrlib.experiment.profiles import get_profile
 
 TIMING_COLUMNS = ("seconds",)  # wall-clock time of a run: never reproducible, never compared
 

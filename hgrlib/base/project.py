@@ -9,9 +9,9 @@ from pathlib import Path
 def project_dir(start: str | Path | None = None) -> Path:
     """The repository root (the folder holding run_all.sh): found from `start` (default: cwd) upwards, else
     from where this hgrlib lies (a project's hgrlib/, as an editable install imports it); else `start` itself
-    (hgrlib.runner then finds no notebooks there and says so)."""
+    (hgrlib.reproduce.runner then finds no notebooks there and says so)."""
     here = Path(start or Path.cwd()).resolve()
-    package = Path(__file__).resolve().parent.parent
+    package = Path(__file__).resolve().parents[2]  # the folder holding hgrlib/
     for d in (here, *here.parents, package):
         if (d / "run_all.sh").exists() and (d / "hgrlib").is_dir():
             return d

@@ -9,7 +9,7 @@ import os
 import numpy as np
 import torch
 
-from hgrlib.distributed import world
+from hgrlib.core.distributed import world
 
 
 def pick_device(pref: str = "auto") -> torch.device:

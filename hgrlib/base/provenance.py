@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-PACKAGE_DIR = Path(__file__).parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # hgrlib/
 # Libraries whose version can change the numbers, by what they compute.
 TRAINING_LIBS = ("torch", "numpy")
 FEATURE_LIBS = ("torch", "torchaudio", "numpy", "opencv-python-headless", "av", "soundfile", "soxr")
@@ -94,7 +94,7 @@ def files_digest(files: list[Path]) -> str:
 @functools.cache
 def code_digest(*modules: str) -> str:
     """Digest of the source closure of `modules` plus the package's data files (the shipped splits)."""
-    return files_digest(module_closure(*modules) + sorted(PACKAGE_DIR.glob("splits/*.json")))
+    return files_digest(module_closure(*modules) + sorted(PACKAGE_DIR.glob("data/shipped_folds/*.json")))
 
 
 def package_digest() -> str:

@@ -4,10 +4,10 @@ jobs through submitit, one job per grid point (`./run_all.sh --executor slurm`).
 Whatever the executor, a run is `runs.cached_fit`: the same runs/<hash>/ folder and result.json, so a
 notebook reads back what a job trained, and a finished run is never trained again.
 
-    HGRLIB_JOBS       runs side by side on this machine when run_all is given no `jobs` (0: one per core; the
+    HGRLIB_JOBS       runs side by side on this machine when train_all is given no `jobs` (0: one per core; the
                       notebooks pass their parameter `jobs`, run_all.sh -j, as jobs=S.jobs)
     HGRLIB_EXECUTOR   pool (default: this machine) | slurm | submitit-local (submitit's local executor)
-    HGRLIB_STACK      runs trained as one stacked network (hgrlib.train_stacked); 0 or unset: AUTO_STACK
+    HGRLIB_STACK      runs trained as one stacked network (hgrlib.core.train_stacked); 0 or unset: AUTO_STACK
     HGRLIB_SLURM      submitit parameters for the jobs, "key=value,...", e.g.
                       "slurm_partition=gpu,timeout_min=60,cpus_per_task=1,gpus_per_node=1,slurm_array_parallelism=64"
 """
@@ -24,11 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
+from hgrlib.base.io import atomic
 from hgrlib.config import Config
+from hgrlib.core.stacked import stack_signature, stackable
 from hgrlib.data.featureset import FeatureSet
-from hgrlib.io import atomic
-from hgrlib.runs import cached_fit, cached_fit_stack, read_result, run_dir
-from hgrlib.stacked import stack_signature, stackable
+from hgrlib.experiment.runs import cached_fit, cached_fit_stack, read_result, run_dir
 
 EXECUTORS = ("pool", "slurm", "submitit-local")
 # runs per stack when none is asked for; measured in benchmarks/README.md: on the 2-core CPU a stack trains
@@ -85,7 +85,7 @@ def pack(cfgs: list[Config], stack: int) -> list[list[int]]:
     return groups
 
 
-def run_all(
+def train_all(
     cfgs: list[Config],
     fs: FeatureSet,
     runs_dir: str = "runs",
@@ -100,7 +100,7 @@ def run_all(
     `jobs` defaults to HGRLIB_JOBS, else 1; 0 means one per core (`resolve_jobs`). Each process gets
     cpu_count // jobs torch threads unless the config pins `train.threads` (the default profile pins 1, so
     its numbers do not depend on `jobs`). `executor` defaults to HGRLIB_EXECUTOR, else "pool". `stack`:
-    runs trained as one stacked network (`stack_size`, `pack`; hgrlib.train_stacked); a stack's runs are
+    runs trained as one stacked network (`stack_size`, `pack`; hgrlib.core.train_stacked); a stack's runs are
     keyed by its size. A run raising one of `catch` gives its exception in place of its result; the others
     go on (a stack that raises one is trained again run by run).
     """
@@ -124,8 +124,8 @@ def _ident(c: Config) -> str:
 
 def _pool_all(groups: list[list[Config]], fs: FeatureSet, runs_dir: str, jobs: int, catch: tuple, progress: bool) -> list:
     """Each group's results, the groups trained in this process or in `jobs` processes side by side."""
-    from hgrlib.progress import bar as progress_bar
-    from hgrlib.progress import batch
+    from hgrlib.base.progress import bar as progress_bar
+    from hgrlib.base.progress import batch
 
     n_runs = sum(map(len, groups))
     jobs = min(resolve_jobs(jobs, fs), len(groups))
@@ -193,7 +193,7 @@ def submit_all(
     to runs_dir/.submitit/."""
     import submitit
 
-    from hgrlib.progress import bar as progress_bar
+    from hgrlib.base.progress import bar as progress_bar
 
     results = [_finished(g, fs, runs_dir, catch) for g in groups]  # finished: nothing to submit
     todo = [i for i, r in enumerate(results) if r is None]

@@ -1,5 +1,5 @@
 """The conditions' names and their Config.with_ changes, defined once: notebooks 02, 03, 05, 06 and 07,
-hgrlib.claims and hgrlib.analysis.baselines name them from here. A condition is a name → change (Config.with_
+hgrlib.experiment.claims and hgrlib.analysis.baselines name them from here. A condition is a name → change (Config.with_
 sections); a function returns an ordered dict, in the order the notebooks train them (the order of the runs)."""
 
 from __future__ import annotations

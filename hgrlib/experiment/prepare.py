@@ -1,5 +1,5 @@
 """From a profile to numbers: make or index the data, fill the feature cache, make grids of configs, tabulate
-(the grids are trained by hgrlib.launch.run_all; `run_grids` trains several, on one corpus draw or more, and
+(the grids are trained by hgrlib.experiment.launch.train_all; `run_grids` trains several, on one corpus draw or more, and
 keeps every run's result, table row and training history together)."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hgrlib.base.project import project_dir
 from hgrlib.config import Config, DataConfig, FeatureConfig
 from hgrlib.data.cache import FeatureCache, PrepReport, load_features, prepare
 from hgrlib.data.datasets import classes_for, index_dataset, natural_key
@@ -18,9 +19,8 @@ from hgrlib.data.featureset import FeatureSet
 from hgrlib.data.folds import FOLD_SPECS, fold_problems, fold_refusal, subject_folds
 from hgrlib.data.records import ClipRecord, DataError, IndexReport
 from hgrlib.data.synthetic import SyntheticConfig, generate_corpus
-from hgrlib.profiles import Profile, get_profile, results_tag
-from hgrlib.project import project_dir
-from hgrlib.report import Table, save_figure, save_table, write_table
+from hgrlib.experiment.profiles import Profile, get_profile, results_tag
+from hgrlib.report.tables import Table, save_figure, save_table, write_table
 
 
 @dataclass
@@ -36,15 +36,15 @@ class Setup:
     out_res: str
     out_fig: str
     fs: FeatureSet | None
-    jobs: int | None = None  # training runs side by side, for hgrlib.launch.run_all(jobs=...) (None: its default)
+    jobs: int | None = None  # training runs side by side, for hgrlib.experiment.launch.train_all(jobs=...) (None: its default)
 
     def table(self, df: pd.DataFrame, name: str, title: str | None = None, show: bool = True) -> Table | tuple[Path, Path]:
-        """`df` as results/<tag>/<name>.csv and .md (hgrlib.report.write_table) and, if `show`, shown under `title`."""
+        """`df` as results/<tag>/<name>.csv and .md (hgrlib.report.tables.write_table) and, if `show`, shown under `title`."""
         stem = f"{self.out_res}/{name}"
         return save_table(df, stem, title) if show else write_table(df, stem, title)
 
     def figure(self, fig, name: str) -> Path:
-        """`fig` as figures/<tag>/<name> (a .png; hgrlib.report.save_figure)."""
+        """`fig` as figures/<tag>/<name> (a .png; hgrlib.report.tables.save_figure)."""
         return save_figure(fig, f"{self.out_fig}/{name}")
 
 
@@ -65,7 +65,7 @@ def setup(
     """Every notebook's first cell: work from the project's folder (so relative paths mean the same in
     JupyterLab and under papermill), the profile on the subject folds `folds` (DataConfig.folds), the output
     folders, and (if `load`) the cached features. `jobs` (the notebook's parameter, run_all.sh -j; 0: one per
-    CPU core) is kept as `Setup.jobs`, which the notebook hands to hgrlib.launch.run_all(jobs=...)."""
+    CPU core) is kept as `Setup.jobs`, which the notebook hands to hgrlib.experiment.launch.train_all(jobs=...)."""
     os.chdir(project_dir())
     P = get_profile(profile, dataset, root, classes, folds)
     cfg = P.config
@@ -97,7 +97,7 @@ def grid(cfg: Config, conditions: dict[str, dict], seeds, fs: FeatureSet, runs=N
 
 @dataclass(frozen=True)
 class Corpus:
-    """A corpus draw to train on: its label in run tables (hgrlib.profiles.corpus_label), base config and features."""
+    """A corpus draw to train on: its label in run tables (hgrlib.experiment.profiles.corpus_label), base config and features."""
 
     label: str
     config: Config
@@ -150,10 +150,10 @@ def run_grids(
     grids: list[tuple[dict[str, dict], Corpus]], seeds, runs_dir: str = "runs", jobs: int | None = None, progress: bool = True
 ) -> Trained:
     """Train (or read back) each (conditions, corpus) of `grids`, in the order given: the `grid` of those conditions
-    on the corpus (every fold × seed) as one hgrlib.launch.run_all call, as a notebook would one by one (runs
+    on the corpus (every fold × seed) as one hgrlib.experiment.launch.train_all call, as a notebook would one by one (runs
     trained in one stack come from one call, so the calls are kept apart). A condition may be in several grids,
     on different corpora; one on the same corpus twice is refused (ValueError)."""
-    from hgrlib.launch import run_all
+    from hgrlib.experiment.launch import train_all
 
     seen: set[tuple[str, str]] = set()
     for conditions, corpus in grids:
@@ -164,7 +164,7 @@ def run_grids(
     results, names, labels = [], [], []
     for conditions, corpus in grids:
         cfgs, made = grid(corpus.config, conditions, seeds, corpus.fs)
-        results += run_all(cfgs, corpus.fs, runs_dir, progress, jobs)
+        results += train_all(cfgs, corpus.fs, runs_dir, progress, jobs)
         names += made
         labels += [corpus.label] * len(made)
     runs = results_frame(results, condition=names)
@@ -223,7 +223,7 @@ class Coverage:
 
     def which(self) -> str:
         if self.shipped:
-            return f"shipped folds (hgrlib/splits/{self.data.dataset}.json)"
+            return f"shipped folds (hgrlib/data/shipped_folds/{self.data.dataset}.json)"
         why = "folds=present" if self.data.dataset in FOLD_SPECS else "no shipped folds"
         return f"folds made from the {len(self.present)} subjects present ({why})"
 
@@ -323,7 +323,7 @@ def seeded_runs(cfg: Config, seeds: tuple[int, ...] | list[int], fs: FeatureSet)
 
 def fold_seed_runs(cfg: Config, seeds: tuple[int, ...] | list[int], fs: FeatureSet) -> list[Config]:
     """One config per (fold, seed): every subject fold tested with every seed, folds outer. Conditions made
-    with it share their (fold, seed) pairs, so they can be compared paired (hgrlib.claims)."""
+    with it share their (fold, seed) pairs, so they can be compared paired (hgrlib.experiment.claims)."""
     n_folds = _checked_folds(cfg, fs, range)
     return [cfg.with_(train={"seed": int(s), "fold": f}) for f in range(n_folds) for s in seeds]
 

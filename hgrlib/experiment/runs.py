@@ -2,7 +2,7 @@
 the lease that lets one process train it while the others that ask for it wait.
 
 `cached_fit` is how everything trains: a finished run is read back, never redone; an interrupted one
-resumes from its checkpoint (hgrlib.train.fit); two processes asking for the same run (notebooks side by
+resumes from its checkpoint (hgrlib.core.train.fit); two processes asking for the same run (notebooks side by
 side with -j, SLURM jobs on other nodes sharing runs/) train it once.
 """
 
@@ -17,30 +17,30 @@ import torch
 import torch.distributed as dist
 from filelock import SoftFileLease, Timeout
 
+from hgrlib.base.io import CorruptFile, read_sealed_json
+from hgrlib.base.provenance import TRAINING_LIBS, code_digest, file_sha256, library_versions, machine_identity, machine_tag
 from hgrlib.config import Config, config_hash
+from hgrlib.core.distributed import world
+from hgrlib.core.result import RunResult
+from hgrlib.core.runtime import pick_device, torch_threads
+from hgrlib.core.train import WEIGHTS_FILE, fit
+from hgrlib.core.train_stacked import fit_stacked
 from hgrlib.data.featureset import FeatureSet
-from hgrlib.distributed import world
-from hgrlib.io import CorruptFile, read_sealed_json
-from hgrlib.provenance import TRAINING_LIBS, code_digest, file_sha256, library_versions, machine_identity, machine_tag
-from hgrlib.result import RunResult
-from hgrlib.runtime import pick_device, torch_threads
-from hgrlib.train import WEIGHTS_FILE, fit
-from hgrlib.train_stacked import fit_stacked
 
 LEASE_SECONDS = 60.0  # a lock not renewed for this long (its holder died, or lost its node) is taken over
 
 
 def code_version() -> str:
-    """Digest of every hgrlib module a run imports (the closure of hgrlib.train's imports: the one trainer,
+    """Digest of every hgrlib module a run imports (the closure of hgrlib.core.train's imports: the one trainer,
     alone and stacked) and the shipped splits."""
-    return code_digest("hgrlib.train")
+    return code_digest("hgrlib.core.train")
 
 
 def execution_key(cfg: Config, stack: int = 1) -> str:
     """What besides the config changes a run's numbers: the device (on the CPU its thread count and the machine
-    identity, hgrlib.provenance.machine_tag; on a GPU its name), under torchrun the number of processes (same
+    identity, hgrlib.base.provenance.machine_tag; on a GPU its name), under torchrun the number of processes (same
     training, other summation order and dropout masks), and the size of the stack it trained in
-    (hgrlib.train_stacked: same training, other summation order; measured: a member's bytes depend on the
+    (hgrlib.core.train_stacked: same training, other summation order; measured: a member's bytes depend on the
     stack's size, not on the other members).
 
     Floating-point sums are split differently over 1 or 2 threads and computed by other kernels on another CPU
@@ -59,7 +59,7 @@ def execution_key(cfg: Config, stack: int = 1) -> str:
 
 def run_key(cfg: Config, fs: FeatureSet, stack: int = 1) -> dict:
     """Everything that makes a run's numbers: config, data (every feature byte), code, libraries, execution.
-    `stack`: 1 for a run trained alone (hgrlib.train.fit), else the size of its stack."""
+    `stack`: 1 for a run trained alone (hgrlib.core.train.fit), else the size of its stack."""
     return cfg.to_dict() | {
         "data": fs.fingerprint,
         "code": code_version(),
@@ -98,7 +98,7 @@ def read_result(run_dir: str) -> dict | None:
 
 
 def read_run_result(result_file: str) -> RunResult:
-    """result.json as a RunResult (hgrlib.result), checked; a file lacking one of its fields is reported as damaged."""
+    """result.json as a RunResult (hgrlib.core.result), checked; a file lacking one of its fields is reported as damaged."""
     d = read_sealed_json(result_file)
     try:
         return RunResult.from_dict(d)
@@ -161,7 +161,7 @@ def cached_fit(cfg: Config, fs: FeatureSet, runs_dir: str = "runs", progress: bo
 
 
 def cached_fit_stack(cfgs: list[Config], fs: FeatureSet, runs_dir: str = "runs", progress: bool = True) -> list[dict]:
-    """Train distinct configs of one stack signature as one stack (hgrlib.train_stacked) once: read back when
+    """Train distinct configs of one stack signature as one stack (hgrlib.core.train_stacked) once: read back when
     every member has finished, else trained under every member's lease (taken in folder order, so two
     processes asking for overlapping stacks cannot deadlock). A member that had finished is trained again
     with the others (its bytes do not change: same stack size, same numbers) and rewritten atomically."""

@@ -20,11 +20,11 @@ import re
 from datetime import datetime, timezone
 from pathlib import Path
 
-from hgrlib.io import read_json, rel_path, write_json, write_text
-from hgrlib.plots import CAPTIONS
-from hgrlib.project import git_commit
-from hgrlib.provenance import machine_text
-from hgrlib.report import pipe_table
+from hgrlib.base.io import read_json, rel_path, write_json, write_text
+from hgrlib.base.project import git_commit
+from hgrlib.base.provenance import machine_text
+from hgrlib.report.plots import CAPTIONS
+from hgrlib.report.tables import pipe_table
 
 NOTEBOOK_DIR = "notebooks"
 MANIFEST_SUFFIXES = (".ipynb", ".csv", ".md", ".json", ".png")  # not .html: built locally, not committed
@@ -37,7 +37,7 @@ README_TABLES = [  # (file under results/<tag>/, heading) shown in the README's 
 README_FIGURES = ["02_accuracy.png"]
 
 # What each figure shows (the README's figure captions and alt text, the index's description): set beside the
-# function that draws the figure, with hgrlib.plots.caption.
+# function that draws the figure, with hgrlib.report.plots.caption.
 FIGURE_CAPTIONS = CAPTIONS
 DATA_DESCRIPTIONS = {  # what each data file (neither table nor figure) holds: the index's description
     "01_prep_report.json": "Data preparation report: clips indexed and skipped, features extracted or read from the "
@@ -59,7 +59,7 @@ def _blocks(*parts: str) -> str:
 
 
 def table_title(md_text: str) -> tuple[str, str]:
-    """(title, the rest) of a table file written by `hgrlib.report.write_table`: its title is the first
+    """(title, the rest) of a table file written by `hgrlib.report.tables.write_table`: its title is the first
     line, `# title` (empty when it has none); the rest is the table (and any notes), stripped."""
     lines = md_text.strip("\n").splitlines()
     i = next((k for k, line in enumerate(lines) if line.strip()), None)
@@ -150,8 +150,8 @@ def write_manifest(repo: Path, results_dir: str = "results", figures_dir: str = 
         tag = f.parent.name
         notebook = _notebook_of(f.name, repo)
         meta = stamps.get(tag, {}).get(Path(notebook).stem, {}) if notebook else {}
-        if f.stem == "claims":  # made by hgrlib/claims.py from the run tables: dated by the newest notebook run
-            notebook, meta = "hgrlib/claims.py", _latest(stamps.get(tag, {}))
+        if f.stem == "claims":  # made by hgrlib/experiment/claims.py from the run tables: dated by the newest notebook run
+            notebook, meta = "hgrlib/experiment/claims.py", _latest(stamps.get(tag, {}))
         entries.append(
             {
                 "file": rel_path(f, repo),
@@ -179,7 +179,7 @@ def results_index(repo: Path, results_dir: str = "results", figures_dir: str = "
     sources = sorted(s.stem for s in (repo / NOTEBOOK_DIR).glob("[0-9][0-9]_*.ipynb"))
     head = (
         "# Results index\n\n"
-        "Written by `./run_all.sh` (`hgrlib/results_index.py`) from the notebooks' run stamps; do not edit by hand. "
+        "Written by `./run_all.sh` (`hgrlib/reproduce/results_index.py`) from the notebooks' run stamps; do not edit by hand. "
         "First the executed notebooks, the main rendered results with every output cell (GitHub and JupyterLab "
         "render the `.ipynb`; `./run_all.sh` also writes an `.html` beside each, not committed), with the commit, "
         "time and parameters of each run; then every "
@@ -256,7 +256,7 @@ def _outputs_section(tag: str, res: Path, fig: Path, stamps: dict[str, dict], so
         stems = groups[key]
         name = next((s for s in sorted(executed | set(stamps)) + sources if s.startswith(key + "_")), None) if key.isdigit() else None
         if key == "claims":
-            blocks += [f"### claims ({tag})", "Made by `hgrlib/claims.py` from the notebooks' run tables, after the notebooks."]
+            blocks += [f"### claims ({tag})", "Made by `hgrlib/experiment/claims.py` from the notebooks' run tables, after the notebooks."]
         elif name:
             nb = res / f"{name}.ipynb"
             blocks += [

@@ -1,6 +1,6 @@
 """Figures shared by the notebooks.
 
-Sized for the page: the README shows figures at about 860 px wide and `hgrlib.report.save_figure` writes them
+Sized for the page: the README shows figures at about 860 px wide and `hgrlib.report.tables.save_figure` writes them
 at 120 dpi, so a figure W inches wide is shrunk by about 860 / (120 W). Text is at least 9 pt (annotations
 10 pt) in figures of at most ~11 inches; every heatmap has a labelled colour bar and its annotations are black
 or white, whichever contrasts more with the cell (`text_colour`); legends are placed outside the data axes.
@@ -22,7 +22,7 @@ ANNOT = 10  # pt, heatmap annotations
 SMALL = 9  # pt, tick labels, legends, panel titles
 
 # What each figure file shows, set beside the function that draws it (`caption`): the README's figure captions
-# and alt text, and results/README.md's description (hgrlib.results_index). No `*` in these (the README sets
+# and alt text, and results/README.md's description (hgrlib.reproduce.results_index). No `*` in these (the README sets
 # them in italics).
 CAPTIONS: dict[str, str] = {}
 
@@ -252,7 +252,7 @@ def heatmaps(grids: dict[str, pd.DataFrame], fmt: str = "{:.1f}", scale: float =
     "05_score_spread.png",
     "Every run's test accuracy and UAR, per fold and condition, with the mean ± std over seeds.",
 )
-def score_spread(runs: pd.DataFrame, by: str = "condition", group: str | None = "fold", metrics: tuple[str, ...] = ("acc", "uar")):
+def plot_score_spread(runs: pd.DataFrame, by: str = "condition", group: str | None = "fold", metrics: tuple[str, ...] = ("acc", "uar")):
     """Every run's test score as a dot, coloured by `by`, with the mean ± std as a black square and whisker; one
     slot on the x axis per value of `group` (a fold number is shown as 'fold k'); one legend, to the right."""
     hues = list(dict.fromkeys(runs[by]))
@@ -302,7 +302,7 @@ def score_spread(runs: pd.DataFrame, by: str = "condition", group: str | None = 
     "fused z; grey lines join one (fold, seed pair) across fusion (CE) and fusion (CE + Soft-HGR), black "
     "squares are the means.",
 )
-def seed_cka(
+def plot_seed_cka(
     pairs: pd.DataFrame,
     value: str = "cka",
     by: str = "condition",
@@ -343,7 +343,7 @@ def seed_cka(
     "Canonical correlations of the audio and visual features f and g on test clips, per component and "
     "condition: in-sample (solid) and along directions fitted on training clips (dashed).",
 )
-def av_correlation(cca: pd.DataFrame, by: str = "condition"):
+def plot_av_correlation(cca: pd.DataFrame, by: str = "condition"):
     """Canonical correlations of f and g against component, per condition (colour); solid: in-sample, dashed:
     directions fitted on the training clips; legend to the right."""
     fig, ax = plt.subplots(figsize=(7.8, 3.6), layout="constrained")
@@ -367,7 +367,7 @@ def av_correlation(cca: pd.DataFrame, by: str = "condition"):
     "fusion conditions: accuracy for discrete factors, R² for continuous ones; each factor names the "
     "modalities it reaches.",
 )
-def factor_probes(probes: pd.DataFrame, by: str = "condition", value: str = "score"):
+def plot_factor_probes(probes: pd.DataFrame, by: str = "condition", value: str = "score"):
     """Factors (rows, with their metric and kind) × features, one panel per condition, annotated with the mean
     score over runs; one colour bar (clipped to [0, 1]: R² can be negative, worse than predicting the mean)."""
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hgrlib.io import atomic, write_text
+from hgrlib.base.io import atomic, write_text
 
 
 def mean_std(

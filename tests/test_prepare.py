@@ -1,4 +1,4 @@
-"""Several grids trained in one call (hgrlib.experiment.run_grids, notebook 02): every run's result, table row
+"""Several grids trained in one call (hgrlib.experiment.prepare.run_grids, notebook 02): every run's result, table row
 and training history stay with its condition and its corpus draw."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import pytest
 from fixtures import random_featureset
 
 from hgrlib.config import Config
-from hgrlib.experiment import Corpus, fold_seed_runs, histories_by_condition, run_grids
-from hgrlib.runs import cached_fit
+from hgrlib.experiment.prepare import Corpus, fold_seed_runs, histories_by_condition, run_grids
+from hgrlib.experiment.runs import cached_fit
 
 CFG = Config().with_(model={"dim": 8, "width": 4}, train={"epochs": 1, "batch_size": 16, "threads": 1, "n_folds": 3})
 ONE, TWO = "one epoch", "two epochs"  # conditions told apart by the length of their histories

@@ -1,8 +1,8 @@
-"""Training: one run of one Config on a FeatureSet, or a stack of K runs trained as one network (hgrlib.stacked),
+"""Training: one run of one Config on a FeatureSet, or a stack of K runs trained as one network (hgrlib.core.stacked),
 supervised or semi-supervised, CPU or GPU, one process or several under torchrun. Top down, as in torchvision's
 reference recipes: `train_one_epoch`, `evaluate`, `fit`; then what a run is set up from and finished with.
-Device and threads: hgrlib.runtime; checkpoints: hgrlib.checkpoint; result.json: hgrlib.result; keying a run,
-reading a finished one back and the lock that trains it once: hgrlib.runs.
+Device and threads: hgrlib.core.runtime; checkpoints: hgrlib.core.checkpoint; result.json: hgrlib.core.result; keying a run,
+reading a finished one back and the lock that trains it once: hgrlib.experiment.runs.
 
 `fit` writes into its run folder: checkpoint.pt after every epoch (resumed if interrupted), then
 weights.pt (the best epoch's weights: what `hgrlib export` packs), features.npz (clip-level features of
@@ -22,20 +22,20 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-import hgrlib.checkpoint as checkpoint
-import hgrlib.graphed as graphed
+import hgrlib.core.checkpoint as checkpoint
+import hgrlib.core.graphed as graphed
+from hgrlib.base.io import atomic, read_sealed_json
+from hgrlib.base.provenance import file_sha256
 from hgrlib.config import Config
+from hgrlib.core.distributed import gather_rows, global_batchnorm, shard, world
+from hgrlib.core.losses import joint_loss
+from hgrlib.core.metrics import clip_probs, scores
+from hgrlib.core.models import EmotionModel
+from hgrlib.core.result import RunResult
+from hgrlib.core.runtime import autocast, keep_freed_memory, pick_device, seed_everything
+from hgrlib.core.stacked import ModelStack, stack_signature, stackable
 from hgrlib.data.featureset import FeatureSet
 from hgrlib.data.splits import Split, make_split
-from hgrlib.distributed import gather_rows, global_batchnorm, shard, world
-from hgrlib.evaluate import clip_probs, scores
-from hgrlib.io import atomic, read_sealed_json
-from hgrlib.losses import joint_loss
-from hgrlib.models import EmotionModel
-from hgrlib.provenance import file_sha256
-from hgrlib.result import RunResult
-from hgrlib.runtime import autocast, keep_freed_memory, pick_device, seed_everything
-from hgrlib.stacked import ModelStack, stack_signature, stackable
 
 
 def train_one_epoch(
@@ -51,7 +51,7 @@ def train_one_epoch(
     """One optimiser step per global batch (segment indices, labeled mask); the epoch's mean loss parts and
     the count of skipped steps. A step whose loss or gradient is not finite (e.g. a CCA-style loss on a
     singular batch) makes no update; the schedule still advances. Under torchrun each rank forwards its
-    shard and the loss is that of the whole batch (hgrlib.distributed).
+    shard and the loss is that of the whole batch (hgrlib.core.distributed).
 
     `model` a ModelStack: opt, sched, batcher, batches and loss_cfg are its members' (sequences of K), and so
     is the result. Step t runs member k's batch t while t < its steps per epoch; after that it sits out."""
@@ -116,7 +116,7 @@ def grads_finite(params) -> bool:
 
 def evaluate(model: EmotionModel, batcher: Batcher, idx: np.ndarray, fs: FeatureSet, protocol: str) -> dict:
     """Segment- and clip-level scores on `idx`; the headline (acc, uar) is clip-level under `subject`."""
-    pred = predict(model, batcher, idx)
+    pred = infer(model, batcher, idx)
     y_seg = fs.labels[idx // fs.n_segments]
     c = len(fs.classes)
     seg = scores(y_seg, pred["probs"].argmax(1), c)
@@ -138,10 +138,10 @@ def fit(cfg: Config | Sequence[Config], fs: FeatureSet, run_dir: str | Sequence[
     """Train, keep the epoch with the best validation UAR, test it; write features.npz and result.json to
     `run_dir` and return the result. Resumes from run_dir/checkpoint.pt. Under torchrun every rank calls it
     with the same arguments; rank 0 evaluates and writes, and every rank returns what it wrote.
-    `key`: what the run is keyed by (hgrlib.runs), recorded in result.json.
+    `key`: what the run is keyed by (hgrlib.experiment.runs), recorded in result.json.
 
-    A list of configs (one hgrlib.stacked.stack_signature, all stackable) with a list of run folders
-    (and keys) trains them as one stack (hgrlib.stacked), one process; each member's folder gets what its run
+    A list of configs (one hgrlib.core.stacked.stack_signature, all stackable) with a list of run folders
+    (and keys) trains them as one stack (hgrlib.core.stacked), one process; each member's folder gets what its run
     alone would write there, and the members' results are returned. Resumes when every member has a
     checkpoint of the same epoch. One epoch loop for both: a run alone is a list of one member."""
     t0 = time.perf_counter()
@@ -171,7 +171,7 @@ def fit(cfg: Config | Sequence[Config], fs: FeatureSet, run_dir: str | Sequence[
             r, forward, opt, sched = _solo_setup(cfg, fs, device)
             state = checkpoint.fresh_state()
         runs, model, opts, scheds, states = [r], r.model, [opt], [sched], [state]
-    graph = tc.graph and runs[0].n_batches  # hgrlib.graphed: the step captured in a CUDA graph, features on the device
+    graph = tc.graph and runs[0].n_batches  # hgrlib.core.graphed: the step captured in a CUDA graph, features on the device
     if graph:
         step = graphed.GraphedStep(model, c0.loss, graphed.labeled_prefix(runs[0].batches(0)[0][1]), graph=device.type == "cuda")
         gather = graphed.resident(runs[0].batcher, device, model_inputs)
@@ -269,7 +269,7 @@ def member_generator(device: torch.device, seed: int) -> torch.Generator:
 
 # What a run is set up from and finished with.
 
-WEIGHTS_FILE = "weights.pt"  # in a run folder: the best epoch's state_dict (written by finish_run, packed by hgrlib.export)
+WEIGHTS_FILE = "weights.pt"  # in a run folder: the best epoch's state_dict (written by finish_run, packed by hgrlib.app.export)
 FACES_NORM = {"faces_scale": 255.0, "faces_mean": 0.5, "faces_std": 0.25}  # uint8 face pixels → model input
 
 
@@ -306,7 +306,7 @@ def branch_inputs(model: EmotionModel, a: torch.Tensor, v: torch.Tensor) -> tupl
 
 
 @torch.no_grad()
-def predict(model: EmotionModel, batcher: Batcher, idx: np.ndarray, batch_size: int = 256) -> dict[str, np.ndarray]:
+def infer(model: EmotionModel, batcher: Batcher, idx: np.ndarray, batch_size: int = 256) -> dict[str, np.ndarray]:
     """Segment-level probabilities and features for the segments `idx`."""
     model.eval()
     probs, feats = [], {"f": [], "g": [], "z": []}
@@ -454,7 +454,7 @@ def _save_features(run_dir: str, model: EmotionModel, batcher: Batcher, split: S
     """
     s = fs.n_segments
     idx = np.arange(len(fs.clip_ids) * s)
-    pred = predict(model, batcher, idx)
+    pred = infer(model, batcher, idx)
     part_of = np.full(len(idx), "", dtype=object)
     for name in ("train", "val", "test"):
         part_of[getattr(split, name)] = name

@@ -1,8 +1,8 @@
 """Data parallelism: the same training as one process, over W processes (torchrun, DistributedDataParallel).
 
-    python -m torch.distributed.run --nproc_per_node=2 -m hgrlib.cli train --profile default --lam 0.1
+    python -m torch.distributed.run --nproc_per_node=2 -m hgrlib.app.cli train --profile default --lam 0.1
 
-runs `hgrlib train` on every rank, so `hgrlib.train.fit` (the one training loop) on every rank:
+runs `hgrlib train` on every rank, so `hgrlib.core.train.fit` (the one training loop) on every rank:
 same schedule, non-finite skip, checkpoint and resume, validation selection, test evaluation and
 `runs/<hash>/result.json`, keyed apart from a one-process run (execution key `...-ddpW`).
 

@@ -1,4 +1,4 @@
-"""K EmotionModels of one shape as one network: hgrlib.models' own forward, run for every member at once
+"""K EmotionModels of one shape as one network: hgrlib.core.models' own forward, run for every member at once
 through torch.func (`stack_module_state`, `functional_call`, `vmap`), so the stack follows models.py by
 construction.
 
@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from hgrlib.config import Config
-from hgrlib.models import EmotionModel
+from hgrlib.core.models import EmotionModel
 
 
 class ModelStack:

@@ -1,4 +1,4 @@
-"""Predict the emotion of clips with an exported model (hgrlib.export): `hgrlib predict CLIP ... --model FILE`.
+"""Predict the emotion of clips with an exported model (hgrlib.app.export): `hgrlib predict CLIP ... --model FILE`.
 
 Each clip is preprocessed exactly as the training clips were (hgrlib.data.features.extract_clip, with the
 model's own FeatureConfig): its audio becomes `n_segments` log-mel segments spread over the clip, its
@@ -6,7 +6,7 @@ video the face crops of `frames_per_segment` key frames inside each segment's wi
 model's FeatureConfig names, on the CPU as in `hgrlib prep`; a key frame without a face borrows the median
 box of the clip's other detections, a clip without any face gets centre crops, hgrlib.data.faces). The
 model gives class probabilities per segment; the clip's are their mean (as in the run's own scores,
-hgrlib.evaluate.clip_probs).
+hgrlib.core.metrics.clip_probs).
 
 Where a clip's audio comes from, in this order: the RAVDESS audio-only twin in the same folder
 (01-01-EE-II-SS-RR-AA.mp4 → 03-01-EE-II-SS-RR-AA.wav, as the RAVDESS and synthetic loaders pair them), a
@@ -32,11 +32,11 @@ from pathlib import Path
 
 import numpy as np
 
+from hgrlib.app.export import LoadedModel
 from hgrlib.data.faces import Box, Detector, FaceStats, make_detector
 from hgrlib.data.features import ClipFeatures, extract_clip
 from hgrlib.data.ravdess import parse_name
 from hgrlib.data.records import ClipRecord, DataError
-from hgrlib.export import LoadedModel
 
 # --------------------------------------------------------------------------- results
 

@@ -9,8 +9,8 @@ import sys
 import torch
 import torch.distributed as dist
 
-from hgrlib.distributed import world
-from hgrlib.io import atomic
+from hgrlib.base.io import atomic
+from hgrlib.core.distributed import world
 
 
 def fresh_state() -> dict:

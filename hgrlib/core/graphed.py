@@ -1,11 +1,11 @@
 """A run's training step at the GPU's pace (train.graph): no host sync inside an epoch.
 
-What the eager loop (hgrlib.train.train_one_epoch) does per step and what this does instead:
+What the eager loop (hgrlib.core.train.train_one_epoch) does per step and what this does instead:
 
 * the batch: gathered on the host and copied over → gathered on the device from features moved there once
   (`resident`; the epoch's batch indices copied over once), into static input buffers;
 * forward, loss, backward: one launch per kernel → captured once in a CUDA graph (torch.cuda.graph) and replayed;
-  the loss is hgrlib.losses.joint_terms with the labeled rows as a fixed-length prefix of the batch (a slice,
+  the loss is hgrlib.core.losses.joint_terms with the labeled rows as a fixed-length prefix of the batch (a slice,
   not a boolean mask: a graph needs static shapes), so a run needs a fixed labeled count per batch;
 * `if torch.isfinite(loss)` and grads_finite per step (two host syncs) → `step_nonfinite`, a device flag, handed
   to a fused AdamW as `found_inf` (the fused kernel skips that step: parameters, moments and step count as
@@ -15,7 +15,7 @@ What the eager loop (hgrlib.train.train_one_epoch) does per step and what this d
 The optimiser step itself runs outside the graph (one fused AdamW kernel per step, its learning rate a Python
 float set by OneCycleLR: no sync). The numbers differ from the eager path's in the last digits (fused AdamW,
 a graph's kernels), so the option is part of a run's key; the CPU path never goes through here. A stack
-(hgrlib.stacked) is not captured yet: train.graph applies to runs alone.
+(hgrlib.core.stacked) is not captured yet: train.graph applies to runs alone.
 
 `DeviceEpoch` without a graph runs on the CPU too: tests check its non-finite counts against the eager loop's.
 """
@@ -27,7 +27,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from hgrlib.losses import joint_terms
+from hgrlib.core.losses import joint_terms
 
 
 def check_graphable(cfg, device: torch.device, world_size: int = 1) -> None:
@@ -140,8 +140,8 @@ class GraphedStep:
 
 
 def resident(batcher, device: torch.device, model_inputs: Callable) -> Callable:
-    """`batcher`'s (hgrlib.train.Batcher) features moved to `device` once; returns idx → (audio, faces, labels)
-    gathered there and prepared by `model_inputs` (hgrlib.train.model_inputs)."""
+    """`batcher`'s (hgrlib.core.train.Batcher) features moved to `device` once; returns idx → (audio, faces, labels)
+    gathered there and prepared by `model_inputs` (hgrlib.core.train.model_inputs)."""
     audio, faces, labels = batcher.audio.to(device), batcher.faces.to(device), batcher.labels.to(device)
 
     def gather(idx: np.ndarray | torch.Tensor) -> tuple:

@@ -1,7 +1,7 @@
 """Command line: `hgrlib prep` fills the feature cache, `hgrlib train` runs one experiment (also under torchrun,
-data parallel: `python -m torch.distributed.run --nproc_per_node=2 -m hgrlib.cli train ...`, hgrlib/distributed.py),
+data parallel: `python -m torch.distributed.run --nproc_per_node=2 -m hgrlib.app.cli train ...`, hgrlib/core/distributed.py),
 `hgrlib export RUN` writes a trained run as one model file, `hgrlib predict CLIP ... --model FILE` gives the
-emotion of your own clips (hgrlib/export.py, hgrlib/predict.py)."""
+emotion of your own clips (hgrlib/app/export.py, hgrlib/app/predict.py)."""
 
 from __future__ import annotations
 
@@ -11,17 +11,17 @@ import json
 import os
 import sys
 
+from hgrlib.base.project import os_error
 from hgrlib.config import AMPS, CLASSES, CORRS, DATASETS, DETECTORS, DEVICES, MODALITIES, PROTOCOLS
 from hgrlib.data.records import DataError
-from hgrlib.profiles import PROFILES
-from hgrlib.project import os_error
+from hgrlib.experiment.profiles import PROFILES
 
 
 def _profile(args: argparse.Namespace):
     """The profile pointed at the dataset, with the face detector and smallest face asked for (if any)."""
     from dataclasses import replace
 
-    from hgrlib.profiles import get_profile
+    from hgrlib.experiment.profiles import get_profile
 
     p = get_profile(args.profile, args.dataset, args.root, args.classes, os.environ.get("HGRLIB_FOLDS") or "shipped")
     faces = {k: v for k, v in (("detector", args.detector), ("min_face", args.min_face)) if v is not None}
@@ -29,7 +29,7 @@ def _profile(args: argparse.Namespace):
 
 
 def cmd_prep(args: argparse.Namespace) -> int:
-    from hgrlib.experiment import prepare_data
+    from hgrlib.experiment.prepare import prepare_data
 
     p = _profile(args)
     index_report, prep_report = prepare_data(p.config.data, p.config.features, args.cache, p.synthetic, workers=args.workers)
@@ -91,7 +91,7 @@ def train_config(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from hgrlib.experiment import load_featureset
+    from hgrlib.experiment.prepare import load_featureset
 
     cfg = train_config(args)
     if args.print_config:
@@ -99,7 +99,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 0
     fs = load_featureset(cfg.data, cfg.features, args.cache)
     with torchrun_group() as rank:
-        from hgrlib.runs import cached_fit
+        from hgrlib.experiment.runs import cached_fit
 
         r = cached_fit(cfg, fs, args.runs)
     if rank == 0:  # under torchrun, rank 0 speaks for all
@@ -108,7 +108,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from hgrlib.export import export_model
+    from hgrlib.app.export import export_model
 
     report = export_model(args.run, args.output, args.cache)
     print(report.summary())
@@ -118,9 +118,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     """Every clip predicted or reported: exit 0 when all were, 1 when some could not be used (each named on
     stderr as `hgrlib predict: error: <file>: <problem>`); 2 when there is no usable model at all."""
-    from hgrlib.export import load_model, model_from_run
-    from hgrlib.predict import ClipFailure, format_text, predict_clips, to_csv, to_json
-    from hgrlib.runtime import pick_device
+    from hgrlib.app.export import load_model, model_from_run
+    from hgrlib.app.predict import ClipFailure, format_text, predict_clips, to_csv, to_json
+    from hgrlib.core.runtime import pick_device
 
     if (args.model is None) == (args.run is None):
         raise ValueError("give the model: --model FILE (from hgrlib export) or --run runs/<hash>")

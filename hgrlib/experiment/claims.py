@@ -32,9 +32,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from hgrlib import conditions as C
-from hgrlib.io import write_text
-from hgrlib.report import markdown_table
+from hgrlib.base.io import write_text
+from hgrlib.experiment import conditions as C
+from hgrlib.report.tables import markdown_table
 
 LEVEL = 0.95
 POWER = 0.80  # for the detectable effect
@@ -45,7 +45,7 @@ METRICS = {  # the metrics in the reader's words
     "acc_std": "std of test accuracy over seeds",
 }
 TITLE = "The paper's claims, each a paired comparison over the same runs: effect in points, 95% interval, p, verdict"
-DIGITS = 4  # floats in claims.csv: reruns compare equal cell by cell (hgrlib.verify)
+DIGITS = 4  # floats in claims.csv: reruns compare equal cell by cell (hgrlib.reproduce.verify)
 
 
 @dataclass(frozen=True)
@@ -484,7 +484,7 @@ def claims_markdown(df: pd.DataFrame) -> str:
         '0.05, else *inconclusive* (these runs cannot tell, which is not "no effect"). *detectable*: the '
         "smallest effect this design finds with 80% power at α = 0.05, from the observed spread of the units; "
         "an inconclusive claim with a large detectable effect says the design is too small, not that the "
-        "effect is absent. Numbers and specs: `claims.csv`; the claims: `hgrlib/claims.py`.\n\n"
+        "effect is absent. Numbers and specs: `claims.csv`; the claims: `hgrlib/experiment/claims.py`.\n\n"
     )
     rows = []
     for r in df.itertuples(index=False):

@@ -1,0 +1,1 @@
+"""Tables (`tables`: CSV + Markdown, shown in notebooks) and figures (`plots`, each with its caption)."""
