@@ -1,4 +1,4 @@
-"""The fold check: one message per problem, whoever asks (make_split's check_fold, the run grids, Coverage)."""
+"""The fold check: one message per problem, whoever asks (make_split's checked_folds, the run grids, Coverage)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 from hgrlib.config import Config, DataConfig, TrainConfig
 from hgrlib.data.featureset import FeatureSet
-from hgrlib.data.folds import check_fold, fold_refusal, load_folds, subject_folds
+from hgrlib.data.folds import checked_folds, fold_refusal, load_folds, subject_folds
 from hgrlib.data.records import EMOTIONS6, ClipRecord, DataError
 from hgrlib.data.splits import make_split
 from hgrlib.experiment.prepare import Coverage, fold_seed_runs, seeded_runs
@@ -41,10 +41,10 @@ def test_fold_out_of_range():
     recs = records("manifest", ["a", "b", "c", "d"])
     subjects, labels = [r.subject for r in recs], [r.emotion for r in recs]
     msg = "manifest: fold 3 out of range: there are 3 subject folds (0 to 2)"
-    assert refused(lambda: check_fold("manifest", subjects, labels, 3, 3, "present")) == msg
+    assert refused(lambda: checked_folds("manifest", subjects, labels, 3, [3], "present")) == msg
     assert refused(lambda: make_split(subjects, np.zeros(len(recs), int), 1, dataset="manifest", n_folds=3, fold=3)) == msg
-    assert "fold -1 out of range" in refused(lambda: check_fold("manifest", subjects, labels, 3, -1, "present"))
-    assert check_fold("manifest", subjects, labels, 3, 2, "present") == subject_folds("manifest", subjects, 3, "present")
+    assert "fold -1 out of range" in refused(lambda: checked_folds("manifest", subjects, labels, 3, [-1], "present"))
+    assert checked_folds("manifest", subjects, labels, 3, [2], "present") == subject_folds("manifest", subjects, 3, "present")
 
 
 def test_missing_subjects():
@@ -61,7 +61,7 @@ def test_missing_subjects():
     cfg = Config(DataConfig("ravdess", "/nowhere"), train=TrainConfig(n_folds=6))
     assert Coverage(recs, cfg.data).refusal() == every
     assert refused(lambda: fold_seed_runs(cfg, [0], featureset(recs))) == every
-    one = refused(lambda: check_fold("ravdess", subjects, labels, 6, 2))
+    one = refused(lambda: checked_folds("ravdess", subjects, labels, 6, [2]))
     assert one.startswith("ravdess: 1 of the 6 shipped folds cannot be trained on the clips present (fold 2: its test") and missing in one
     assert refused(lambda: seeded_runs(cfg, [0, 1, 2], featureset(recs))) == every  # folds 0, 1, 2: the same two
     assert fold_refusal("ravdess", subjects, labels, folds, [0, 3, 4, 5], EMOTIONS6) == ""  # the others can be trained

@@ -234,10 +234,13 @@ def fold_refusal(
     return _unfit(dataset, subjects, unfit, n, folds) if unfit else ""
 
 
-def check_fold(dataset: str, subjects: list[str], labels, n_folds: int, fold: int, folds: str = "shipped") -> list[list[str]]:
-    """The subject folds, after refusing (DataError, `fold_refusal`) a run on `fold` that cannot be trained."""
+def checked_folds(
+    dataset: str, subjects: list[str], labels, n_folds: int, used, folds: str = "shipped", classes: Iterable[str] = ()
+) -> list[list[str]]:
+    """The subject folds, after refusing (DataError, `fold_refusal`) runs on the folds `used` that cannot be
+    trained; `used` lists fold indices, or is a function of the number of folds that lists them."""
     all_folds = subject_folds(dataset, subjects, n_folds, folds)
-    why = fold_refusal(dataset, subjects, labels, all_folds, [fold], folds=folds)
+    why = fold_refusal(dataset, subjects, labels, all_folds, used(len(all_folds)) if callable(used) else used, classes, folds)
     if why:
         raise DataError(why)
     return all_folds

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hgrlib.data.folds import check_fold
+from hgrlib.data.folds import checked_folds
 
 
 @dataclass
@@ -48,7 +48,7 @@ def make_split(
     rng = np.random.default_rng(seed)
     seg = lambda clips: (np.asarray(clips)[:, None] * n_segments + np.arange(n_segments)).ravel()  # noqa: E731
     if protocol == "subject":
-        all_folds = check_fold(dataset, subjects, labels, n_folds, fold, folds)
+        all_folds = checked_folds(dataset, subjects, labels, n_folds, [fold], folds)
         test_s, val_s = set(all_folds[fold]), set(all_folds[(fold + 1) % len(all_folds)])
         part = np.array(["test" if s in test_s else "val" if s in val_s else "train" for s in subjects])
         train_clips = np.flatnonzero(part == "train")

@@ -16,7 +16,7 @@ from hgrlib.config import Config, DataConfig, FeatureConfig
 from hgrlib.data.cache import FeatureCache, PrepReport, load_features, prepare
 from hgrlib.data.datasets import classes_for, index_dataset, natural_key
 from hgrlib.data.featureset import FeatureSet
-from hgrlib.data.folds import FOLD_SPECS, fold_problems, fold_refusal, subject_folds
+from hgrlib.data.folds import FOLD_SPECS, checked_folds, fold_problems, fold_refusal, subject_folds
 from hgrlib.data.records import ClipRecord, DataError, IndexReport
 from hgrlib.data.synthetic import SyntheticConfig, generate_corpus
 from hgrlib.experiment.profiles import Profile, get_profile, results_tag
@@ -305,14 +305,10 @@ def load_featureset(data: DataConfig, features: FeatureConfig, cache_dir: str = 
 
 
 def _checked_folds(cfg: Config, fs: FeatureSet, used) -> int:
-    """The number of subject folds of cfg's runs on fs, after refusing (DataError, `fold_refusal`) runs on the
-    folds in `used` (a function of that number) that cannot be trained."""
-    folds = subject_folds(fs.dataset, fs.subjects, cfg.train.n_folds, cfg.data.folds)
+    """The number of subject folds of cfg's runs on fs, after refusing (data.folds.checked_folds) runs on the
+    folds `used` (a function of that number) that cannot be trained."""
     labels = [fs.classes[y] for y in fs.labels]
-    why = fold_refusal(fs.dataset, fs.subjects, labels, folds, used(len(folds)), fs.classes, cfg.data.folds)
-    if why:
-        raise DataError(why)
-    return len(folds)
+    return len(checked_folds(fs.dataset, fs.subjects, labels, cfg.train.n_folds, used, cfg.data.folds, fs.classes))
 
 
 def seeded_runs(cfg: Config, seeds: tuple[int, ...] | list[int], fs: FeatureSet) -> list[Config]:
