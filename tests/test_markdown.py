@@ -329,6 +329,25 @@ def test_update_readme_on_a_small_tree(tmp_path):
     assert (repo / "README.md").read_text() == text  # stable: a second run changes nothing
 
 
+def test_stamps_are_read_once_for_the_manifest_and_both_readmes(tmp_path, monkeypatch):
+    """As run_all.sh writes them: one read of the stamps for manifest.json, results/README.md and README.md's
+    section, the same bytes as each reading its own."""
+    import hgrlib.reproduce.results_index as ri
+
+    repo = _tree(tmp_path)
+    write_manifest(repo), update_readme(repo, "t")
+    own = [(repo / f).read_bytes() for f in ("results/manifest.json", "results/README.md", "README.md")]
+    read, stamps = [], ri._stamps
+    monkeypatch.setattr(ri, "_stamps", lambda folder: read.append(folder.name) or stamps(folder))
+    given = ri.read_stamps(repo / "results")
+    write_manifest(repo, stamps=given), update_readme(repo, "t", stamps=given["t"])
+    assert read == ["t"]
+    assert [(repo / f).read_bytes() for f in ("results/manifest.json", "results/README.md", "README.md")] == own
+    read.clear()
+    write_manifest(repo)  # reading them itself: once, not again for results/README.md
+    assert read == ["t"]
+
+
 def test_table_title():
     assert table_title("# Title, %\n\n| a |\n|---|\n| 1 |\n") == ("Title, %", "| a |\n|---|\n| 1 |")
     assert table_title("| a |\n|---|\n") == ("", "| a |\n|---|")

@@ -82,6 +82,11 @@ def _stamps(folder: Path) -> dict[str, dict]:
     return out
 
 
+def read_stamps(results: Path) -> dict[str, dict[str, dict]]:
+    """The run stamps of every results folder (tag) under `results`, by tag, then notebook stem."""
+    return {d.name: _stamps(d) for d in _folders(results)}
+
+
 def _latest(stamps: dict[str, dict]) -> dict:
     return max((st for st in stamps.values() if "finished" in st), key=lambda st: st["finished"], default={})
 
@@ -138,13 +143,14 @@ def _params(p: dict) -> str:
 # ---------------------------------------------------------------------------------------------- manifest + index
 
 
-def write_manifest(repo: Path, results_dir: str = "results", figures_dir: str = "figures") -> Path:
+def write_manifest(repo: Path, results_dir: str = "results", figures_dir: str = "figures", stamps: dict | None = None) -> Path:
     """results/manifest.json and results/README.md: every executed notebook (and its HTML), table, figure and
-    data file, who made it, at which commit, when; the manifest also gives each file's sha256."""
+    data file, who made it, at which commit, when; the manifest also gives each file's sha256. `stamps`:
+    `read_stamps` of the results folder, if the caller has them."""
     repo = Path(repo)
     results, figures = repo / results_dir, repo / figures_dir
     commit = git_commit(repo)
-    stamps = {d.name: _stamps(d) for d in _folders(results)}
+    stamps = read_stamps(results) if stamps is None else stamps
     entries = []
     for f in _listed(results) + _listed(figures):
         tag = f.parent.name
@@ -166,14 +172,16 @@ def write_manifest(repo: Path, results_dir: str = "results", figures_dir: str = 
             }
         )
     write_json(results / "manifest.json", entries)
-    write_text(results / "README.md", results_index(repo, results_dir, figures_dir))
+    write_text(results / "README.md", results_index(repo, results_dir, figures_dir, stamps))
     return results / "manifest.json"
 
 
-def results_index(repo: Path, results_dir: str = "results", figures_dir: str = "figures") -> str:
-    """The text of results/README.md (see the module's docstring); deterministic: stamps and names only."""
+def results_index(repo: Path, results_dir: str = "results", figures_dir: str = "figures", stamps: dict | None = None) -> str:
+    """The text of results/README.md (see the module's docstring); deterministic: stamps and names only.
+    `stamps`: `read_stamps` of the results folder (read here if not given)."""
     repo = Path(repo)
     results, figures = repo / results_dir, repo / figures_dir
+    stamps = read_stamps(results) if stamps is None else stamps
     here = results  # links are relative to results/README.md
     tags = sorted({d.name for base in (results, figures) for d in _folders(base)})
     sources = sorted(s.stem for s in (repo / NOTEBOOK_DIR).glob("[0-9][0-9]_*.ipynb"))
@@ -190,9 +198,9 @@ def results_index(repo: Path, results_dir: str = "results", figures_dir: str = "
         return _blocks(head, "Nothing yet: run `./run_all.sh`.") + "\n"
     runs, outputs = ["## Executed notebooks"], ["## Tables and figures, by notebook"]
     for tag in tags:
-        stamps = _stamps(results / tag)
-        runs += [f"### {tag}", *_notebooks_section(results / tag, stamps, sources, here)]
-        outputs += _outputs_section(tag, results / tag, figures / tag, stamps, sources, here)
+        own = stamps.get(tag, {})  # a tag with figures only has no results folder: no stamps
+        runs += [f"### {tag}", *_notebooks_section(results / tag, own, sources, here)]
+        outputs += _outputs_section(tag, results / tag, figures / tag, own, sources, here)
     return _blocks(head, *runs, *outputs) + "\n"
 
 
@@ -297,12 +305,15 @@ def _fill(text: str, start: str, end: str, body: str) -> str | None:
     return text[:i] + "\n\n" + body.strip("\n") + "\n\n" + text[j:]
 
 
-def readme_results(repo: Path, tag: str = "synthetic-default", results_dir: str = "results", figures_dir: str = "figures") -> str:
+def readme_results(
+    repo: Path, tag: str = "synthetic-default", results_dir: str = "results", figures_dir: str = "figures", stamps: dict | None = None
+) -> str:
     """The README's results section: each table under a bold heading and its file's title (what the numbers
-    are, in which units), then each figure with a caption; blank lines around every block."""
+    are, in which units), then each figure with a caption; blank lines around every block. `stamps`: the
+    tag's run stamps (read here if not given)."""
     repo = Path(repo)
     res, fig = repo / results_dir / tag, repo / figures_dir / tag
-    stamps = _stamps(res)
+    stamps = _stamps(res) if stamps is None else stamps
     commit = _latest(stamps).get("commit") or git_commit(repo)  # the code that last ran a notebook, not today's HEAD
     where = {machine_text(st["machine"]) for st in stamps.values() if st.get("machine")}
     on = f", on {'; '.join(sorted(where))}" if where else ""
@@ -321,16 +332,18 @@ def readme_results(repo: Path, tag: str = "synthetic-default", results_dir: str 
     return _blocks(*parts)
 
 
-def update_readme(repo: Path, tag: str = "synthetic-default", results_dir: str = "results", figures_dir: str = "figures") -> bool:
+def update_readme(
+    repo: Path, tag: str = "synthetic-default", results_dir: str = "results", figures_dir: str = "figures", stamps: dict | None = None
+) -> bool:
     """Rewrite the README's generated sections from the regenerated outputs: the results (tables and figures,
     between `<!-- results:start -->` and `<!-- results:end -->`) and the claims (claims.md's table, between
-    `<!-- claims:start -->` and `<!-- claims:end -->`). False if it has neither."""
+    `<!-- claims:start -->` and `<!-- claims:end -->`). False if it has neither. `stamps`: as `readme_results`'."""
     repo = Path(repo)
     readme = repo / "README.md"
     text = readme.read_text() if readme.exists() else ""
     new, filled = text, False
     if "<!-- results:start -->" in text:
-        done = _fill(new, "<!-- results:start -->", "<!-- results:end -->", readme_results(repo, tag, results_dir, figures_dir))
+        done = _fill(new, "<!-- results:start -->", "<!-- results:end -->", readme_results(repo, tag, results_dir, figures_dir, stamps))
         new, filled = done or new, filled or done is not None
     if "<!-- claims:start -->" in text:
         claims_csv, claims_md = (repo / results_dir / tag / f"claims.{ext}" for ext in ("csv", "md"))

@@ -36,6 +36,7 @@ from hgrlib.data.folds import FOLD_SPECS
 from hgrlib.experiment.profiles import PROFILES, results_tag
 from hgrlib.reproduce.results_index import (  # results/README.md, manifest.json, README.md's sections
     NOTEBOOK_DIR,
+    read_stamps,
     update_readme,
     write_manifest,
 )
@@ -294,9 +295,10 @@ def run_notebooks(
     from hgrlib.experiment.claims import write_claims
 
     write_claims(out_dir)  # deterministic from the run tables: written even when every notebook was skipped
-    write_manifest(repo, results_dir, figures_dir)
+    stamps = read_stamps(repo / results_dir)  # read once for the manifest, results/README.md and README.md
+    write_manifest(repo, results_dir, figures_dir, stamps)
     if tag == "synthetic-default" and results_dir == "results" and figures_dir == "figures":
-        update_readme(repo, tag)
+        update_readme(repo, tag, stamps=stamps.get(tag, {}))
     return done
 
 
