@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from hgrlib.experiment import claims as C
-from hgrlib.experiment.claims import CLAIMS, Claim, claims_markdown, evaluate, evaluate_all, paired_effect, write_claims
+from hgrlib.experiment.claims import CLAIMS, Claim, claims_markdown, evaluate_all, evaluate_claim, paired_effect, write_claims
 
 KEYS = ["fold", "seed"]
 
@@ -82,22 +82,22 @@ def test_duplicated_keys_raise_naming_the_table(tmp_path):
         paired_effect(pd.concat([a, a.iloc[:1]]), b, "acc", KEYS)
     table(pd.concat([a, a.iloc[:1]]), b, "A", "B").to_csv(tmp_path / "t.csv", index=False)
     with pytest.raises(ValueError, match=r"t\.csv"):
-        evaluate(Claim("x", "x", "t.csv", "A", "B"), tmp_path)
+        evaluate_claim(Claim("x", "x", "t.csv", "A", "B"), tmp_path)
 
 
 def test_missing_table_column_or_pairs_give_not_run(tmp_path):
-    r = evaluate(Claim("x", "x", "absent.csv", "A", "B"), tmp_path)
+    r = evaluate_claim(Claim("x", "x", "absent.csv", "A", "B"), tmp_path)
     assert r["verdict_alone"] == "not run" and "absent.csv" in r["reason"] and r["n"] == 0
     a, b = pairs(0.05, 0.005, seed=7)
     table(a, b, "A", "B").to_csv(tmp_path / "t.csv", index=False)
-    r = evaluate(Claim("x", "x", "t.csv", "A", "B", metric="uar"), tmp_path)
+    r = evaluate_claim(Claim("x", "x", "t.csv", "A", "B", metric="uar"), tmp_path)
     assert r["verdict_alone"] == "not run" and "uar" in r["reason"]
-    r = evaluate(Claim("x", "x", "t.csv", "A", "C"), tmp_path)
+    r = evaluate_claim(Claim("x", "x", "t.csv", "A", "C"), tmp_path)
     assert r["verdict_alone"] == "not run" and "no rows" in r["reason"] and "C" in r["reason"]
     table(a.iloc[:1], b, "A", "B").to_csv(tmp_path / "one.csv", index=False)
-    r = evaluate(Claim("x", "x", "one.csv", "A", "B"), tmp_path)
+    r = evaluate_claim(Claim("x", "x", "one.csv", "A", "B"), tmp_path)
     assert r["verdict_alone"] == "not run" and r["n"] == 1 and "2 needed" in r["reason"]
-    assert evaluate(Claim("x", "x", "t.csv", "A", "B"), tmp_path)["verdict_alone"] == "supported"
+    assert evaluate_claim(Claim("x", "x", "t.csv", "A", "B"), tmp_path)["verdict_alone"] == "supported"
 
 
 def _rows(objective: str, selected: bool, acc: float) -> pd.DataFrame:
@@ -125,7 +125,7 @@ def test_per_side_filters_pick_the_right_rows(tmp_path):
         ignore_index=True,
     )
     runs.to_csv(tmp_path / "07_baselines_runs.csv", index=False)  # bools come back from the CSV
-    r = evaluate(next(c for c in CLAIMS if c.id == "beats a CCA-style loss"), tmp_path)
+    r = evaluate_claim(next(c for c in CLAIMS if c.id == "beats a CCA-style loss"), tmp_path)
     assert r["n"] == 4 and r["effect"] == pytest.approx(10.0) and r["mean_b"] == pytest.approx(60.05)
     # shared filters (one line per labeled fraction) and per-side filters combine
     semi = pd.concat(
@@ -139,7 +139,9 @@ def test_per_side_filters_pick_the_right_rows(tmp_path):
     effects = [
         r["effect"]
         for r in (
-            evaluate(c, tmp_path) for c in CLAIMS if c.table == "03_semi_supervised_runs.csv" and c.b == "labeled only (CE + Soft-HGR)"
+            evaluate_claim(c, tmp_path)
+            for c in CLAIMS
+            if c.table == "03_semi_supervised_runs.csv" and c.b == "labeled only (CE + Soft-HGR)"
         )
     ]
     assert effects == pytest.approx([10.0, 20.0], abs=0.5)  # one line per claimed fraction (0.1, 0.25); 0.5 unclaimed
@@ -335,13 +337,13 @@ def test_the_main_claim_pools_corpus_draws_as_units(tmp_path):
     assert claim.unit == ("corpus", "fold") and all(c.unit for c in CLAIMS) and all(set(c.unit) <= set(c.keys) for c in CLAIMS)
     a, b = fold_effects([5.0, 6.0, 5.5, 6.5])
     table(a, b, "fusion (CE + Soft-HGR)", "fusion (CE)", corpus="ravdess").to_csv(tmp_path / "02_supervised_runs.csv", index=False)
-    alone = evaluate(claim, tmp_path)
+    alone = evaluate_claim(claim, tmp_path)
     assert (alone["n_units"], alone["table"]) == (4, " + ".join(C._MAIN))
     a2, b2 = fold_effects([4.0, 7.0, 6.0, 5.0], seed=1)
     table(a2, b2, "fusion (CE + Soft-HGR)", "fusion (CE)", corpus="synthetic seed 1").to_csv(
         tmp_path / "02_replication_runs.csv", index=False
     )
-    pooled = evaluate(claim, tmp_path)
+    pooled = evaluate_claim(claim, tmp_path)
     assert pooled["n_units"] == 8 and pooled["n"] == 24 and pooled["detectable"] < alone["detectable"]
     with pytest.raises(ValueError, match="unit"):
         paired_effect(a, b, "acc", KEYS, unit=("corpus",))

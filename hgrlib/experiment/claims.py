@@ -340,7 +340,7 @@ def tables(claim: Claim) -> tuple[str, ...]:
     return (claim.table,) if isinstance(claim.table, str) else tuple(claim.table)
 
 
-def evaluate(claim: Claim, results_dir: str | Path) -> dict:
+def evaluate_claim(claim: Claim, results_dir: str | Path) -> dict:
     """One row for `claim` from its tables under `results_dir` (pooled where several exist; those missing are
     skipped): the spec, paired_effect's numbers and the verdict of its interval on its own (`verdict_alone`; the
     family-wise `verdict` needs every claim: evaluate_all)."""
@@ -450,7 +450,7 @@ NUMBERS = ["effect", "ci_low", "ci_high", "p", "p_holm", "detectable", "mean_a",
 def evaluate_all(results_dir: str | Path, claims: tuple[Claim, ...] = CLAIMS) -> pd.DataFrame:
     """One row per claim (COLUMNS; effects and means in points, unrounded: text rounds once, claims.csv to DIGITS
     decimals); `verdict` is family-wise (Holm over every claim that ran)."""
-    df = pd.DataFrame([evaluate(c, results_dir) for c in claims], columns=COLUMNS)
+    df = pd.DataFrame([evaluate_claim(c, results_dir) for c in claims], columns=COLUMNS)
     df["p_holm"] = holm(df["p"].to_numpy(float))
     df["verdict"] = [family_verdict(e, p, v) for e, p, v in zip(df["effect"], df["p_holm"], df["verdict_alone"])]
     df[NUMBERS] = df[NUMBERS].astype(float)
@@ -527,7 +527,7 @@ def findings(results_dir: str | Path, prefix: str, claims: tuple[Claim, ...] = C
     for c in claims:
         if not any(t.startswith(prefix) for t in tables(c)):
             continue
-        r = evaluate(c, results_dir)
+        r = evaluate_claim(c, results_dir)
         if r["verdict_alone"] == "not run":
             lines.append(f"- **{c.id}**: not run ({r['reason']}).")
             continue
