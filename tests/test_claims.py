@@ -355,7 +355,7 @@ def test_effects_are_rounded_once(tmp_path, monkeypatch):
     row = {c: np.nan for c in C.COLUMNS} | {"claim": "x", "comparison": "a − b", "metric": "acc", "unit": "fold", "reason": ""}
     row |= {"effect": 6.74996, "ci_low": 1.04996, "ci_high": 12.44996, "p": 0.01, "detectable": 2.34996}
     row |= {"n": 8, "n_units": 4, "dropped": 0, "verdict_alone": "supported"}
-    monkeypatch.setattr(C, "evaluate", lambda claim, results_dir: dict(row))
+    monkeypatch.setattr(C, "evaluate_claim", lambda claim, results_dir: dict(row))
     write_claims(tmp_path, claims=CLAIMS[:1])
     assert pd.read_csv(tmp_path / "claims.csv")["effect"].iloc[0] == 6.75
     md = (tmp_path / "claims.md").read_text()
