@@ -36,12 +36,12 @@ from hgrlib.report import plots
 from hgrlib.report.tables import show
 
 S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, load=False, folds=folds)  # the features are made below
-P, cfg, tag, out_res, out_fig = S.profile, S.config, S.tag, S.out_res, S.out_fig
-print(tag, cfg.data, cfg.features, sep="\n")
+cfg = S.config
+print(S.tag, cfg.data, cfg.features, sep="\n")
 
 # %%
-index_report, prep_report = prepare_data(cfg.data, cfg.features, cache_dir, P.synthetic, workers=workers)
-write_json(f"{out_res}/01_prep_report.json", {"index": {"accepted": index_report.accepted, "skipped": index_report.skipped},
+index_report, prep_report = prepare_data(cfg.data, cfg.features, cache_dir, S.profile.synthetic, workers=workers)
+write_json(f"{S.out_res}/01_prep_report.json", {"index": {"accepted": index_report.accepted, "skipped": index_report.skipped},
                                               "prep": prep_report.__dict__})
 print(index_report.summary())
 print(prep_report.summary())
@@ -53,7 +53,7 @@ import pandas as pd
 counts = pd.crosstab(pd.Series([fs.classes[y] for y in fs.labels], name="emotion"), pd.Series(["clips"] * len(fs.labels), name=""))
 counts["subjects"] = [len({s for s, y in zip(fs.subjects, fs.labels) if fs.classes[y] == e}) for e in counts.index]
 print(f"audio segments {fs.audio.shape}, face crops {fs.faces.shape}, {len(set(fs.subjects))} subjects")
-S.table(counts.reset_index(), "01_class_counts", title=f"Clips and subjects per emotion ({tag})")
+S.table(counts.reset_index(), "01_class_counts", title=f"Clips and subjects per emotion ({S.tag})")
 
 # %%
 fig = plots.examples(fs)

@@ -48,16 +48,16 @@ from hgrlib.report import plots
 from hgrlib.report.tables import mean_std
 
 S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, seeds, folds=folds, jobs=jobs)
-P, cfg, fs, lam, seeds, tag, out_res, out_fig = S.profile, S.config, S.fs, S.lam, S.seeds, S.tag, S.out_res, S.out_fig
+lam, seeds, tag = S.lam, S.seeds, S.tag
 
 # %%
 conditions = C.supervised(lam)  # audio only, visual only, fusion (CE), fusion (CE + Soft-HGR): hgrlib/experiment/conditions.py
 pair = C.fusion_pair(lam)  # the two fusion conditions, again on the second corpus draw
 mechanism = C.mechanism(lam, w_uni)  # where the gain comes from: unimodal CE heads, the label pairs alone, the a–v pair alone
-main = Corpus(corpus_label(P), cfg, fs)
+main = Corpus(corpus_label(S.profile), S.config, S.fs)
 corpora = [main]
 if replica_seed is not None and dataset == "synthetic":  # the second corpus draw, generated and prepared here
-    R = with_corpus_seed(P, replica_seed)
+    R = with_corpus_seed(S.profile, replica_seed)
     prepare_data(R.config.data, R.config.features, cache_dir, R.synthetic)
     corpora.append(Corpus(corpus_label(R), R.config, load_featureset(R.config.data, R.config.features, cache_dir)))
 grids = [(conditions, main)] + [(pair, q) for q in corpora[1:]] + [(mechanism, q) for q in corpora]
@@ -79,7 +79,7 @@ S.figure(fig, "02_accuracy.png");
 # %%
 cms = {f"{name}, all runs": sum(np.array(r["test"]["confusion"]) for r in T.results_of([name], main.label))
        for name in [C.FUSION_CE, C.FUSION_HGR]}
-fig = plots.confusions(cms, fs.classes)
+fig = plots.confusions(cms, S.fs.classes)
 S.figure(fig, "02_confusion.png");
 
 # %%
@@ -142,11 +142,11 @@ display(S.table(mech_table[["condition", "runs", "acc", "uar"]], "02_mechanism_t
 # %%
 S.table(convergence_table(T.histories()), "02_convergence",
         title=f"Has training levelled off? Validation UAR (%) at the last epoch and its gain per epoch (points) over the last epochs, "
-              f"mean ± std over every corpus × fold × seed run ({tag}, {cfg.train.epochs} epochs)")
+              f"mean ± std over every corpus × fold × seed run ({tag}, {S.config.train.epochs} epochs)")
 
 # %%
 from IPython.display import Markdown
 
 from hgrlib.experiment.claims import findings
 
-Markdown(findings(out_res, "02_"))
+Markdown(findings(S.out_res, "02_"))

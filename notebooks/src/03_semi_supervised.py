@@ -54,7 +54,7 @@ from hgrlib.report import plots
 from hgrlib.report.tables import mean_std
 
 S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, seeds, folds=folds, jobs=jobs)
-P, cfg, fs, lam, seeds, tag, out_res, out_fig = S.profile, S.config, S.fs, S.lam, S.seeds, S.tag, S.out_res, S.out_fig
+P, cfg, lam = S.profile, S.config, S.lam
 cfg = P.explore(cfg)
 
 # %%
@@ -66,7 +66,7 @@ arms = {  # the arms' names: hgrlib/experiment/conditions.py
     C.SEMI_HGR: ({"lam": lam}, fixed | {"use_unlabeled": True}),
 }
 full = {C.LABELED_CE: {"lam": 0.0}, C.LABELED_HGR: {"lam": lam}, C.SEMI_HGR: {"lam": lam}}
-corpora = [(P, cfg, fs)]
+corpora = [(P, cfg, S.fs)]
 if replica_seed is not None and dataset == "synthetic":
     R = with_corpus_seed(P, replica_seed)
     prepare_data(R.config.data, R.config.features, cache_dir, R.synthetic)
@@ -76,12 +76,12 @@ for i, (Q, qcfg, qfs) in enumerate(corpora):
     cfgs, names = [], []
     for frac in fractions:
         for name, (loss, train) in arms.items():
-            made = fold_seed_runs(qcfg.with_(model={"modalities": "av"}, loss=loss, train=train | {"labeled_frac": frac}), seeds, qfs)
+            made = fold_seed_runs(qcfg.with_(model={"modalities": "av"}, loss=loss, train=train | {"labeled_frac": frac}), S.seeds, qfs)
             cfgs += made
             names += [name] * len(made)
     if i == 0:  # every clip labeled: the arms are fusion with CE and with CE + Soft-HGR (two configs, three names)
         for name, loss in full.items():
-            made = fold_seed_runs(qcfg.with_(model={"modalities": "av"}, loss=loss), seeds, qfs)
+            made = fold_seed_runs(qcfg.with_(model={"modalities": "av"}, loss=loss), S.seeds, qfs)
             cfgs += made
             names += [name] * len(made)
     part = results_frame(train_all(cfgs, qfs, runs_dir, jobs=S.jobs), condition=names)
@@ -97,7 +97,7 @@ cols = ["condition", "labeled_frac", "corpora", "runs", "acc", "uar", "steps", "
 S.table(runs, "03_semi_supervised_runs", show=False)
 S.table(table[cols], "03_semi_supervised_table",
         title=f"Test accuracy / UAR (%) against the labeled fraction, mean ± std over every corpus × fold × seed "
-                 f"({tag}, λ={lam}, {cfg.train.epochs} epochs, {per_batch} labeled rows per batch)")
+                 f"({S.tag}, λ={lam}, {cfg.train.epochs} epochs, {per_batch} labeled rows per batch)")
 
 # %%
 fig = plots.curves_with_errors(table, x="labeled_frac", group="condition", metric="acc", xlabel="labeled training clips (log scale)", percent_x=True)
@@ -116,4 +116,4 @@ from IPython.display import Markdown
 
 from hgrlib.experiment.claims import findings
 
-Markdown(findings(out_res, "03_"))
+Markdown(findings(S.out_res, "03_"))

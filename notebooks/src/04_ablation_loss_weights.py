@@ -52,8 +52,8 @@ from hgrlib.report import plots
 from hgrlib.report.tables import mean_std
 
 S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, seeds, folds=folds, jobs=jobs)
-P, cfg, fs, lam, seeds, tag, out_res, out_fig = S.profile, S.config, S.fs, S.lam, S.seeds, S.tag, S.out_res, S.out_fig
-cfg = P.explore(cfg)
+cfg, fs, lam, seeds, tag = S.config, S.fs, S.lam, S.seeds, S.tag
+cfg = S.profile.explore(cfg)
 
 # %%
 # the full λ sweep without per-modality CE; with it, λ = 0 and the profile's λ (a CPU-sized grid)

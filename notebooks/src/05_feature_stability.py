@@ -58,7 +58,7 @@ from hgrlib.report import plots
 from hgrlib.report.tables import mean_std
 
 S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, seeds, folds=folds, jobs=jobs)
-P, cfg, fs, lam, seeds, tag, out_res, out_fig = S.profile, S.config, S.fs, S.lam, S.seeds, S.tag, S.out_res, S.out_fig
+cfg, fs, lam, seeds, tag = S.config, S.fs, S.lam, S.seeds, S.tag
 assert len(seeds) >= 2, "seed-to-seed comparisons need at least two seeds"
 # the same conditions and configs as notebook 02, so its runs are read back, not retrained
 conditions = C.fusion_pair(lam)  # fusion (CE), fusion (CE + Soft-HGR): hgrlib/experiment/conditions.py
@@ -204,4 +204,4 @@ from IPython.display import Markdown
 
 from hgrlib.experiment.claims import findings
 
-Markdown(findings(out_res, "05_") + ("\n" + st.probe_findings(probes) if probes is not None else ""))
+Markdown(findings(S.out_res, "05_") + ("\n" + st.probe_findings(probes) if probes is not None else ""))

@@ -42,9 +42,8 @@ from hgrlib.experiment.prepare import run_features, setup
 from hgrlib.report import plots
 
 S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, folds=folds, jobs=jobs)
-cfg, fs, lam, tag, out_res, out_fig = S.config, S.fs, S.lam, S.tag, S.out_res, S.out_fig
-conditions = C.fusion_pair(lam)  # fusion (CE), fusion (CE + Soft-HGR): hgrlib/experiment/conditions.py
-results = train_all([cfg.with_(**c, train={"seed": seed, "fold": 0}) for c in conditions.values()], fs, runs_dir, jobs=S.jobs)
+conditions = C.fusion_pair(S.lam)  # fusion (CE), fusion (CE + Soft-HGR): hgrlib/experiment/conditions.py
+results = train_all([S.config.with_(**c, train={"seed": seed, "fold": 0}) for c in conditions.values()], S.fs, runs_dir, jobs=S.jobs)
 feats = {name: select(run_features(r), part) for name, r in zip(conditions, results)}
 print({name: len(fe["clip_ids"]) for name, fe in feats.items()}, "clips of part", part)
 
@@ -55,11 +54,11 @@ for method in em.METHODS:
 scores = em.silhouettes(feats, embeddings=embeddings).round(3)
 S.table(scores, "06_silhouettes",
            title=f"Silhouette scores by emotion and by subject of the {part} clips' features "
-                 f"(standardised inputs; and of their 2-D embeddings) ({tag}, λ={lam}, seed {seed})")
+                 f"(standardised inputs; and of their 2-D embeddings) ({S.tag}, λ={S.lam}, seed {seed})")
 
 # %%
 for method in em.METHODS:
-    fig = plots.plot_grid(feats, embeddings, method, fs.classes, scores=scores,
+    fig = plots.plot_grid(feats, embeddings, method, S.fs.classes, scores=scores,
                        shown="test-clip features (held-out subjects)" if part == "test" else f"{part or 'all'} clips' features")
     S.figure(fig, f"06_{method}.png")
 

@@ -54,8 +54,8 @@ from hgrlib.report import plots
 from hgrlib.report.tables import show
 
 S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, seeds, folds=folds, jobs=jobs)
-P, cfg, fs, lam, seeds, tag, out_res, out_fig = S.profile, S.config, S.fs, S.lam, S.seeds, S.tag, S.out_res, S.out_fig
-cfg = P.explore(cfg)
+cfg, fs, lam, seeds, tag = S.config, S.fs, S.lam, S.seeds, S.tag
+cfg = S.profile.explore(cfg)
 n_batches = (15 if profile == "smoke" else 100) if n_batches is None else n_batches
 d, batch = cfg.model.dim, cfg.train.batch_size
 make_runs = lambda c, s: fold_seed_runs(c, s, fs)  # noqa: E731  every subject fold × the given seeds
@@ -205,4 +205,4 @@ from IPython.display import Markdown
 
 from hgrlib.experiment.claims import findings
 
-Markdown(findings(out_res, "07_"))
+Markdown(findings(S.out_res, "07_"))

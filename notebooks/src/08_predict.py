@@ -57,7 +57,7 @@ from hgrlib.report.plots import plot_key_frames, plot_log_mel, plot_segment_prob
 from hgrlib.report.tables import show
 
 S = setup(profile, dataset, root, classes, cache_dir, results_dir, figures_dir, lam, folds=folds, jobs=jobs)
-P, fs, lam, tag, out_res, out_fig = S.profile, S.fs, S.lam, S.tag, S.out_res, S.out_fig
+P, fs, lam = S.profile, S.fs, S.lam
 
 # %% [markdown]
 # ## The model: a run of notebook 02, exported
@@ -103,7 +103,7 @@ if preds and not table["true"].any():  # none of the clips is from the corpus: n
     table = table.drop(columns="true")
 if run_probs:  # the same clips, as the run scored them from its feature cache
     table.insert(3, "max_diff_vs_run", [round(float(np.abs(p.probs - run_probs[p.clip]).max()), 6) for p in preds])
-title = f"Predictions of the {modalities} model (λ={lam}, fold {fold}, seed {seed}) ({tag})"
+title = f"Predictions of the {modalities} model (λ={lam}, fold {fold}, seed {seed}) ({S.tag})"
 S.table(table, "08_predictions", show=False, title=title)
 for f in failures:
     print("not predicted:", f.error)
