@@ -16,7 +16,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-benchmarks/results_gpu}; DEVICE=${DEVICE:-cuda}; KS=${KS:-1 4 16 64}; PROFILE=${PROFILE:-default}
 RUN_ALL=${RUN_ALL:-1}; QUICK=${QUICK:-0}; py=${PYTHON:-python3}
-W=${WORK:-$(mktemp -d /tmp/hgrlib-gpu-XXXXXX)}
+if [ -z "${WORK:-}" ]; then W=$(mktemp -d /tmp/hgrlib-gpu-XXXXXX); trap 'rm -rf "$W"' EXIT; else W=$WORK; fi  # a folder of its own: removed at exit
 mkdir -p "$OUT" "$W"
 export PYTHONUNBUFFERED=1
 stamp() { echo "== $(date -u +%H:%M:%S) $*"; }

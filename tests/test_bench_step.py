@@ -17,7 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_gpu_sh_runs_bench_step_quick_on_the_cpu(tmp_path):
     env = os.environ | {"DEVICE": "cpu", "QUICK": "1", "RUN_ALL": "0", "KS": "1 2", "OUT": str(tmp_path), "PYTHON": sys.executable}
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    before = set(Path("/tmp").glob("hgrlib-gpu-*"))
     p = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu.sh")], env=env, capture_output=True, text=True, timeout=600)
+    assert set(Path("/tmp").glob("hgrlib-gpu-*")) <= before, "gpu.sh left its scratch folder behind"
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     res = json.loads((tmp_path / "results_step_cpu.json").read_text())
     names = [v["variant"] for v in res["variants"]]
